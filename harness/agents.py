@@ -1,0 +1,180 @@
+"""Agents: an encoding and a backend turned into actions, many decisions per batch.
+
+``ChooseAgent`` scores the text of every legal action after the prompt and picks by
+likelihood (greedy, or sampled at a temperature); the full distribution is kept.
+``GenerateAgent`` asks for free text, parses it, re-prompts refused replies with the reason,
+and after ``max_retries`` falls back to a random legal action or forfeits; every refused
+reply is kept.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from harness.backends.base import Backend, GenerateOptions, ScoreRequest
+from harness.records import Attempt
+from textenvs import ActionError, Encoding, build_prompt
+from textenvs.prompting import feedback_text
+
+FALLBACKS = ("random", "forfeit")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One pending decision of one episode."""
+
+    state: Any
+    legal: tuple[str, ...]
+    #: The episode's own generator, for sampling and fallbacks.
+    rng: np.random.Generator
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the agent did for one decision."""
+
+    #: The canonical action, or ``None`` for a forfeit.
+    action: str | None
+    #: ``"model"`` or ``"fallback"``.
+    source: str
+    prompt: str
+    reply: str | None
+    logprobs: list[float] | None
+    probs: list[float] | None
+    attempts: tuple[Attempt, ...]
+    #: This decision's share of the backend time of its batch.
+    backend_s: float
+
+
+class Agent(Protocol):
+    """Turns a batch of decisions into choices."""
+
+    mode: str
+
+    def act(self, decisions: Sequence[Decision]) -> list[Choice]: ...
+
+
+def action_distribution(logprobs: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(logprobs / temperature); temperature 0 puts all mass on the (first) best."""
+    if temperature <= 0:
+        probs = np.zeros_like(logprobs)
+        probs[int(np.argmax(logprobs))] = 1.0
+        return probs
+    z = logprobs / temperature
+    z = np.exp(z - z.max())
+    return z / z.sum()
+
+
+def _separator(formatted_prompt: str) -> str:
+    """A space before the action text unless the prompt already ends in whitespace."""
+    return "" if not formatted_prompt or formatted_prompt[-1].isspace() else " "
+
+
+class ChooseAgent:
+    """Picks among the legal actions by the model's likelihood of their text."""
+
+    mode = "choose"
+
+    def __init__(self, backend: Backend, encoding: Encoding[Any], temperature: float = 0.0, score_norm: str = "sum"):
+        if score_norm not in ("sum", "mean"):
+            raise ValueError(f"score_norm must be 'sum' or 'mean', got {score_norm!r}")
+        self.backend = backend
+        self.encoding = encoding
+        self.temperature = temperature
+        self.score_norm = score_norm
+
+    def act(self, decisions: Sequence[Decision]) -> list[Choice]:
+        prompts, requests = [], []
+        for d in decisions:
+            prompt = build_prompt(self.encoding, d.state, d.legal, self.mode)
+            formatted = self.backend.format_prompt(prompt)
+            sep = _separator(formatted)
+            prompts.append(prompt)
+            requests.append(ScoreRequest(formatted, tuple(sep + self.encoding.render_action(d.state, a) for a in d.legal)))
+        start = time.perf_counter()
+        scored = self.backend.score(requests) if requests else []
+        share = (time.perf_counter() - start) / max(len(decisions), 1)
+        choices = []
+        for d, prompt, scores in zip(decisions, prompts, scored):
+            logprobs = np.array([s.logprob for s in scores])
+            values = logprobs / np.array([s.n_tokens for s in scores]) if self.score_norm == "mean" else logprobs
+            probs = action_distribution(values, self.temperature)
+            index = int(np.argmax(probs)) if self.temperature <= 0 else int(d.rng.choice(len(probs), p=probs))
+            choices.append(Choice(d.legal[index], "model", prompt, None, logprobs.tolist(), probs.tolist(), (), share))
+        return choices
+
+
+class GenerateAgent:
+    """Parses free-text replies into actions, re-prompting refused ones with the reason."""
+
+    mode = "generate"
+
+    def __init__(
+        self,
+        backend: Backend,
+        encoding: Encoding[Any],
+        options: GenerateOptions = GenerateOptions(),
+        max_retries: int = 2,
+        fallback: str = "random",
+        seed: int = 0,
+    ):
+        if fallback not in FALLBACKS:
+            raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        self.backend = backend
+        self.encoding = encoding
+        self.options = options
+        self.max_retries = max_retries
+        self.fallback = fallback
+        # Sampling seeds for successive backend calls: reproducible from the run's seed.
+        self._seeds = np.random.default_rng(seed)
+
+    def act(self, decisions: Sequence[Decision]) -> list[Choice]:
+        n = len(decisions)
+        feedback = [""] * n
+        attempts: list[list[Attempt]] = [[] for _ in range(n)]
+        accepted: dict[int, tuple[str, str, str]] = {}  # index -> (action, prompt, reply)
+        last: dict[int, tuple[str, str]] = {}
+        backend_s = 0.0
+        pending = list(range(n))
+        for _round in range(self.max_retries + 1):
+            if not pending:
+                break
+            prompts = [build_prompt(self.encoding, decisions[i].state, decisions[i].legal, self.mode, feedback[i]) for i in pending]
+            options = self._call_options()
+            start = time.perf_counter()
+            replies = self.backend.generate([self.backend.format_prompt(p) for p in prompts], options)
+            backend_s += time.perf_counter() - start
+            still = []
+            for i, prompt, reply in zip(pending, prompts, replies):
+                d = decisions[i]
+                try:
+                    action = self.encoding.parse_action(d.state, reply, d.legal)
+                except ActionError as error:
+                    attempts[i].append(Attempt(prompt, reply, error.kind, str(error)))
+                    feedback[i] = feedback_text(reply, error)
+                    last[i] = (prompt, reply)
+                    still.append(i)
+                else:
+                    accepted[i] = (action, prompt, reply)
+            pending = still
+        share = backend_s / max(n, 1)
+        choices = []
+        for i, d in enumerate(decisions):
+            if i in accepted:
+                action, prompt, reply = accepted[i]
+                choices.append(Choice(action, "model", prompt, reply, None, None, tuple(attempts[i]), share))
+            else:
+                prompt, reply = last[i]
+                action = str(d.rng.choice(list(d.legal))) if self.fallback == "random" else None
+                choices.append(Choice(action, "fallback", prompt, reply, None, None, tuple(attempts[i]), share))
+        return choices
+
+    def _call_options(self) -> GenerateOptions:
+        seed = int(self._seeds.integers(2**31 - 1))
+        return GenerateOptions(self.options.max_new_tokens, self.options.temperature, seed, self.options.stop)

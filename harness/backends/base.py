@@ -1,0 +1,89 @@
+"""The seam between agents and language models: two batched operations.
+
+A backend turns prompts into replies (``generate``) and scores candidate continuations
+of a prompt (``score``). Prompts handed to a backend are the *user's text*; the backend
+applies the model's chat template, or none for a base model, in ``format_prompt``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+
+class BackendError(RuntimeError):
+    """A backend could not answer: a model that failed to load, a server that timed out..."""
+
+
+class MissingDependencyError(ImportError):
+    """An optional backend whose package is not installed; the message says what to install."""
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    """How to sample free text."""
+
+    max_new_tokens: int = 24
+    #: 0 means greedy decoding.
+    temperature: float = 0.0
+    #: Seed for sampling, so a run is reproducible from its manifest.
+    seed: int | None = None
+    #: Generation stops at the first of these strings (it is cut from the reply).
+    stop: tuple[str, ...] = ("\n",)
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Score each continuation after one shared prompt (already formatted)."""
+
+    prompt: str
+    continuations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ContinuationScore:
+    """Log-probability of one continuation given its prompt."""
+
+    #: Sum of the token log-probabilities of the continuation.
+    logprob: float
+    #: Number of tokens the continuation took.
+    n_tokens: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a results manifest records about the model."""
+
+    name: str
+    backend: str
+    #: Path or URL the weights came from.
+    source: str
+    #: sha256 of the weights file, when there is one file.
+    weights_sha256: str | None = None
+    chat_template: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A language model behind two batched operations."""
+
+    def info(self) -> ModelInfo:
+        """The model's identity, for the manifest."""
+        ...
+
+    def format_prompt(self, text: str) -> str:
+        """Wrap user text for the model: chat template + assistant turn, or as is."""
+        ...
+
+    def generate(self, prompts: Sequence[str], options: GenerateOptions) -> list[str]:
+        """One reply per formatted prompt, all in one batch."""
+        ...
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:
+        """For each request, the log-probability of each continuation."""
+        ...
+
+    def close(self) -> None:
+        """Release the model or connection."""
+        ...

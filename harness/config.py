@@ -1,0 +1,131 @@
+"""The run configuration: one frozen dataclass, read from flags or a TOML file.
+
+Every run saves its resolved configuration in its manifest; ``zso run --config`` with that
+``config`` table reproduces it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sys
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Mapping
+
+import jsonschema
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be run; the message names the bad key."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides what a run does."""
+
+    env: str = "chess"
+    variant: str | None = None
+    env_options: dict[str, Any] = field(default_factory=dict)
+    encoding: str = "fen"
+    model: str = "smollm2-135m-instruct"
+    backend: str = "transformers"
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    mode: str = "choose"
+    episodes: int = 4
+    max_steps: int = 40
+    batch_size: int = 16
+    seed: int = 0
+    temperature: float = 0.0
+    score_norm: str = "sum"
+    max_new_tokens: int = 16
+    max_retries: int = 2
+    fallback: str = "random"
+    out: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def episode_seeds(self) -> list[int]:
+        """One seed per episode, derived from the base seed."""
+        return [self.seed + i for i in range(self.episodes)]
+
+
+@lru_cache(maxsize=None)
+def schema(name: str) -> dict[str, Any]:
+    """The JSON Schema ``results/schemas/<name>.schema.json``."""
+    return json.loads(files("harness.schemas").joinpath(f"{name}.schema.json").read_text(encoding="utf-8"))
+
+
+def validate_config(data: Mapping[str, Any], source: str = "config") -> None:
+    """Check ``data`` against the config schema; the error names the key and what is wrong."""
+    validator = jsonschema.Draft202012Validator(schema("config"))
+    errors = sorted(validator.iter_errors(dict(data)), key=lambda e: list(e.path))
+    if not errors:
+        return
+    messages = []
+    known = list(schema("config")["properties"])
+    for error in errors:
+        if error.validator == "additionalProperties":
+            extra = [k for k in data if k not in known]
+            for key in extra:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                messages.append(f"{source}: unknown key {key!r}{hint}")
+        else:
+            where = ".".join(str(p) for p in error.path) or "(top level)"
+            messages.append(f"{source}: key {where!r}: {error.message}")
+    raise ConfigError("; ".join(messages))
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """The raw table of a TOML config file, or a clear error."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"no config file {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return data
+
+
+def resolve_config(file: str | Path | None = None, **overrides: Any) -> RunConfig:
+    """Defaults, then the TOML file, then explicit ``overrides`` (``None`` means unset)."""
+    data: dict[str, Any] = {}
+    if file is not None:
+        data = load_toml(file)
+        validate_config(data, source=str(file))
+    set_overrides = {k: v for k, v in overrides.items() if v is not None}
+    for key in ("env_options", "backend_options"):
+        if key in set_overrides:
+            set_overrides[key] = {**data.get(key, {}), **set_overrides[key]}
+    merged = {**data, **set_overrides}
+    validate_config(merged, source=str(file) if file else "options")
+    names = {f.name for f in fields(RunConfig)}
+    return replace(RunConfig(), **{k: v for k, v in merged.items() if k in names})
+
+
+def parse_key_values(pairs: list[str] | None, flag: str) -> dict[str, Any]:
+    """``["opponent=stockfish", "depth=3"]`` -> ``{"opponent": "stockfish", "depth": 3}``.
+
+    Values are read as TOML scalars when they parse as one (numbers, booleans), else as
+    strings.
+    """
+    result: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} expects KEY=VALUE, got {pair!r}")
+        try:
+            result[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            result[key.strip()] = value
+    return result

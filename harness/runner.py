@@ -1,0 +1,257 @@
+"""Play many episodes in lockstep and write every step.
+
+Up to ``batch_size`` episodes are live at once; at each step all their pending decisions
+go to the agent (and so to the backend) as one batch. A finished episode is written at
+once and its slot starts the next episode. Ctrl-C stops the run between steps: finished
+episodes are already on disk and the manifest says ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import platform
+import re
+import subprocess
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.agents import Agent, ChooseAgent, Decision, GenerateAgent
+from harness.backends import Backend, GenerateOptions, load_backend
+from harness.config import RunConfig
+from harness.records import EpisodeRecord, Manifest, RunWriter, StepRecord, Timing
+from textenvs import ENVS, TextEnv, get_encoding, make_env
+
+#: Distributions whose versions every manifest records (when installed).
+RECORDED_PACKAGES = (
+    "zso", "torch", "transformers", "gguf", "accelerate", "chess", "gymnasium", "minigrid",
+    "numpy", "scipy", "imitation", "stable-baselines3", "vllm",
+)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; the run directory holds every finished episode."""
+
+    def __init__(self, run_dir: Path, episodes_done: int):
+        self.run_dir = run_dir
+        self.episodes_done = episodes_done
+        super().__init__(f"interrupted: {episodes_done} finished episode(s) saved in {run_dir}")
+
+
+@dataclass
+class _Episode:
+    """The runner's bookkeeping for one live episode."""
+
+    index: int
+    seed: int
+    env: Any
+    rng: np.random.Generator
+    start_state: dict[str, Any]
+    reset_info: dict[str, Any]
+    started: float
+    t: int = 0
+    total_reward: float = 0.0
+    invalid: Counter = field(default_factory=Counter)
+    fallbacks: int = 0
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+
+
+def make_agent(config: RunConfig, backend: Backend, encoding: Any) -> Agent:
+    """The agent of ``config.mode``."""
+    if config.mode == "choose":
+        return ChooseAgent(backend, encoding, config.temperature, config.score_norm)
+    if config.mode == "generate":
+        options = GenerateOptions(max_new_tokens=config.max_new_tokens, temperature=config.temperature)
+        return GenerateAgent(backend, encoding, options, config.max_retries, config.fallback, seed=config.seed)
+    raise ValueError(f"unknown mode {config.mode!r}; expected 'choose' or 'generate'")
+
+
+def default_run_dir(config: RunConfig, root: str | Path = "results") -> Path:
+    """``results/<time>-<env>-<encoding>-<model>``."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    model = re.sub(r"[^A-Za-z0-9.]+", "-", Path(config.model).name).strip("-")
+    return Path(root) / f"{stamp}-{config.env}-{config.encoding}-{model}-{config.mode}"
+
+
+class Runner:
+    """Runs one configuration against one backend."""
+
+    def __init__(self, config: RunConfig, backend: Backend | None = None):
+        self.config = config
+        # Fail on a bad environment, variant, option or encoding before loading a model.
+        self.encoding = get_encoding(config.env, config.encoding)
+        probe = self._new_env()
+        if not isinstance(probe, TextEnv):
+            raise TypeError(f"environment {config.env!r} does not implement textenvs.TextEnv")
+        self._envs: list[Any] = [probe]
+        self.backend = backend if backend is not None else load_backend(config.backend, config.model, config.backend_options)
+        self.agent = make_agent(config, self.backend, self.encoding)
+
+    def _new_env(self) -> Any:
+        return make_env(self.config.env, self.config.variant, **self.config.env_options)
+
+    def run(self, out: str | Path | None = None, progress: Any = None) -> Path:
+        """Play all episodes; returns the run directory.
+
+        ``progress`` is an optional callable ``(episodes_done, steps_done)`` called after
+        every step (the CLI draws a progress bar with it).
+        """
+        cfg = self.config
+        run_dir = Path(out or cfg.out or default_run_dir(cfg))
+        writer = RunWriter(run_dir, self._manifest(run_dir))
+        seeds = cfg.episode_seeds()
+        n_slots = min(cfg.batch_size, cfg.episodes)
+        while len(self._envs) < n_slots:
+            self._envs.append(self._new_env())
+        next_episode = 0
+        live: list[_Episode] = []
+        done = steps = 0
+        try:
+            for env in self._envs[:n_slots]:
+                live.append(self._start(env, next_episode, seeds[next_episode]))
+                next_episode += 1
+            while live:
+                decisions = [Decision(ep.env.text_state(), tuple(ep.env.legal_actions()), ep.rng) for ep in live]
+                choices = self.agent.act(decisions)
+                still: list[_Episode] = []
+                for ep, decision, choice in zip(live, decisions, choices):
+                    finished = self._apply(ep, decision, choice, writer)
+                    steps += 1
+                    if finished is None:
+                        still.append(ep)
+                        continue
+                    writer.episode(finished)
+                    done += 1
+                    if next_episode < cfg.episodes:
+                        still.append(self._start(ep.env, next_episode, seeds[next_episode]))
+                        next_episode += 1
+                live = still
+                if progress is not None:
+                    progress(done, steps)
+        except KeyboardInterrupt:
+            writer.close("interrupted", _now())
+            raise RunInterrupted(run_dir, done) from None
+        except BaseException:
+            writer.close("failed", _now())
+            raise
+        writer.close("complete", _now())
+        return run_dir
+
+    def close(self) -> None:
+        for env in self._envs:
+            env.close()
+        self.backend.close()
+
+    # -- one episode ----------------------------------------------------------------------
+
+    def _start(self, env: Any, index: int, seed: int) -> _Episode:
+        _, info = env.reset(seed=seed, options={"episode_index": index})
+        # The agent's own stream (sampling, fallbacks) is independent of the environment's.
+        rng = np.random.default_rng([seed, 1])
+        return _Episode(index, seed, env, rng, env.state_record(), dict(info), time.perf_counter())
+
+    def _apply(self, ep: _Episode, decision: Decision, choice: Any, writer: RunWriter) -> EpisodeRecord | None:
+        """Take ``choice`` in ``ep``; write the step; return the episode record if it ended."""
+        state = ep.env.state_record()
+        for attempt in choice.attempts:
+            ep.invalid[attempt.error_kind] += 1
+        ep.fallbacks += choice.source == "fallback"
+        start = time.perf_counter()
+        if choice.action is None:  # forfeit
+            reward, terminated, truncated, info = 0.0, False, False, {"outcome": "forfeit", "success": False}
+        else:
+            _, reward, terminated, truncated, info = ep.env.step(choice.action)
+            info = dict(info)
+        env_s = time.perf_counter() - start
+        ep.t += 1
+        truncated = bool(truncated) or (not terminated and choice.action is not None and ep.t >= self.config.max_steps)
+        ep.total_reward += float(reward)
+        for name, value in (info.get("metrics") or {}).items():
+            ep.metrics.setdefault(name, []).append(float(value))
+        writer.step(StepRecord(
+            episode=ep.index, t=ep.t - 1, state=state, encoding=self.config.encoding, mode=self.agent.mode,
+            prompt=choice.prompt, reply=choice.reply, action=choice.action, action_source=choice.source,
+            legal_actions=list(decision.legal), logprobs=choice.logprobs, probs=choice.probs,
+            attempts=list(choice.attempts), reward=float(reward), terminated=bool(terminated),
+            truncated=truncated, info=info,
+            timing=Timing(choice.backend_s, env_s, choice.backend_s + env_s),
+        ))
+        if choice.action is not None and not terminated and not truncated:
+            return None
+        end_reason = "forfeit" if choice.action is None else "terminated" if terminated else "truncated"
+        success = info.get("success")
+        return EpisodeRecord(
+            episode=ep.index, seed=ep.seed, start_state=ep.start_state, reset_info=ep.reset_info,
+            steps=ep.t, total_reward=ep.total_reward, terminated=bool(terminated), truncated=truncated,
+            end_reason=end_reason, success=None if success is None else bool(success),
+            outcome=info.get("outcome"), invalid_replies=sum(ep.invalid.values()),
+            invalid_by_kind=dict(ep.invalid), fallback_actions=ep.fallbacks,
+            metrics={k: float(np.mean(v)) for k, v in ep.metrics.items()},
+            wall_s=time.perf_counter() - ep.started,
+        )
+
+    # -- provenance -----------------------------------------------------------------------
+
+    def _manifest(self, run_dir: Path) -> Manifest:
+        cfg = self.config
+        env = self._envs[0]
+        entry = ENVS.entry(cfg.env)
+        return Manifest(
+            run_id=run_dir.name,
+            created=_now(),
+            config={**cfg.to_json(), "out": str(run_dir)},
+            model=_model_json(self.backend),
+            environment={
+                "id": cfg.env,
+                "variant": cfg.variant or entry.metadata.get("default_variant"),
+                "options": cfg.env_options,
+                "class": f"{type(env).__module__}.{type(env).__qualname__}",
+                "encoding": cfg.encoding,
+                "encoding_class": f"{type(self.encoding).__module__}.{type(self.encoding).__qualname__}",
+            },
+            packages=package_versions(),
+            code=code_revision(),
+            seeds={"base": cfg.seed, "episodes": cfg.episode_seeds()},
+            host={"python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine()},
+        )
+
+
+def _model_json(backend: Backend) -> dict[str, Any]:
+    return asdict(backend.info())
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages a result depends on."""
+    versions = {}
+    for name in RECORDED_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def code_revision() -> dict[str, Any]:
+    """zso's version and, in a git checkout, the commit and whether the tree was modified."""
+    root = Path(__file__).resolve().parents[1]
+    info: dict[str, Any] = {"version": importlib.metadata.version("zso"), "revision": None, "dirty": None}
+    try:
+        info["revision"] = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=5
+        ).stdout.strip() or None
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, check=True, timeout=5
+        ).stdout
+        info["dirty"] = bool(status.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info

@@ -1,0 +1,152 @@
+"""The results table of one or more runs, with 95% confidence intervals.
+
+Per-episode figures (return, length, success) get intervals over episodes. Per-step
+metrics (chess: centipawn loss, best-move rate) are correlated within an episode, so their
+intervals come from a bootstrap that resamples whole episodes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from harness.records import iter_episodes, iter_steps, read_manifest
+from irl.stats import bootstrap_ci, mean_ci, wilson_interval
+
+#: (estimate, low, high) of a 95% interval.
+Interval = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The headline figures of one run."""
+
+    run_dir: str
+    model: str
+    env: str
+    encoding: str
+    mode: str
+    status: str
+    episodes: int
+    decisions: int
+    total_reward: Interval | None
+    length: Interval | None
+    success: Interval | None
+    #: Share of replies the parser refused (generate mode).
+    invalid_reply_rate: Interval | None
+    #: Share of decisions taken by the fallback (no reply accepted).
+    fallback_rate: Interval | None
+    invalid_by_kind: dict[str, int] = field(default_factory=dict)
+    metrics: dict[str, Interval] = field(default_factory=dict)
+
+
+def _rate(k: int, n: int) -> Interval | None:
+    if n == 0:
+        return None
+    lo, hi = wilson_interval(k, n)
+    return (k / n, lo, hi)
+
+
+def _mean(values: Sequence[float]) -> Interval | None:
+    return tuple(mean_ci(values)) if len(values) else None  # type: ignore[return-value]
+
+
+def summarize(run_dir: str | Path) -> RunSummary:
+    """Read a run directory and compute its figures."""
+    manifest = read_manifest(run_dir)
+    cfg = manifest["config"]
+    episodes = list(iter_episodes(run_dir))
+    finished = {e["episode"] for e in episodes}
+    per_episode: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    decisions = 0
+    for step in iter_steps(run_dir):
+        if step["episode"] not in finished:
+            continue
+        decisions += 1
+        for name, value in (step["info"].get("metrics") or {}).items():
+            per_episode[step["episode"]][name].append(float(value))
+    invalid = sum(e["invalid_replies"] for e in episodes)
+    fallbacks = sum(e["fallback_actions"] for e in episodes)
+    by_kind: dict[str, int] = defaultdict(int)
+    for e in episodes:
+        for kind, count in e["invalid_by_kind"].items():
+            by_kind[kind] += count
+    successes = [e["success"] for e in episodes if e["success"] is not None]
+    generate = cfg.get("mode") == "generate"
+    return RunSummary(
+        run_dir=str(run_dir),
+        model=manifest["model"]["name"],
+        env=cfg["env"] + (f"/{manifest['environment']['variant']}" if manifest["environment"].get("variant") else ""),
+        encoding=cfg["encoding"],
+        mode=cfg["mode"],
+        status=manifest["status"],
+        episodes=len(episodes),
+        decisions=decisions,
+        total_reward=_mean([e["total_reward"] for e in episodes]),
+        length=_mean([e["steps"] for e in episodes]),
+        success=_rate(sum(successes), len(successes)),
+        # Every accepted reply plus every refused one was a reply.
+        invalid_reply_rate=_rate(invalid, invalid + decisions - fallbacks) if generate else None,
+        fallback_rate=_rate(fallbacks, decisions) if generate else None,
+        invalid_by_kind=dict(by_kind),
+        metrics=_episode_bootstrap(per_episode),
+    )
+
+
+def _episode_bootstrap(per_episode: dict[int, dict[str, list[float]]]) -> dict[str, Interval]:
+    """Pooled mean of each step metric, with a bootstrap interval over episodes."""
+    names = sorted({name for metrics in per_episode.values() for name in metrics})
+    result = {}
+    for name in names:
+        groups = [np.asarray(m[name]) for m in per_episode.values() if m.get(name)]
+        sums = np.array([g.sum() for g in groups])
+        counts = np.array([len(g) for g in groups])
+        estimate = float(sums.sum() / counts.sum())
+        if len(groups) < 2:
+            result[name] = (estimate, float("nan"), float("nan"))
+            continue
+        lo, hi = bootstrap_ci(
+            np.arange(len(groups)), lambda idx: sums[idx].sum() / counts[idx].sum(), seed=0
+        )
+        result[name] = (estimate, float(lo), float(hi))
+    return result
+
+
+def _fmt(interval: Interval | None, percent: bool = False, digits: int = 2) -> str:
+    if interval is None:
+        return "-"
+    est, lo, hi = interval
+    if percent:
+        return f"{100 * est:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
+    if np.isnan(lo):
+        return f"{est:.{digits}f}"
+    return f"{est:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+#: Metrics that are 0/1 per step are shown as percentages.
+_RATE_METRICS = {"best_move"}
+
+
+def print_summaries(summaries: Sequence[RunSummary], console: Console) -> None:
+    """One table, a row per run; intervals are 95%."""
+    metric_names = sorted({m for s in summaries for m in s.metrics})
+    table = Table(title="results (95% CI)", show_lines=False)
+    columns = ["model", "env", "encoding", "mode", "episodes", "decisions", "return", "length", "success",
+               "invalid replies", "fallbacks", *metric_names]
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for s in summaries:
+        row: list[Any] = [
+            s.model, s.env, s.encoding, s.mode, f"{s.episodes}" + ("" if s.status == "complete" else f" ({s.status})"),
+            str(s.decisions), _fmt(s.total_reward), _fmt(s.length, digits=1), _fmt(s.success, percent=True),
+            _fmt(s.invalid_reply_rate, percent=True), _fmt(s.fallback_rate, percent=True),
+        ]
+        row += [_fmt(s.metrics.get(m), percent=m in _RATE_METRICS, digits=1) for m in metric_names]
+        table.add_row(*row)
+    console.print(table)

@@ -1,0 +1,81 @@
+"""Check a run directory against the schemas and against itself."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterator
+
+import jsonschema
+
+from harness.config import schema
+from harness.records import EPISODES, MANIFEST, STEPS, ResultsError, iter_jsonl, read_manifest
+
+
+def _schema_errors(kind: str, obj: dict[str, Any], where: str) -> Iterator[str]:
+    validator = jsonschema.Draft202012Validator(schema(kind))
+    for error in sorted(validator.iter_errors(obj), key=lambda e: list(e.path)):
+        path = ".".join(str(p) for p in error.path) or "(top level)"
+        yield f"{where}: {path}: {error.message}"
+
+
+def validate_run(run_dir: str | Path, max_problems: int = 50) -> list[str]:
+    """Every problem found in ``run_dir`` (empty when the run is valid).
+
+    Checks each file against its schema, then consistency: steps of an episode are
+    numbered 0, 1, ...; each action is one of the recorded legal actions; choose-mode
+    distributions sum to 1; each finished episode has as many steps as it says; a
+    ``complete`` run has all its episodes.
+    """
+    run_dir = Path(run_dir)
+    problems: list[str] = []
+    try:
+        manifest = read_manifest(run_dir)
+    except ResultsError as exc:
+        return [str(exc)]
+    problems += _schema_errors("manifest", manifest, MANIFEST)
+    problems += _schema_errors("config", manifest.get("config", {}), f"{MANIFEST} config")
+    step_counts: Counter = Counter()
+    next_t: dict[int, int] = {}
+    try:
+        for number, step in enumerate(iter_jsonl(run_dir / STEPS), start=1):
+            where = f"{STEPS}:{number}"
+            errors = list(_schema_errors("step", step, where))
+            problems += errors
+            if errors:
+                continue
+            ep, t = step["episode"], step["t"]
+            if t != next_t.get(ep, 0):
+                problems.append(f"{where}: episode {ep} step t={t}, expected t={next_t.get(ep, 0)}")
+            next_t[ep] = t + 1
+            step_counts[ep] += 1
+            if step["action"] is not None and step["action"] not in step["legal_actions"]:
+                problems.append(f"{where}: action {step['action']!r} is not among the recorded legal actions")
+            if step["probs"] is not None:
+                if len(step["probs"]) != len(step["legal_actions"]) or not math.isclose(sum(step["probs"]), 1.0, abs_tol=1e-6):
+                    problems.append(f"{where}: probs must have one entry per legal action and sum to 1")
+            if step["logprobs"] is not None and len(step["logprobs"]) != len(step["legal_actions"]):
+                problems.append(f"{where}: logprobs must have one entry per legal action")
+            if len(problems) >= max_problems:
+                return problems[:max_problems]
+        episodes = set()
+        for number, episode in enumerate(iter_jsonl(run_dir / EPISODES), start=1):
+            where = f"{EPISODES}:{number}"
+            errors = list(_schema_errors("episode", episode, where))
+            problems += errors
+            if errors:
+                continue
+            ep = episode["episode"]
+            if ep in episodes:
+                problems.append(f"{where}: episode {ep} recorded twice")
+            episodes.add(ep)
+            if step_counts[ep] != episode["steps"]:
+                problems.append(f"{where}: episode {ep} says {episode['steps']} steps, {STEPS} has {step_counts[ep]}")
+    except ResultsError as exc:
+        problems.append(str(exc))
+        return problems
+    expected = manifest.get("config", {}).get("episodes")
+    if manifest.get("status") == "complete" and expected is not None and len(episodes) != expected:
+        problems.append(f"{MANIFEST}: status is complete but {len(episodes)} of {expected} episodes are recorded")
+    return problems[:max_problems]

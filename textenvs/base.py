@@ -1,0 +1,134 @@
+"""The two contracts of the text layer: what an environment offers, and what an encoding does.
+
+An environment is a plain :class:`gymnasium.Env` that also implements :class:`TextEnv`:
+it lists its legal actions in a canonical form, hands out an immutable snapshot of the
+decision state for encodings to render, and a JSON-able record of that state for results.
+
+An :class:`Encoding` is stateless: it renders a snapshot and its legal actions into text,
+and parses a reply back into one legal canonical action, or raises an
+:class:`~textenvs.errors.ActionError` that says what went wrong.
+
+Conventions for ``info`` dicts returned by ``step`` (everything in them must be JSON-able):
+
+``metrics``
+    ``{name: number}`` measured for the decision just taken (chess: centipawn loss);
+    summaries average them with confidence intervals.
+``success``
+    on the final step, whether the episode reached its goal.
+``outcome``
+    on the final step, a short word for how it ended (``"checkmate"``, ``"goal"``, ...).
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Generic, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
+
+from textenvs.errors import AmbiguousActionError, IllegalActionError, UnparseableActionError
+
+S = TypeVar("S")
+
+
+@runtime_checkable
+class TextEnv(Protocol[S]):
+    """What the harness needs of a ``gymnasium.Env`` beyond reset and step."""
+
+    #: Environment family: the encoding namespace and the ``prompts/`` folder.
+    family: str
+
+    def legal_actions(self) -> list[str]:
+        """Canonical ids of the actions legal in the current state, in a fixed order."""
+        ...
+
+    def text_state(self) -> S:
+        """An immutable snapshot of the current decision state, for encodings."""
+        ...
+
+    def state_record(self) -> dict[str, Any]:
+        """A JSON-able description of the current state (a FEN, an MDP state index...)."""
+        ...
+
+
+class Encoding(ABC, Generic[S]):
+    """Renders states and actions of one environment family as text, and parses replies."""
+
+    #: Environment family the encoding belongs to.
+    env: ClassVar[str]
+    #: Short id, unique within the family (``fen``, ``ascii``...).
+    name: ClassVar[str]
+    #: One line for ``zso encodings``.
+    summary: ClassVar[str] = ""
+
+    @abstractmethod
+    def render_state(self, state: S) -> str:
+        """The state as the model reads it."""
+
+    @abstractmethod
+    def render_action(self, state: S, action: str) -> str:
+        """How the canonical ``action`` is written in this encoding."""
+
+    def state_label(self, state: S) -> str:
+        """A compact name of the state for error messages."""
+        return str(state)
+
+    def prompt_fields(self, state: S) -> dict[str, str]:
+        """Extra ``$fields`` for the prompt template (side to move, answer format...)."""
+        return {}
+
+    def parse_action(self, state: S, reply: str, legal: Sequence[str]) -> str:
+        """The one legal canonical action that ``reply`` names.
+
+        The default reads the action names this encoding renders; encodings with a
+        notation of their own (chess SAN/UCI) override it.
+        """
+        names = {self.render_action(state, a): a for a in legal}
+        return match_named_action(reply, names, self.state_label(state))
+
+
+_SEPARATORS = re.compile(r"[\s,;:.!?\"'`()\[\]{}<>*_|/\\]+")
+
+
+def normalize(text: str) -> str:
+    """Lower case, punctuation and runs of spaces folded into single spaces."""
+    return _SEPARATORS.sub(" ", text.lower()).strip()
+
+
+def match_named_action(
+    reply: str, names: Mapping[str, str], state_label: str, legal: Sequence[str] | None = None
+) -> str:
+    """Find which of ``names`` (text -> canonical action) the reply names.
+
+    ``names`` may cover every action of the environment; with ``legal`` given, a named
+    action outside it is an :class:`~textenvs.errors.IllegalActionError`.
+
+    A reply that is exactly one name wins outright; otherwise each name is looked for as
+    a whole word sequence, and the earliest one found is taken unless another distinct
+    action starts at the same place (ambiguous).
+    """
+    if not reply.strip():
+        raise UnparseableActionError("empty reply", reply, state_label)
+    text = f" {normalize(reply)} "
+    by_text = {normalize(name): action for name, action in names.items()}
+    exact = by_text.get(text.strip())
+    if exact is not None:
+        return _check_legal(exact, reply, state_label, legal)
+    hits = [
+        (pos, -len(name), action)
+        for name, action in by_text.items()
+        if (pos := text.find(f" {name} ")) >= 0
+    ]
+    if not hits:
+        raise UnparseableActionError("no action named in reply", reply, state_label)
+    # The earliest mention wins; at one position the longest name ("pick up" over "up").
+    pos, neg_len, _ = min(hits)
+    winners = {action for p, n, action in hits if p == pos and n == neg_len}
+    if len(winners) > 1:
+        raise AmbiguousActionError(f"reply names {len(winners)} actions at once", reply, state_label)
+    return _check_legal(winners.pop(), reply, state_label, legal)
+
+
+def _check_legal(action: str, reply: str, state_label: str, legal: Sequence[str] | None) -> str:
+    if legal is not None and action not in legal:
+        raise IllegalActionError(f"action {action!r} is not legal here", reply, state_label)
+    return action

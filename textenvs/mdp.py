@@ -1,0 +1,77 @@
+"""The exact tabular MDP of an environment: the value that ``textenvs`` hands to ``irl``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class TabularMDP:
+    """A finite MDP with named actions and named state features.
+
+    Terminal states are absorbing: every action leads back to the same state with zero
+    reward, so finite-horizon and discounted computations need no special case.
+    """
+
+    #: ``P[s, a, s']``: probability of moving from ``s`` to ``s'`` under ``a``.
+    transitions: np.ndarray
+    #: ``R[s, a, s']``: the true reward of that transition.
+    rewards: np.ndarray
+    #: Initial-state distribution over states.
+    initial: np.ndarray
+    #: Boolean mask of terminal (absorbing) states.
+    terminal: np.ndarray
+    #: ``features[s, k]``: named state features (one-hot columns excluded).
+    features: np.ndarray
+    feature_names: tuple[str, ...]
+    action_names: tuple[str, ...]
+    #: A short readable label per state (``"(2, 3) key=1"``), for plots and errors.
+    state_labels: tuple[str, ...] = ()
+    #: Grid shape and the (row, col) of each state, when the states live on a grid.
+    grid_shape: tuple[int, int] | None = None
+    positions: np.ndarray | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        n, a, n2 = self.transitions.shape
+        if n != n2:
+            raise ValueError(f"transitions must be [S, A, S], got {self.transitions.shape}")
+        if self.rewards.shape != self.transitions.shape:
+            raise ValueError(f"rewards shape {self.rewards.shape} != transitions shape {self.transitions.shape}")
+        if self.initial.shape != (n,) or self.terminal.shape != (n,):
+            raise ValueError("initial and terminal must have one entry per state")
+        if self.features.shape[0] != n or self.features.shape[1] != len(self.feature_names):
+            raise ValueError("features must be [S, K] with one name per column")
+        if len(self.action_names) != a:
+            raise ValueError("one name per action is needed")
+        if not np.allclose(self.transitions.sum(axis=2), 1.0, atol=1e-8):
+            raise ValueError("each P[s, a, :] must sum to 1")
+        if not np.isclose(self.initial.sum(), 1.0):
+            raise ValueError("the initial distribution must sum to 1")
+
+    @property
+    def n_states(self) -> int:
+        return self.transitions.shape[0]
+
+    @property
+    def n_actions(self) -> int:
+        return self.transitions.shape[1]
+
+    def expected_rewards(self) -> np.ndarray:
+        """``r[s, a] = sum_s' P[s, a, s'] R[s, a, s']``."""
+        return np.einsum("ijk,ijk->ij", self.transitions, self.rewards)
+
+    def onehot_features(self) -> np.ndarray:
+        """The identity feature matrix: one indicator per state (a free tabular reward)."""
+        return np.eye(self.n_states)
+
+    def feature_matrix(self, names: Sequence[str] | None = None) -> np.ndarray:
+        """The named feature columns ``names`` (all of them by default)."""
+        if names is None:
+            return self.features
+        missing = [n for n in names if n not in self.feature_names]
+        if missing:
+            raise KeyError(f"unknown features {missing}; this MDP has {list(self.feature_names)}")
+        return self.features[:, [self.feature_names.index(n) for n in names]]
