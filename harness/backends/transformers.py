@@ -1,0 +1,620 @@
+"""The in-process Hugging Face ``transformers`` backend (CPU by default).
+
+It loads a Hugging Face model directory or a GGUF file. A GGUF file is dequantised once
+and saved, model and repaired tokenizer, under ``cache_dir()/converted/<sha256[:16]>/``;
+later runs load that directory in a second or two.
+
+Tokenizers converted from GGUF by transformers 4.57 need repairs, made once at
+conversion time and saved with the model (see :func:`_repair_tokenizer`):
+
+- SmolLM2 (``tokenizer.ggml.model = gpt2`` in a ``llama`` file): transformers swaps
+  BOS and EOS in ``GGUFLlamaConverter`` (both become ``<|im_start|>``), sets no pad token
+  and adds a BOS although the file says ``add_bos_token = False``; a chat-formatted
+  prompt, which starts with ``<|im_start|>`` itself, then began with it twice. The file's
+  own ids (``eos = <|im_end|>``, ``pad = <|im_end|>``, no BOS) are put back.
+- Gemma 3 (``tokenizer.ggml.model = llama``, i.e. SentencePiece BPE with scores equal to
+  minus the merge rank): transformers builds a *Unigram* model from those scores, which
+  favours many short pieces ("hello world" -> ``hel lo ▁w or ld`` instead of
+  ``hello ▁world``), and it maps ``<0x09>`` onto the user-defined ``\\t`` (262143 tokens
+  for a 262144 vocabulary). The tokenizer is rebuilt as a byte-fallback BPE whose merges
+  follow the scores, with user-defined pieces (newline, tab and space runs, HTML tags)
+  matched whole first, as SentencePiece does; on 346 source files it gives SentencePiece's
+  own ids except where text contains control tokens such as ``<unk>`` literally (matched
+  as special tokens, the Hugging Face convention). BOS ``<bos>`` (id 2) is added once
+  (``add_bos_token = True`` in the file), pad is ``<pad>`` (id 0), EOS ``<eos>`` (id 1);
+  there is no chat template (a base model).
+
+Then, for any model: when the chat template uses an end-of-turn token that the vocabulary
+has (``<|im_end|>``, ``<end_of_turn>``...), it becomes EOS; pad falls back to EOS; and a
+prompt that already starts with the BOS text is tokenized without adding another.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import inspect
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from harness.backends.base import (
+    BackendError,
+    ContinuationScore,
+    GenerateOptions,
+    MissingDependencyError,
+    ModelInfo,
+    ScoreRequest,
+)
+from harness.models import ModelSource, cache_dir, resolve_model, sha256_file
+
+try:
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+except ImportError as exc:  # pragma: no cover - both are core dependencies
+    raise MissingDependencyError(
+        f"the transformers backend needs torch and transformers ({exc}): pip install torch transformers"
+    ) from exc
+
+__all__ = ["CONVERSION_VERSION", "DTYPES", "TransformersBackend", "converted_dir"]
+
+#: Accepted values of ``dtype``.
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+#: Version of the GGUF conversion (tokenizer repairs included); a cache written by
+#: another version is rebuilt.
+CONVERSION_VERSION = 1
+
+_MARKER = "zso_conversion.json"
+
+log = logging.getLogger(__name__)
+
+#: End-of-turn tokens of common chat templates, tried in order.
+_END_OF_TURN = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>", "<|endofturn|>")
+
+#: Most logits (rows x positions x vocabulary) that ``score`` materialises at once:
+#: 2**25 floats = 128 MiB in float32.
+_LOGIT_BUDGET = 1 << 25
+
+
+def converted_dir(sha256: str) -> Path:
+    """Where the converted model of the GGUF file with this digest is cached."""
+    return cache_dir() / "converted" / sha256[:16]
+
+
+# -- GGUF tokenizer metadata -------------------------------------------------------------
+
+
+def _gguf_fields(path: Path, names: Sequence[str]) -> dict[str, Any]:
+    """The named ``tokenizer.ggml.*`` / ``general.*`` fields of a GGUF file that exist."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(path))
+    out: dict[str, Any] = {}
+    for name in names:
+        field = reader.fields.get(name)
+        if field is not None:
+            out[name] = field.contents()
+    return out
+
+
+_SCALAR_FIELDS = (
+    "tokenizer.ggml.model",
+    "tokenizer.ggml.bos_token_id",
+    "tokenizer.ggml.eos_token_id",
+    "tokenizer.ggml.padding_token_id",
+    "tokenizer.ggml.unknown_token_id",
+    "tokenizer.ggml.add_bos_token",
+    "tokenizer.ggml.add_eos_token",
+)
+
+# GGUF token types (the same numbering as SentencePiece's).
+_NORMAL, _CONTROL, _USER_DEFINED = 1, 3, 4
+
+
+def _spm_bpe_backend(tokens: list[str], scores: list[float], types: list[int], unk_id: int):
+    """A ``tokenizers`` BPE equal to SentencePiece BPE on a GGUF ``llama`` vocabulary.
+
+    SentencePiece BPE repeatedly merges the adjacent pair whose union is the normal piece
+    of highest score; the merges list is that order. User-defined pieces are added tokens
+    matched whole on the raw text, control pieces are special tokens.
+    """
+    from tokenizers import AddedToken, Tokenizer, decoders, normalizers
+    from tokenizers.models import BPE
+
+    vocab = {tok: i for i, tok in enumerate(tokens)}
+    normal = {tok for tok, kind in zip(tokens, types) if kind == _NORMAL}
+    ranked: list[tuple[float, int, str, str]] = []
+    for i, (tok, kind) in enumerate(zip(tokens, types)):
+        if kind != _NORMAL or len(tok) < 2:
+            continue
+        splits = sorted(
+            (vocab[tok[:k]], vocab[tok[k:]], tok[:k], tok[k:])
+            for k in range(1, len(tok))
+            if tok[:k] in normal and tok[k:] in normal
+        )
+        ranked.extend((-scores[i], j, left, right) for j, (_, _, left, right) in enumerate(splits))
+    ranked.sort(key=lambda m: (m[0], m[1]))
+    backend = Tokenizer(
+        BPE(
+            vocab=vocab,
+            merges=[(left, right) for _, _, left, right in ranked],
+            unk_token=tokens[unk_id],
+            fuse_unk=True,
+            byte_fallback=True,
+        )
+    )
+    backend.normalizer = normalizers.Replace(" ", "▁")
+    backend.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+    )
+    backend.add_tokens(
+        [AddedToken(t, special=False, normalized=False) for t, k in zip(tokens, types) if k == _USER_DEFINED]
+    )
+    backend.add_special_tokens(
+        [AddedToken(t, special=True, normalized=False) for t, k in zip(tokens, types) if k == _CONTROL]
+    )
+    return backend
+
+
+def _repair_tokenizer(tok: Any, gguf_path: Path | None) -> tuple[Any, list[str]]:
+    """Repair a tokenizer (see the module docstring); answers it and what was changed."""
+    notes: list[str] = []
+    meta: dict[str, Any] = {}
+    if gguf_path is not None:
+        meta = _gguf_fields(gguf_path, _SCALAR_FIELDS)
+        from tokenizers.models import Unigram
+
+        if meta.get("tokenizer.ggml.model") == "llama" and isinstance(tok.backend_tokenizer.model, Unigram):
+            arrays = _gguf_fields(
+                gguf_path, ("tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type")
+            )
+            tokens = arrays["tokenizer.ggml.tokens"]
+            backend = _spm_bpe_backend(
+                tokens,
+                arrays["tokenizer.ggml.scores"],
+                arrays["tokenizer.ggml.token_type"],
+                int(meta.get("tokenizer.ggml.unknown_token_id", 0)),
+            )
+
+            def token(key: str) -> str | None:
+                i = meta.get(f"tokenizer.ggml.{key}_token_id")
+                return tokens[int(i)] if i is not None else None
+
+            tok = type(tok)(
+                tokenizer_object=backend,
+                bos_token=token("bos"),
+                eos_token=token("eos"),
+                unk_token=token("unknown"),
+                pad_token=token("padding"),
+                add_bos_token=bool(meta.get("tokenizer.ggml.add_bos_token", False)),
+                add_eos_token=bool(meta.get("tokenizer.ggml.add_eos_token", False)),
+                chat_template=tok.chat_template,
+            )
+            notes.append("rebuilt Unigram tokenizer as SentencePiece BPE (merges from scores)")
+        # The file's own special tokens and BOS/EOS flags.
+        for role, key in (("bos", "bos"), ("eos", "eos"), ("pad", "padding"), ("unk", "unknown")):
+            i = meta.get(f"tokenizer.ggml.{key}_token_id")
+            if i is None or int(i) >= len(tok):
+                continue
+            want = tok.convert_ids_to_tokens(int(i))
+            if getattr(tok, f"{role}_token") != want:
+                notes.append(f"{role}_token {getattr(tok, f'{role}_token')!r} -> {want!r} (from the GGUF file)")
+                setattr(tok, f"{role}_token", want)
+        for flag in ("add_bos_token", "add_eos_token"):
+            value = meta.get(f"tokenizer.ggml.{flag}")
+            if value is not None and hasattr(tok, flag) and bool(getattr(tok, flag)) != bool(value):
+                notes.append(f"{flag} {getattr(tok, flag)} -> {bool(value)} (from the GGUF file)")
+                setattr(tok, flag, bool(value))
+    template = tok.chat_template
+    text = json.dumps(template) if isinstance(template, dict) else (template or "")
+    if text:
+        vocab = tok.get_vocab()
+        for end in _END_OF_TURN:
+            if end in text and end in vocab:
+                if tok.eos_token != end:
+                    notes.append(f"eos_token {tok.eos_token!r} -> {end!r} (end of turn of the chat template)")
+                    tok.eos_token = end
+                break
+    if tok.pad_token is None and tok.eos_token is not None:
+        notes.append(f"pad_token None -> {tok.eos_token!r} (the EOS)")
+        tok.pad_token = tok.eos_token
+    return tok, notes
+
+
+# -- conversion cache ---------------------------------------------------------------------
+
+
+def _read_marker(directory: Path) -> dict[str, Any] | None:
+    try:
+        marker = json.loads((directory / _MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) else None
+
+
+def _convert_gguf(path: Path, sha: str, target: Path) -> dict[str, Any]:
+    """Dequantise ``path`` into ``target`` (written in a temporary folder, then renamed)."""
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for stale in parent.glob(".tmp-*"):  # left by a killed process
+        try:
+            if now - stale.stat().st_mtime > 24 * 3600:
+                shutil.rmtree(stale, ignore_errors=True)
+        except OSError:
+            pass
+    log.info("converting %s to %s (once; a minute or two for a few hundred MB)", path, target)
+    start = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=parent))
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
+        tok, notes = _repair_tokenizer(tok, path)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path.parent), gguf_file=path.name, dtype=torch.float32, local_files_only=True
+        )
+        model.generation_config.eos_token_id = tok.eos_token_id
+        model.generation_config.pad_token_id = tok.pad_token_id
+        model.generation_config.bos_token_id = tok.bos_token_id
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        del model
+        marker = {
+            "version": CONVERSION_VERSION,
+            "source": str(path),
+            "sha256": sha,
+            "transformers": transformers.__version__,
+            "tokenizer_fixes": notes,
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+        (tmp / _MARKER).write_text(json.dumps(marker, indent=1))
+        if target.exists():  # another process won the race, or an older version
+            existing = _read_marker(target)
+            if existing is not None and existing.get("version") == CONVERSION_VERSION:
+                return existing
+            shutil.rmtree(target)
+        tmp.chmod(0o755)  # mkdtemp makes it private
+        os.replace(tmp, target)
+        return marker
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load_dir_sha(directory: Path) -> str | None:
+    """sha256 of a model directory's weights when they are one file."""
+    files = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("pytorch_model*.bin"))
+    return sha256_file(files[0]) if len(files) == 1 else None
+
+
+class TransformersBackend:
+    """A causal language model run in this process with ``transformers``.
+
+    ``model`` is an embedded name (see :mod:`harness.models`), a Hugging Face model
+    directory or a ``.gguf`` file. ``dtype`` is ``"float32"`` or ``"bfloat16"``;
+    ``threads`` sets ``torch.set_num_threads`` (for the whole process); ``device`` is a
+    torch device string. An unknown name raises
+    :class:`~harness.models.UnknownModelError`, a missing weights package
+    :class:`~harness.backends.base.MissingDependencyError`, and a model that cannot be
+    converted or loaded :class:`~harness.backends.base.BackendError`.
+
+    Attributes: ``source`` (the resolved :class:`~harness.models.ModelSource`),
+    ``model`` and ``tokenizer`` (the loaded transformers objects), ``weights_sha256``,
+    ``converted`` (the cache directory of a GGUF model), ``conversion`` (what that
+    conversion recorded, tokenizer repairs included) and ``load_seconds``.
+    """
+
+    def __init__(
+        self, model: str, dtype: str = "float32", threads: int | None = None, device: str = "cpu"
+    ):
+        if dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"threads must be at least 1, not {threads}")
+            torch.set_num_threads(threads)
+        try:
+            self.device = torch.device(device)
+        except RuntimeError as exc:
+            raise ValueError(f"bad device {device!r}: {exc}") from None
+        self.dtype = dtype
+        self.source: ModelSource = resolve_model(model)
+        start = time.perf_counter()
+        self.weights_sha256: str | None = None
+        self.converted: Path | None = None
+        self.conversion: dict[str, Any] = {}
+        path = self.source.path
+        try:
+            if self.source.format == "gguf":
+                self.weights_sha256 = sha256_file(path)
+                self.converted = converted_dir(self.weights_sha256)
+                marker = _read_marker(self.converted)
+                if marker is None or marker.get("version") != CONVERSION_VERSION:
+                    marker = _convert_gguf(path, self.weights_sha256, self.converted)
+                self.conversion = marker
+                model_dir = self.converted
+            else:
+                model_dir = path
+            tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+            self.tokenizer, notes = _repair_tokenizer(tok, None)
+            if notes and not self.conversion:
+                self.conversion = {"tokenizer_fixes": notes}
+            self.model = AutoModelForCausalLM.from_pretrained(
+                str(model_dir), dtype=DTYPES[dtype], local_files_only=True
+            )
+            self.model.to(self.device).eval()
+            if self.source.format == "hf":
+                self.weights_sha256 = _load_dir_sha(path)
+        except MissingDependencyError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"could not load model {str(path)!r}: {type(exc).__name__}: {exc}") from exc
+        self.load_seconds = time.perf_counter() - start
+
+        tok = self.tokenizer
+        # Leading special ids the tokenizer adds itself (BOS); other special ids are not.
+        plain = tok("a", add_special_tokens=False)["input_ids"]
+        full = tok("a")["input_ids"]
+        self._prefix_ids: list[int] = []
+        if len(full) > len(plain):
+            at = next((k for k in range(len(full)) if full[k : k + len(plain)] == plain), 0)
+            self._prefix_ids = list(full[:at])
+        self._pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+        eos: set[int] = set()
+        if tok.eos_token_id is not None:
+            eos.add(int(tok.eos_token_id))
+        gen_eos = getattr(self.model.generation_config, "eos_token_id", None)
+        if isinstance(gen_eos, int):
+            eos.add(gen_eos)
+        elif isinstance(gen_eos, (list, tuple)):
+            eos.update(int(i) for i in gen_eos)
+        self._eos_ids = eos
+        self._vocab = int(self.model.get_output_embeddings().weight.shape[0])
+        params = inspect.signature(self.model.forward).parameters
+        self._accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        self._accepts = set(params)
+        # Older architectures (GPT-Neo, Bloom...) compute logits for every position.
+        self._keep = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
+
+    def _forward(self, logits_to_keep: int = 0, **kwargs: Any) -> Any:
+        """Call the model with the arguments its ``forward`` takes."""
+        if not self._accepts_any:
+            kwargs = {k: v for k, v in kwargs.items() if k in self._accepts}
+        if logits_to_keep and self._keep:
+            kwargs[self._keep] = logits_to_keep
+        return self.model(**kwargs)
+
+    # -- tokens ------------------------------------------------------------------------
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``: the tokenizer's BOS first, unless the text starts with it."""
+        tok = self.tokenizer
+        ids = list(tok(text, add_special_tokens=False)["input_ids"])
+        if self._prefix_ids and not (tok.bos_token and text.startswith(tok.bos_token)):
+            ids = self._prefix_ids + ids
+        return ids
+
+    def continuation_ids(self, prompt: str, continuation: str, prompt_ids: list[int] | None = None) -> list[int]:
+        """The tokens ``continuation`` takes after ``prompt``.
+
+        Those of ``prompt + continuation`` past the prompt's when the prompt's tokens are
+        a prefix of them, else the continuation tokenized alone.
+        """
+        if not continuation:
+            raise ValueError(f"empty continuation after prompt ending {prompt[-40:]!r}")
+        if prompt_ids is None:
+            prompt_ids = self.encode(prompt)
+        full = self.encode(prompt + continuation)
+        n = len(prompt_ids)
+        if len(full) > n and full[:n] == prompt_ids:
+            return full[n:]
+        ids = list(self.tokenizer(continuation, add_special_tokens=False)["input_ids"])
+        if not ids:
+            raise ValueError(f"continuation {continuation!r} encodes to no tokens")
+        return ids
+
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        ids = self.encode(prompt)
+        if not ids and self.tokenizer.bos_token_id is not None:
+            ids = [int(self.tokenizer.bos_token_id)]  # an empty prompt: start from BOS
+        if not ids:
+            raise ValueError("the prompt is empty and the tokenizer has no BOS token to start from")
+        return ids
+
+    # -- Backend -----------------------------------------------------------------------
+
+    def info(self) -> ModelInfo:
+        """Name, source, weights digest, and dtype / threads / parameter count."""
+        details: dict[str, Any] = {
+            "dtype": self.dtype,
+            "threads": torch.get_num_threads(),
+            "device": str(self.device),
+            "n_params": sum(p.numel() for p in self.model.parameters()),
+            "format": self.source.format,
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+        }
+        if self.converted is not None:
+            details["converted"] = str(self.converted)
+        if self.conversion.get("tokenizer_fixes"):
+            details["tokenizer_fixes"] = list(self.conversion["tokenizer_fixes"])
+        return ModelInfo(
+            name=self.source.name,
+            backend="transformers",
+            source=str(self.source.path),
+            weights_sha256=self.weights_sha256,
+            chat_template=bool(self.tokenizer.chat_template),
+            details=details,
+        )
+
+    def format_prompt(self, text: str) -> str:
+        """The chat template with an open assistant turn, or ``text`` itself for a base model."""
+        if not self.tokenizer.chat_template:
+            return text
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+        )
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:
+        """Sum of token log-probabilities of each continuation after its prompt.
+
+        The prompt runs once; its cache is repeated for the continuations, which run as
+        one right-padded batch (split so that at most ``_LOGIT_BUDGET`` logits exist at
+        once). Log-probabilities are taken only at continuation tokens.
+        """
+        with torch.inference_mode():
+            return [self._score_request(r) for r in requests]
+
+    def _score_request(self, request: ScoreRequest) -> list[ContinuationScore]:
+        if not request.continuations:
+            return []
+        prompt_ids = self._prompt_ids(request.prompt)
+        conts = [self.continuation_ids(request.prompt, c, prompt_ids) for c in request.continuations]
+        out = self._forward(
+            input_ids=torch.tensor([prompt_ids], device=self.device), use_cache=True, logits_to_keep=1
+        )
+        first = out.logits[0, -1].float()
+        first_lp = first - torch.logsumexp(first, dim=-1)
+        totals = [float(first_lp[c[0]]) for c in conts]
+        rows = [i for i, c in enumerate(conts) if len(c) > 1]
+        if rows:
+            cache = out.past_key_values
+            n_prompt = len(prompt_ids)
+            width = max(len(conts[i]) for i in rows) - 1
+            per_chunk = max(1, _LOGIT_BUDGET // (width * self._vocab))
+            for start in range(0, len(rows), per_chunk):
+                chunk = rows[start : start + per_chunk]
+                last = start + per_chunk >= len(rows)
+                kv = cache if last else copy.deepcopy(cache)
+                sums = self._score_chunk([conts[i] for i in chunk], kv, n_prompt, width)
+                for i, s in zip(chunk, sums):
+                    totals[i] += s
+        return [ContinuationScore(logprob=t, n_tokens=len(c)) for t, c in zip(totals, conts)]
+
+    def _score_chunk(self, conts: list[list[int]], cache: Any, n_prompt: int, width: int) -> list[float]:
+        """Log-probability of tokens 2.. of each continuation, given the prompt's cache."""
+        n = len(conts)
+        dev = self.device
+        inputs = torch.full((n, width), self._pad_id, dtype=torch.long, device=dev)
+        targets = torch.zeros((n, width), dtype=torch.long, device=dev)
+        valid = torch.zeros((n, width), dtype=torch.bool, device=dev)
+        for r, c in enumerate(conts):
+            k = len(c) - 1
+            if k:
+                inputs[r, :k] = torch.tensor(c[:-1], device=dev)
+                targets[r, :k] = torch.tensor(c[1:], device=dev)
+                valid[r, :k] = True
+        # Right padding: pads come after every real token, so they change no real one.
+        mask = torch.cat([torch.ones((n, n_prompt), dtype=torch.long, device=dev), valid.long()], dim=1)
+        positions = torch.arange(n_prompt, n_prompt + width, device=dev)
+        if n > 1:
+            cache.batch_repeat_interleave(n)
+        logits = self._forward(
+            input_ids=inputs,
+            attention_mask=mask,
+            position_ids=positions.unsqueeze(0).expand(n, -1),
+            cache_position=positions,
+            past_key_values=cache,
+            use_cache=True,
+        ).logits
+        picked = logits[valid]  # (tokens, vocab): continuation positions only
+        del logits
+        target = targets[valid]
+        token_logit = picked.gather(-1, target.unsqueeze(-1)).squeeze(-1).float()
+        lp = token_logit - torch.logsumexp(picked.float(), dim=-1)
+        row = torch.arange(n, device=dev).unsqueeze(1).expand(n, width)[valid]
+        sums = torch.zeros(n, dtype=torch.float64, device=dev).index_add_(0, row, lp.double())
+        return sums.tolist()
+
+    def generate(self, prompts: Sequence[str], options: GenerateOptions) -> list[str]:
+        """Replies to formatted prompts, decoded together as one left-padded batch.
+
+        Greedy when ``options.temperature == 0``, else sampled with a generator seeded
+        from ``options.seed``. A reply ends at EOS, after ``max_new_tokens``, or at the
+        first stop string, which is cut off; only the new text is returned.
+        """
+        if not prompts:
+            return []
+        if options.max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be >= 0, not {options.max_new_tokens}")
+        if options.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, not {options.temperature}")
+        if options.max_new_tokens == 0:
+            return ["" for _ in prompts]
+        with torch.inference_mode():
+            return self._generate(prompts, options)
+
+    def _generate(self, prompts: Sequence[str], options: GenerateOptions) -> list[str]:
+        dev = self.device
+        ids = [self._prompt_ids(p) for p in prompts]
+        n, width = len(ids), max(len(i) for i in ids)
+        inputs = torch.full((n, width), self._pad_id, dtype=torch.long, device=dev)
+        mask = torch.zeros((n, width), dtype=torch.long, device=dev)
+        for r, row in enumerate(ids):
+            inputs[r, width - len(row) :] = torch.tensor(row, device=dev)
+            mask[r, width - len(row) :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        generator = torch.Generator(device=dev)
+        if options.seed is not None:
+            generator.manual_seed(options.seed)
+        else:
+            generator.seed()
+        stops = tuple(s for s in options.stop if s)
+        new: list[list[int]] = [[] for _ in range(n)]
+        texts = ["" for _ in range(n)]
+        done = [False] * n
+        out = self._forward(
+            input_ids=inputs, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+        )
+        for step in range(options.max_new_tokens):
+            logits = out.logits[:, -1].float()
+            if options.temperature == 0:
+                nxt = logits.argmax(dim=-1)
+            else:
+                probs = torch.softmax(logits / options.temperature, dim=-1)
+                nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            chosen = nxt.tolist()
+            for r in range(n):
+                if done[r]:
+                    continue
+                if chosen[r] in self._eos_ids:
+                    done[r] = True
+                    continue
+                new[r].append(chosen[r])
+                if stops:
+                    texts[r] = self.tokenizer.decode(new[r], skip_special_tokens=True)
+                    if any(s in texts[r] for s in stops):
+                        done[r] = True
+            if all(done) or step == options.max_new_tokens - 1:
+                break
+            step_ids = torch.tensor(
+                [self._pad_id if done[r] else chosen[r] for r in range(n)], device=dev
+            ).unsqueeze(1)
+            mask = torch.cat([mask, torch.ones((n, 1), dtype=torch.long, device=dev)], dim=1)
+            positions = positions[:, -1:] + 1
+            out = self._forward(
+                input_ids=step_ids,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=out.past_key_values,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        replies = []
+        for r in range(n):
+            text = self.tokenizer.decode(new[r], skip_special_tokens=True)
+            cut = min((text.find(s) for s in stops if s in text), default=-1)
+            replies.append(text[:cut] if cut >= 0 else text)
+        return replies
+
+    def close(self) -> None:
+        """Drop the model and tokenizer."""
+        for name in ("model", "tokenizer"):
+            if hasattr(self, name):
+                delattr(self, name)
+        gc.collect()

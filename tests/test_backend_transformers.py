@@ -1,0 +1,288 @@
+"""TransformersBackend on the two embedded models (real weights, CPU)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from harness.backends import transformers as tb
+from harness.backends.base import Backend, BackendError, GenerateOptions, ScoreRequest
+from harness.backends.transformers import TransformersBackend
+
+BACKENDS = ["smollm2_backend", "gemma_backend"]
+
+CONTINUATIONS = (" e4", " e2e4", " Nf3", "The knight moves to f3.", " 1. d4 d5 2. c4")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.getfixturevalue(request.param)
+
+
+def naive_logprob(backend: TransformersBackend, prompt: str, continuation: str) -> float:
+    """Prompt and continuation in one forward pass, float64 log_softmax over all positions."""
+    p = backend.encode(prompt)
+    c = backend.continuation_ids(prompt, continuation)
+    with torch.inference_mode():
+        logits = backend.model(input_ids=torch.tensor([p + c])).logits[0].double()
+    logp = logits.log_softmax(-1)
+    return sum(float(logp[len(p) - 1 + k, t]) for k, t in enumerate(c))
+
+
+# -- arguments -------------------------------------------------------------------------
+
+
+def test_bad_dtype_lists_the_choices():
+    with pytest.raises(ValueError, match="float32, bfloat16"):
+        TransformersBackend("smollm2-135m-instruct", dtype="float16")
+
+
+def test_bad_threads():
+    with pytest.raises(ValueError, match="threads"):
+        TransformersBackend("smollm2-135m-instruct", threads=0)
+
+
+def test_load_failure_is_a_backend_error_naming_the_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZSO_CACHE", str(tmp_path / "cache"))
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"not a gguf file")
+    with pytest.raises(BackendError, match="broken.gguf"):
+        TransformersBackend(str(bad))
+    # The failed conversion left nothing behind.
+    assert list((tmp_path / "cache" / "converted").iterdir()) == []
+
+
+def test_interrupted_conversion_leaves_no_cache(tmp_path, monkeypatch):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tb.AutoTokenizer, "from_pretrained", interrupt)
+    target = tmp_path / "converted" / "0123456789abcdef"
+    with pytest.raises(KeyboardInterrupt):
+        tb._convert_gguf(tmp_path / "m.gguf", "0123456789abcdef" * 4, target)
+    assert not target.exists()
+    assert list(target.parent.iterdir()) == []
+
+
+# -- loading and the conversion cache ----------------------------------------------------
+
+
+@pytest.mark.model
+def test_implements_the_backend_protocol(backend):
+    assert isinstance(backend, Backend)
+    info = backend.info()
+    assert info.backend == "transformers"
+    assert info.details["dtype"] == "float32"
+    assert info.details["n_params"] > 100_000_000
+    assert len(info.weights_sha256) == 64
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("name, fixture", [("smollm2-135m-instruct", "smollm2_backend"), ("gemma3-270m", "gemma_backend")])
+def test_converted_cache_is_reused(name, fixture, request, monkeypatch):
+    first = request.getfixturevalue(fixture)
+    converted = first.converted
+    assert converted == tb.converted_dir(first.weights_sha256)
+    assert (converted / "zso_conversion.json").is_file()
+    assert (converted / "model.safetensors").is_file()
+    assert not list(converted.parent.glob(".tmp-*"))
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("converted the GGUF file again")
+
+    monkeypatch.setattr(tb, "_convert_gguf", no_conversion)
+    again = TransformersBackend(name)
+    print(f"\n{name}: second load from {converted} in {again.load_seconds:.2f} s")
+    assert again.converted == converted
+    prompt = again.format_prompt("Hi")
+    request_ = ScoreRequest(prompt, (" there", "!"))
+    assert again.score([request_]) == first.score([request_])
+    again.close()
+
+
+@pytest.mark.model
+def test_loads_a_hugging_face_directory(smollm2_backend):
+    hf = TransformersBackend(str(smollm2_backend.converted))
+    info = hf.info()
+    assert info.details["format"] == "hf" and info.chat_template
+    assert len(info.weights_sha256) == 64  # the one model.safetensors
+    assert hf.tokenizer.eos_token == "<|im_end|>"
+    prompt = hf.format_prompt("Name a colour.")
+    request = ScoreRequest(prompt, ("Red", " blue"))
+    got, want = hf.score([request])[0], smollm2_backend.score([request])[0]
+    assert [s.n_tokens for s in got] == [s.n_tokens for s in want]
+    assert [s.logprob for s in got] == pytest.approx([s.logprob for s in want], abs=1e-4)
+    hf.close()
+
+
+@pytest.mark.model
+def test_bfloat16_scores_close_to_float32(smollm2_backend):
+    bf = TransformersBackend("smollm2-135m-instruct", dtype="bfloat16")
+    assert next(bf.model.parameters()).dtype == torch.bfloat16
+    prompt = bf.format_prompt("Say yes or no.")
+    request = ScoreRequest(prompt, ("Yes", "No"))
+    got, want = bf.score([request])[0], smollm2_backend.score([request])[0]
+    assert [s.logprob for s in got] == pytest.approx([s.logprob for s in want], abs=0.5)
+    bf.close()
+
+
+# -- tokenizers ------------------------------------------------------------------------------
+
+
+@pytest.mark.model
+def test_smollm2_tokenizer_is_repaired(smollm2_backend):
+    tok = smollm2_backend.tokenizer
+    assert tok.eos_token == "<|im_end|>"
+    assert tok.pad_token is not None
+    prompt = smollm2_backend.format_prompt("What is 2+2?")
+    assert prompt.startswith("<|im_start|>") and prompt.endswith("<|im_start|>assistant\n")
+    ids = smollm2_backend.encode(prompt)
+    start = tok.convert_tokens_to_ids("<|im_start|>")
+    assert ids[0] == start and ids[1] != start
+    assert smollm2_backend.encode("hello")[0] != start  # no BOS: add_bos_token is False in the file
+    assert smollm2_backend.info().chat_template
+
+
+@pytest.mark.model
+def test_gemma_tokenizer_has_one_bos(gemma_backend):
+    tok = gemma_backend.tokenizer
+    assert tok.chat_template is None
+    assert gemma_backend.format_prompt("What is 2+2?") == "What is 2+2?"
+    for text in ("What is 2+2?", "<bos>What is 2+2?"):
+        ids = gemma_backend.encode(text)
+        assert ids[0] == tok.bos_token_id == 2
+        assert ids.count(tok.bos_token_id) == 1
+    assert (tok.eos_token, tok.pad_token) == ("<eos>", "<pad>")
+    assert not gemma_backend.info().chat_template
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    "text, pieces",
+    [
+        ("hello world", ["hello", "▁world"]),
+        # Checked against sentencepiece itself on a model built from the GGUF vocabulary.
+        (
+            "Hello, World!  two  spaces\tand\ttabs\n\nnew   lines",
+            ["Hello", ",", "▁World", "!", "  ", "two", "  ", "spaces", "\t", "and", "\t", "tabs", "\n\n", "new", "   ", "lines"],
+        ),
+    ],
+)
+def test_gemma_tokenizer_is_sentencepiece_bpe(gemma_backend, text, pieces):
+    tok = gemma_backend.tokenizer
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert tok.convert_ids_to_tokens(ids) == pieces
+    assert tok.decode(ids) == text
+
+
+# -- score ---------------------------------------------------------------------------------
+
+
+@pytest.mark.model
+def test_score_matches_a_full_forward_pass(backend):
+    prompt = backend.format_prompt("Play chess. Your move as white:")
+    lengths = [len(backend.continuation_ids(prompt, c)) for c in CONTINUATIONS]
+    assert len(set(lengths)) >= 3, lengths
+    scores = backend.score([ScoreRequest(prompt, CONTINUATIONS)])[0]
+    assert [s.n_tokens for s in scores] == lengths
+    for continuation, score in zip(CONTINUATIONS, scores):
+        assert score.logprob == pytest.approx(naive_logprob(backend, prompt, continuation), abs=1e-4)
+
+
+@pytest.mark.model
+def test_score_in_small_chunks_gives_the_same(smollm2_backend, monkeypatch):
+    prompt = smollm2_backend.format_prompt("Pick a move.")
+    request = ScoreRequest(prompt, CONTINUATIONS)
+    whole = smollm2_backend.score([request])[0]
+    # Room for one row of logits at a time: every continuation runs on its own cache copy.
+    monkeypatch.setattr(tb, "_LOGIT_BUDGET", 1)
+    chunked = smollm2_backend.score([request])[0]
+    assert [s.logprob for s in chunked] == pytest.approx([s.logprob for s in whole], abs=1e-4)
+
+
+@pytest.mark.model
+def test_score_several_requests(smollm2_backend):
+    a = ScoreRequest(smollm2_backend.format_prompt("Say A."), ("A", " B"))
+    b = ScoreRequest(smollm2_backend.format_prompt("Say B."), ("B",))
+    both = smollm2_backend.score([a, b, ScoreRequest("x", ())])
+    assert both[:2] == [smollm2_backend.score([a])[0], smollm2_backend.score([b])[0]]
+    assert both[2] == []
+    assert all(s.logprob < 0 for s in both[0] + both[1])
+
+
+@pytest.mark.model
+def test_empty_continuation_is_an_error(smollm2_backend):
+    with pytest.raises(ValueError, match="empty continuation"):
+        smollm2_backend.score([ScoreRequest("Hi", (" ok", ""))])
+
+
+@pytest.mark.model
+def test_continuation_token_boundary(gemma_backend):
+    prompt = "The answer is"
+    ids = gemma_backend.continuation_ids(prompt, " yes")
+    assert gemma_backend.encode(prompt) + ids == gemma_backend.encode(prompt + " yes")
+
+
+# -- generate ------------------------------------------------------------------------------
+
+
+@pytest.mark.model
+def test_greedy_is_deterministic(backend):
+    prompt = backend.format_prompt("Name three colours.")
+    options = GenerateOptions(max_new_tokens=8, stop=())
+    first = backend.generate([prompt], options)
+    assert backend.generate([prompt], options) == first
+    assert isinstance(first[0], str) and first[0]
+    assert not first[0].startswith(prompt[-10:])  # only the new text
+
+
+@pytest.mark.model
+def test_sampling_repeats_with_the_same_seed(smollm2_backend):
+    prompt = smollm2_backend.format_prompt("Tell me a word.")
+    options = GenerateOptions(max_new_tokens=10, temperature=1.0, seed=1234, stop=())
+    assert smollm2_backend.generate([prompt, prompt], options) == smollm2_backend.generate([prompt, prompt], options)
+
+
+@pytest.mark.model
+def test_stop_string_cuts_the_reply(smollm2_backend):
+    prompt = smollm2_backend.format_prompt("Write a sentence about the sea.")
+    full = smollm2_backend.generate([prompt], GenerateOptions(max_new_tokens=16, stop=()))[0]
+    assert len(full) > 8, full
+    stop = full[len(full) // 2 : len(full) // 2 + 2]  # a string met halfway through the reply
+    cut = smollm2_backend.generate([prompt], GenerateOptions(max_new_tokens=16, stop=("@@@", stop)))[0]
+    assert cut == full[: full.index(stop)]
+
+
+@pytest.mark.model
+def test_batch_equals_one_by_one(backend):
+    prompts = [
+        backend.format_prompt("Hi"),
+        backend.format_prompt("Write the first move of a chess game in algebraic notation, please."),
+        backend.format_prompt("The sky is"),
+    ]
+    options = GenerateOptions(max_new_tokens=6, stop=())
+    batch = backend.generate(prompts, options)
+    assert batch == [backend.generate([p], options)[0] for p in prompts]
+
+
+@pytest.mark.model
+def test_generate_edge_cases(smollm2_backend):
+    assert smollm2_backend.generate([], GenerateOptions()) == []
+    assert smollm2_backend.generate(["Hi"], GenerateOptions(max_new_tokens=0)) == [""]
+    with pytest.raises(ValueError, match="temperature"):
+        smollm2_backend.generate(["Hi"], GenerateOptions(temperature=-1.0))
+
+
+@pytest.mark.model
+def test_score_timing_is_printed(backend):
+    prompt = backend.format_prompt("Choose a chess move for white from the starting position.")
+    moves = ["a2a3", "a2a4", "b2b3", "b2b4", "c2c3", "c2c4", "d2d3", "d2d4", "e2e3", "e2e4",
+             "f2f3", "f2f4", "g2g3", "g2g4", "h2h3", "h2h4", "b1a3", "b1c3", "g1f3", "g1h3"]
+    request = ScoreRequest(prompt, tuple(" " + m for m in moves))
+    backend.score([request])  # warm up
+    start = time.perf_counter()
+    scores = backend.score([request])[0]
+    print(f"\n{backend.info().name}: 20 continuations scored in {time.perf_counter() - start:.3f} s")
+    assert len(scores) == 20
