@@ -88,3 +88,65 @@ register_encoding("chess", "fen", "textenvs.chess.encodings:FenEncoding", "FEN s
 register_encoding("chess", "ascii", "textenvs.chess.encodings:AsciiEncoding", "8x8 ASCII board with ranks and files")
 register_encoding("chess", "pgn", "textenvs.chess.encodings:PgnEncoding", "the game so far as PGN movetext")
 register_encoding("chess", "pieces", "textenvs.chess.encodings:PiecesEncoding", "natural-language list of pieces and squares")
+
+# Gridworlds
+ENVS.register(
+    "frozenlake", "textenvs.gridworlds.toytext:FrozenLakeText",
+    "Gymnasium FrozenLake-v1: cross the ice to the goal without falling into a hole",
+    variants={
+        "4x4": {"map_name": "4x4", "is_slippery": False},
+        "8x8": {"map_name": "8x8", "is_slippery": False},
+        "4x4-slippery": {"map_name": "4x4", "is_slippery": True},
+        "8x8-slippery": {"map_name": "8x8", "is_slippery": True},
+    },
+    default_variant="4x4",
+)
+ENVS.register(
+    "cliffwalking", "textenvs.gridworlds.toytext:CliffWalkingText",
+    "Gymnasium CliffWalking-v0: walk to the goal along a cliff (-1 a step, -100 the cliff)",
+    variants={"4x12": {}}, default_variant="4x12",
+)
+ENVS.register(
+    "taxi", "textenvs.gridworlds.toytext:TaxiText",
+    "Gymnasium Taxi-v3: pick up the passenger and drop them at their destination",
+    variants={"5x5": {}}, default_variant="5x5",
+)
+ENVS.register(
+    "keys-chests", "textenvs.gridworlds.keys_chests:KeysChestsEnv",
+    "Seeded maze where keys open chests (+1 a chest); train: few keys, test: many keys",
+    variants={
+        "train": {"size": 6, "n_keys": 2, "n_chests": 4, "wall_density": 0.2, "max_keys_held": 3, "layout_seed": 0},
+        "test": {"size": 6, "n_keys": 4, "n_chests": 2, "wall_density": 0.2, "max_keys_held": 3, "layout_seed": 0},
+    },
+    default_variant="train",
+)
+ENVS.register(
+    "minigrid", "textenvs.gridworlds.minigrid_envs:MiniGridText",
+    "MiniGrid Empty and DoorKey rooms: turn, move forward, pick up the key, open the door",
+    variants={
+        "empty-5x5": {"env_id": "MiniGrid-Empty-5x5-v0", "layout_seed": 0},
+        "empty-6x6": {"env_id": "MiniGrid-Empty-6x6-v0", "layout_seed": 0},
+        "doorkey-5x5": {"env_id": "MiniGrid-DoorKey-5x5-v0", "layout_seed": 0},
+    },
+    default_variant="empty-5x5",
+)
+register_encoding("frozenlake", "ascii", "textenvs.gridworlds.encodings:FrozenLakeAscii", "grid of characters with a legend")
+register_encoding("frozenlake", "coords", "textenvs.gridworlds.encodings:FrozenLakeCoords", "agent, holes and goal as (row, col)")
+register_encoding("frozenlake", "text", "textenvs.gridworlds.encodings:FrozenLakeText", "natural language relative to the agent")
+register_encoding("frozenlake", "json", "textenvs.gridworlds.encodings:FrozenLakeJson", "JSON object of the agent and objects")
+register_encoding("cliffwalking", "ascii", "textenvs.gridworlds.encodings:CliffWalkingAscii", "grid of characters with a legend")
+register_encoding("cliffwalking", "coords", "textenvs.gridworlds.encodings:CliffWalkingCoords", "agent, cliff and goal as (row, col)")
+register_encoding("cliffwalking", "text", "textenvs.gridworlds.encodings:CliffWalkingText", "natural language relative to the agent")
+register_encoding("cliffwalking", "json", "textenvs.gridworlds.encodings:CliffWalkingJson", "JSON object of the agent and objects")
+register_encoding("taxi", "ascii", "textenvs.gridworlds.encodings:TaxiAscii", "grid of characters with thin walls and a legend")
+register_encoding("taxi", "coords", "textenvs.gridworlds.encodings:TaxiCoords", "taxi, stops, passenger, destination and walls as (row, col)")
+register_encoding("taxi", "text", "textenvs.gridworlds.encodings:TaxiText", "natural language relative to the taxi")
+register_encoding("taxi", "json", "textenvs.gridworlds.encodings:TaxiJson", "JSON object of the taxi, objects and walls")
+register_encoding("keys-chests", "ascii", "textenvs.gridworlds.encodings:KeysChestsAscii", "maze of characters with a legend")
+register_encoding("keys-chests", "coords", "textenvs.gridworlds.encodings:KeysChestsCoords", "agent, keys, chests and walls as (row, col)")
+register_encoding("keys-chests", "text", "textenvs.gridworlds.encodings:KeysChestsText", "natural language relative to the agent")
+register_encoding("keys-chests", "json", "textenvs.gridworlds.encodings:KeysChestsJson", "JSON object of the agent, objects and walls")
+register_encoding("minigrid", "ascii", "textenvs.gridworlds.encodings:MiniGridAscii", "grid of characters, the agent as an arrow")
+register_encoding("minigrid", "coords", "textenvs.gridworlds.encodings:MiniGridCoords", "agent, heading, objects and walls as (row, col)")
+register_encoding("minigrid", "text", "textenvs.gridworlds.encodings:MiniGridText", "BabyAI-style: objects ahead/behind, left/right of the agent")
+register_encoding("minigrid", "json", "textenvs.gridworlds.encodings:MiniGridJson", "JSON object of the agent, objects and walls")

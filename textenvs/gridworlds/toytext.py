@@ -1,0 +1,294 @@
+"""Gymnasium's toy-text gridworlds (FrozenLake, CliffWalking, Taxi) as text environments.
+
+Each class wraps the real gymnasium environment: ``reset`` and ``step`` go through it, the
+observation is its discrete state, and :meth:`mdp` is its own table ``P`` converted, so
+MDP state ``i`` is the environment's state ``i`` (unreachable ones included).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.envs.toy_text.cliffwalking import CliffWalkingEnv
+from gymnasium.envs.toy_text.frozen_lake import FrozenLakeEnv
+from gymnasium.envs.toy_text.taxi import TaxiEnv
+
+from textenvs.gridworlds import mdp_export
+from textenvs.gridworlds.core import DIRECTIONS, GridObject, GridState, GridTextEnv, end_info, manhattan
+from textenvs.mdp import TabularMDP
+
+
+class _ToyTextEnv(GridTextEnv):
+    """Shared plumbing: the wrapped env, its observation, its ``P`` table as the MDP."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+
+    def __init__(self, inner: Any):
+        self._inner = inner
+        self.observation_space = inner.observation_space
+        self.action_space = spaces.Discrete(len(self.action_names))
+        self._mdp: TabularMDP | None = None
+
+    @property
+    def n_states(self) -> int:
+        return int(self._inner.observation_space.n)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        """Reset the wrapped env with ``seed``; the observation is its state index."""
+        super().reset(seed=seed)
+        obs, info = self._inner.reset(seed=seed)
+        return int(obs), {"prob": float(info["prob"])}
+
+    def step(self, action: Any) -> tuple[int, float, bool, bool, dict[str, Any]]:
+        """Step the wrapped env with the named action."""
+        obs, reward, terminated, truncated, info = self._inner.step(self.action_index(action))
+        out: dict[str, Any] = {"prob": float(info["prob"])}
+        if terminated:
+            out = end_info(*self._ending(int(obs)), **out)
+        return int(obs), float(reward), bool(terminated), bool(truncated), out
+
+    @property
+    def state_index(self) -> int:
+        """The current state's index (the wrapped env's discrete state)."""
+        if not hasattr(self._inner, "s"):
+            raise RuntimeError("call reset() first")
+        return int(self._inner.s)
+
+    def set_state(self, index: int) -> None:
+        """Put the environment in MDP state ``index`` (for tests and analysis)."""
+        if not 0 <= int(index) < self.n_states:
+            raise ValueError(f"state index {index} out of range 0..{self.n_states - 1}")
+        self._inner.s = int(index)
+
+    def mdp(self) -> TabularMDP:
+        """The exact MDP, from the wrapped env's ``P`` table (computed once, cached)."""
+        if self._mdp is None:
+            n = self.n_states
+            features = np.array([self._features(s) for s in range(n)], dtype=float)
+            self._mdp = mdp_export.from_gym_table(
+                self._inner.P, n, self.action_names, self._inner.initial_state_distrib,
+                features=features, feature_names=self.feature_names,
+                state_labels=[self._label(s) for s in range(n)],
+                grid_shape=self._grid_shape(), positions=np.array([self._cell(s) for s in range(n)]),
+            )
+        return self._mdp
+
+    def text_state(self) -> GridState:
+        """A snapshot of the current state."""
+        return self._snapshot(self.state_index)
+
+    # -- per game ---------------------------------------------------------------------
+    feature_names: ClassVar[tuple[str, ...]]
+
+    def _snapshot(self, s: int) -> GridState:
+        raise NotImplementedError
+
+    def _cell(self, s: int) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def _grid_shape(self) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def _features(self, s: int) -> list[float]:
+        raise NotImplementedError
+
+    def _label(self, s: int) -> str:
+        return str(self._cell(s))
+
+    def _ending(self, s: int) -> tuple[bool, str]:
+        raise NotImplementedError
+
+
+def _cells_of(desc: np.ndarray, letter: bytes) -> list[tuple[int, int]]:
+    return [(int(r), int(c)) for r, c in zip(*np.nonzero(desc == letter))]
+
+
+class FrozenLakeText(_ToyTextEnv):
+    """Gymnasium ``FrozenLake-v1``: walk over the ice from the start to the goal.
+
+    Reward 1 on reaching the goal; stepping into a hole ends the episode with 0. Options:
+    ``map_name`` (``"4x4"`` or ``"8x8"``, gymnasium's fixed maps) and ``is_slippery``
+    (each move goes the intended way with probability 1/3 and to either side otherwise).
+    Note the default here is *not* slippery, unlike gymnasium's.
+    """
+
+    family = "frozenlake"
+    action_names = ("left", "down", "right", "up")  # gymnasium's action order
+    feature_names = ("row", "col", "at_goal", "in_hole", "dist_to_goal", "holes_adjacent")
+
+    def __init__(self, map_name: str = "4x4", is_slippery: bool = False):
+        super().__init__(FrozenLakeEnv(map_name=map_name, is_slippery=is_slippery))
+        self.map_name = map_name
+        self.is_slippery = is_slippery
+        desc = self._inner.desc
+        self._holes = _cells_of(desc, b"H")
+        self._goal = _cells_of(desc, b"G")[0]
+        self._start = _cells_of(desc, b"S")[0]
+        self._objects = (
+            GridObject("start", *self._start),
+            *(GridObject("hole", *h) for h in self._holes),
+            GridObject("goal", *self._goal),
+        )
+        mission = "Walk from the start to the goal without falling into a hole. Reaching the goal scores 1; a hole ends the episode with nothing."
+        if is_slippery:
+            mission += " The ice is slippery: a move goes the way you chose only one time in three, otherwise to one of the two sides."
+        self._mission = mission
+
+    def _grid_shape(self) -> tuple[int, int]:
+        return (int(self._inner.nrow), int(self._inner.ncol))
+
+    def _cell(self, s: int) -> tuple[int, int]:
+        return divmod(int(s), int(self._inner.ncol))
+
+    def _snapshot(self, s: int) -> GridState:
+        h, w = self._grid_shape()
+        return GridState(self.family, h, w, self._cell(s), self._objects, mission=self._mission, actions=self.action_names, index=int(s))
+
+    def state_record(self) -> dict[str, Any]:
+        """``index`` (row * ncol + col), ``row``, ``col`` and the map letter there."""
+        s = self.state_index
+        r, c = self._cell(s)
+        return {"index": s, "row": r, "col": c, "tile": self._inner.desc[r, c].decode()}
+
+    def _features(self, s: int) -> list[float]:
+        cell = self._cell(s)
+        adjacent = sum((cell[0] + dr, cell[1] + dc) in self._holes for dr, dc in DIRECTIONS.values())
+        return [cell[0], cell[1], cell == self._goal, cell in self._holes, manhattan(cell, self._goal), adjacent]
+
+    def _ending(self, s: int) -> tuple[bool, str]:
+        return (True, "goal") if self._cell(s) == self._goal else (False, "hole")
+
+
+class CliffWalkingText(_ToyTextEnv):
+    """Gymnasium ``CliffWalking-v0``: walk along a cliff from the start to the goal.
+
+    Each step costs 1; stepping onto the cliff costs 100 and sends the agent back to the
+    start (the episode goes on). Reaching the goal ends it.
+    """
+
+    family = "cliffwalking"
+    action_names = ("up", "right", "down", "left")  # gymnasium's action order
+    feature_names = ("row", "col", "at_goal", "dist_to_goal", "next_to_cliff")
+
+    def __init__(self) -> None:
+        super().__init__(CliffWalkingEnv())
+        h, w = self._inner.shape
+        self._cliff = [(int(r), int(c)) for r, c in zip(*np.nonzero(self._inner._cliff))]
+        self._start = (h - 1, 0)
+        self._goal = (h - 1, w - 1)
+        self._objects = (
+            GridObject("start", *self._start),
+            *(GridObject("cliff", *c) for c in self._cliff),
+            GridObject("goal", *self._goal),
+        )
+        self._mission = "Walk from the start to the goal. Every step costs 1; stepping onto the cliff costs 100 and sends you back to the start."
+
+    def _grid_shape(self) -> tuple[int, int]:
+        return (int(self._inner.shape[0]), int(self._inner.shape[1]))
+
+    def _cell(self, s: int) -> tuple[int, int]:
+        return divmod(int(s), self._grid_shape()[1])
+
+    def _snapshot(self, s: int) -> GridState:
+        h, w = self._grid_shape()
+        return GridState(self.family, h, w, self._cell(s), self._objects, mission=self._mission, actions=self.action_names, index=int(s))
+
+    def state_record(self) -> dict[str, Any]:
+        """``index`` (row * 12 + col), ``row`` and ``col``."""
+        s = self.state_index
+        r, c = self._cell(s)
+        return {"index": s, "row": r, "col": c}
+
+    def _features(self, s: int) -> list[float]:
+        cell = self._cell(s)
+        near = any((cell[0] + dr, cell[1] + dc) in self._cliff for dr, dc in DIRECTIONS.values())
+        return [cell[0], cell[1], cell == self._goal, manhattan(cell, self._goal), near]
+
+    def _ending(self, s: int) -> tuple[bool, str]:
+        return True, "goal"
+
+
+_TAXI_COLORS = ("red", "green", "yellow", "blue")  # gymnasium's passenger/destination order
+
+
+class TaxiText(_ToyTextEnv):
+    """Gymnasium ``Taxi-v3``: pick a passenger up and drop them at their destination.
+
+    Each step costs 1, a delivery earns 20 and ends the episode, and a pick-up or drop-off
+    where none is possible costs 10. Thin walls stand between some cells. The start
+    (taxi cell, passenger stop, destination) is drawn at random by ``reset(seed=...)``.
+    """
+
+    family = "taxi"
+    action_names = ("down", "up", "right", "left", "pick up", "drop off")  # gymnasium's order
+    feature_names = (
+        "row", "col", "passenger_in_taxi", "delivered", "at_passenger", "at_destination",
+        "dist_to_passenger", "dist_to_destination",
+    )
+
+    def __init__(self) -> None:
+        super().__init__(TaxiEnv())
+        self._stops = [tuple(loc) for loc in self._inner.locs]
+        desc = self._inner.desc
+        barriers = set()
+        for r in range(5):
+            for c in range(4):
+                if desc[1 + r, 2 * c + 2] == b"|":
+                    barriers.add(((r, c), (r, c + 1)))
+        self._barriers = frozenset(barriers)
+        self._mission = (
+            "Drive the taxi to the passenger, pick them up, drive to their destination and drop them off. "
+            "Every step costs 1, the delivery earns 20, and a pick-up or drop-off where it is not possible costs 10."
+        )
+
+    def _grid_shape(self) -> tuple[int, int]:
+        return (5, 5)
+
+    def decode(self, s: int) -> tuple[int, int, int, int]:
+        """``(taxi row, taxi col, passenger (0-3: a stop, 4: in the taxi), destination)``."""
+        r, c, p, d = self._inner.decode(int(s))
+        return int(r), int(c), int(p), int(d)
+
+    def _cell(self, s: int) -> tuple[int, int]:
+        r, c, _, _ = self.decode(s)
+        return (r, c)
+
+    def _snapshot(self, s: int) -> GridState:
+        r, c, p, d = self.decode(s)
+        objects = [GridObject("stop", *stop, color=color) for stop, color in zip(self._stops, _TAXI_COLORS)]
+        if p < 4:
+            objects.append(GridObject("passenger", *self._stops[p]))
+        objects.append(GridObject("destination", *self._stops[d]))
+        return GridState(
+            self.family, 5, 5, (r, c), tuple(objects), barriers=self._barriers,
+            carrying=("passenger",) if p == 4 else (), has_inventory=True, mission=self._mission,
+            actions=self.action_names, index=int(s),
+        )
+
+    def state_record(self) -> dict[str, Any]:
+        """``index`` (gymnasium's encoding), taxi ``row``/``col``, ``passenger``, ``destination``."""
+        s = self.state_index
+        r, c, p, d = self.decode(s)
+        return {
+            "index": s, "row": r, "col": c,
+            "passenger": "in taxi" if p == 4 else _TAXI_COLORS[p], "destination": _TAXI_COLORS[d],
+        }
+
+    def _label(self, s: int) -> str:
+        r, c, p, d = self.decode(s)
+        where = "taxi" if p == 4 else _TAXI_COLORS[p][0].upper()
+        return f"({r}, {c}) passenger={where} dest={_TAXI_COLORS[d][0].upper()}"
+
+    def _features(self, s: int) -> list[float]:
+        r, c, p, d = self.decode(s)
+        cell, dest = (r, c), self._stops[d]
+        passenger = cell if p == 4 else self._stops[p]
+        return [
+            r, c, p == 4, p == d, p < 4 and cell == passenger, cell == dest,
+            manhattan(cell, passenger), manhattan(cell, dest),
+        ]
+
+    def _ending(self, s: int) -> tuple[bool, str]:
+        return True, "delivered"
