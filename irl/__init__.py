@@ -1,0 +1,72 @@
+"""Inferring objectives from behaviour: tabular IRL, reward comparison, choice models.
+
+``irl`` reads MDPs (:class:`textenvs.mdp.TabularMDP`) and recorded decisions; it never
+calls a model. Everything is pure numpy/scipy functions with thin classes on top:
+
+* :mod:`irl.soft`: soft (maximum causal entropy) and hard value iteration, finite
+  horizon or discounted, and exact occupancy measures;
+* :mod:`irl.mce`: maximum causal entropy IRL (Ziebart) for rewards linear in state or
+  state-action features, fitted with L-BFGS (:func:`mce_irl`, :class:`MaxEntIRL`);
+* :mod:`irl.epic`: the EPIC distance between rewards (Gleave et al. 2021);
+* :mod:`irl.choice`: a Boltzmann choice model over legal actions for games, with
+  cross-validated L2 and an explained-behaviour score;
+* :mod:`irl.stats`: bootstrap, Wilson and t confidence intervals.
+"""
+
+from __future__ import annotations
+
+from irl.choice import (
+    ChoiceData,
+    ChoiceFit,
+    CVResult,
+    Decision,
+    ExplainedScore,
+    bootstrap_weights,
+    choice_objective,
+    choice_probabilities,
+    cross_validate,
+    explained_behaviour,
+    fit_choice,
+    pack_decisions,
+)
+from irl.epic import ConstantRewardError, as_transition_reward, canonicalize, epic_distance, epic_matrix, pearson_distance
+from irl.mce import (
+    IRLResult,
+    MaxEntIRL,
+    Trajectory,
+    empirical_occupancy,
+    expert_feature_expectations,
+    feature_expectations,
+    mce_irl,
+    mce_objective,
+    trajectory_log_likelihood,
+)
+from irl.soft import (
+    Dynamics,
+    Occupancy,
+    Values,
+    expected_reward,
+    hard_value_iteration,
+    occupancy_measures,
+    policy_transitions,
+    soft_value_iteration,
+)
+from irl.stats import Interval, bootstrap_ci, mean_ci, wilson_interval
+
+__all__ = [
+    # soft
+    "Dynamics", "Values", "Occupancy", "expected_reward", "soft_value_iteration",
+    "hard_value_iteration", "occupancy_measures", "policy_transitions",
+    # mce
+    "Trajectory", "IRLResult", "MaxEntIRL", "mce_irl", "mce_objective", "empirical_occupancy",
+    "expert_feature_expectations", "feature_expectations", "trajectory_log_likelihood",
+    # epic
+    "ConstantRewardError", "as_transition_reward", "canonicalize", "pearson_distance",
+    "epic_distance", "epic_matrix",
+    # choice
+    "Decision", "ChoiceData", "ChoiceFit", "CVResult", "ExplainedScore", "pack_decisions",
+    "choice_objective", "choice_probabilities", "fit_choice", "cross_validate",
+    "explained_behaviour", "bootstrap_weights",
+    # stats
+    "Interval", "bootstrap_ci", "wilson_interval", "mean_ci",
+]

@@ -1,0 +1,142 @@
+"""Boltzmann choice model: gradients, recovery of a known theta, explained-behaviour score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from irl.choice import (
+    Decision,
+    _hessian,
+    bootstrap_weights,
+    choice_objective,
+    choice_probabilities,
+    cross_validate,
+    explained_behaviour,
+    fit_choice,
+    pack_decisions,
+)
+
+THETA = np.array([1.5, -1.0, 0.5])
+
+
+def make_decisions(n: int, mode: str, seed: int = 0, theta: np.ndarray = THETA):
+    """Decisions with 2-6 legal actions and Gaussian features.
+
+    ``mode``: ``sample`` (choices drawn from the true Boltzmann policy), ``dist`` (the true
+    distribution as the target), ``uniform`` (random choices), ``argmax`` (the best action).
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        k = int(rng.integers(2, 7))
+        x = rng.normal(size=(k, len(theta)))
+        u = x @ theta
+        p = np.exp(u - u.max())
+        p /= p.sum()
+        if mode == "sample":
+            t = int(rng.choice(k, p=p))
+        elif mode == "dist":
+            t = p
+        elif mode == "uniform":
+            t = int(rng.integers(k))
+        elif mode == "argmax":
+            t = int(np.argmax(u))
+        else:
+            raise ValueError(mode)
+        out.append((x, t))
+    return out
+
+
+def numeric_grad(f, w, eps=1e-6):
+    g = np.zeros_like(w)
+    for i in range(len(w)):
+        e = np.zeros_like(w)
+        e[i] = eps
+        g[i] = (f(w + e) - f(w - e)) / (2 * eps)
+    return g
+
+
+@pytest.mark.parametrize("mode", ["sample", "dist"])
+def test_gradient_and_hessian_match_finite_differences(mode):
+    rng = np.random.default_rng(1)
+    decisions = [Decision(x, t, weight=float(w)) for (x, t), w in
+                 zip(make_decisions(40, mode, seed=2), rng.uniform(0.5, 2, 40))]
+    data = pack_decisions(decisions)
+    theta = rng.normal(size=3)
+    _, grad = choice_objective(theta, data, l2=0.7)
+    assert grad == pytest.approx(numeric_grad(lambda w: choice_objective(w, data, l2=0.7)[0], theta), abs=1e-6)
+    hess = _hessian(data, theta, 0.7)
+    num = np.stack([numeric_grad(lambda w: choice_objective(w, data, l2=0.7)[1][i], theta) for i in range(3)])
+    assert hess == pytest.approx(num, abs=1e-5)
+
+
+def test_probabilities_sum_to_one_and_match_softmax():
+    decisions = make_decisions(10, "sample")
+    probs = choice_probabilities(decisions, THETA)
+    for (x, _), p in zip(decisions, probs):
+        u = x @ THETA
+        assert p == pytest.approx(np.exp(u) / np.exp(u).sum())
+
+
+def test_recovers_known_theta_within_standard_errors():
+    fit = fit_choice(make_decisions(3000, "sample", seed=3), l2=0.0)
+    assert fit.converged
+    z = (fit.weights - THETA) / fit.std_errors
+    assert np.all(np.abs(z) < 4), z
+    assert np.all(fit.std_errors < 0.1)
+
+
+def test_distribution_targets_recover_theta_exactly():
+    fit = fit_choice(make_decisions(300, "dist", seed=4), l2=0.0)
+    assert fit.weights == pytest.approx(THETA, abs=1e-5)
+
+
+def test_uniform_choices_score_near_zero():
+    score = explained_behaviour(make_decisions(800, "uniform", seed=5), k=5, seed=0)
+    assert abs(score.score) < 0.03
+    assert score.uniform_log_likelihood < 0
+
+
+def test_deterministic_explained_choices_score_near_one():
+    score = explained_behaviour(make_decisions(400, "argmax", seed=6), k=5, seed=0)
+    assert score.score > 0.9
+    # Boltzmann-sampled choices are explained in part.
+    partial = explained_behaviour(make_decisions(400, "sample", seed=7), k=5, seed=0)
+    assert 0.2 < partial.score < score.score
+
+
+def test_cross_validation_prefers_weak_penalty_for_informative_data():
+    data = make_decisions(400, "argmax", seed=8)
+    cv = cross_validate(data, l2_grid=(1e-2, 1.0, 100.0), k=4, seed=0)
+    assert cv.best_l2 == 1e-2
+    assert cv.heldout_log_likelihood[0] > cv.heldout_log_likelihood[-1]
+    # Seeded: the same folds give the same numbers.
+    again = cross_validate(data, l2_grid=(1e-2, 1.0, 100.0), k=4, seed=0)
+    assert np.array_equal(cv.heldout_log_likelihood, again.heldout_log_likelihood)
+
+
+def test_bootstrap_intervals_cover_truth():
+    iv = bootstrap_weights(make_decisions(600, "sample", seed=9), l2=0.0, n=100, seed=0)
+    assert np.all(iv.low <= THETA) and np.all(THETA <= iv.high)
+    assert np.all(iv.low < iv.estimate) and np.all(iv.estimate < iv.high)
+
+
+def test_single_action_decisions_carry_no_information():
+    data = make_decisions(50, "sample", seed=10) + [(np.ones((1, 3)), 0)] * 20
+    a = fit_choice(data, l2=0.1)
+    b = fit_choice(data[:50], l2=0.1)
+    assert a.weights == pytest.approx(b.weights, abs=1e-6)
+
+
+def test_input_validation():
+    with pytest.raises(ValueError, match="not among"):
+        pack_decisions([(np.ones((3, 2)), 3)])
+    with pytest.raises(ValueError, match="distribution"):
+        pack_decisions([(np.ones((3, 2)), np.array([0.5, 0.6, 0.0]))])
+    with pytest.raises(ValueError, match="features"):
+        pack_decisions([(np.ones((3, 2)), 0), (np.ones((3, 4)), 0)])
+    with pytest.raises(ValueError, match="no decisions"):
+        pack_decisions([])
+    with pytest.raises(ValueError, match="k="):
+        cross_validate(make_decisions(3, "sample"), k=5)
