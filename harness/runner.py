@@ -111,26 +111,34 @@ class Runner:
         next_episode = 0
         live: list[_Episode] = []
         done = steps = 0
+        def start_next(env: Any) -> None:
+            """Start episodes in ``env`` until one needs a decision (or none are left)."""
+            nonlocal next_episode, done
+            while next_episode < cfg.episodes:
+                ep = self._start(env, next_episode, seeds[next_episode])
+                next_episode += 1
+                if ep.env.legal_actions():
+                    live.append(ep)
+                    return
+                writer.episode(self._ended_at_reset(ep))  # e.g. the opponent mated at once
+                done += 1
+
         try:
             for env in self._envs[:n_slots]:
-                live.append(self._start(env, next_episode, seeds[next_episode]))
-                next_episode += 1
+                start_next(env)
             while live:
                 decisions = [Decision(ep.env.text_state(), tuple(ep.env.legal_actions()), ep.rng) for ep in live]
                 choices = self.agent.act(decisions)
-                still: list[_Episode] = []
-                for ep, decision, choice in zip(live, decisions, choices):
+                current, live = live, []
+                for ep, decision, choice in zip(current, decisions, choices):
                     finished = self._apply(ep, decision, choice, writer)
                     steps += 1
                     if finished is None:
-                        still.append(ep)
+                        live.append(ep)
                         continue
                     writer.episode(finished)
                     done += 1
-                    if next_episode < cfg.episodes:
-                        still.append(self._start(ep.env, next_episode, seeds[next_episode]))
-                        next_episode += 1
-                live = still
+                    start_next(ep.env)
                 if progress is not None:
                     progress(done, steps)
         except KeyboardInterrupt:
@@ -154,6 +162,17 @@ class Runner:
         # The agent's own stream (sampling, fallbacks) is independent of the environment's.
         rng = np.random.default_rng([seed, 1])
         return _Episode(index, seed, env, rng, env.state_record(), dict(info), time.perf_counter())
+
+    def _ended_at_reset(self, ep: _Episode) -> EpisodeRecord:
+        """The record of an episode that was over before its first decision."""
+        info = ep.reset_info
+        success = info.get("success")
+        return EpisodeRecord(
+            episode=ep.index, seed=ep.seed, start_state=ep.start_state, reset_info=info, steps=0, total_reward=0.0,
+            terminated=True, truncated=False, end_reason="terminated", success=None if success is None else bool(success),
+            outcome=info.get("outcome"), invalid_replies=0, invalid_by_kind={}, fallback_actions=0, metrics={},
+            wall_s=time.perf_counter() - ep.started,
+        )
 
     def _apply(self, ep: _Episode, decision: Decision, choice: Any, writer: RunWriter) -> EpisodeRecord | None:
         """Take ``choice`` in ``ep``; write the step; return the episode record if it ended."""
@@ -184,7 +203,8 @@ class Runner:
         if choice.action is not None and not terminated and not truncated:
             return None
         end_reason = "forfeit" if choice.action is None else "terminated" if terminated else "truncated"
-        success = info.get("success")
+        # An episode cut at the step limit did not reach its goal.
+        success = False if truncated else info.get("success")
         return EpisodeRecord(
             episode=ep.index, seed=ep.seed, start_state=ep.start_state, reset_info=ep.reset_info,
             steps=ep.t, total_reward=ep.total_reward, terminated=bool(terminated), truncated=truncated,

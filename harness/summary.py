@@ -21,6 +21,8 @@ from irl.stats import bootstrap_ci, mean_ci, wilson_interval
 
 #: (estimate, low, high) of a 95% interval.
 Interval = tuple[float, float, float]
+#: Step metrics that are 0/1: shown as percentages, with rate intervals.
+_RATE_METRICS = {"best_move"}
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,7 @@ class RunSummary:
 def _rate(k: int, n: int) -> Interval | None:
     if n == 0:
         return None
-    lo, hi = wilson_interval(k, n)
-    return (k / n, lo, hi)
+    return tuple(wilson_interval(k, n))  # type: ignore[return-value]
 
 
 def _mean(values: Sequence[float]) -> Interval | None:
@@ -100,7 +101,11 @@ def summarize(run_dir: str | Path) -> RunSummary:
 
 
 def _episode_bootstrap(per_episode: dict[int, dict[str, list[float]]]) -> dict[str, Interval]:
-    """Pooled mean of each step metric, with a bootstrap interval over episodes."""
+    """Pooled mean of each step metric, with a bootstrap interval over episodes.
+
+    For 0/1 metrics the interval is widened to contain the Wilson interval of the pooled
+    counts, so that an all-zero sample does not claim a rate of exactly zero.
+    """
     names = sorted({name for metrics in per_episode.values() for name in metrics})
     result = {}
     for name in names:
@@ -108,12 +113,15 @@ def _episode_bootstrap(per_episode: dict[int, dict[str, list[float]]]) -> dict[s
         sums = np.array([g.sum() for g in groups])
         counts = np.array([len(g) for g in groups])
         estimate = float(sums.sum() / counts.sum())
-        if len(groups) < 2:
+        if len(groups) < 2 and name not in _RATE_METRICS:
             result[name] = (estimate, float("nan"), float("nan"))
             continue
-        lo, hi = bootstrap_ci(
-            np.arange(len(groups)), lambda idx: sums[idx].sum() / counts[idx].sum(), seed=0
-        )
+        lo = hi = estimate
+        if len(groups) >= 2:
+            _, lo, hi = bootstrap_ci(np.arange(len(groups)), lambda idx: sums[idx].sum() / counts[idx].sum(), seed=0)
+        if name in _RATE_METRICS:
+            _, w_lo, w_hi = wilson_interval(int(round(sums.sum())), int(counts.sum()))
+            lo, hi = min(lo, w_lo), max(hi, w_hi)
         result[name] = (estimate, float(lo), float(hi))
     return result
 
@@ -129,24 +137,23 @@ def _fmt(interval: Interval | None, percent: bool = False, digits: int = 2) -> s
     return f"{est:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-#: Metrics that are 0/1 per step are shown as percentages.
-_RATE_METRICS = {"best_move"}
-
-
 def print_summaries(summaries: Sequence[RunSummary], console: Console) -> None:
-    """One table, a row per run; intervals are 95%."""
+    """One table, a column per run and a row per figure; intervals are 95%."""
     metric_names = sorted({m for s in summaries for m in s.metrics})
-    table = Table(title="results (95% CI)", show_lines=False)
-    columns = ["model", "env", "encoding", "mode", "episodes", "decisions", "return", "length", "success",
-               "invalid replies", "fallbacks", *metric_names]
-    for col in columns:
-        table.add_column(col, overflow="fold")
+    table = Table(title="results (95% confidence intervals)")
+    table.add_column("")
     for s in summaries:
-        row: list[Any] = [
-            s.model, s.env, s.encoding, s.mode, f"{s.episodes}" + ("" if s.status == "complete" else f" ({s.status})"),
-            str(s.decisions), _fmt(s.total_reward), _fmt(s.length, digits=1), _fmt(s.success, percent=True),
-            _fmt(s.invalid_reply_rate, percent=True), _fmt(s.fallback_rate, percent=True),
-        ]
-        row += [_fmt(s.metrics.get(m), percent=m in _RATE_METRICS, digits=1) for m in metric_names]
-        table.add_row(*row)
+        table.add_column(f"{s.model}\n{s.env} / {s.encoding} / {s.mode}", overflow="fold")
+    rows: list[tuple[str, Any]] = [
+        ("episodes", lambda s: f"{s.episodes}" + ("" if s.status == "complete" else f" ({s.status})")),
+        ("decisions", lambda s: str(s.decisions)),
+        ("return", lambda s: _fmt(s.total_reward)),
+        ("length", lambda s: _fmt(s.length, digits=1)),
+        ("success", lambda s: _fmt(s.success, percent=True)),
+        ("invalid replies", lambda s: _fmt(s.invalid_reply_rate, percent=True)),
+        ("fallback actions", lambda s: _fmt(s.fallback_rate, percent=True)),
+    ]
+    rows += [(m, lambda s, m=m: _fmt(s.metrics.get(m), percent=m in _RATE_METRICS, digits=1)) for m in metric_names]
+    for label, cell in rows:
+        table.add_row(label, *(cell(s) for s in summaries))
     console.print(table)

@@ -1,0 +1,89 @@
+"""vLLM in-process, for GPU servers.
+
+vLLM pins its own torch and transformers, so it lives in its own environment
+(``pip install vllm`` there, then ``pip install --no-deps -e .`` for zso); or serve the
+model with ``vllm serve MODEL`` and use ``--backend openai``.
+
+``score`` asks for the prompt log-probabilities of ``prompt + continuation`` token ids
+(``prompt_logprobs=0``), so each continuation costs one prefill that vLLM's prefix cache
+shares across the continuations of a prompt.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from harness.backends.base import ContinuationScore, GenerateOptions, MissingDependencyError, ModelInfo, ScoreRequest
+
+INSTALL_HINT = (
+    "the vllm backend needs vLLM, which pins its own torch: install it in a separate environment "
+    "(pip install vllm && pip install --no-deps -e .), or run `vllm serve MODEL` and use --backend openai"
+)
+
+
+class VLLMBackend:
+    """A model loaded by ``vllm.LLM``; extra options go to its constructor."""
+
+    def __init__(self, model: str, dtype: str = "auto", gpu_memory_utilization: float = 0.85,
+                 max_model_len: int | None = None, tensor_parallel_size: int = 1, enable_prefix_caching: bool = True):
+        try:
+            import vllm
+        except ImportError:
+            raise MissingDependencyError(INSTALL_HINT) from None
+        self._vllm = vllm
+        self.model = model
+        self.llm = vllm.LLM(
+            model=model, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
+            tensor_parallel_size=tensor_parallel_size, enable_prefix_caching=enable_prefix_caching,
+        )
+        self.tokenizer = self.llm.get_tokenizer()
+        self.options: dict[str, Any] = {"dtype": dtype, "tensor_parallel_size": tensor_parallel_size}
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(self.model, "vllm", self.model, None, bool(getattr(self.tokenizer, "chat_template", None)),
+                         {**self.options, "vllm": self._vllm.__version__})
+
+    def format_prompt(self, text: str) -> str:
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
+        return text
+
+    def _encode(self, text: str) -> list[int]:
+        bos = self.tokenizer.bos_token
+        return self.tokenizer.encode(text, add_special_tokens=not (bos and text.startswith(bos)))
+
+    def generate(self, prompts: Sequence[str], options: GenerateOptions) -> list[str]:
+        params = self._vllm.SamplingParams(
+            max_tokens=options.max_new_tokens, temperature=options.temperature, seed=options.seed,
+            stop=list(options.stop) or None,
+        )
+        inputs = [{"prompt_token_ids": self._encode(p)} for p in prompts]
+        return [out.outputs[0].text for out in self.llm.generate(inputs, params, use_tqdm=False)]
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:
+        inputs, spans = [], []
+        for request in requests:
+            prompt_ids = self._encode(request.prompt)
+            for cont in request.continuations:
+                if not cont:
+                    raise ValueError("cannot score an empty continuation")
+                full = self._encode(request.prompt + cont)
+                if full[: len(prompt_ids)] != prompt_ids:  # the boundary merged two tokens
+                    full = prompt_ids + self.tokenizer.encode(cont, add_special_tokens=False)
+                inputs.append({"prompt_token_ids": full})
+                spans.append((len(prompt_ids), len(full)))
+        params = self._vllm.SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)
+        outputs = self.llm.generate(inputs, params, use_tqdm=False) if inputs else []
+        flat = []
+        for out, (start, end) in zip(outputs, spans):
+            ids = out.prompt_token_ids
+            total = sum(out.prompt_logprobs[i][ids[i]].logprob for i in range(start, end))
+            flat.append(ContinuationScore(float(total), end - start))
+        result, i = [], 0
+        for request in requests:
+            result.append(flat[i: i + len(request.continuations)])
+            i += len(request.continuations)
+        return result
+
+    def close(self) -> None:
+        del self.llm
