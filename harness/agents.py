@@ -10,7 +10,7 @@ reply is kept.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
 import numpy as np
@@ -31,6 +31,8 @@ class Decision:
     legal: tuple[str, ...]
     #: The episode's own generator, for sampling and fallbacks.
     rng: np.random.Generator
+    #: The environment's JSON-able state record (gridworlds: ``{"index": ...}``).
+    record: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

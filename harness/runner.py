@@ -81,7 +81,12 @@ def default_run_dir(config: RunConfig, root: str | Path = "results") -> Path:
 class Runner:
     """Runs one configuration against one backend."""
 
-    def __init__(self, config: RunConfig, backend: Backend | None = None):
+    def __init__(self, config: RunConfig, backend: Backend | None = None, agent: Agent | None = None):
+        """Load ``config``'s backend (unless ``backend`` is given) and build its agent.
+
+        A ready ``agent`` (an RL baseline, say) replaces both; it must have an ``info()``
+        that says what it is, for the manifest.
+        """
         self.config = config
         # Fail on a bad environment, variant, option or encoding before loading a model.
         self.encoding = get_encoding(config.env, config.encoding)
@@ -89,8 +94,11 @@ class Runner:
         if not isinstance(probe, TextEnv):
             raise TypeError(f"environment {config.env!r} does not implement textenvs.TextEnv")
         self._envs: list[Any] = [probe]
-        self.backend = backend if backend is not None else load_backend(config.backend, config.model, config.backend_options)
-        self.agent = make_agent(config, self.backend, self.encoding)
+        self.backend: Backend | None = None
+        if agent is None:
+            self.backend = backend if backend is not None else load_backend(config.backend, config.model, config.backend_options)
+            agent = make_agent(config, self.backend, self.encoding)
+        self.agent = agent
 
     def _new_env(self) -> Any:
         return make_env(self.config.env, self.config.variant, **self.config.env_options)
@@ -127,7 +135,9 @@ class Runner:
             for env in self._envs[:n_slots]:
                 start_next(env)
             while live:
-                decisions = [Decision(ep.env.text_state(), tuple(ep.env.legal_actions()), ep.rng) for ep in live]
+                decisions = [
+                    Decision(ep.env.text_state(), tuple(ep.env.legal_actions()), ep.rng, ep.env.state_record()) for ep in live
+                ]
                 choices = self.agent.act(decisions)
                 current, live = live, []
                 for ep, decision, choice in zip(current, decisions, choices):
@@ -151,9 +161,17 @@ class Runner:
         return run_dir
 
     def close(self) -> None:
+        """Close the environments (and their engine processes) and the backend."""
         for env in self._envs:
             env.close()
-        self.backend.close()
+        if self.backend is not None:
+            self.backend.close()
+
+    def __enter__(self) -> "Runner":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     # -- one episode ----------------------------------------------------------------------
 
@@ -176,7 +194,7 @@ class Runner:
 
     def _apply(self, ep: _Episode, decision: Decision, choice: Any, writer: RunWriter) -> EpisodeRecord | None:
         """Take ``choice`` in ``ep``; write the step; return the episode record if it ended."""
-        state = ep.env.state_record()
+        state = decision.record
         for attempt in choice.attempts:
             ep.invalid[attempt.error_kind] += 1
         ep.fallbacks += choice.source == "fallback"
@@ -225,7 +243,7 @@ class Runner:
             run_id=run_dir.name,
             created=_now(),
             config={**cfg.to_json(), "out": str(run_dir)},
-            model=_model_json(self.backend),
+            model=asdict((self.backend or self.agent).info()),
             environment={
                 "id": cfg.env,
                 "variant": cfg.variant or entry.metadata.get("default_variant"),
@@ -239,10 +257,6 @@ class Runner:
             seeds={"base": cfg.seed, "episodes": cfg.episode_seeds()},
             host={"python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine()},
         )
-
-
-def _model_json(backend: Backend) -> dict[str, Any]:
-    return asdict(backend.info())
 
 
 def _now() -> str:

@@ -134,7 +134,8 @@ def test_a_game_over_at_reset_is_recorded_without_steps(tmp_path):
 
     if not stockfish_available():
         pytest.skip("needs Stockfish")
-    run = Runner(cfg, ScriptedBackend()).run(tmp_path / "r")
+    with Runner(cfg, ScriptedBackend()) as runner:
+        run = runner.run(tmp_path / "r")
     ep = next(iter_episodes(run))
     assert ep["steps"] == 0 and ep["outcome"] == "checkmate" and ep["success"] is False
     assert validate_run(run) == []
