@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     summ = sub.add_parser("summary", help="print the results table of run directories")
     summ.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    serve = sub.add_parser("serve", help="serve a model over an OpenAI-compatible completions API")
+    serve.add_argument("--model", default="smollm2-135m-instruct", help="embedded model name, model directory or .gguf file")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("-b", "--backend-option", action="append", metavar="KEY=VALUE", help="transformers backend option, e.g. dtype=bfloat16")
     return parser
 
 
@@ -173,9 +178,26 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from harness.backends import load_backend
+    from harness.config import parse_key_values
+    from harness.serve import CompletionsServer
+
+    with console.status(f"loading {args.model}"):
+        backend = load_backend("transformers", args.model, parse_key_values(args.backend_option, "--backend-option"))
+    server = CompletionsServer(backend, Path(args.model).name, args.host, args.port)
+    console.print(f"serving {args.model} at [bold]{server.url}[/bold] (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        backend.close()
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run, "envs": cmd_envs, "encodings": cmd_encodings, "models": cmd_models,
-    "validate": cmd_validate, "summary": cmd_summary,
+    "validate": cmd_validate, "summary": cmd_summary, "serve": cmd_serve,
 }
 
 

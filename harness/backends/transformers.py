@@ -40,6 +40,7 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -62,7 +63,16 @@ except ImportError as exc:  # pragma: no cover - both are core dependencies
         f"the transformers backend needs torch and transformers ({exc}): pip install torch transformers"
     ) from exc
 
-__all__ = ["CONVERSION_VERSION", "DTYPES", "TransformersBackend", "converted_dir"]
+__all__ = ["CONVERSION_VERSION", "DTYPES", "TokenLogprob", "TransformersBackend", "converted_dir"]
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One token of a scored text (what ``zso serve`` echoes)."""
+
+    text: str
+    offset: int
+    logprob: float | None
 
 #: Accepted values of ``dtype``.
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -425,6 +435,28 @@ class TransformersBackend:
         if not ids:
             raise ValueError("the prompt is empty and the tokenizer has no BOS token to start from")
         return ids
+
+    def token_logprobs(self, text: str) -> list[TokenLogprob]:
+        """Each token of ``text`` with its character offset and log-probability.
+
+        The first token has no log-probability (``None``). A BOS that the tokenizer adds
+        in front of ``text`` is not reported. Offsets come from decoding the token prefix,
+        so they are exact for text that decodes back to itself.
+        """
+        ids = self._prompt_ids(text)
+        added = 1 if self._prefix_ids and ids[: len(self._prefix_ids)] == self._prefix_ids and not (
+            self.tokenizer.bos_token and text.startswith(self.tokenizer.bos_token)) else 0
+        with torch.inference_mode():
+            logits = self._forward(input_ids=torch.tensor([ids], device=self.device)).logits[0]
+            targets = torch.tensor(ids[1:], device=self.device)
+            picked = logits[:-1].float()
+            lps = (picked.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(picked, dim=-1)).tolist()
+        tokens = []
+        for i in range(added, len(ids)):
+            offset = len(self.tokenizer.decode(ids[added:i], skip_special_tokens=False))
+            piece = self.tokenizer.decode([ids[i]], skip_special_tokens=False)
+            tokens.append(TokenLogprob(piece, offset, None if i == 0 else float(lps[i - 1])))
+        return tokens
 
     # -- Backend -----------------------------------------------------------------------
 
