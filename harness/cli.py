@@ -115,7 +115,7 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
     table = Table(title="environments")
     for col in ("id", "variants", "encodings", "description"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "id")
     for entry in ENVS:
         variants = entry.metadata.get("variants", {})
         default = entry.metadata.get("default_variant")
@@ -132,7 +132,7 @@ def cmd_encodings(args: argparse.Namespace) -> int:
         ENVS.entry(args.env)
     table = Table(title="encodings")
     for col in ("environment", "encoding", "description"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col != "description")
     for entry in ENCODINGS:
         env, name = entry.name.split("/", 1)
         if args.env in (None, env):
@@ -147,7 +147,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     table = Table(title="embedded models (offline)")
     rows = model_rows()
     for col in rows[0]:
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "name", overflow="fold")
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
     out.print(table)
