@@ -64,6 +64,15 @@ class ModelInfo:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def regroup(flat: Sequence[ContinuationScore], requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:
+    """Split scores of all continuations, in order, back into one list per request."""
+    result, start = [], 0
+    for request in requests:
+        result.append(list(flat[start: start + len(request.continuations)]))
+        start += len(request.continuations)
+    return result
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A language model behind two batched operations."""

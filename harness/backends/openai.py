@@ -24,7 +24,7 @@ import urllib.error
 import urllib.request
 from typing import Any, Sequence
 
-from harness.backends.base import BackendError, ContinuationScore, GenerateOptions, ModelInfo, ScoreRequest
+from harness.backends.base import BackendError, ContinuationScore, GenerateOptions, ModelInfo, ScoreRequest, regroup
 
 
 class OpenAIBackend:
@@ -89,11 +89,7 @@ class OpenAIBackend:
         body = {"model": self.model, "prompt": texts, "max_tokens": 1, "echo": True, "logprobs": 0, "temperature": 0.0}
         choices = self._choices(self._post("/completions", body), len(texts))
         flat = [_continuation_logprob(c, start, end, self.base_url) for c, (start, end) in zip(choices, bounds)]
-        result, i = [], 0
-        for request in requests:
-            result.append(flat[i: i + len(request.continuations)])
-            i += len(request.continuations)
-        return result
+        return regroup(flat, requests)
 
     def close(self) -> None:
         pass

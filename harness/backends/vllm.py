@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from harness.backends.base import ContinuationScore, GenerateOptions, MissingDependencyError, ModelInfo, ScoreRequest
+from harness.backends.base import ContinuationScore, GenerateOptions, MissingDependencyError, ModelInfo, ScoreRequest, regroup
 
 INSTALL_HINT = (
     "the vllm backend needs vLLM, which pins its own torch: install it in a separate environment "
@@ -79,11 +79,7 @@ class VLLMBackend:
             ids = out.prompt_token_ids
             total = sum(out.prompt_logprobs[i][ids[i]].logprob for i in range(start, end))
             flat.append(ContinuationScore(float(total), end - start))
-        result, i = [], 0
-        for request in requests:
-            result.append(flat[i: i + len(request.continuations)])
-            i += len(request.continuations)
-        return result
+        return regroup(flat, requests)
 
     def close(self) -> None:
         del self.llm
