@@ -56,13 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("-b", "--backend-option", action="append", metavar="KEY=VALUE", help="transformers backend option, e.g. dtype=bfloat16")
+    __import__("harness.baselines").baselines.add_parser(sub)  # zso baseline
     return parser
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.config import parse_key_values, resolve_config
-    from harness.runner import Runner, RunInterrupted
-    from harness.summary import print_summaries, summarize
+    from harness.runner import Runner
 
     config = resolve_config(
         args.config,
@@ -76,16 +76,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     with console.status(f"loading {config.model} ({config.backend})"):
         runner = Runner(config)
+    with runner:
+        return run_and_report(runner, config.episodes, args.no_progress)
+
+
+def run_and_report(runner: Any, episodes: int, no_progress: bool) -> int:
+    """Play ``runner``'s episodes under a progress bar and print the results table.
+
+    Returns the exit code: 0, or 130 after Ctrl-C (finished episodes are kept and shown).
+    """
+    from harness.runner import RunInterrupted
+    from harness.summary import print_summaries, summarize
+
     try:
-        with _progress(config.episodes, disable=args.no_progress) as update:
+        with _progress(episodes, disable=no_progress) as update:
             run_dir = runner.run(progress=update)
     except RunInterrupted as exc:
         console.print(f"[yellow]{exc}[/yellow]")
         if exc.episodes_done:
             print_summaries([summarize(exc.run_dir)], out)
         return 130
-    finally:
-        runner.close()
     print_summaries([summarize(run_dir)], out)
     console.print(f"results in [bold]{run_dir}[/bold]")
     return 0
@@ -198,6 +208,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 COMMANDS = {
     "run": cmd_run, "envs": cmd_envs, "encodings": cmd_encodings, "models": cmd_models,
     "validate": cmd_validate, "summary": cmd_summary, "serve": cmd_serve,
+    "baseline": lambda args: __import__("harness.baselines").baselines.cmd_baseline(args),
 }
 
 

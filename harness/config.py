@@ -116,14 +116,17 @@ def resolve_config(file: str | Path | None = None, **overrides: Any) -> RunConfi
 def parse_key_values(pairs: list[str] | None, flag: str) -> dict[str, Any]:
     """``["opponent=stockfish", "depth=3"]`` -> ``{"opponent": "stockfish", "depth": 3}``.
 
-    Values are read as TOML scalars when they parse as one (numbers, booleans), else as
-    strings.
+    Values are read as TOML scalars when they parse as one (numbers, booleans), ``none``
+    as ``None``, anything else as a string.
     """
     result: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"{flag} expects KEY=VALUE, got {pair!r}")
+        if value.strip().lower() == "none":
+            result[key.strip()] = None
+            continue
         try:
             result[key.strip()] = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:

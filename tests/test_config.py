@@ -52,8 +52,8 @@ def test_missing_file_is_reported(tmp_path):
 
 
 def test_flag_values_are_typed():
-    assert parse_key_values(["depth=3", "analysis=false", "opponent=stockfish:depth=2", "x=1.5"], "-o") == {
-        "depth": 3, "analysis": False, "opponent": "stockfish:depth=2", "x": 1.5,
+    assert parse_key_values(["depth=3", "analysis=false", "opponent=stockfish:depth=2", "x=1.5", "seed=None"], "-o") == {
+        "depth": 3, "analysis": False, "opponent": "stockfish:depth=2", "x": 1.5, "seed": None,
     }
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_key_values(["depth"], "--env-option")
