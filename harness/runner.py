@@ -34,6 +34,25 @@ RECORDED_PACKAGES = (
 )
 
 
+#: An environment option given as ``"model:NAME"`` is played by that model (a chess opponent).
+MODEL_PREFIX = "model:"
+
+
+class AgentPolicy:
+    """A policy ``(state, legal) -> action`` played by an agent, one decision at a time.
+
+    A reply that yields no action (a forfeit) is replaced by a random legal action.
+    """
+
+    def __init__(self, agent: Agent, seed: int):
+        self.agent = agent
+        self.rng = np.random.default_rng([seed, 2])
+
+    def __call__(self, state: Any, legal: list[str]) -> str:
+        choice = self.agent.act([Decision(state, tuple(legal), self.rng)])[0]
+        return choice.action if choice.action is not None else str(self.rng.choice(legal))
+
+
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run; the run directory holds every finished episode."""
 
@@ -88,6 +107,7 @@ class Runner:
         that says what it is, for the manifest.
         """
         self.config = config
+        self._policy_backends: dict[str, Backend] = {}
         # Fail on a bad environment, variant, option or encoding before loading a model.
         self.encoding = get_encoding(config.env, config.encoding)
         probe = self._new_env()
@@ -101,7 +121,20 @@ class Runner:
         self.agent = agent
 
     def _new_env(self) -> Any:
-        return make_env(self.config.env, self.config.variant, **self.config.env_options)
+        options = {
+            key: self._model_policy(value.removeprefix(MODEL_PREFIX))
+            if isinstance(value, str) and value.startswith(MODEL_PREFIX) else value
+            for key, value in self.config.env_options.items()
+        }
+        return make_env(self.config.env, self.config.variant, **options)
+
+    def _model_policy(self, model: str) -> "AgentPolicy":
+        """A policy played by ``model`` (choose mode, same encoding), for ``model:NAME`` options."""
+        if model not in self._policy_backends:
+            cfg = self.config
+            self._policy_backends[model] = load_backend(cfg.backend, model, cfg.backend_options)
+        agent = ChooseAgent(self._policy_backends[model], self.encoding, self.config.temperature, self.config.score_norm)
+        return AgentPolicy(agent, seed=self.config.seed)
 
     def run(self, out: str | Path | None = None, progress: Any = None) -> Path:
         """Play all episodes; returns the run directory.
@@ -166,6 +199,8 @@ class Runner:
             env.close()
         if self.backend is not None:
             self.backend.close()
+        for backend in self._policy_backends.values():
+            backend.close()
 
     def __enter__(self) -> "Runner":
         return self
@@ -251,6 +286,7 @@ class Runner:
                 "class": f"{type(env).__module__}.{type(env).__qualname__}",
                 "encoding": cfg.encoding,
                 "encoding_class": f"{type(self.encoding).__module__}.{type(self.encoding).__qualname__}",
+                "option_models": {name: asdict(b.info()) for name, b in self._policy_backends.items()},
             },
             packages=package_versions(),
             code=code_revision(),

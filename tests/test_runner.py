@@ -192,3 +192,33 @@ def test_embedded_model_plays_legal_chess(tmp_path, smollm2_backend, mode):
             assert s["action"] == s["legal_actions"][int(np.argmax(s["logprobs"]))]
             assert all(lp < 0 for lp in s["logprobs"])
     json.dumps(manifest)
+
+
+@pytest.mark.model
+def test_a_model_can_play_the_other_side(tmp_path, smollm2_backend):
+    cfg = config(episodes=1, max_steps=3, model="smollm2-135m-instruct",
+                 env_options={"opponent": "model:smollm2-135m-instruct", "analysis": "off"})
+    with Runner(cfg, ScriptedBackend(prefer="e2e4")) as runner:
+        run = runner.run(tmp_path / "run")
+    assert validate_run(run) == []
+    assert replay_chess(run) == 3
+    steps = list(iter_steps(run))
+    assert all(s["info"]["opponent_move"] for s in steps)
+    opponent = read_manifest(run)["environment"]["option_models"]["smollm2-135m-instruct"]
+    assert len(opponent["weights_sha256"]) == 64
+
+
+def test_the_chess_env_takes_a_policy_as_opponent():
+    from textenvs import make_env
+
+    env = make_env("chess", opponent=lambda board, legal: legal[-1], analysis="off")
+    env.reset(seed=0)
+    _, _, _, _, info = env.step("e2e4")
+    assert info["opponent_move"] == sorted(m.uci() for m in _after("e2e4").legal_moves)[-1]
+    env.close()
+
+
+def _after(uci: str) -> chess.Board:
+    board = chess.Board()
+    board.push_uci(uci)
+    return board

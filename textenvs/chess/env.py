@@ -24,7 +24,7 @@ from gymnasium import spaces
 
 from textenvs.chess.encodings import color_name
 from textenvs.chess.engine import Analyser, StockfishNotFoundError
-from textenvs.chess.opponents import Opponent, OpponentError, make_opponent
+from textenvs.chess.opponents import Opponent, OpponentError, PolicyOpponent, make_opponent
 from textenvs.chess.starts import load_starts
 from textenvs.errors import IllegalActionError
 
@@ -42,9 +42,10 @@ class ChessEnv(gymnasium.Env):
     """Chess against a random mover, Stockfish, or any :class:`~.opponents.Opponent`.
 
     Args:
-        opponent: ``"random"``, ``"stockfish[:skill=S,depth=D,movetime=T]"``, or an object
-            with ``choose(board) -> chess.Move`` and ``close()``; the environment closes it
-            in :meth:`close`. The random opponent draws from ``self.np_random``.
+        opponent: ``"random"``, ``"stockfish[:skill=S,depth=D,movetime=T]"``, an object
+            with ``choose(board) -> chess.Move`` and ``close()``, or a policy
+            ``(board, legal_uci) -> uci``; the environment closes it in :meth:`close`.
+            The random opponent draws from ``self.np_random``.
         color: the agent's side: ``"white"``, ``"black"``, or ``"side-to-move"`` (whoever
             is to move in the start position).
         start: ``"startpos"``, a FEN, or the path of an ``.epd`` or ``.pgn`` file whose
@@ -211,9 +212,11 @@ class ChessEnv(gymnasium.Env):
 def _build_opponent(opponent: str | Opponent, rng: Any, stockfish_path: str | None) -> Opponent:
     if isinstance(opponent, str):
         return make_opponent(opponent, rng, stockfish_path)
-    if not (callable(getattr(opponent, "choose", None)) and callable(getattr(opponent, "close", None))):
-        raise TypeError(f"opponent {opponent!r} must be a spec string or have choose(board) and close()")
-    return opponent
+    if callable(getattr(opponent, "choose", None)) and callable(getattr(opponent, "close", None)):
+        return opponent
+    if callable(opponent):
+        return PolicyOpponent(opponent)
+    raise TypeError(f"opponent {opponent!r} must be a spec string, a policy (board, legal) -> uci, or have choose(board) and close()")
 
 
 def _build_analyser(mode: str, depth: int, path: str | None) -> Analyser | None:

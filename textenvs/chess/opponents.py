@@ -1,8 +1,10 @@
 """The side the agent plays against.
 
 An opponent is anything with ``choose(board) -> chess.Move`` and ``close()`` (the
-:class:`Opponent` protocol): the harness passes a model-driven opponent that way. The
-built-in ones are made from spec strings by :func:`make_opponent`:
+:class:`Opponent` protocol), or a policy ``(board, legal_uci) -> uci`` wrapped in a
+:class:`PolicyOpponent`: the harness lets a model play the other side that way
+(``opponent="model:NAME"`` on the command line). The built-in ones are made from spec
+strings by :func:`make_opponent`:
 
 ``"random"``
     a uniformly random legal move, drawn from the environment's ``np_random``;
@@ -127,6 +129,31 @@ def _check_range(name: str, value: int | None, low: int, high: int | None) -> No
 
 
 _STOCKFISH_KEYS: dict[str, Callable[[str], int | float]] = {"skill": int, "depth": int, "movetime": float}
+
+
+class PolicyOpponent:
+    """Plays the moves of a policy ``(board, legal_uci) -> uci`` (a model, say).
+
+    The policy gets a copy of the board and the legal moves in UCI, sorted; its
+    ``close()``, if it has one, is called with the opponent's.
+    """
+
+    spec = "policy"
+
+    def __init__(self, policy: Callable[[chess.Board, list[str]], str]):
+        self.policy = policy
+
+    def choose(self, board: chess.Board) -> chess.Move:
+        legal = sorted(m.uci() for m in board.legal_moves)
+        return chess.Move.from_uci(self.policy(board.copy(), legal))
+
+    def close(self) -> None:
+        close = getattr(self.policy, "close", None)
+        if callable(close):
+            close()
+
+    def __repr__(self) -> str:
+        return f"PolicyOpponent({self.policy!r})"
 
 
 def parse_opponent_spec(spec: str) -> tuple[str, dict[str, int | float]]:
