@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("-b", "--backend-option", action="append", metavar="KEY=VALUE", help="transformers backend option, e.g. dtype=bfloat16")
     __import__("harness.baselines").baselines.add_parser(sub)  # zso baseline
+    __import__("irl.cli").cli.add_parsers(sub)  # zso irl, zso compare
     return parser
 
 
@@ -209,6 +210,8 @@ COMMANDS = {
     "run": cmd_run, "envs": cmd_envs, "encodings": cmd_encodings, "models": cmd_models,
     "validate": cmd_validate, "summary": cmd_summary, "serve": cmd_serve,
     "baseline": lambda args: __import__("harness.baselines").baselines.cmd_baseline(args),
+    "irl": lambda args: __import__("irl.cli").cli.cmd_irl(args),
+    "compare": lambda args: __import__("irl.cli").cli.cmd_compare(args),
 }
 
 

@@ -1,0 +1,275 @@
+"""``zso irl`` and ``zso compare``: fit objectives to runs and compare agents.
+
+``zso irl RUN_DIR... --out FIT_DIR`` fits every run (MCE IRL for gridworlds, the choice
+model for chess), scores it (:mod:`irl.coherence`), and writes ``FIT_DIR/fit.json`` (the
+settings, and per run: the source run id and directory, the weights with their
+intervals, the fitted reward, every score with its interval) and one PNG per run.
+
+``zso compare RUN_DIR... [--out DIR]`` prints one table, a row per run (an agent on an
+environment, encoding and mode): models and baselines side by side. Arguments may also be
+``zso irl`` output directories (their ``fit.json`` is read instead of refitting). With
+``--out`` it writes ``DIR/comparison.png`` and ``DIR/compare.json``.
+
+Encoding consistency is computed between the runs given on one command line: pass the
+same agent's runs under several encodings together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["add_parsers", "cmd_irl", "cmd_compare", "settings_from_args", "scores_table", "weights_table"]
+
+FIT_FILE = "fit.json"
+FIT_FORMAT = "zso-irl-fit/1"
+
+
+def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--features", default="named", metavar="named|onehot|NAME,...",
+        help="tabular: the MDP's named features (default), one-hot states, or a comma list of feature "
+        "names; chess: 'named' (default set) or a comma list of chess features (engine_eval_change needs Stockfish)",
+    )
+    p.add_argument("--form", choices=["delta", "arrival"], help="tabular reward form (default: delta for named features, arrival for one-hot)")
+    p.add_argument("--no-step-feature", action="store_true", help="tabular: do not add the constant per-decision 'step' feature")
+    p.add_argument("--l2", type=float, help="L2 strength on the total log-likelihood (default: 0.01 tabular, cross-validated chess)")
+    p.add_argument("--discount", type=float, help="tabular: discounted infinite-horizon fit with this gamma (default: finite horizon = the run's max_steps)")
+    p.add_argument("--targets", choices=["probs", "actions"], default="probs", help="chess: fit to recorded distributions where present (default) or to the moves")
+    p.add_argument("--folds", type=int, default=5, help="folds over episodes for explained behaviour (default 5)")
+    p.add_argument("--splits", type=int, default=10, help="random half-splits for stability (default 10)")
+    p.add_argument("--n-boot", type=int, default=50, help="bootstrap refits for intervals (default 50)")
+    p.add_argument("--engine-depth", type=int, default=6, help="chess: Stockfish depth for engine_eval_change (default 6)")
+    p.add_argument("--seed", type=int, default=0, help="seeds folds, splits and bootstraps (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Add ``zso irl`` and ``zso compare`` to the ``zso`` command's subparsers."""
+    irl = subparsers.add_parser(
+        "irl", help="infer the objective of runs and score its coherence",
+        description="Fit a reward (gridworlds: MCE IRL) or move-feature weights (chess: Boltzmann choice model) "
+        "to each run and score explained behaviour, stability, encoding consistency and alignment.",
+    )
+    irl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    irl.add_argument("--out", required=True, metavar="FIT_DIR", help="where fit.json and the plots go")
+    irl.add_argument("--aggregate", choices=["mean", "max"], default="mean",
+                     help="reward maps: how states sharing a grid cell (keys held...) are combined (default mean)")
+    _add_fit_arguments(irl)
+    compare = subparsers.add_parser(
+        "compare", help="compare the coherence scores of agents (models and baselines)",
+        description="One table of explained behaviour, stability, encoding consistency, alignment and return, "
+        "a row per run. Arguments are run directories or zso irl output directories.",
+    )
+    compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    compare.add_argument("--out", metavar="DIR", help="save comparison.png and compare.json here")
+    _add_fit_arguments(compare)
+
+
+def settings_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`irl.coherence.FitSettings` of parsed arguments."""
+    from irl.coherence import FitSettings
+
+    features: str | tuple[str, ...] = args.features
+    if features not in ("named", "onehot"):
+        features = tuple(f.strip() for f in features.split(",") if f.strip())
+        if not features:
+            raise ValueError("--features: give 'named', 'onehot' or a comma list of feature names")
+    return FitSettings(
+        features=features, form=args.form, discount=args.discount, l2=args.l2, targets=args.targets,
+        step=not args.no_step_feature, folds=args.folds, splits=args.splits, n_boot=args.n_boot,
+        seed=args.seed, engine_depth=args.engine_depth,
+    )
+
+
+class _RunProgress:
+    """A rich progress bar over runs."""
+
+    def __init__(self, total: int, disable: bool):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from harness.cli import console
+
+        self.bar = Progress(
+            TextColumn("[bold]fitting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[run]}"),
+            TimeElapsedColumn(), console=console, disable=disable,
+        )
+        self.task = self.bar.add_task("fit", total=total, run="")
+
+    def __enter__(self):
+        self.bar.__enter__()
+        return lambda done, total, label: self.bar.update(self.task, completed=done, run=label)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.__exit__(*exc)
+
+
+def _fit(run_dirs: Sequence[str], settings: Any, no_progress: bool) -> list[Any]:
+    from irl.coherence import analyse_runs
+
+    with _RunProgress(len(run_dirs), no_progress) as update:
+        return analyse_runs(run_dirs, settings, progress=update)
+
+
+def scores_table(reports: Sequence[Any], title: str) -> Any:
+    """A rich table: a row per run, a column per score (estimate over ``[low, high]``)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("agent", overflow="fold")
+    table.add_column("env\nencoding / mode", overflow="fold")
+    table.add_column("episodes", justify="right")
+    for col in ("explained", "stability", "encoding\nconsistency", "alignment\nEPIC", "return"):
+        table.add_column(col, justify="center")
+
+    def cell(score: Any) -> str:
+        if score is None or not score.ok:
+            return "-"
+        est, _, rest = score.format().partition(" ")
+        return f"{est}\n{rest}" if rest else est
+
+    for r in reports:
+        table.add_row(
+            r.agent, f"{r.env_label}\n{r.info.get('encoding')} / {r.info.get('mode')}", str(r.n_episodes),
+            cell(r.explained), cell(r.stability), cell(r.encoding_consistency), cell(r.alignment_epic), cell(r.true_return),
+        )
+    return table
+
+
+def weights_table(reports: Sequence[Any], max_features: int = 20) -> Any | None:
+    """Weights with their intervals, a column per run (runs with many features left out)."""
+    from rich.table import Table
+
+    shown = [r for r in reports if len(r.feature_names) <= max_features]
+    if not shown:
+        return None
+    table = Table(title="fitted weights (bootstrap intervals)")
+    table.add_column("feature")
+    for r in shown:
+        table.add_column(f"{r.agent}\n{r.env_label} / {r.info.get('encoding')}", overflow="fold")
+    names: list[str] = []
+    for r in shown:
+        names += [n for n in r.feature_names if n not in names]
+    for name in names:
+        row = [name]
+        for r in shown:
+            if name in r.feature_names:
+                k = r.feature_names.index(name)
+                row.append(f"{r.weights[k]:.2f} [{_num(r.weights_low[k])}, {_num(r.weights_high[k])}]")
+            else:
+                row.append("")
+        table.add_row(*row)
+    return table
+
+
+def _num(v: Any) -> str:
+    return "nan" if v is None else f"{v:.2f}"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
+
+
+def _plot_report(report: Any, out_dir: Path, aggregate: str = "mean") -> Path | None:
+    """The plot of one report (its run's MDP is rebuilt for tabular reports)."""
+    import numpy as np
+
+    from irl import plots
+
+    title = f"{report.agent} on {report.env_label} / {report.info.get('encoding')} / {report.info.get('mode')}"
+    if report.kind == "chess":
+        return plots.plot_chess_weights(
+            report.feature_names, report.weights,
+            [np.nan if v is None else v for v in report.weights_low],
+            [np.nan if v is None else v for v in report.weights_high],
+            out_dir / f"{_safe(report.run_id)}-weights.png", title=title,
+        )
+    from textenvs import make_env
+
+    env = make_env(report.info["env"], report.info.get("variant"), **report.info.get("options", {}))
+    try:
+        mdp = env.mdp()
+    finally:
+        env.close()
+    return plots.plot_tabular_reward(
+        mdp, np.asarray(report.reward, dtype=float), out_dir / f"{_safe(report.run_id)}-reward.png",
+        state_score=None if report.state_score is None else np.asarray(report.state_score, dtype=float), title=title,
+        aggregate=aggregate,
+    )
+
+
+def write_fit(reports: Sequence[Any], settings: Any, path: Path) -> None:
+    """Write ``fit.json``."""
+    doc = {
+        "format": FIT_FORMAT,
+        "settings": settings.to_json(),
+        "source_run_ids": [r.run_id for r in reports],
+        "runs": [r.to_json() for r in reports],
+    }
+    path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def read_fit(path: str | Path) -> list[Any]:
+    """The reports of a ``fit.json`` (or of the ``zso irl`` directory holding one)."""
+    from irl.coherence import CoherenceReport
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / FIT_FILE
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    if doc.get("format") != FIT_FORMAT:
+        raise ValueError(f"{path}: not a zso irl fit file (format {doc.get('format')!r})")
+    return [CoherenceReport.from_json(r) for r in doc["runs"]]
+
+
+def cmd_irl(args: argparse.Namespace) -> int:
+    """``zso irl``: fit, score, write ``fit.json`` and the plots, print the tables."""
+    from harness.cli import console, out
+
+    settings = settings_from_args(args)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reports = _fit(args.run_dirs, settings, args.no_progress)
+    write_fit(reports, settings, out_dir / FIT_FILE)
+    for report in reports:
+        _plot_report(report, out_dir, args.aggregate)
+    out.print(scores_table(reports, "coherence (95% intervals)"))
+    weights = weights_table(reports)
+    if weights is not None:
+        out.print(weights)
+    for r in reports:
+        for note in r.notes:
+            console.print(f"[dim]{r.run_id}: {note}[/dim]")
+        if r.skipped:
+            console.print(f"[yellow]{r.run_id}: skipped episodes {r.skipped}[/yellow]")
+    console.print(f"fit written to [bold]{out_dir / FIT_FILE}[/bold]")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """``zso compare``: one table of scores, models and baselines side by side."""
+    from harness.cli import console, out
+
+    settings = settings_from_args(args)
+    fitted: list[Any] = []
+    to_fit: list[str] = []
+    for d in args.run_dirs:
+        if (Path(d) / FIT_FILE).is_file() and not (Path(d) / "manifest.json").is_file():
+            fitted += read_fit(d)
+        else:
+            to_fit.append(d)
+    reports = fitted + (_fit(to_fit, settings, args.no_progress) if to_fit else [])
+    reports.sort(key=lambda r: (r.env_label, r.info.get("backend") == "baseline", r.agent, str(r.info.get("encoding")), str(r.info.get("mode"))))
+    out.print(scores_table(reports, "comparison (95% intervals; distances: lower is better)"))
+    if args.out:
+        out_dir = Path(args.out)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        from irl import plots
+
+        plots.plot_comparison(reports, out_dir / "comparison.png")
+        write_fit(reports, settings, out_dir / "compare.json")
+        console.print(f"comparison saved in [bold]{out_dir}[/bold]")
+    return 0

@@ -1,0 +1,443 @@
+"""Run directories read into the inputs of :mod:`irl`.
+
+Two kinds of run, told apart by the environment the manifest names:
+
+* **tabular** (gridworlds: every environment with an exact ``mdp()``): the environment is
+  rebuilt from the manifest (``make_env(id, variant, **options)``) and each finished
+  episode becomes a :class:`TabularEpisode`: the MDP state indices it visited
+  (``state["index"]`` of each step), the indices of the actions taken in
+  ``mdp.action_names``, and, when the run recorded one (choose mode, RL baselines), the
+  per-step action distribution over all the MDP's actions. A terminated episode also gets
+  the (absorbing) state it ended in, which finite-horizon MCE IRL needs; it is the only
+  terminal successor of the last state that matches the recorded reward, or, when that
+  is ambiguous (slippery ice), the state reached by replaying the episode's seed and
+  actions in the rebuilt environment.
+* **chess**: each decision becomes an :class:`irl.choice.Decision` whose rows are the
+  features (:mod:`irl.features`) of every legal move and whose target is the chosen move,
+  or the recorded distribution over the legal moves (``targets="probs"``).
+
+Only finished episodes (those in ``episodes.jsonl``) are read. Episodes that cannot be
+used are skipped and counted by reason in ``skipped``: a forfeit (the agent gave up, so
+the trajectory stops in a state that is not absorbing) or no decision at all. Steps whose
+action came from the harness's fallback (generate mode) are kept: they are what happened.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from harness.records import ResultsError, iter_episodes, iter_steps, read_manifest
+from irl.choice import Decision
+
+__all__ = [
+    "RunInfo",
+    "TabularEpisode",
+    "TabularRun",
+    "ChessGame",
+    "ChessRun",
+    "TARGETS",
+    "run_kind",
+    "read_info",
+    "load_tabular",
+    "load_chess",
+    "load_run",
+]
+
+#: What a fit is fitted to: the recorded action distributions where present, or the actions.
+TARGETS = ("probs", "actions")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Who played what: the identity of a run, read from its manifest."""
+
+    run_dir: str
+    run_id: str
+    #: ``manifest.model.name`` (a model, or a baseline agent's name).
+    model: str
+    #: ``manifest.model.backend`` (``"baseline"`` for RL baselines).
+    backend: str
+    env: str
+    variant: str | None
+    options: dict[str, Any]
+    encoding: str
+    mode: str
+    #: The run's step limit: the horizon of finite-horizon fits.
+    max_steps: int
+    seed: int
+
+    @property
+    def is_baseline(self) -> bool:
+        """Whether an RL baseline (not a language model) played."""
+        return self.backend == "baseline"
+
+    @property
+    def env_label(self) -> str:
+        """``env/variant`` (``env`` alone without a variant)."""
+        return f"{self.env}/{self.variant}" if self.variant else self.env
+
+    @property
+    def agent(self) -> str:
+        """A short name for tables: the model's, or ``baseline:<name>``."""
+        return f"baseline:{self.model}" if self.is_baseline else self.model
+
+    def group_key(self) -> tuple[str, str, str, str, str, str]:
+        """Runs of one agent on one environment: encoding consistency compares within it.
+
+        Model (and backend), environment, variant, options and mode: everything but the
+        encoding.
+        """
+        import json
+
+        return (self.model, self.backend, self.env, str(self.variant), json.dumps(self.options, sort_keys=True), self.mode)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict of the fields."""
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def read_info(run_dir: str | Path) -> RunInfo:
+    """The :class:`RunInfo` of ``run_dir`` (reads only its manifest)."""
+    manifest = read_manifest(run_dir)
+    cfg = manifest.get("config", {})
+    env = manifest.get("environment", {})
+    model = manifest.get("model", {})
+    return RunInfo(
+        run_dir=str(run_dir),
+        run_id=str(manifest.get("run_id") or Path(run_dir).name),
+        model=str(model.get("name", "?")),
+        backend=str(model.get("backend", "?")),
+        env=str(env.get("id", cfg.get("env", "?"))),
+        variant=env.get("variant", cfg.get("variant")),
+        options=dict(env.get("options", cfg.get("env_options", {})) or {}),
+        encoding=str(env.get("encoding", cfg.get("encoding", "?"))),
+        mode=str(cfg.get("mode", "?")),
+        max_steps=int(cfg.get("max_steps", 0)),
+        seed=int(cfg.get("seed", 0)),
+    )
+
+
+def run_kind(info: RunInfo) -> str:
+    """``"chess"`` or ``"tabular"`` (every other environment must export an MDP)."""
+    return "chess" if info.env == "chess" else "tabular"
+
+
+def _finished(run_dir: str | Path) -> tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]]]:
+    """Finished episode records (by episode index) and their steps in order."""
+    episodes = sorted(iter_episodes(run_dir), key=lambda e: e["episode"])
+    done = {e["episode"] for e in episodes}
+    steps: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for step in iter_steps(run_dir):
+        if step["episode"] in done:
+            steps[step["episode"]].append(step)
+    for ep_steps in steps.values():
+        ep_steps.sort(key=lambda s: s["t"])
+    return episodes, steps
+
+
+# -- tabular --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class TabularEpisode:
+    """One finished episode as MDP indices."""
+
+    episode: int
+    seed: int
+    #: ``[T]`` the states of the decisions, or ``[T + 1]`` with the absorbing final state
+    #: of a terminated episode.
+    states: np.ndarray
+    #: ``[T]`` the actions taken (indices into ``mdp.action_names``).
+    actions: np.ndarray
+    #: ``[T, A]`` the recorded action distributions over all MDP actions, or ``None``.
+    probs: np.ndarray | None
+    total_reward: float
+    end_reason: str
+
+    @property
+    def n_decisions(self) -> int:
+        """Number of decisions ``T``."""
+        return len(self.actions)
+
+    @property
+    def trajectory(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(states, actions)``: an :data:`irl.mce.Trajectory`."""
+        return self.states, self.actions
+
+
+@dataclass(frozen=True, eq=False)
+class TabularRun:
+    """A gridworld run ready for MCE IRL."""
+
+    info: RunInfo
+    mdp: Any  # textenvs.mdp.TabularMDP
+    #: The usable episodes, in episode order.
+    episodes: tuple[TabularEpisode, ...]
+    #: Total reward of every finished episode (skipped ones included).
+    returns: tuple[float, ...]
+    #: Episodes left out, by reason.
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def horizon(self) -> int:
+        """The run's step limit (``max_steps``)."""
+        return self.info.max_steps
+
+    @property
+    def n_decisions(self) -> int:
+        """Decisions over the usable episodes."""
+        return sum(e.n_decisions for e in self.episodes)
+
+    @property
+    def has_probs(self) -> bool:
+        """Whether every usable episode recorded its action distributions."""
+        return bool(self.episodes) and all(e.probs is not None for e in self.episodes)
+
+
+def _build_env(info: RunInfo) -> Any:
+    from textenvs import make_env
+
+    return make_env(info.env, info.variant, **info.options)
+
+
+def _final_state(mdp: Any, s: int, a: int, reward: float, replay: Any) -> int:
+    """The absorbing state a terminated episode ended in (module docstring)."""
+    candidates = np.flatnonzero((mdp.transitions[s, a] > 0) & np.asarray(mdp.terminal, dtype=bool))
+    candidates = [int(c) for c in candidates if abs(float(mdp.rewards[s, a, c]) - reward) <= 1e-6 * max(1.0, abs(reward))]
+    if len(candidates) == 1:
+        return candidates[0]
+    return replay()
+
+
+def _replay_final(env: Any, info: RunInfo, record: dict[str, Any], steps: Sequence[dict[str, Any]]) -> int:
+    """Replay an episode from its seed; the state index it ends in."""
+    env.reset(seed=record["seed"], options={"episode_index": record["episode"]})
+    for step in steps:
+        if int(env.state_record()["index"]) != int(step["state"]["index"]):
+            raise ResultsError(
+                f"{info.run_dir}: replaying episode {record['episode']} from its seed does not reproduce "
+                f"the recorded state at t={step['t']}; the final state cannot be recovered"
+            )
+        env.step(step["action"])
+    return int(env.state_record()["index"])
+
+
+def load_tabular(run_dir: str | Path, *, mdp: Any = None) -> TabularRun:
+    """Read a gridworld run (module docstring).
+
+    Args:
+        run_dir: the run directory.
+        mdp: the environment's :class:`~textenvs.mdp.TabularMDP`; rebuilt from the manifest
+            when not given.
+
+    Raises:
+        ResultsError: a run whose states or actions do not fit the MDP (a different layout,
+            a state record without ``index``).
+    """
+    info = read_info(run_dir)
+    env = None
+    try:
+        if mdp is None:
+            env = _build_env(info)
+            if not hasattr(env, "mdp"):
+                raise ResultsError(f"{run_dir}: environment {info.env!r} exports no tabular MDP")
+            if getattr(env, "layout_seed", 0) is None:
+                raise ResultsError(
+                    f"{run_dir}: {info.env} with layout_seed=None draws a new layout every episode; "
+                    "tabular IRL needs one fixed MDP (set layout_seed)"
+                )
+            mdp = env.mdp()
+        records, steps = _finished(run_dir)
+        A = mdp.n_actions
+        names = list(mdp.action_names)
+        episodes: list[TabularEpisode] = []
+        skipped: dict[str, int] = defaultdict(int)
+        for record in records:
+            ep_steps = steps.get(record["episode"], [])
+            if not ep_steps:
+                skipped["no decisions"] += 1
+                continue
+            if record["end_reason"] == "forfeit" or any(s["action"] is None for s in ep_steps):
+                skipped["forfeit"] += 1
+                continue
+            states, actions, dists = [], [], []
+            for s in ep_steps:
+                where = f"{run_dir}: episode {record['episode']} t={s['t']}"
+                index = s["state"].get("index")
+                if index is None or not 0 <= int(index) < mdp.n_states:
+                    raise ResultsError(f"{where}: state record {s['state']} has no MDP index in 0..{mdp.n_states - 1}")
+                if s["action"] not in names:
+                    raise ResultsError(f"{where}: action {s['action']!r} is not one of the MDP's {names}")
+                states.append(int(index))
+                actions.append(names.index(s["action"]))
+                if s.get("probs") is not None:
+                    dist = np.zeros(A)
+                    for name, p in zip(s["legal_actions"], s["probs"]):
+                        dist[names.index(name)] += float(p)
+                    total = dist.sum()
+                    dists.append(dist / total if total > 0 else None)
+                else:
+                    dists.append(None)
+            for t in range(len(states) - 1):
+                if mdp.transitions[states[t], actions[t], states[t + 1]] <= 0:
+                    raise ResultsError(
+                        f"{run_dir}: episode {record['episode']} moves from state {states[t]} to {states[t + 1]} "
+                        f"by {names[actions[t]]!r}, impossible in the MDP of {info.env_label}: is it the same layout?"
+                    )
+            if record["terminated"]:
+                def replay(record=record, ep_steps=ep_steps) -> int:
+                    nonlocal env
+                    if env is None:
+                        env = _build_env(info)
+                    return _replay_final(env, info, record, ep_steps)
+
+                final = _final_state(mdp, states[-1], actions[-1], float(ep_steps[-1]["reward"]), replay)
+                states.append(final)
+            probs = None if any(d is None for d in dists) else np.array(dists)
+            episodes.append(TabularEpisode(
+                episode=int(record["episode"]), seed=int(record["seed"]),
+                states=np.array(states, dtype=int), actions=np.array(actions, dtype=int), probs=probs,
+                total_reward=float(record["total_reward"]), end_reason=str(record["end_reason"]),
+            ))
+        returns = tuple(float(r["total_reward"]) for r in records)
+    finally:
+        if env is not None:
+            env.close()
+    return TabularRun(info, mdp, tuple(episodes), returns, dict(skipped))
+
+
+# -- chess ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class ChessGame:
+    """The agent's decisions in one game."""
+
+    episode: int
+    seed: int
+    decisions: tuple[Decision, ...]
+    #: The FEN of each decision and the move chosen (UCI).
+    fens: tuple[str, ...]
+    moves: tuple[str, ...]
+    #: The index of the chosen move among each decision's legal moves.
+    chosen: tuple[int, ...]
+    total_reward: float
+
+
+@dataclass(frozen=True, eq=False)
+class ChessRun:
+    """A chess run ready for the choice model."""
+
+    info: RunInfo
+    games: tuple[ChessGame, ...]
+    #: The feature of each column of the decisions' feature matrices.
+    feature_names: tuple[str, ...]
+    #: Total reward of every finished game.
+    returns: tuple[float, ...]
+    #: ``"probs"`` when every target is a recorded distribution, else ``"actions"``.
+    targets: str
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def decisions(self) -> list[Decision]:
+        """All decisions, game after game."""
+        return [d for g in self.games for d in g.decisions]
+
+    @property
+    def n_decisions(self) -> int:
+        """Number of decisions over all games."""
+        return sum(len(g.decisions) for g in self.games)
+
+
+def load_chess(
+    run_dir: str | Path,
+    features: Sequence[str] | None = None,
+    *,
+    targets: str = "probs",
+    engine_depth: int = 6,
+    stockfish_path: str | None = None,
+) -> ChessRun:
+    """Read a chess run into choice-model decisions.
+
+    Args:
+        run_dir: the run directory.
+        features: names in :data:`irl.features.FEATURES` (default: the default set, which
+            leaves out the slow ``engine_eval_change``).
+        targets: ``"probs"``: the recorded distribution over the legal moves where a step
+            has one (choose mode), the chosen move elsewhere; ``"actions"``: always the
+            chosen move.
+        engine_depth: Stockfish search depth for engine features.
+        stockfish_path: the Stockfish binary for engine features (default: found as
+            :func:`textenvs.chess.engine.find_stockfish` does).
+    """
+    import chess
+
+    from irl.features import feature_matrix, needs_engine, resolve_features
+
+    if targets not in TARGETS:
+        raise ValueError(f"targets must be one of {TARGETS}, got {targets!r}")
+    info = read_info(run_dir)
+    if run_kind(info) != "chess":
+        raise ResultsError(f"{run_dir}: a {info.env} run, not chess")
+    names = resolve_features(features)
+    engine = None
+    if needs_engine(names):
+        from irl.features import EngineEvaluator
+
+        engine = EngineEvaluator(depth=engine_depth, path=stockfish_path)
+    records, steps = _finished(run_dir)
+    games: list[ChessGame] = []
+    skipped: dict[str, int] = defaultdict(int)
+    all_probs = True
+    try:
+        for record in records:
+            decisions, fens, moves, chosen = [], [], [], []
+            for s in steps.get(record["episode"], []):
+                if s["action"] is None:
+                    continue  # a forfeit: no choice was made
+                legal = list(s["legal_actions"])
+                board = chess.Board(s["state"]["fen"])
+                if s["action"] not in legal:
+                    raise ResultsError(f"{run_dir}: episode {record['episode']} t={s['t']}: {s['action']!r} is not among the legal moves")
+                x = feature_matrix(board, [chess.Move.from_uci(m) for m in legal], names, engine=engine)
+                target: int | np.ndarray = legal.index(s["action"])
+                if targets == "probs" and s.get("probs") is not None and len(s["probs"]) == len(legal):
+                    p = np.asarray(s["probs"], dtype=float)
+                    target = p / p.sum()
+                else:
+                    all_probs = False
+                decisions.append(Decision(x, target))
+                fens.append(s["state"]["fen"])
+                moves.append(s["action"])
+                chosen.append(legal.index(s["action"]))
+            if not decisions:
+                skipped["no decisions"] += 1
+                continue
+            games.append(ChessGame(
+                int(record["episode"]), int(record["seed"]), tuple(decisions), tuple(fens), tuple(moves),
+                tuple(chosen), float(record["total_reward"]),
+            ))
+    finally:
+        if engine is not None:
+            engine.close()
+    returns = tuple(float(r["total_reward"]) for r in records)
+    used = "probs" if targets == "probs" and all_probs and games else "actions"
+    return ChessRun(info, tuple(games), tuple(names), returns, used, dict(skipped))
+
+
+def load_run(run_dir: str | Path, *, features: Sequence[str] | None = None, targets: str = "probs", **chess_options: Any) -> TabularRun | ChessRun:
+    """:func:`load_chess` or :func:`load_tabular`, as the manifest's environment says.
+
+    ``features`` (chess feature names) and ``chess_options`` apply to chess runs only.
+    """
+    info = read_info(run_dir)
+    if run_kind(info) == "chess":
+        return load_chess(run_dir, features, targets=targets, **chess_options)
+    return load_tabular(run_dir)
