@@ -71,6 +71,24 @@ def action_distribution(logprobs: np.ndarray, temperature: float) -> np.ndarray:
     return z / z.sum()
 
 
+#: How legal actions are listed in prompts: in a fresh random order for every decision
+#: (drawn from the episode's generator), or in the environment's fixed order.
+LIST_ORDERS = ("shuffled", "fixed")
+
+
+def listed_actions(decision: Decision, order: str) -> tuple[str, ...]:
+    """The legal actions in the order the prompt lists them.
+
+    Small models tend to copy the first action listed; shuffling keeps that position bias
+    from passing for a preference between actions.
+    """
+    if order == "fixed":
+        return decision.legal
+    if order != "shuffled":
+        raise ValueError(f"list order must be one of {LIST_ORDERS}, got {order!r}")
+    return tuple(decision.legal[i] for i in decision.rng.permutation(len(decision.legal)))
+
+
 def _separator(formatted_prompt: str) -> str:
     """A space before the action text unless the prompt already ends in whitespace."""
     return "" if not formatted_prompt or formatted_prompt[-1].isspace() else " "
@@ -81,18 +99,20 @@ class ChooseAgent:
 
     mode = "choose"
 
-    def __init__(self, backend: Backend, encoding: Encoding[Any], temperature: float = 0.0, score_norm: str = "sum"):
+    def __init__(self, backend: Backend, encoding: Encoding[Any], temperature: float = 0.0, score_norm: str = "sum",
+                 list_order: str = "shuffled"):
         if score_norm not in ("sum", "mean"):
             raise ValueError(f"score_norm must be 'sum' or 'mean', got {score_norm!r}")
         self.backend = backend
         self.encoding = encoding
         self.temperature = temperature
         self.score_norm = score_norm
+        self.list_order = list_order
 
     def act(self, decisions: Sequence[Decision]) -> list[Choice]:
         prompts, requests = [], []
         for d in decisions:
-            prompt = build_prompt(self.encoding, d.state, d.legal, self.mode)
+            prompt = build_prompt(self.encoding, d.state, listed_actions(d, self.list_order), self.mode)
             formatted = self.backend.format_prompt(prompt)
             sep = _separator(formatted)
             prompts.append(prompt)
@@ -123,6 +143,7 @@ class GenerateAgent:
         max_retries: int = 2,
         fallback: str = "random",
         seed: int = 0,
+        list_order: str = "shuffled",
     ):
         if fallback not in FALLBACKS:
             raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
@@ -133,6 +154,7 @@ class GenerateAgent:
         self.options = options
         self.max_retries = max_retries
         self.fallback = fallback
+        self.list_order = list_order
         # Sampling seeds for successive backend calls: reproducible from the run's seed.
         self._seeds = np.random.default_rng(seed)
 
@@ -147,7 +169,10 @@ class GenerateAgent:
         for _round in range(self.max_retries + 1):
             if not pending:
                 break
-            prompts = [build_prompt(self.encoding, decisions[i].state, decisions[i].legal, self.mode, feedback[i]) for i in pending]
+            prompts = [
+                build_prompt(self.encoding, decisions[i].state, listed_actions(decisions[i], self.list_order), self.mode, feedback[i])
+                for i in pending
+            ]
             options = self._call_options()
             start = time.perf_counter()
             replies = self.backend.generate([self.backend.format_prompt(p) for p in prompts], options)

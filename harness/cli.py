@@ -29,6 +29,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--temperature", type=float, help="0 = greedy")
     p.add_argument("--score-norm", choices=["sum", "mean"])
+    p.add_argument("--list-order", choices=["shuffled", "fixed"], help="order of the legal actions in prompts (default shuffled)")
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--max-retries", type=int, help="generate mode: re-prompts after a refused reply")
     p.add_argument("--fallback", choices=["random", "forfeit"], help="generate mode: when no reply is accepted")
@@ -69,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.config,
         env=args.env, variant=args.variant, encoding=args.encoding, model=args.model, backend=args.backend,
         mode=args.mode, episodes=args.episodes, max_steps=args.max_steps, batch_size=args.batch_size,
-        seed=args.seed, temperature=args.temperature, score_norm=args.score_norm,
+        seed=args.seed, temperature=args.temperature, score_norm=args.score_norm, list_order=args.list_order,
         max_new_tokens=args.max_new_tokens, max_retries=args.max_retries, fallback=args.fallback,
         env_options=parse_key_values(args.env_option, "--env-option") or None,
         backend_options=parse_key_values(args.backend_option, "--backend-option") or None,

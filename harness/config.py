@@ -45,6 +45,7 @@ class RunConfig:
     seed: int = 0
     temperature: float = 0.0
     score_norm: str = "sum"
+    list_order: str = "shuffled"
     max_new_tokens: int = 16
     max_retries: int = 2
     fallback: str = "random"

@@ -83,10 +83,11 @@ class _Episode:
 def make_agent(config: RunConfig, backend: Backend, encoding: Any) -> Agent:
     """The agent of ``config.mode``."""
     if config.mode == "choose":
-        return ChooseAgent(backend, encoding, config.temperature, config.score_norm)
+        return ChooseAgent(backend, encoding, config.temperature, config.score_norm, config.list_order)
     if config.mode == "generate":
         options = GenerateOptions(max_new_tokens=config.max_new_tokens, temperature=config.temperature)
-        return GenerateAgent(backend, encoding, options, config.max_retries, config.fallback, seed=config.seed)
+        return GenerateAgent(backend, encoding, options, config.max_retries, config.fallback, seed=config.seed,
+                             list_order=config.list_order)
     raise ValueError(f"unknown mode {config.mode!r}; expected 'choose' or 'generate'")
 
 
@@ -130,11 +131,11 @@ class Runner:
 
     def _model_policy(self, model: str) -> "AgentPolicy":
         """A policy played by ``model`` (choose mode, same encoding), for ``model:NAME`` options."""
+        cfg = self.config
         if model not in self._policy_backends:
-            cfg = self.config
             self._policy_backends[model] = load_backend(cfg.backend, model, cfg.backend_options)
-        agent = ChooseAgent(self._policy_backends[model], self.encoding, self.config.temperature, self.config.score_norm)
-        return AgentPolicy(agent, seed=self.config.seed)
+        agent = ChooseAgent(self._policy_backends[model], self.encoding, cfg.temperature, cfg.score_norm, cfg.list_order)
+        return AgentPolicy(agent, seed=cfg.seed)
 
     def run(self, out: str | Path | None = None, progress: Any = None) -> Path:
         """Play all episodes; returns the run directory.

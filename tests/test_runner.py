@@ -222,3 +222,24 @@ def _after(uci: str) -> chess.Board:
     board = chess.Board()
     board.push_uci(uci)
     return board
+
+
+def test_listed_actions_are_shuffled_per_decision_and_reproducibly():
+    from harness.agents import listed_actions
+
+    legal = tuple(sorted(m.uci() for m in chess.Board().legal_moves))
+    first = [listed_actions(Decision(None, legal, np.random.default_rng(7)), "shuffled") for _ in range(2)]
+    assert first[0] == first[1] and sorted(first[0]) == list(legal) and first[0] != legal
+    assert listed_actions(Decision(None, legal, np.random.default_rng(7)), "fixed") == legal
+    with pytest.raises(ValueError, match="list order"):
+        listed_actions(Decision(None, legal, np.random.default_rng(7)), "backwards")
+
+
+def test_the_prompt_lists_actions_in_the_shown_order(tmp_path):
+    run = Runner(config(episodes=1, max_steps=1), ScriptedBackend(prefer="e2e4")).run(tmp_path / "r")
+    step = next(iter_steps(run))
+    listed = step["prompt"].split("Legal moves (UCI, like e2e4): ", 1)[1].splitlines()[0].split(", ")
+    assert sorted(listed) == step["legal_actions"] and listed != step["legal_actions"]
+    fixed = Runner(config(episodes=1, max_steps=1, list_order="fixed"), ScriptedBackend()).run(tmp_path / "f")
+    step = next(iter_steps(fixed))
+    assert step["prompt"].split("e2e4): ", 1)[1].splitlines()[0].split(", ") == step["legal_actions"]
