@@ -98,3 +98,25 @@ def test_the_readme_encoding_example_runs(tmp_path, monkeypatch):
     finally:
         if "frozenlake/goal-offset" in ENCODINGS:
             ENCODINGS.unregister("frozenlake/goal-offset")
+
+
+@pytest.mark.model
+def test_the_readme_irl_pipeline_runs_verbatim(tmp_path):
+    """run -> irl -> compare for both embedded models and the baselines, as the README says."""
+    import json
+    import subprocess
+    import sys
+
+    text = README.read_text().split("<!-- example: pipeline -->", 1)[1]
+    script = re.search(r"```sh\n(.*?)```", text, re.S).group(1)
+    zso = Path(sys.executable).parent / "zso"
+    script = script.replace("Z=.venv/bin/zso", f"Z={zso}")
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "comparison" in done.stdout
+    rows = json.loads((tmp_path / "fits/compare/compare.json").read_text())
+    text = json.dumps(rows)
+    for name in ("smollm2-135m-instruct", "gemma3-270m", "optimal", "soft-optimal", "random", "q-learning", "stockfish"):
+        assert name in text, name
+    assert (tmp_path / "fits/compare/comparison.png").stat().st_size > 0
+    assert list((tmp_path / "fits/frozenlake").glob("*.png"))
