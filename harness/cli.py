@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -217,7 +218,10 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``zso`` console script."""
+    """Entry point of the ``zso`` console script.
+
+    Errors a user can fix print one line and exit 2; ``ZSO_DEBUG=1`` shows the traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
@@ -225,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print("[yellow]interrupted[/yellow]")
         return 130
     except (ValueError, KeyError, FileNotFoundError, ImportError, RuntimeError) as exc:
+        if os.environ.get("ZSO_DEBUG"):
+            raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         console.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
         return 2
