@@ -687,9 +687,7 @@ def _run_label(config: RunConfig, options: BaselineOptions) -> str:
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     """``zso baseline``: plan or train, run, print the summary; 0 on success."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from harness.cli import console, run_and_report
+    from harness.cli import ProgressBar, console, run_and_report
     from harness.runner import Runner, default_run_dir
     from textenvs import get_encoding
 
@@ -707,13 +705,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
             agent = build_agent(config.model, config, options)
     else:
         unit, total = units
-        bar = Progress(
-            TextColumn(f"[bold]training {config.model}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
-            TimeElapsedColumn(), console=console, disable=args.no_progress,
-        )
-        with bar:
-            task = bar.add_task("train", total=total)
-            agent = build_agent(config.model, config, options, lambda done: bar.update(task, completed=done))
+        with ProgressBar(f"training {config.model}", total, unit, args.no_progress) as update:
+            agent = build_agent(config.model, config, options, update)
     try:
         with Runner(config, agent=agent) as runner:
             return run_and_report(runner, config.episodes, args.no_progress)

@@ -92,8 +92,8 @@ def run_and_report(runner: Any, episodes: int, no_progress: bool) -> int:
     from harness.summary import print_summaries, summarize
 
     try:
-        with _progress(episodes, disable=no_progress) as update:
-            run_dir = runner.run(progress=update)
+        with ProgressBar("episodes", episodes, "{task.fields[steps]} steps", no_progress, steps=0) as update:
+            run_dir = runner.run(progress=lambda done, steps: update(done, steps=steps))
     except RunInterrupted as exc:
         console.print(f"[yellow]{exc}[/yellow]")
         if exc.episodes_done:
@@ -104,20 +104,23 @@ def run_and_report(runner: Any, episodes: int, no_progress: bool) -> int:
     return 0
 
 
-class _progress:
-    """A rich progress bar over episodes, with the step count."""
+class ProgressBar:
+    """A rich progress bar on stderr, used as ``with ProgressBar(...) as update: update(done, **fields)``.
 
-    def __init__(self, episodes: int, disable: bool):
-        self.bar = Progress(
-            TextColumn("[bold]episodes"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[steps]} steps"), TimeElapsedColumn(),
-            console=console, disable=disable,
-        )
-        self.task = self.bar.add_task("run", total=episodes, steps=0)
+    ``detail`` is an optional text column that may show the task's ``fields``
+    (``"{task.fields[steps]} steps"``); their starting values are keyword arguments.
+    """
+
+    def __init__(self, label: str, total: int, detail: str = "", disable: bool = False, **fields: Any):
+        columns = [TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn()]
+        if detail:
+            columns.append(TextColumn(detail))
+        self.bar = Progress(*columns, TimeElapsedColumn(), console=console, disable=disable)
+        self.task = self.bar.add_task(label, total=total, **fields)
 
     def __enter__(self):
         self.bar.__enter__()
-        return lambda done, steps: self.bar.update(self.task, completed=done, steps=steps)
+        return lambda completed, **fields: self.bar.update(self.task, completed=completed, **fields)
 
     def __exit__(self, *exc: Any) -> None:
         self.bar.__exit__(*exc)

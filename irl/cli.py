@@ -85,33 +85,12 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     )
 
 
-class _RunProgress:
-    """A rich progress bar over runs."""
-
-    def __init__(self, total: int, disable: bool):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        from harness.cli import console
-
-        self.bar = Progress(
-            TextColumn("[bold]fitting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[run]}"),
-            TimeElapsedColumn(), console=console, disable=disable,
-        )
-        self.task = self.bar.add_task("fit", total=total, run="")
-
-    def __enter__(self):
-        self.bar.__enter__()
-        return lambda done, total, label: self.bar.update(self.task, completed=done, run=label)
-
-    def __exit__(self, *exc: Any) -> None:
-        self.bar.__exit__(*exc)
-
-
 def _fit(run_dirs: Sequence[str], settings: Any, no_progress: bool) -> list[Any]:
+    from harness.cli import ProgressBar
     from irl.coherence import analyse_runs
 
-    with _RunProgress(len(run_dirs), no_progress) as update:
-        return analyse_runs(run_dirs, settings, progress=update)
+    with ProgressBar("fitting", len(run_dirs), "{task.fields[run]}", no_progress, run="") as update:
+        return analyse_runs(run_dirs, settings, progress=lambda done, total, label: update(done, run=label))
 
 
 def scores_table(reports: Sequence[Any], title: str) -> Any:
