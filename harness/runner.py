@@ -162,7 +162,8 @@ class Runner:
                 if ep.env.legal_actions():
                     live.append(ep)
                     return
-                writer.episode(self._ended_at_reset(ep))  # e.g. the opponent mated at once
+                # Over before its first decision (the opponent mated at once, say).
+                writer.episode(self._record(ep, ep.reset_info, True, False, "terminated"))
                 done += 1
 
         try:
@@ -217,14 +218,18 @@ class Runner:
         rng = np.random.default_rng([seed, 1])
         return _Episode(index, seed, env, rng, env.state_record(), dict(info), time.perf_counter())
 
-    def _ended_at_reset(self, ep: _Episode) -> EpisodeRecord:
-        """The record of an episode that was over before its first decision."""
-        info = ep.reset_info
-        success = info.get("success")
+    @staticmethod
+    def _record(ep: _Episode, info: dict[str, Any], terminated: bool, truncated: bool, end_reason: str) -> EpisodeRecord:
+        """The record of ``ep``, which has just ended; ``info`` is the last one the env gave."""
+        # An episode cut at the step limit did not reach its goal.
+        success = False if truncated else info.get("success")
         return EpisodeRecord(
-            episode=ep.index, seed=ep.seed, start_state=ep.start_state, reset_info=info, steps=0, total_reward=0.0,
-            terminated=True, truncated=False, end_reason="terminated", success=None if success is None else bool(success),
-            outcome=info.get("outcome"), invalid_replies=0, invalid_by_kind={}, fallback_actions=0, metrics={},
+            episode=ep.index, seed=ep.seed, start_state=ep.start_state, reset_info=ep.reset_info,
+            steps=ep.t, total_reward=ep.total_reward, terminated=terminated, truncated=truncated,
+            end_reason=end_reason, success=None if success is None else bool(success),
+            outcome=info.get("outcome"), invalid_replies=sum(ep.invalid.values()),
+            invalid_by_kind=dict(ep.invalid), fallback_actions=ep.fallbacks,
+            metrics={k: float(np.mean(v)) for k, v in ep.metrics.items()},
             wall_s=time.perf_counter() - ep.started,
         )
 
@@ -257,17 +262,7 @@ class Runner:
         if choice.action is not None and not terminated and not truncated:
             return None
         end_reason = "forfeit" if choice.action is None else "terminated" if terminated else "truncated"
-        # An episode cut at the step limit did not reach its goal.
-        success = False if truncated else info.get("success")
-        return EpisodeRecord(
-            episode=ep.index, seed=ep.seed, start_state=ep.start_state, reset_info=ep.reset_info,
-            steps=ep.t, total_reward=ep.total_reward, terminated=bool(terminated), truncated=truncated,
-            end_reason=end_reason, success=None if success is None else bool(success),
-            outcome=info.get("outcome"), invalid_replies=sum(ep.invalid.values()),
-            invalid_by_kind=dict(ep.invalid), fallback_actions=ep.fallbacks,
-            metrics={k: float(np.mean(v)) for k, v in ep.metrics.items()},
-            wall_s=time.perf_counter() - ep.started,
-        )
+        return self._record(ep, info, bool(terminated), truncated, end_reason)
 
     # -- provenance -----------------------------------------------------------------------
 
