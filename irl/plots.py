@@ -34,6 +34,14 @@ def _pyplot():
     return plt
 
 
+def _save(fig: Any, path: Path) -> Path:
+    """Lay out, write and close ``fig``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
 def arrival_reward(mdp: Any, reward: np.ndarray) -> np.ndarray:
     """``[S]`` mean reward of the transitions into each state from decision states.
 
@@ -120,10 +128,7 @@ def plot_tabular_reward(
             _heatmap(ax, grid_values(mdp, values, aggregate), label + agg)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_chess_weights(
@@ -145,10 +150,7 @@ def plot_chess_weights(
     ax.set_ylabel("weight (per unit of feature)")
     if title:
         ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 #: The scores of :func:`plot_comparison`: (report attribute, axis label).
@@ -194,7 +196,4 @@ def plot_comparison(reports: Sequence[Any], path: str | Path, *, title: str = ""
     axes[0].invert_yaxis()
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
