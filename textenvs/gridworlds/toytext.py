@@ -83,10 +83,13 @@ class _ToyTextEnv(GridTextEnv):
     feature_names: ClassVar[tuple[str, ...]]
 
     def _snapshot(self, s: int) -> GridState:
-        raise NotImplementedError
+        """The agent on a grid of fixed objects (``self._objects``, ``self._mission``)."""
+        h, w = self._grid_shape()
+        return GridState(self.family, h, w, self._cell(s), self._objects, mission=self._mission, actions=self.action_names, index=int(s))
 
     def _cell(self, s: int) -> tuple[int, int]:
-        raise NotImplementedError
+        """``(row, col)`` of state ``s``: states numbered row by row."""
+        return divmod(int(s), self._grid_shape()[1])
 
     def _grid_shape(self) -> tuple[int, int]:
         raise NotImplementedError
@@ -139,13 +142,6 @@ class FrozenLakeText(_ToyTextEnv):
     def _grid_shape(self) -> tuple[int, int]:
         return (int(self._inner.nrow), int(self._inner.ncol))
 
-    def _cell(self, s: int) -> tuple[int, int]:
-        return divmod(int(s), int(self._inner.ncol))
-
-    def _snapshot(self, s: int) -> GridState:
-        h, w = self._grid_shape()
-        return GridState(self.family, h, w, self._cell(s), self._objects, mission=self._mission, actions=self.action_names, index=int(s))
-
     def state_record(self) -> dict[str, Any]:
         """``index`` (row * ncol + col), ``row``, ``col`` and the map letter there."""
         s = self.state_index
@@ -187,13 +183,6 @@ class CliffWalkingText(_ToyTextEnv):
 
     def _grid_shape(self) -> tuple[int, int]:
         return (int(self._inner.shape[0]), int(self._inner.shape[1]))
-
-    def _cell(self, s: int) -> tuple[int, int]:
-        return divmod(int(s), self._grid_shape()[1])
-
-    def _snapshot(self, s: int) -> GridState:
-        h, w = self._grid_shape()
-        return GridState(self.family, h, w, self._cell(s), self._objects, mission=self._mission, actions=self.action_names, index=int(s))
 
     def state_record(self) -> dict[str, Any]:
         """``index`` (row * 12 + col), ``row`` and ``col``."""
