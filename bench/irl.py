@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from irl.mce import mce_irl  # noqa: E402
-from irl.soft import occupancy_measures, soft_value_iteration  # noqa: E402
+from textenvs.planning import occupancy_measures, soft_value_iteration  # noqa: E402
 
 
 def random_mdp(n_states: int, n_actions: int, seed: int):

@@ -310,7 +310,7 @@ def tabular_mdp(env: Any, agent: str) -> TabularMDP:
 
 def plan_optimal(mdp: TabularMDP, config: PlanningConfig = PlanningConfig()) -> TabularPolicyAgent:
     """The ``optimal`` agent: hard value iteration, uniform over the optimal actions."""
-    from irl.soft import hard_value_iteration
+    from textenvs.planning import hard_value_iteration
 
     values = hard_value_iteration(mdp.transitions, mdp.rewards, discount=config.discount)
     details = {"discount": config.discount, "converged": values.converged, "iterations": values.iterations}
@@ -322,7 +322,7 @@ def plan_optimal(mdp: TabularMDP, config: PlanningConfig = PlanningConfig()) -> 
 
 def plan_soft_optimal(mdp: TabularMDP, config: PlanningConfig = PlanningConfig()) -> TabularPolicyAgent:
     """The ``soft-optimal`` agent: soft value iteration at ``config.temperature``."""
-    from irl.soft import soft_value_iteration
+    from textenvs.planning import soft_value_iteration
 
     values = soft_value_iteration(mdp.transitions, mdp.rewards, discount=config.discount, temperature=config.temperature)
     details = {

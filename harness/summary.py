@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.records import iter_episodes, iter_steps, read_manifest
-from irl.stats import bootstrap_ci, mean_ci, wilson_interval
+from harness.stats import bootstrap_ci, mean_ci, wilson_interval
 
 #: (estimate, low, high) of a 95% interval.
 Interval = tuple[float, float, float]

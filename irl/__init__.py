@@ -3,14 +3,14 @@
 ``irl`` reads MDPs (:class:`textenvs.mdp.TabularMDP`) and recorded decisions; it never
 calls a model. Everything is pure numpy/scipy functions with thin classes on top:
 
-* :mod:`irl.soft`: soft (maximum causal entropy) and hard value iteration, finite
+* :mod:`textenvs.planning`: soft (maximum causal entropy) and hard value iteration, finite
   horizon or discounted, and exact occupancy measures;
 * :mod:`irl.mce`: maximum causal entropy IRL (Ziebart) for rewards linear in state or
   state-action features, fitted with L-BFGS (:func:`mce_irl`, :class:`MaxEntIRL`);
 * :mod:`irl.epic`: the EPIC distance between rewards (Gleave et al. 2021);
 * :mod:`irl.choice`: a Boltzmann choice model over legal actions for games, with
   cross-validated L2 and an explained-behaviour score;
-* :mod:`irl.stats`: bootstrap, Wilson and t confidence intervals.
+* :mod:`harness.stats`: bootstrap, Wilson and t confidence intervals.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from irl.mce import (
     mce_objective,
     trajectory_log_likelihood,
 )
-from irl.soft import (
+from textenvs.planning import (
     Dynamics,
     Occupancy,
     Values,
@@ -51,7 +51,7 @@ from irl.soft import (
     policy_transitions,
     soft_value_iteration,
 )
-from irl.stats import Interval, bootstrap_ci, mean_ci, wilson_interval
+from harness.stats import Interval, bootstrap_ci, mean_ci, wilson_interval
 
 __all__ = [
     # soft

@@ -38,8 +38,8 @@ from typing import Sequence, Union
 import numpy as np
 import scipy.optimize
 
-from irl.soft import _blas_single_thread
-from irl.stats import Interval, bootstrap_ci
+from textenvs.planning import blas_single_thread
+from harness.stats import Interval, bootstrap_ci
 
 __all__ = [
     "Decision",
@@ -228,7 +228,7 @@ def fit_choice(
     data = pack_decisions(decisions)
     K = data.n_features
     x0 = np.zeros(K) if theta_init is None else np.asarray(theta_init, dtype=float)
-    with _blas_single_thread():
+    with blas_single_thread():
         res = scipy.optimize.minimize(
             choice_objective, x0, args=(data, l2), jac=True, method="L-BFGS-B",
             options={"maxiter": max_iter, "gtol": gtol, "ftol": 1e-14},

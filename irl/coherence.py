@@ -91,8 +91,8 @@ from irl.choice import choice_probabilities, cross_validate, fit_choice, pack_de
 from irl.data import ChessRun, RunInfo, TabularRun, load_chess, load_tabular, read_info, run_kind
 from irl.epic import epic_distance, pearson_distance
 from irl.mce import mce_irl
-from irl.soft import Dynamics
-from irl.stats import bootstrap_ci, mean_ci
+from textenvs.planning import Dynamics
+from harness.stats import bootstrap_ci, mean_ci
 
 __all__ = [
     "Score",
@@ -195,7 +195,7 @@ class FitSettings:
 
     #: Tabular: ``"named"`` (the MDP's named features), ``"onehot"``, or a tuple of
     #: feature names. Chess: ``"named"`` (the default chess features) or a tuple of
-    #: names in :data:`irl.features.FEATURES`.
+    #: names in :data:`textenvs.chess.features.FEATURES`.
     features: str | tuple[str, ...] = "named"
     #: Tabular: ``"delta"`` or ``"arrival"`` (module docstring); ``None``: delta for
     #: named features, arrival for one-hot.

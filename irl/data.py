@@ -13,7 +13,7 @@ Two kinds of run, told apart by the environment the manifest names:
   is ambiguous (slippery ice), the state reached by replaying the episode's seed and
   actions in the rebuilt environment.
 * **chess**: each decision becomes an :class:`irl.choice.Decision` whose rows are the
-  features (:mod:`irl.features`) of every legal move and whose target is the chosen move,
+  features (:mod:`textenvs.chess.features`) of every legal move and whose target is the chosen move,
   or the recorded distribution over the legal moves (``targets="probs"``).
 
 Only finished episodes (those in ``episodes.jsonl``) are read. Episodes that cannot be
@@ -368,7 +368,7 @@ def load_chess(
 
     Args:
         run_dir: the run directory.
-        features: names in :data:`irl.features.FEATURES` (default: the default set, which
+        features: names in :data:`textenvs.chess.features.FEATURES` (default: the default set, which
             leaves out the slow ``engine_eval_change``).
         targets: ``"probs"``: the recorded distribution over the legal moves where a step
             has one (choose mode), the chosen move elsewhere; ``"actions"``: always the
@@ -379,7 +379,7 @@ def load_chess(
     """
     import chess
 
-    from irl.features import feature_matrix, needs_engine, resolve_features
+    from textenvs.chess.features import feature_matrix, needs_engine, resolve_features
 
     if targets not in TARGETS:
         raise ValueError(f"targets must be one of {TARGETS}, got {targets!r}")
@@ -389,7 +389,7 @@ def load_chess(
     names = resolve_features(features)
     engine = None
     if needs_engine(names):
-        from irl.features import EngineEvaluator
+        from textenvs.chess.features import EngineEvaluator
 
         engine = EngineEvaluator(depth=engine_depth, path=stockfish_path)
     records, steps = _finished(run_dir)

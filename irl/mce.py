@@ -2,7 +2,7 @@
 
 The reward is ``r = features @ weights`` with state features ``features[s, k]`` (one-hot:
 ``np.eye(S)``, a free tabular reward) or state-action features ``features[s, a, k]``. The
-demonstrator is modelled as the soft-optimal policy (:func:`irl.soft.soft_value_iteration`,
+demonstrator is modelled as the soft-optimal policy (:func:`textenvs.planning.soft_value_iteration`,
 temperature 1) for that reward. The weights minimise the MCE dual objective::
 
     L(w) = E_{s0 ~ initial}[V^w_0(s0)] - w . mu_E + (l2 / 2) ||w||^2
@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import scipy.optimize
 
-from irl.soft import Dynamics, _blas_single_thread, occupancy_measures, soft_value_iteration
+from textenvs.planning import Dynamics, blas_single_thread, occupancy_measures, soft_value_iteration
 
 if TYPE_CHECKING:  # pragma: no cover
     from textenvs.mdp import TabularMDP
@@ -287,7 +287,7 @@ def mce_irl(
     """Fit reward weights by maximum causal entropy IRL (module docstring).
 
     Args:
-        transitions: ``P[s, a, s']`` (or a :class:`irl.soft.Dynamics`).
+        transitions: ``P[s, a, s']`` (or a :class:`textenvs.planning.Dynamics`).
         features: ``[S, K]`` state features or ``[S, A, K]`` state-action features.
         demonstrations: trajectories or an occupancy measure (module docstring).
         initial: the initial-state distribution used by the model.
@@ -318,7 +318,7 @@ def mce_irl(
         return ev0 - w @ mu_e + 0.5 * l2 * (w @ w), mu - mu_e + l2 * w
 
     w0 = np.zeros(K) if weights_init is None else np.asarray(weights_init, dtype=float)
-    with _blas_single_thread():
+    with blas_single_thread():
         res = scipy.optimize.minimize(
             fun, w0, jac=True, method="L-BFGS-B",
             options={"maxiter": max_iter, "gtol": gtol, "ftol": 1e-15, "maxcor": 20},

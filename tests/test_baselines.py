@@ -25,7 +25,7 @@ from harness.config import RunConfig
 from harness.records import iter_episodes, iter_steps, read_manifest
 from harness.runner import Runner
 from harness.validate import validate_run
-from irl.soft import hard_value_iteration, occupancy_measures
+from textenvs.planning import hard_value_iteration, occupancy_measures
 from textenvs import make_env
 from textenvs.chess.engine import stockfish_available
 

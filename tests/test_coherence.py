@@ -28,8 +28,8 @@ from irl.coherence import (
     reward_distance,
 )
 from irl.data import load_chess, load_tabular
-from irl.features import feature_matrix
-from irl.soft import soft_value_iteration
+from textenvs.chess.features import feature_matrix
+from textenvs.planning import soft_value_iteration
 from textenvs import make_env
 
 FAST = dict(n_boot=10, splits=3, folds=3)

@@ -1,4 +1,4 @@
-"""Reading run directories into IRL inputs (irl.data), chess move features (irl.features),
+"""Reading run directories into IRL inputs (irl.data), chess move features (textenvs.chess.features),
 and the tabular pieces of irl.coherence checked against known answers."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from harness.runner import Runner
 from irl.choice import Decision
 from irl.coherence import decision_states, demonstration_occupancy, reward_distance, tabular_features
 from irl.data import load_chess, load_run, load_tabular, read_info
-from irl.features import FEATURES, feature_matrix, register_feature, resolve_features
+from textenvs.chess.features import FEATURES, feature_matrix, register_feature, resolve_features
 from irl.mce import empirical_occupancy
 from textenvs import UnknownIdError, make_env
 from textenvs.chess.engine import stockfish_available
@@ -218,7 +218,7 @@ def test_feature_registry():
 @pytest.mark.stockfish
 @pytest.mark.skipif(not stockfish_available(), reason="needs Stockfish")
 def test_engine_eval_change_prefers_winning_the_queen():
-    from irl.features import EngineEvaluator
+    from textenvs.chess.features import EngineEvaluator
 
     board = chess.Board("4k3/8/8/3q4/8/8/3Q4/4K3 w - - 0 1")
     moves = [chess.Move.from_uci("d2d5"), chess.Move.from_uci("d2d3")]

@@ -16,7 +16,7 @@ th = pytest.importorskip("torch")
 reward_nets = pytest.importorskip("imitation.rewards.reward_nets")
 
 from irl.mce import MaxEntIRL, mce_irl  # noqa: E402
-from irl.soft import occupancy_measures, soft_value_iteration  # noqa: E402
+from textenvs.planning import occupancy_measures, soft_value_iteration  # noqa: E402
 from textenvs.mdp import TabularMDP  # noqa: E402
 
 TOL = 1e-6

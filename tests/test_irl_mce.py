@@ -14,7 +14,7 @@ from irl.mce import (
     mce_objective,
     trajectory_log_likelihood,
 )
-from irl.soft import occupancy_measures, soft_value_iteration
+from textenvs.planning import occupancy_measures, soft_value_iteration
 from textenvs.mdp import TabularMDP
 
 MOVES = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}

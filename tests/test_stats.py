@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from irl.stats import Interval, bootstrap_ci, mean_ci, wilson_interval
+from harness.stats import Interval, bootstrap_ci, mean_ci, wilson_interval
 
 
 @pytest.mark.parametrize("k, n", [(0, 10), (3, 10), (10, 10), (81, 263), (1, 1), (50, 100)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from irl.soft import (
+from textenvs.planning import (
     Dynamics,
     expected_reward,
     hard_value_iteration,

@@ -60,7 +60,7 @@ _THREADPOOLS = None
 
 
 @contextlib.contextmanager
-def _blas_single_thread() -> Iterator[None]:
+def blas_single_thread() -> Iterator[None]:
     """Limit BLAS to one thread (via threadpoolctl, when it is installed).
 
     scipy's L-BFGS-B makes many tiny BLAS calls; with a threaded OpenBLAS on a busy
