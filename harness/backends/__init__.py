@@ -1,14 +1,14 @@
 """Model backends behind one small protocol (:mod:`harness.backends.base`).
 
-Each backend module imports its SDK lazily; :func:`load_backend` picks one by name.
+Each backend module imports its SDK lazily; :func:`load_backend` picks one by name from
+the :data:`BACKENDS` registry.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from textenvs.registry import UnknownIdError, check_options
+from textenvs.registry import Registry, UnknownIdError, check_options
 
 from harness.backends.base import (
     Backend,
@@ -22,25 +22,29 @@ from harness.backends.base import (
 
 __all__ = [
     "Backend", "BackendError", "ContinuationScore", "GenerateOptions", "MissingDependencyError",
-    "ModelInfo", "ScoreRequest", "BACKENDS", "load_backend",
+    "ModelInfo", "ScoreRequest", "BACKENDS", "load_backend", "register_backend",
 ]
 
-#: Backend name -> ``"module:Class"``; each class takes ``(model, **options)``.
-BACKENDS = {
-    "transformers": "harness.backends.transformers:TransformersBackend",
-    "openai": "harness.backends.openai:OpenAIBackend",
-    "vllm": "harness.backends.vllm:VLLMBackend",
-}
+#: Backends by name; each class takes ``(model, **options)``. Adding one is a module with
+#: a class that implements :class:`Backend` and one :func:`register_backend` call below.
+BACKENDS: Registry[type] = Registry("backend")
+
+
+def register_backend(name: str, target: str | type, description: str = "") -> None:
+    """Register a backend class (or a lazy ``"module:Class"``) under ``name``."""
+    BACKENDS.register(name, target, description)
 
 
 def load_backend(name: str, model: str, options: dict[str, Any] | None = None) -> Backend:
     """Construct backend ``name`` for ``model``; an unknown option raises :class:`BackendError`."""
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
-    module_name, _, cls_name = BACKENDS[name].partition(":")
-    cls = getattr(importlib.import_module(module_name), cls_name)
+    cls = BACKENDS.get(name)
     try:
         check_options(cls, options or {}, f"backend option of {name!r}")
     except UnknownIdError as exc:
         raise BackendError(str(exc)) from None
     return cls(model, **(options or {}))
+
+
+register_backend("transformers", "harness.backends.transformers:TransformersBackend", "in-process Hugging Face transformers")
+register_backend("openai", "harness.backends.openai:OpenAIBackend", "any OpenAI-compatible completions server")
+register_backend("vllm", "harness.backends.vllm:VLLMBackend", "vLLM in-process (GPU)")
