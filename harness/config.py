@@ -61,8 +61,30 @@ class RunConfig:
 
 @lru_cache(maxsize=None)
 def schema(name: str) -> dict[str, Any]:
-    """The JSON Schema ``results/schemas/<name>.schema.json``."""
-    return json.loads(files("harness.schemas").joinpath(f"{name}.schema.json").read_text(encoding="utf-8"))
+    """The JSON Schema ``results/schemas/<name>.schema.json``, with the registered names filled in.
+
+    Fields whose values come from a registry (``backend``, ``mode``) carry ``"x-registry"``
+    in the file; their ``enum`` is read from that registry here, so registering a backend
+    or an agent mode is all it takes for configs and results to accept it.
+    """
+    doc = json.loads(files("harness.schemas").joinpath(f"{name}.schema.json").read_text(encoding="utf-8"))
+    for prop in doc.get("properties", {}).values():
+        if isinstance(prop, dict) and "x-registry" in prop:
+            prop["enum"] = registered_names(prop["x-registry"])
+    return doc
+
+
+def registered_names(registry: str) -> list[str]:
+    """The names a schema field may take: ``"backends"`` (and ``baseline``) or ``"modes"``."""
+    from harness.agents import MODES
+    from harness.backends import BACKENDS
+    from harness.records import BASELINE_BACKEND
+
+    if registry == "backends":
+        return BACKENDS.names() + [BASELINE_BACKEND]
+    if registry == "modes":
+        return MODES.names()
+    raise ValueError(f"unknown schema registry {registry!r}")
 
 
 def validate_config(data: Mapping[str, Any], source: str = "config") -> None:

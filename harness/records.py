@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
@@ -26,6 +26,8 @@ FORMAT_VERSION = "1.0"
 MANIFEST = "manifest.json"
 STEPS = "steps.jsonl"
 EPISODES = "episodes.jsonl"
+#: ``manifest.model.backend`` of runs played by a reference agent (``zso baseline``).
+BASELINE_BACKEND = "baseline"
 
 
 class ResultsError(ValueError):
@@ -83,6 +85,15 @@ class StepRecord:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "StepRecord":
+        """The record of one ``steps.jsonl`` object (as :meth:`to_json` wrote it)."""
+        return cls(**{
+            **data,
+            "attempts": [Attempt(**a) for a in data["attempts"]],
+            "timing": Timing(**data["timing"]),
+        })
+
 
 @dataclass(frozen=True)
 class EpisodeRecord:
@@ -113,6 +124,11 @@ class EpisodeRecord:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "EpisodeRecord":
+        """The record of one ``episodes.jsonl`` object."""
+        return cls(**data)
+
 
 @dataclass
 class Manifest:
@@ -134,6 +150,17 @@ class Manifest:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Manifest":
+        """The manifest of a ``manifest.json`` object."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def is_baseline(self) -> bool:
+        """Whether the run was played by a reference agent (``zso baseline``), not a model."""
+        return self.model.get("backend") == BASELINE_BACKEND
 
 
 class RunWriter:
@@ -226,3 +253,26 @@ def iter_steps(run_dir: str | Path) -> Iterator[dict[str, Any]]:
 def iter_episodes(run_dir: str | Path) -> Iterator[dict[str, Any]]:
     """The finished episodes of a run."""
     return iter_jsonl(Path(run_dir) / EPISODES)
+
+
+def _typed(kind: type, path: Path) -> Iterator[Any]:
+    for number, obj in enumerate(iter_jsonl(path), start=1):
+        try:
+            yield kind.from_json(obj)
+        except (TypeError, KeyError) as exc:
+            raise ResultsError(f"{path}: object {number}: not a {kind.__name__} ({exc})") from None
+
+
+def load_manifest(run_dir: str | Path) -> Manifest:
+    """The typed manifest of ``run_dir``."""
+    return Manifest.from_json(read_manifest(run_dir))
+
+
+def load_steps(run_dir: str | Path) -> Iterator[StepRecord]:
+    """The typed step records of a run, in the order they were taken."""
+    return _typed(StepRecord, Path(run_dir) / STEPS)
+
+
+def load_episodes(run_dir: str | Path) -> Iterator[EpisodeRecord]:
+    """The typed records of a run's finished episodes."""
+    return _typed(EpisodeRecord, Path(run_dir) / EPISODES)

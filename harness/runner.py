@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.agents import Agent, ChooseAgent, Decision, GenerateAgent
+from harness.agents import Agent, Decision, make_agent
+from harness.agents.language import ChooseAgent
 from harness.backends import Backend, GenerateOptions, load_backend
 from harness.config import RunConfig
 from harness.records import EpisodeRecord, Manifest, RunWriter, StepRecord, Timing
@@ -78,17 +79,6 @@ class _Episode:
     invalid: Counter = field(default_factory=Counter)
     fallbacks: int = 0
     metrics: dict[str, list[float]] = field(default_factory=dict)
-
-
-def make_agent(config: RunConfig, backend: Backend, encoding: Any) -> Agent:
-    """The agent of ``config.mode``."""
-    if config.mode == "choose":
-        return ChooseAgent(backend, encoding, config.temperature, config.score_norm, config.list_order)
-    if config.mode == "generate":
-        options = GenerateOptions(max_new_tokens=config.max_new_tokens, temperature=config.temperature)
-        return GenerateAgent(backend, encoding, options, config.max_retries, config.fallback, seed=config.seed,
-                             list_order=config.list_order)
-    raise ValueError(f"unknown mode {config.mode!r}; expected 'choose' or 'generate'")
 
 
 def default_run_dir(config: RunConfig, root: str | Path = "results") -> Path:

@@ -58,6 +58,13 @@ def _mean(values: Sequence[float]) -> Interval | None:
     return tuple(mean_ci(values)) if len(values) else None  # type: ignore[return-value]
 
 
+def parses_replies(mode: str | None) -> bool:
+    """Whether agent ``mode`` reads free-text replies that can be refused (so invalid-reply rates apply)."""
+    from harness.agents import MODES
+
+    return mode in MODES and bool(MODES.entry(mode).metadata.get("parses_replies"))
+
+
 def summarize(run_dir: str | Path) -> RunSummary:
     """Read a run directory and compute its figures."""
     manifest = read_manifest(run_dir)
@@ -79,7 +86,7 @@ def summarize(run_dir: str | Path) -> RunSummary:
         for kind, count in e["invalid_by_kind"].items():
             by_kind[kind] += count
     successes = [e["success"] for e in episodes if e["success"] is not None]
-    generate = cfg.get("mode") == "generate"
+    generate = parses_replies(cfg.get("mode"))
     return RunSummary(
         run_dir=str(run_dir),
         model=manifest["model"]["name"],

@@ -7,19 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from harness.baselines import (
-    BaselineError,
-    BaselineOptions,
-    PlanningConfig,
-    PPOConfig,
-    QLearningConfig,
-    RandomAgent,
-    build_agent,
-    plan_optimal,
-    plan_soft_optimal,
-    train_ppo,
-    train_q_learning,
-)
+from harness.agents import BaselineError, BaselineOptions, build_baseline
+from harness.agents.learners import PPOConfig, QLearningConfig, train_ppo, train_q_learning
+from harness.agents.planners import PlanningConfig, plan_optimal, plan_soft_optimal
+from harness.agents.uniform import RandomAgent
 from harness.cli import main
 from harness.config import RunConfig
 from harness.records import iter_episodes, iter_steps, read_manifest
@@ -136,12 +127,12 @@ def test_tabular_agents_refuse_non_tabular_environments():
     cfg = RunConfig(env="chess", encoding="fen", model="optimal", backend="baseline", env_options={"analysis": "off"})
     for name in ("optimal", "q-learning", "ppo"):
         with pytest.raises(BaselineError, match="needs an environment with a tabular MDP"):
-            build_agent(name, cfg)
+            build_baseline(name, cfg)
     with pytest.raises(BaselineError, match="chess only"):
-        build_agent("stockfish", config("frozenlake", "4x4", "stockfish"))
+        build_baseline("stockfish", config("frozenlake", "4x4", "stockfish"))
     lay = RunConfig(env="keys-chests", encoding="ascii", model="optimal", backend="baseline", env_options={"layout_seed": None})
     with pytest.raises(BaselineError, match="fixed layout"):
-        build_agent("optimal", lay)
+        build_baseline("optimal", lay)
 
 
 @pytest.mark.stockfish
@@ -153,7 +144,7 @@ def test_stockfish_plays_legal_moves(tmp_path):
         env="chess", encoding="fen", model="stockfish", backend="baseline", episodes=2, max_steps=6,
         env_options={"analysis": "off"},
     )
-    agent = build_agent("stockfish", cfg, BaselineOptions(depth=2))
+    agent = build_baseline("stockfish", cfg, BaselineOptions(depth=2))
     try:
         episodes, steps = run(cfg, agent, tmp_path)
     finally:

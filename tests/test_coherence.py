@@ -1,6 +1,6 @@
 """The coherence scores on agents whose objective is known (the project's validation tests).
 
-Gridworld runs come from RL baselines (harness.baselines) or from soft-optimal agents for
+Gridworld runs come from RL baselines (harness.agents) or from soft-optimal agents for
 rewards of our own; chess runs from a synthetic material-seeking agent. Every run goes
 through the real Runner and run directory, so these tests cover reading as well as fitting.
 """
@@ -15,7 +15,8 @@ import pytest
 
 from harness.agents import Choice
 from harness.backends.base import ModelInfo
-from harness.baselines import PlanningConfig, RandomAgent, TabularPolicyAgent, plan_soft_optimal
+from harness.agents.planners import PlanningConfig, TabularPolicyAgent, plan_soft_optimal
+from harness.agents.uniform import RandomAgent
 from harness.config import RunConfig
 from harness.runner import Runner
 from irl.coherence import (
@@ -43,7 +44,7 @@ def grid_run(tmp_path, agent, *, env="frozenlake", variant="4x4", episodes=40, m
 
 
 def soft_agent(mdp, reward, name: str, temperature: float, discount: float = 0.9) -> TabularPolicyAgent:
-    """Soft-optimal for ``reward`` (``R[s, a, s']``), as harness.baselines' soft-optimal agent."""
+    """Soft-optimal for ``reward`` (``R[s, a, s']``), as harness.agents' soft-optimal agent."""
     policy = soft_value_iteration(mdp.transitions, reward, discount=discount, temperature=temperature).policy
     return TabularPolicyAgent(name, policy, mdp.action_names, f"soft-optimal for the {name} reward")
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from harness.backends.base import ContinuationScore, GenerateOptions, ModelInfo, ScoreRequest
-from harness.baselines import PlanningConfig, RandomAgent, plan_soft_optimal
+from harness.agents.planners import PlanningConfig, plan_soft_optimal
+from harness.agents.uniform import RandomAgent
 from harness.config import RunConfig
 from harness.records import ResultsError, iter_episodes, iter_steps
 from harness.runner import Runner

@@ -10,7 +10,8 @@ import chess
 import numpy as np
 import pytest
 
-from harness.agents import ChooseAgent, Decision, GenerateAgent, action_distribution
+from harness.agents import Decision
+from harness.agents.language import ChooseAgent, GenerateAgent, action_distribution
 from harness.backends.base import ContinuationScore, GenerateOptions, ModelInfo, ScoreRequest
 from harness.config import RunConfig
 from harness.records import iter_episodes, iter_steps, read_manifest

@@ -15,17 +15,17 @@ from typing import Any, Sequence
 
 from textenvs.base import Encoding
 
-MODES = ("choose", "generate")
-
-
 @lru_cache(maxsize=None)
 def load_template(family: str, mode: str) -> string.Template:
     """The template for ``family`` in agent ``mode``; a clear error when there is none."""
-    if mode not in MODES:
-        raise ValueError(f"unknown agent mode {mode!r}; expected one of {', '.join(MODES)}")
-    path = files("textenvs.prompts").joinpath(family, f"{mode}.txt")
+    folder = files("textenvs.prompts").joinpath(family)
+    path = folder.joinpath(f"{mode}.txt")
     if not path.is_file():
-        raise FileNotFoundError(f"no prompt template for environment {family!r} in mode {mode!r} (looked for prompts/{family}/{mode}.txt)")
+        known = sorted(p.name.removesuffix(".txt") for p in folder.iterdir() if p.name.endswith(".txt")) if folder.is_dir() else []
+        raise FileNotFoundError(
+            f"no prompt template for environment {family!r} in mode {mode!r} "
+            f"(looked for prompts/{family}/{mode}.txt; templates there: {', '.join(known) or 'none'})"
+        )
     return string.Template(path.read_text(encoding="utf-8"))
 
 

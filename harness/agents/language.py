@@ -1,4 +1,4 @@
-"""Agents: an encoding and a backend turned into actions, many decisions per batch.
+"""Language-model agents: an encoding and a backend turned into actions, many decisions per batch.
 
 ``ChooseAgent`` scores the text of every legal action after the prompt and picks by
 likelihood (greedy, or sampled at a temperature); the full distribution is kept.
@@ -10,54 +10,17 @@ reply is kept.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
+from harness.agents.base import Choice, Decision, listed_actions
 from harness.backends.base import Backend, GenerateOptions, ScoreRequest
 from harness.records import Attempt
 from textenvs import ActionError, Encoding, build_prompt
 from textenvs.prompting import feedback_text
 
 FALLBACKS = ("random", "forfeit")
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One pending decision of one episode."""
-
-    state: Any
-    legal: tuple[str, ...]
-    #: The episode's own generator, for sampling and fallbacks.
-    rng: np.random.Generator
-    #: The environment's JSON-able state record (gridworlds: ``{"index": ...}``).
-    record: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Choice:
-    """What the agent did for one decision."""
-
-    #: The canonical action, or ``None`` for a forfeit.
-    action: str | None
-    #: ``"model"`` or ``"fallback"``.
-    source: str
-    prompt: str
-    reply: str | None
-    logprobs: list[float] | None
-    probs: list[float] | None
-    attempts: tuple[Attempt, ...]
-    #: This decision's share of the backend time of its batch.
-    backend_s: float
-
-
-class Agent(Protocol):
-    """Turns a batch of decisions into choices."""
-
-    mode: str
-
-    def act(self, decisions: Sequence[Decision]) -> list[Choice]: ...
 
 
 def action_distribution(logprobs: np.ndarray, temperature: float) -> np.ndarray:
@@ -69,24 +32,6 @@ def action_distribution(logprobs: np.ndarray, temperature: float) -> np.ndarray:
     z = logprobs / temperature
     z = np.exp(z - z.max())
     return z / z.sum()
-
-
-#: How legal actions are listed in prompts: in a fresh random order for every decision
-#: (drawn from the episode's generator), or in the environment's fixed order.
-LIST_ORDERS = ("shuffled", "fixed")
-
-
-def listed_actions(decision: Decision, order: str) -> tuple[str, ...]:
-    """The legal actions in the order the prompt lists them.
-
-    Small models tend to copy the first action listed; shuffling keeps that position bias
-    from passing for a preference between actions.
-    """
-    if order == "fixed":
-        return decision.legal
-    if order != "shuffled":
-        raise ValueError(f"list order must be one of {LIST_ORDERS}, got {order!r}")
-    return tuple(decision.legal[i] for i in decision.rng.permutation(len(decision.legal)))
 
 
 def _separator(formatted_prompt: str) -> str:
@@ -205,3 +150,15 @@ class GenerateAgent:
     def _call_options(self) -> GenerateOptions:
         seed = int(self._seeds.integers(2**31 - 1))
         return GenerateOptions(self.options.max_new_tokens, self.options.temperature, seed, self.options.stop)
+
+
+def build_choose(config: Any, backend: Backend, encoding: Encoding[Any]) -> ChooseAgent:
+    """The ``choose`` agent of a run configuration."""
+    return ChooseAgent(backend, encoding, config.temperature, config.score_norm, config.list_order)
+
+
+def build_generate(config: Any, backend: Backend, encoding: Encoding[Any]) -> GenerateAgent:
+    """The ``generate`` agent of a run configuration."""
+    options = GenerateOptions(max_new_tokens=config.max_new_tokens, temperature=config.temperature)
+    return GenerateAgent(backend, encoding, options, config.max_retries, config.fallback, seed=config.seed,
+                         list_order=config.list_order)

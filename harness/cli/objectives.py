@@ -22,6 +22,8 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from harness.cli.console import ProgressBar, console, out
+
 __all__ = ["add_parsers", "cmd_irl", "cmd_compare", "settings_from_args", "scores_table", "weights_table"]
 
 FIT_FILE = "fit.json"
@@ -59,6 +61,7 @@ def add_parsers(subparsers: Any) -> None:
     irl.add_argument("--aggregate", choices=["mean", "max"], default="mean",
                      help="reward maps: how states sharing a grid cell (keys held...) are combined (default mean)")
     _add_fit_arguments(irl)
+    irl.set_defaults(handler=cmd_irl)
     compare = subparsers.add_parser(
         "compare", help="compare the coherence scores of agents (models and baselines)",
         description="One table of explained behaviour, stability, encoding consistency, alignment and return, "
@@ -67,6 +70,7 @@ def add_parsers(subparsers: Any) -> None:
     compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     compare.add_argument("--out", metavar="DIR", help="save comparison.png and compare.json here")
     _add_fit_arguments(compare)
+    compare.set_defaults(handler=cmd_compare)
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
@@ -86,7 +90,6 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
 
 def _fit(run_dirs: Sequence[str], settings: Any, no_progress: bool) -> list[Any]:
-    from harness.cli import ProgressBar
     from irl.coherence import analyse_runs
 
     with ProgressBar("fitting", len(run_dirs), "{task.fields[run]}", no_progress, run="") as update:
@@ -206,8 +209,6 @@ def read_fit(path: str | Path) -> list[Any]:
 
 def cmd_irl(args: argparse.Namespace) -> int:
     """``zso irl``: fit, score, write ``fit.json`` and the plots, print the tables."""
-    from harness.cli import console, out
-
     settings = settings_from_args(args)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -230,8 +231,6 @@ def cmd_irl(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """``zso compare``: one table of scores, models and baselines side by side."""
-    from harness.cli import console, out
-
     settings = settings_from_args(args)
     fitted: list[Any] = []
     to_fit: list[str] = []

@@ -1,19 +1,16 @@
-"""The ``zso`` command line."""
+"""``zso run``, ``envs``, ``encodings``, ``models``, ``validate``, ``summary`` and ``serve``."""
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console(stderr=True)
-out = Console()
+from harness.agents import MODES
+from harness.backends import BACKENDS
+from harness.cli.console import console, out, run_and_report
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,8 +19,8 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", help="named preset of the environment (zso envs)")
     p.add_argument("--encoding", help="encoding id (zso encodings ENV)")
     p.add_argument("--model", help="embedded model name (zso models), model directory or .gguf file")
-    p.add_argument("--backend", choices=["transformers", "openai", "vllm"])
-    p.add_argument("--mode", choices=["choose", "generate"], help="score legal actions, or parse free text")
+    p.add_argument("--backend", choices=BACKENDS.names(), help="default transformers")
+    p.add_argument("--mode", choices=MODES.names(), help="choose: score the legal actions (default); generate: parse free text")
     p.add_argument("--episodes", type=int)
     p.add_argument("--max-steps", type=int, help="decisions per episode before truncation")
     p.add_argument("--batch-size", type=int, help="episodes played in lockstep")
@@ -40,9 +37,8 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zso", description="Run language models zero-shot in games and RL tasks, record every step, infer their objectives.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_parsers(sub: Any) -> None:
+    """Add this module's subcommands to the ``zso`` parser."""
     run = sub.add_parser("run", help="evaluate a model in an environment")
     _add_run_arguments(run)
     sub.add_parser("envs", help="list environments and their variants")
@@ -58,9 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("-b", "--backend-option", action="append", metavar="KEY=VALUE", help="transformers backend option, e.g. dtype=bfloat16")
-    __import__("harness.baselines").baselines.add_parser(sub)  # zso baseline
-    __import__("irl.cli").cli.add_parsers(sub)  # zso irl, zso compare
-    return parser
+    for name, handler in HANDLERS.items():
+        sub.choices[name].set_defaults(handler=handler)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -81,49 +76,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         runner = Runner(config)
     with runner:
         return run_and_report(runner, config.episodes, args.no_progress)
-
-
-def run_and_report(runner: Any, episodes: int, no_progress: bool) -> int:
-    """Play ``runner``'s episodes under a progress bar and print the results table.
-
-    Returns the exit code: 0, or 130 after Ctrl-C (finished episodes are kept and shown).
-    """
-    from harness.runner import RunInterrupted
-    from harness.summary import print_summaries, summarize
-
-    try:
-        with ProgressBar("episodes", episodes, "{task.fields[steps]} steps", no_progress, steps=0) as update:
-            run_dir = runner.run(progress=lambda done, steps: update(done, steps=steps))
-    except RunInterrupted as exc:
-        console.print(f"[yellow]{exc}[/yellow]")
-        if exc.episodes_done:
-            print_summaries([summarize(exc.run_dir)], out)
-        return 130
-    print_summaries([summarize(run_dir)], out)
-    console.print(f"results in [bold]{run_dir}[/bold]")
-    return 0
-
-
-class ProgressBar:
-    """A rich progress bar on stderr, used as ``with ProgressBar(...) as update: update(done, **fields)``.
-
-    ``detail`` is an optional text column that may show the task's ``fields``
-    (``"{task.fields[steps]} steps"``); their starting values are keyword arguments.
-    """
-
-    def __init__(self, label: str, total: int, detail: str = "", disable: bool = False, **fields: Any):
-        columns = [TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn()]
-        if detail:
-            columns.append(TextColumn(detail))
-        self.bar = Progress(*columns, TimeElapsedColumn(), console=console, disable=disable)
-        self.task = self.bar.add_task(label, total=total, **fields)
-
-    def __enter__(self):
-        self.bar.__enter__()
-        return lambda completed, **fields: self.bar.update(self.task, completed=completed, **fields)
-
-    def __exit__(self, *exc: Any) -> None:
-        self.bar.__exit__(*exc)
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
@@ -211,33 +163,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {
+HANDLERS = {
     "run": cmd_run, "envs": cmd_envs, "encodings": cmd_encodings, "models": cmd_models,
     "validate": cmd_validate, "summary": cmd_summary, "serve": cmd_serve,
-    "baseline": lambda args: __import__("harness.baselines").baselines.cmd_baseline(args),
-    "irl": lambda args: __import__("irl.cli").cli.cmd_irl(args),
-    "compare": lambda args: __import__("irl.cli").cli.cmd_compare(args),
 }
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``zso`` console script.
-
-    Errors a user can fix print one line and exit 2; ``ZSO_DEBUG=1`` shows the traceback.
-    """
-    args = build_parser().parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/yellow]")
-        return 130
-    except (ValueError, KeyError, FileNotFoundError, ImportError, RuntimeError) as exc:
-        if os.environ.get("ZSO_DEBUG"):
-            raise
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        console.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

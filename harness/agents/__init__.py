@@ -1,0 +1,96 @@
+"""Agents: what turns a batch of decisions into actions, found through two registries.
+
+:data:`MODES`
+    how a language model acts: ``choose`` (score every legal action) or ``generate``
+    (free text, parsed). Each entry builds an agent from ``(config, backend, encoding)``.
+:data:`BASELINES`
+    reference agents that stand next to a model in the same run format: ``random``,
+    planners on the exact MDP (``optimal``, ``soft-optimal``), learners (``q-learning``,
+    ``ppo``) and an engine (``stockfish``). Each entry builds an agent from
+    ``(config, options, progress)``; its ``training`` metadata names what training counts.
+
+Adding either is one module with a class and a builder, and one ``register`` call below.
+Every reference agent runs in ``choose`` mode with ``backend = "baseline"``, an empty
+prompt and its full distribution over the legal actions in ``probs``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.agents.base import (
+    Agent, BaselineError, Choice, Decision, ProgressFn, ReferenceAgent, listed_actions, LIST_ORDERS,
+)
+from harness.agents.engines import StockfishConfig
+from harness.agents.learners import PPOConfig, QLearningConfig
+from textenvs.registry import Registry
+
+__all__ = [
+    "Agent", "ReferenceAgent", "Decision", "Choice", "BaselineError", "MODES", "BASELINES", "LIST_ORDERS",
+    "BaselineOptions", "register_mode", "register_baseline", "make_agent", "build_baseline", "training_units",
+    "listed_actions",
+]
+
+#: Agent modes of language models: name -> builder ``(config, backend, encoding) -> Agent``.
+#: Metadata ``parses_replies``: whether replies are free text that can be refused.
+MODES: Registry[Any] = Registry("agent mode")
+#: Reference agents: name -> builder ``(config, options, progress) -> ReferenceAgent``.
+#: Metadata ``training``: ``(unit, option field)`` of what training counts, or absent.
+BASELINES: Registry[Any] = Registry("baseline agent")
+
+
+def register_mode(name: str, builder: Any, description: str = "", parses_replies: bool = False) -> None:
+    """Register an agent mode's builder (or a lazy ``"module:function"``)."""
+    MODES.register(name, builder, description, parses_replies=parses_replies)
+
+
+def register_baseline(name: str, builder: Any, description: str = "", training: tuple[str, str] | None = None) -> None:
+    """Register a reference agent's builder (or a lazy ``"module:function"``)."""
+    BASELINES.register(name, builder, description, training=training)
+
+
+@dataclass(frozen=True)
+class BaselineOptions:
+    """What the command line sets for a reference agent; each builder reads what concerns it."""
+
+    temperature: float = 1.0
+    discount: float = 0.99
+    train_episodes: int = QLearningConfig.train_episodes
+    train_steps: int = PPOConfig.train_steps
+    depth: int = StockfishConfig.depth
+    skill: int | None = None
+
+
+def make_agent(config: Any, backend: Any, encoding: Any) -> Agent:
+    """The language-model agent of ``config.mode``."""
+    return MODES.get(config.mode)(config, backend, encoding)
+
+
+def build_baseline(name: str, config: Any, options: BaselineOptions = BaselineOptions(), progress: ProgressFn | None = None) -> Any:
+    """Plan or train reference agent ``name`` for ``config``'s environment; returns a ready agent.
+
+    Training runs on a separate environment built from ``config`` (closed afterwards) and
+    is seeded from ``config.seed``; its episodes last at most ``config.max_steps``.
+    """
+    return BASELINES.get(name)(config, options, progress)
+
+
+def training_units(name: str, options: BaselineOptions) -> tuple[str, int] | None:
+    """What training counts for ``name`` (``("episodes", N)`` / ``("steps", N)``), or None."""
+    training = BASELINES.entry(name).metadata.get("training")
+    return None if training is None else (training[0], getattr(options, training[1]))
+
+
+# -- The explicit lists -------------------------------------------------------------------
+
+register_mode("choose", "harness.agents.language:build_choose", "score the text of every legal action, pick by likelihood")
+register_mode("generate", "harness.agents.language:build_generate", "ask for free text and parse it", parses_replies=True)
+
+register_baseline("random", "harness.agents.uniform:build_random", "uniform over the legal actions")
+register_baseline("optimal", "harness.agents.planners:build_optimal", "hard value iteration on the exact MDP, uniform over optimal actions")
+register_baseline("soft-optimal", "harness.agents.planners:build_soft_optimal", "soft value iteration at a temperature")
+register_baseline("q-learning", "harness.agents.learners:build_q_learning", "tabular Q-learning, acting greedily",
+                  training=("episodes", "train_episodes"))
+register_baseline("ppo", "harness.agents.learners:build_ppo", "stable-baselines3 PPO", training=("steps", "train_steps"))
+register_baseline("stockfish", "harness.agents.engines:build_stockfish", "Stockfish at a fixed depth (chess)")

@@ -1,0 +1,162 @@
+"""Planners: agents that solve the environment's exact MDP with its true reward.
+
+``optimal`` is uniform over the actions of greatest optimal Q (hard value iteration);
+``soft-optimal`` is the Boltzmann policy ``exp((Q_soft - V_soft) / T)`` of soft value
+iteration at temperature ``T`` (the maximum-causal-entropy policy of the true reward).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from harness.agents.base import BaselineError, Choice, Decision, draw, reference_choice, state_index
+from harness.backends.base import ModelInfo
+from harness.records import BASELINE_BACKEND
+from textenvs.mdp import TabularMDP
+from textenvs.planning import hard_value_iteration, soft_value_iteration
+
+@dataclass(frozen=True)
+class PlanningConfig:
+    """Value iteration on the environment's exact MDP with its true reward."""
+
+    #: ``gamma`` of the discounted infinite-horizon problem. The runner's episodes are
+    #: finite (``max_steps``) and undiscounted; with ``gamma`` close to 1 the discounted
+    #: optimum also maximises the undiscounted return whenever the horizon is long
+    #: enough to reach every reward (it prefers earlier rewards, never fewer).
+    discount: float = 0.99
+    #: Softmax temperature of ``soft-optimal`` (ignored by ``optimal``).
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.discount < 1.0:
+            raise BaselineError(f"discount must be in [0, 1), got {self.discount}")
+        if not self.temperature > 0:
+            raise BaselineError(f"temperature must be > 0 (use the optimal agent for 0), got {self.temperature}")
+
+
+class TabularPolicyAgent:
+    """Acts from a fixed stationary policy ``policy[s, a]`` over an MDP's actions.
+
+    Built by :func:`plan_optimal`, :func:`plan_soft_optimal` and :func:`train_q_learning`.
+    """
+
+    mode = "choose"
+
+    def __init__(
+        self, name: str, policy: np.ndarray, action_names: Sequence[str], source: str,
+        details: dict[str, Any] | None = None, q: np.ndarray | None = None,
+    ):
+        policy = np.asarray(policy, dtype=float)
+        if policy.ndim != 2 or policy.shape[1] != len(action_names):
+            raise ValueError(f"policy must be [S, {len(action_names)}], got {policy.shape}")
+        #: The agent's name (``config.model``).
+        self.name = name
+        #: ``policy[s, a]`` over :attr:`action_names`; each row sums to 1.
+        self.policy = policy
+        #: The MDP's action names, in the order of the policy's columns.
+        self.action_names = tuple(action_names)
+        #: Learned or planned Q values ``[S, A]``, where there are some.
+        self.q = q
+        self.source = source
+        self.details = dict(details or {})
+        self._columns = {a: i for i, a in enumerate(self.action_names)}
+
+    def distribution(self, index: int, legal: Sequence[str]) -> np.ndarray:
+        """The policy in state ``index`` over the ``legal`` action names (renormalised)."""
+        if not 0 <= index < self.policy.shape[0]:
+            raise BaselineError(f"state index {index} is outside the {self.name} agent's MDP (0..{self.policy.shape[0] - 1})")
+        try:
+            cols = [self._columns[a] for a in legal]
+        except KeyError as exc:
+            raise BaselineError(f"legal action {exc.args[0]!r} is not an action of the MDP ({', '.join(self.action_names)})") from None
+        p = self.policy[index, cols]
+        total = p.sum()
+        return p / total if total > 0 else np.full(len(cols), 1.0 / len(cols))
+
+    def act(self, decisions: Sequence[Decision]) -> list[Choice]:
+        """Sample each decision's action from the policy in its state."""
+        start = time.perf_counter()
+        picked = []
+        for d in decisions:
+            probs = self.distribution(state_index(d, self.name), d.legal)
+            picked.append((draw(d, probs), probs))
+        share = (time.perf_counter() - start) / max(len(decisions), 1)
+        return [reference_choice(action, probs, share) for action, probs in picked]
+
+    def info(self) -> ModelInfo:
+        """For the manifest: the source and every hyperparameter."""
+        return ModelInfo(self.name, BASELINE_BACKEND, self.source, details=self.details)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def tabular_mdp(env: Any, agent: str) -> TabularMDP:
+    """``env``'s exact MDP, or a :class:`BaselineError` saying why ``agent`` cannot use it."""
+    if not callable(getattr(env, "mdp", None)):
+        family = getattr(env, "family", type(env).__name__)
+        raise BaselineError(
+            f"agent {agent!r} needs an environment with a tabular MDP; {family!r} has none "
+            "(the gridworlds have one: frozenlake, cliffwalking, taxi, keys-chests, minigrid)"
+        )
+    if getattr(env, "layout_seed", 0) is None:
+        raise BaselineError(
+            f"agent {agent!r} needs a fixed layout: with layout_seed=None every episode has its own MDP; "
+            "set -o layout_seed=N"
+        )
+    return env.mdp()
+
+
+def plan_optimal(mdp: TabularMDP, config: PlanningConfig = PlanningConfig()) -> TabularPolicyAgent:
+    """The ``optimal`` agent: hard value iteration, uniform over the optimal actions."""
+    values = hard_value_iteration(mdp.transitions, mdp.rewards, discount=config.discount)
+    details = {"discount": config.discount, "converged": values.converged, "iterations": values.iterations}
+    return TabularPolicyAgent(
+        "optimal", values.policy, mdp.action_names,
+        "hard value iteration on the exact MDP with the true reward", details, values.q,
+    )
+
+
+def plan_soft_optimal(mdp: TabularMDP, config: PlanningConfig = PlanningConfig()) -> TabularPolicyAgent:
+    """The ``soft-optimal`` agent: soft value iteration at ``config.temperature``."""
+    values = soft_value_iteration(mdp.transitions, mdp.rewards, discount=config.discount, temperature=config.temperature)
+    details = {
+        "discount": config.discount, "temperature": config.temperature,
+        "converged": values.converged, "iterations": values.iterations,
+    }
+    return TabularPolicyAgent(
+        "soft-optimal", values.policy, mdp.action_names,
+        "soft value iteration on the exact MDP with the true reward", details, values.q,
+    )
+
+
+def greedy_policy(q: np.ndarray, tie_tol: float = 1e-12) -> np.ndarray:
+    """Uniform over the actions of greatest ``q`` in each state (ties split evenly)."""
+    best = q >= q.max(axis=1, keepdims=True) - tie_tol
+    return best / best.sum(axis=1, keepdims=True)
+
+
+def _mdp_of(config: Any, agent: str) -> TabularMDP:
+    """The exact MDP of ``config``'s environment (built and closed here)."""
+    from textenvs import make_env
+
+    env = make_env(config.env, config.variant, **config.env_options)
+    try:
+        return tabular_mdp(env, agent)
+    finally:
+        env.close()
+
+
+def build_optimal(config: Any, options: Any, progress: Any = None) -> TabularPolicyAgent:
+    """The ``optimal`` baseline for ``config``'s environment."""
+    return plan_optimal(_mdp_of(config, "optimal"), PlanningConfig(discount=options.discount))
+
+
+def build_soft_optimal(config: Any, options: Any, progress: Any = None) -> TabularPolicyAgent:
+    """The ``soft-optimal`` baseline at ``options.temperature``."""
+    planning = PlanningConfig(discount=options.discount, temperature=options.temperature)
+    return plan_soft_optimal(_mdp_of(config, "soft-optimal"), planning)

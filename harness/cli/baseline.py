@@ -1,0 +1,93 @@
+"""``zso baseline``: plan or train a reference agent, then run it like a model."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from typing import Any
+
+from harness.agents import BASELINES, BaselineError, BaselineOptions, build_baseline, training_units
+from harness.cli.console import ProgressBar, console, run_and_report
+from harness.config import RunConfig
+from harness.records import BASELINE_BACKEND
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Add ``zso baseline`` to the ``zso`` command's subparsers."""
+    p = subparsers.add_parser(
+        "baseline", help="run an RL baseline (random, optimal, soft-optimal, q-learning, ppo, stockfish)",
+        description="Plan or train an RL baseline on an environment, then run it like a model: "
+        "same run directory, summary and validation.",
+    )
+    p.add_argument("--env", required=True, help="environment id (zso envs)")
+    p.add_argument("--variant", help="named preset of the environment (zso envs)")
+    p.add_argument("-o", "--env-option", action="append", metavar="KEY=VALUE", help="environment option (repeatable)")
+    p.add_argument("--agent", required=True, metavar="AGENT", help=f"one of: {', '.join(BASELINES.names())}")
+    p.add_argument("--temperature", type=float, default=1.0, help="soft-optimal: softmax temperature (default 1)")
+    p.add_argument("--discount", type=float, default=0.99, help="optimal, soft-optimal, q-learning, ppo: gamma (default 0.99)")
+    p.add_argument("--train-episodes", type=int, default=BaselineOptions.train_episodes, help="q-learning: training episodes")
+    p.add_argument("--train-steps", type=int, default=BaselineOptions.train_steps, help="ppo: training environment steps")
+    p.add_argument("--depth", type=int, default=BaselineOptions.depth, help="stockfish: search depth in plies")
+    p.add_argument("--skill", type=int, help="stockfish: skill level 0-20 (default 20)")
+    p.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default 10)")
+    p.add_argument("--max-steps", type=int, default=100, help="decisions per episode, training and evaluation (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="seeds training and the evaluation episodes")
+    p.add_argument("--encoding", help="encoding recorded with the steps (default: the env's first)")
+    p.add_argument("--out", metavar="DIR", help="run directory (default results/<time>-<env>-...)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(handler=cmd_baseline)
+
+
+def baseline_config(args: argparse.Namespace) -> RunConfig:
+    """The run configuration of ``zso baseline`` arguments (validated against the schema)."""
+    from harness.config import parse_key_values, resolve_config
+    from textenvs import ENVS, encodings_for
+
+    name = args.agent
+    BASELINES.entry(name)  # an unknown agent is named with the closest ones
+    ENVS.entry(args.env)
+    encoding = args.encoding
+    if encoding is None:
+        known = encodings_for(args.env)
+        if not known:
+            raise BaselineError(f"environment {args.env!r} has no registered encoding")
+        encoding = known[0]
+    return resolve_config(
+        None, env=args.env, variant=args.variant, encoding=encoding, model=name, backend=BASELINE_BACKEND, mode="choose",
+        episodes=args.episodes, max_steps=args.max_steps, seed=args.seed,
+        temperature=args.temperature if name == "soft-optimal" else 0.0,
+        env_options=parse_key_values(args.env_option, "--env-option") or None, out=args.out,
+    )
+
+
+def _run_label(config: RunConfig, options: BaselineOptions) -> str:
+    """The agent's name in default run directory names (with the temperature for soft-optimal)."""
+    return f"{config.model}-t{options.temperature:g}" if config.model == "soft-optimal" else config.model
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    """``zso baseline``: plan or train, run, print the summary; 0 on success."""
+    from harness.runner import Runner, default_run_dir
+    from textenvs import get_encoding
+
+    config = baseline_config(args)
+    get_encoding(config.env, config.encoding)  # a bad encoding fails before training
+    options = BaselineOptions(
+        temperature=args.temperature, discount=args.discount, train_episodes=args.train_episodes,
+        train_steps=args.train_steps, depth=args.depth, skill=args.skill,
+    )
+    if config.out is None:
+        config = replace(config, out=str(default_run_dir(replace(config, model=_run_label(config, options)))))
+    units = training_units(config.model, options)
+    if units is None:
+        with console.status(f"preparing {config.model} on {config.env}"):
+            agent = build_baseline(config.model, config, options)
+    else:
+        unit, total = units
+        with ProgressBar(f"training {config.model}", total, unit, args.no_progress) as update:
+            agent = build_baseline(config.model, config, options, update)
+    try:
+        with Runner(config, agent=agent) as runner:
+            return run_and_report(runner, config.episodes, args.no_progress)
+    finally:
+        agent.close()
