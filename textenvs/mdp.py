@@ -7,6 +7,12 @@ from typing import Sequence
 
 import numpy as np
 
+from textenvs.planning import expected_reward
+
+#: The discount every gridworld declares unless it says otherwise: that of the planners and
+#: learners in ``harness.agents``, of the fits and of the reward distances in ``irl``.
+DEFAULT_DISCOUNT = 0.99
+
 
 @dataclass(frozen=True, eq=False)
 class TabularMDP:
@@ -33,6 +39,9 @@ class TabularMDP:
     #: Grid shape and the (row, col) of each state, when the states live on a grid.
     grid_shape: tuple[int, int] | None = None
     positions: np.ndarray | None = field(default=None)
+    #: ``gamma``: the environment's declared discount. Planners, fits, soft value iteration
+    #: and reward distances use it unless told otherwise.
+    discount: float = DEFAULT_DISCOUNT
 
     def __post_init__(self) -> None:
         n, a, n2 = self.transitions.shape
@@ -50,18 +59,36 @@ class TabularMDP:
             raise ValueError("each P[s, a, :] must sum to 1")
         if not np.isclose(self.initial.sum(), 1.0):
             raise ValueError("the initial distribution must sum to 1")
+        if not 0.0 < self.discount < 1.0:
+            raise ValueError(f"discount must lie in (0, 1), got {self.discount}")
 
     @property
     def n_states(self) -> int:
+        """Number of states ``S``."""
         return self.transitions.shape[0]
 
     @property
     def n_actions(self) -> int:
+        """Number of actions ``A``."""
         return self.transitions.shape[1]
 
     def expected_rewards(self) -> np.ndarray:
         """``r[s, a] = sum_s' P[s, a, s'] R[s, a, s']``."""
-        return np.einsum("ijk,ijk->ij", self.transitions, self.rewards)
+        return expected_reward(self.transitions, self.rewards)
+
+    @property
+    def decision_states(self) -> np.ndarray:
+        """Boolean mask of the states where decisions are taken: non-terminal and reachable
+        from the initial distribution under some policy."""
+        reach = np.asarray(self.initial > 0)
+        moves = self.transitions.sum(axis=1) > 0
+        live = ~np.asarray(self.terminal, dtype=bool)
+        frontier = reach.copy()
+        while frontier.any():
+            nxt = moves[frontier & live].any(axis=0) & ~reach
+            reach |= nxt
+            frontier = nxt
+        return reach & live
 
     def onehot_features(self) -> np.ndarray:
         """The identity feature matrix: one indicator per state (a free tabular reward)."""

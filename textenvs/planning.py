@@ -49,7 +49,9 @@ __all__ = [
     "Dynamics",
     "Values",
     "Occupancy",
+    "transition_reward",
     "expected_reward",
+    "policy_return",
     "soft_value_iteration",
     "hard_value_iteration",
     "occupancy_measures",
@@ -170,26 +172,69 @@ class Occupancy:
     discount: float
 
 
-def expected_reward(transitions: np.ndarray | Dynamics, reward: np.ndarray) -> np.ndarray:
-    """The reward as an ``[S, A]`` array.
+def transition_reward(reward: np.ndarray, n_states: int, n_actions: int, *, state_reward: str = "current") -> np.ndarray:
+    """Any reward as a read-only ``[S, A, S]`` array ``R[s, a, s']``: the one reshaping in zso.
 
-    ``r[s]`` is broadcast over actions (a state-only reward is earned in the state where
-    the action is taken), ``r[s, a]`` is returned as is, and ``R[s, a, s']`` is averaged
-    over the next state: ``r[s, a] = sum_s' P[s, a, s'] R[s, a, s']``.
+    ``r[s]`` is the reward for being in ``s`` where the action is taken
+    (``state_reward="current"``, ``R[s, a, s'] = r[s]``) or for arriving in it
+    (``state_reward="next"``, ``R[s, a, s'] = r[s']``); ``r[s, a]`` becomes
+    ``R[s, a, s'] = r[s, a]``; ``R[s, a, s']`` is returned as it is. Broadcast views, no
+    copies.
+    """
+    S, A = int(n_states), int(n_actions)
+    r = np.asarray(reward, dtype=float)
+    if r.shape == (S, A, S):
+        return r
+    if r.shape == (S, A):
+        return np.broadcast_to(r[:, :, None], (S, A, S))
+    if r.shape == (S,):
+        if state_reward == "current":
+            return np.broadcast_to(r[:, None, None], (S, A, S))
+        if state_reward == "next":
+            return np.broadcast_to(r[None, None, :], (S, A, S))
+        raise ValueError(f"state_reward must be 'current' or 'next', got {state_reward!r}")
+    raise ValueError(f"reward must be [S], [S, A] or [S, A, S] with S={S}, A={A}; got shape {r.shape}")
+
+
+def expected_reward(transitions: np.ndarray | Dynamics, reward: np.ndarray, *, state_reward: str = "current") -> np.ndarray:
+    """The reward as an ``[S, A]`` array ``r[s, a] = sum_s' P[s, a, s'] R[s, a, s']``.
+
+    ``reward`` is read as :func:`transition_reward` says: ``r[s]`` (earned where the
+    action is taken by default, or on arrival with ``state_reward="next"``), ``r[s, a]``,
+    or ``R[s, a, s']``. Impossible transitions contribute nothing, even at ``-inf``.
     """
     dyn = transitions if isinstance(transitions, Dynamics) else None
-    shape = (dyn.n_states, dyn.n_actions) if dyn else np.shape(transitions)[:2]
-    S, A = shape
+    S, A = (dyn.n_states, dyn.n_actions) if dyn else np.shape(transitions)[:2]
     r = np.asarray(reward, dtype=float)
-    if r.shape == (S,):
+    if r.shape == (S,) and state_reward == "current":
         return np.repeat(r[:, None], A, axis=1)
     if r.shape == (S, A):
         return r
-    if r.shape == (S, A, S):
-        P = dyn.tensor if dyn else np.asarray(transitions, dtype=float)
-        # 0 * -inf would give nan: an impossible transition contributes nothing.
-        return np.where(P > 0, P * r, 0.0).sum(axis=2)
-    raise ValueError(f"reward must be [S], [S, A] or [S, A, S] with S={S}, A={A}; got shape {r.shape}")
+    P = dyn.tensor if dyn else np.asarray(transitions, dtype=float)
+    R = transition_reward(r, S, A, state_reward=state_reward)
+    # 0 * -inf would give nan: an impossible transition contributes nothing.
+    return np.where(P > 0, P * R, 0.0).sum(axis=2)
+
+
+def policy_return(
+    transitions: np.ndarray | Dynamics,
+    reward: np.ndarray,
+    policy: np.ndarray,
+    initial: np.ndarray,
+    *,
+    horizon: int | None = None,
+    discount: float = 1.0,
+) -> float:
+    """The expected (discounted) return of ``policy`` from ``initial``: ``sum D[s, a] r[s, a]``.
+
+    ``policy`` and the horizon are as :func:`occupancy_measures` reads them; ``reward`` as
+    :func:`expected_reward`.
+    """
+    dyn = Dynamics(transitions)
+    occ = occupancy_measures(dyn, policy, initial, horizon=horizon, discount=discount)
+    r = expected_reward(dyn, reward)
+    live = occ.state_action > 0
+    return float(np.where(live, occ.state_action * np.where(live, r, 0.0), 0.0).sum())
 
 
 def _check_common(horizon: int | None, discount: float) -> None:
@@ -257,6 +302,10 @@ def _value_iteration(
     # ||T v - v|| <= eps guarantees ||v - V*|| <= eps / (1 - gamma) and
     # ||T v - V*|| <= gamma eps / (1 - gamma); ask for the latter <= tol.
     stop = tol * (1.0 - discount) / max(discount, 1e-300)
+    # Never below what floating point can resolve on values of this size (up to
+    # max|r| / (1 - gamma)): large rewards would otherwise chase rounding noise forever.
+    largest = float(np.max(np.abs(r[np.isfinite(r)]), initial=0.0)) / max(1.0 - discount, 1e-12)
+    stop = max(stop, 64 * np.finfo(float).eps * largest)
     if method not in ("auto", "pi", "vi"):
         raise ValueError(f"method must be 'auto', 'pi' or 'vi', got {method!r}")
     use_pi = method == "pi" or (method == "auto" and (dyn.sparse or S <= _PI_MAX_DENSE_STATES))
@@ -332,7 +381,10 @@ def soft_value_iteration(
         horizon: number of decisions ``H``; ``None`` for the discounted infinite horizon.
         discount: ``gamma``; must be ``< 1`` when ``horizon`` is ``None``.
         temperature: ``tau > 0``; the policy is ``softmax(Q / tau)``.
-        tol: discounted case: stop once ``||V - V*||_inf <= tol`` is guaranteed.
+        tol: discounted case: stop once ``||V - V*||_inf <= tol`` is guaranteed, or once the
+            Bellman residual is within 64 rounding errors of the largest value the reward
+            can give (``max|r| / (1 - discount)``), whichever is looser: large rewards
+            converge instead of chasing floating-point noise.
         max_iter: discounted case: the most Bellman backups (``converged`` is ``False``
             if reached).
         v_init: discounted case: a starting value (a warm start speeds repeated solves).

@@ -20,7 +20,7 @@ from typing import Any, Callable, Generic, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from textenvs.mdp import TabularMDP
+from textenvs.mdp import DEFAULT_DISCOUNT, TabularMDP
 
 K = TypeVar("K", bound=Hashable)
 
@@ -39,12 +39,13 @@ def tabulate(
     state_labels: Sequence[str] = (),
     grid_shape: tuple[int, int] | None = None,
     positions: np.ndarray | None = None,
+    discount: float = DEFAULT_DISCOUNT,
 ) -> TabularMDP:
     """A read-only :class:`TabularMDP` from ``(s, a, p, s', r)`` outcomes.
 
     Outcomes of one ``(s, a)`` that land on the same ``s'`` are summed; they must agree on
     the reward, since ``R[s, a, s']`` has room for one. Terminal rows are overwritten with
-    a zero-reward self-loop.
+    a zero-reward self-loop. ``discount`` is the environment's declared ``gamma``.
     """
     n_actions = len(action_names)
     transitions = np.zeros((n_states, n_actions, n_states))
@@ -72,6 +73,7 @@ def tabulate(
         state_labels=tuple(state_labels),
         grid_shape=grid_shape,
         positions=None if positions is None else np.asarray(positions, dtype=int),
+        discount=float(discount),
     )
     for array in (mdp.transitions, mdp.rewards, mdp.initial, mdp.terminal, mdp.features, mdp.positions):
         if array is not None:
