@@ -34,7 +34,8 @@ class RunConfig:
     env: str = "chess"
     variant: str | None = None
     env_options: dict[str, Any] = field(default_factory=dict)
-    encoding: str = "fen"
+    #: ``None``: the environment's first registered encoding.
+    encoding: str | None = None
     model: str = "smollm2-135m-instruct"
     backend: str = "transformers"
     backend_options: dict[str, Any] = field(default_factory=dict)
@@ -50,6 +51,13 @@ class RunConfig:
     max_retries: int = 2
     fallback: str = "random"
     out: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.encoding is None:
+            from textenvs import encodings_for
+
+            known = encodings_for(self.env)
+            object.__setattr__(self, "encoding", known[0] if known else None)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,9 +99,13 @@ def validate_config(data: Mapping[str, Any], source: str = "config") -> None:
     """Check ``data`` against the config schema; the error names the key and what is wrong."""
     validator = jsonschema.Draft202012Validator(schema("config"))
     errors = sorted(validator.iter_errors(dict(data)), key=lambda e: list(e.path))
-    if not errors:
+    messages = [
+        f"{source}: key {key!r}: {value!r} is not a whole number"
+        for key, value in data.items()
+        if schema("config")["properties"].get(key, {}).get("type") == "integer" and isinstance(value, float)
+    ]
+    if not errors and not messages:
         return
-    messages = []
     known = list(schema("config")["properties"])
     for error in errors:
         if error.validator == "additionalProperties":
@@ -115,6 +127,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"no config file {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory, not a TOML config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {getattr(exc, 'strerror', None) or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     return data
@@ -133,7 +149,16 @@ def resolve_config(file: str | Path | None = None, **overrides: Any) -> RunConfi
     merged = {**data, **set_overrides}
     validate_config(merged, source=str(file) if file else "options")
     names = {f.name for f in fields(RunConfig)}
-    return replace(RunConfig(), **{k: v for k, v in merged.items() if k in names})
+    return RunConfig(**{k: v for k, v in merged.items() if k in names})
+
+
+def config_from_manifest(manifest: Mapping[str, Any], run_dir: str | Path) -> RunConfig:
+    """The configuration a run was made with (its manifest's ``config``), writing to ``run_dir``."""
+    data = dict(manifest.get("config") or {})
+    data["out"] = str(run_dir)
+    validate_config(data, source=f"{run_dir}/manifest.json config")
+    names = {f.name for f in fields(RunConfig)}
+    return RunConfig(**{k: v for k, v in data.items() if k in names})
 
 
 def parse_key_values(pairs: list[str] | None, flag: str) -> dict[str, Any]:

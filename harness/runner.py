@@ -8,16 +8,19 @@ episodes are already on disk and the manifest says ``interrupted``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.metadata
 import platform
 import re
+import signal
 import subprocess
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -25,7 +28,7 @@ from harness.agents import Agent, Decision, make_agent
 from harness.agents.language import ChooseAgent
 from harness.backends import Backend, GenerateOptions, load_backend
 from harness.config import RunConfig
-from harness.records import EpisodeRecord, Manifest, RunWriter, StepRecord, Timing
+from harness.records import EpisodeRecord, Manifest, ResumeState, RunWriter, StepRecord, Timing
 from textenvs import ENVS, TextEnv, get_encoding, make_env
 
 #: Distributions whose versions every manifest records (when installed).
@@ -127,28 +130,43 @@ class Runner:
         agent = ChooseAgent(self._policy_backends[model], self.encoding, cfg.temperature, cfg.score_norm, cfg.list_order)
         return AgentPolicy(agent, seed=cfg.seed)
 
-    def run(self, out: str | Path | None = None, progress: Any = None) -> Path:
-        """Play all episodes; returns the run directory.
+    def run(self, out: str | Path | None = None, progress: Any = None, resume: ResumeState | None = None) -> Path:
+        """Play all episodes (with ``resume``, those the run has not finished); returns the run directory.
 
         ``progress`` is an optional callable ``(episodes_done, steps_done)`` called after
-        every step (the CLI draws a progress bar with it).
+        every step (the CLI draws a progress bar with it). Ctrl-C and SIGTERM stop the run
+        between writes: every finished episode is on disk, the manifest says
+        ``interrupted``, and :class:`RunInterrupted` is raised. Each episode keeps its own
+        seed, so a resumed run plays exactly the episodes an uninterrupted one would have.
         """
         cfg = self.config
         run_dir = Path(out or cfg.out or default_run_dir(cfg))
-        writer = RunWriter(run_dir, self._manifest(run_dir))
+        finished = resume.finished if resume is not None else frozenset()
+        todo = [i for i in range(cfg.episodes) if i not in finished]
+        if resume is not None:
+            manifest = Manifest.from_json(resume.manifest)
+            manifest.status, manifest.finished = "running", None
+            manifest.counts = {"episodes": len(finished), "steps": resume.steps}
+            manifest.resumes = [*manifest.resumes, {
+                "at": _now(), "status_before": resume.status_before, "episodes_kept": len(finished),
+                "dropped": list(resume.dropped),
+            }]
+            writer = RunWriter(run_dir, manifest, resume=True)
+        else:
+            writer = RunWriter(run_dir, self._manifest(run_dir))
         seeds = cfg.episode_seeds()
-        n_slots = min(cfg.batch_size, cfg.episodes)
+        n_slots = min(cfg.batch_size, max(len(todo), 1))
         while len(self._envs) < n_slots:
             self._envs.append(self._new_env())
-        next_episode = 0
+        queue = iter(todo)
         live: list[_Episode] = []
-        done = steps = 0
+        done, steps = len(finished), resume.steps if resume is not None else 0
+
         def start_next(env: Any) -> None:
             """Start episodes in ``env`` until one needs a decision (or none are left)."""
-            nonlocal next_episode, done
-            while next_episode < cfg.episodes:
-                ep = self._start(env, next_episode, seeds[next_episode])
-                next_episode += 1
+            nonlocal done
+            for index in queue:
+                ep = self._start(env, index, seeds[index])
                 if ep.env.legal_actions():
                     live.append(ep)
                     return
@@ -157,25 +175,26 @@ class Runner:
                 done += 1
 
         try:
-            for env in self._envs[:n_slots]:
-                start_next(env)
-            while live:
-                decisions = [
-                    Decision(ep.env.text_state(), tuple(ep.env.legal_actions()), ep.rng, ep.env.state_record()) for ep in live
-                ]
-                choices = self.agent.act(decisions)
-                current, live = live, []
-                for ep, decision, choice in zip(current, decisions, choices):
-                    finished = self._apply(ep, decision, choice, writer)
-                    steps += 1
-                    if finished is None:
-                        live.append(ep)
-                        continue
-                    writer.episode(finished)
-                    done += 1
-                    start_next(ep.env)
-                if progress is not None:
-                    progress(done, steps)
+            with _sigterm_as_interrupt():
+                for env in self._envs[:n_slots]:
+                    start_next(env)
+                while live:
+                    decisions = [
+                        Decision(ep.env.text_state(), tuple(ep.env.legal_actions()), ep.rng, ep.env.state_record()) for ep in live
+                    ]
+                    choices = self.agent.act(decisions)
+                    current, live = live, []
+                    for ep, decision, choice in zip(current, decisions, choices):
+                        ended = self._apply(ep, decision, choice, writer)
+                        steps += 1
+                        if ended is None:
+                            live.append(ep)
+                            continue
+                        writer.episode(ended)
+                        done += 1
+                        start_next(ep.env)
+                    if progress is not None:
+                        progress(done, steps)
         except KeyboardInterrupt:
             writer.close("interrupted", _now())
             raise RunInterrupted(run_dir, done) from None
@@ -239,8 +258,9 @@ class Runner:
         ep.t += 1
         truncated = bool(truncated) or (not terminated and choice.action is not None and ep.t >= self.config.max_steps)
         ep.total_reward += float(reward)
-        for name, value in (info.get("metrics") or {}).items():
-            ep.metrics.setdefault(name, []).append(float(value))
+        if choice.source != "fallback":  # play metrics describe the agent's own moves
+            for name, value in (info.get("metrics") or {}).items():
+                ep.metrics.setdefault(name, []).append(float(value))
         writer.step(StepRecord(
             episode=ep.index, t=ep.t - 1, state=state, encoding=self.config.encoding, mode=self.agent.mode,
             prompt=choice.prompt, reply=choice.reply, action=choice.action, action_source=choice.source,
@@ -279,6 +299,27 @@ class Runner:
             seeds={"base": cfg.seed, "episodes": cfg.episode_seeds()},
             host={"python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine()},
         )
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during a run: handled like Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` (in the main thread; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _now() -> str:

@@ -8,7 +8,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import scipy.stats
 
-__all__ = ["Interval", "bootstrap_ci", "wilson_interval", "mean_ci"]
+__all__ = ["Interval", "MIN_UNITS", "bootstrap_ci", "wilson_interval", "mean_ci", "mean_interval"]
+
+#: Fewest independent units (episodes) for which a mean gets an interval; below it the
+#: bounds are ``nan`` and tables say the sample is too small.
+MIN_UNITS = 5
 
 
 @dataclass(frozen=True)
@@ -113,3 +117,19 @@ def mean_ci(values: Sequence[float] | np.ndarray, *, alpha: float = 0.05) -> Int
         return Interval(mean, float("nan"), float("nan"), 1 - alpha)
     half = float(scipy.stats.t.ppf(1 - alpha / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
     return Interval(mean, mean - half, mean + half, 1 - alpha)
+
+
+def mean_interval(values: Sequence[float] | np.ndarray, *, alpha: float = 0.05, min_n: int = MIN_UNITS, seed: int = 0) -> Interval:
+    """Mean of per-episode values with a percentile-bootstrap interval.
+
+    The bootstrap interval never leaves the range of the values observed, so it respects
+    the range of what they measure (a return that cannot be negative gets no negative
+    bound), unlike a t-interval on a handful of episodes. Below ``min_n`` values the
+    bounds are ``nan``: too few episodes for an interval worth printing.
+    """
+    x = np.asarray(values, dtype=float).ravel()
+    if x.size == 0:
+        raise ValueError("mean_interval needs at least one value")
+    if x.size < min_n:
+        return Interval(float(x.mean()), float("nan"), float("nan"), 1 - alpha)
+    return bootstrap_ci(x, alpha=alpha, seed=seed)

@@ -1,8 +1,12 @@
 """The results table of one or more runs, with 95% confidence intervals.
 
-Per-episode figures (return, length, success) get intervals over episodes. Per-step
-metrics (chess: centipawn loss, best-move rate) are correlated within an episode, so their
-intervals come from a bootstrap that resamples whole episodes.
+Per-episode figures get intervals over episodes: a percentile bootstrap for means (return,
+length), which never leaves the range of what was observed, and Wilson intervals for rates
+(success). Per-step metrics (chess: centipawn loss, best-move rate) are correlated within
+an episode, so their intervals come from a bootstrap that resamples whole episodes. With
+fewer than :data:`harness.stats.MIN_UNITS` episodes a mean gets no interval: the table says
+the sample is too small. Play metrics count the agent's own moves only: moves a fallback
+chose (generate mode, no reply accepted) are left out and counted apart.
 """
 
 from __future__ import annotations
@@ -16,11 +20,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from harness.records import iter_episodes, iter_steps, read_manifest
-from harness.stats import bootstrap_ci, mean_ci, wilson_interval
-
-#: (estimate, low, high) of a 95% interval.
-Interval = tuple[float, float, float]
+from harness.records import load_episodes, load_steps, read_manifest, run_status
+from harness.stats import MIN_UNITS, Interval, bootstrap_ci, mean_interval, wilson_interval
 #: Step metrics that are 0/1: shown as percentages, with rate intervals.
 _RATE_METRICS = {"best_move"}
 
@@ -49,13 +50,11 @@ class RunSummary:
 
 
 def _rate(k: int, n: int) -> Interval | None:
-    if n == 0:
-        return None
-    return tuple(wilson_interval(k, n))  # type: ignore[return-value]
+    return wilson_interval(k, n) if n else None
 
 
 def _mean(values: Sequence[float]) -> Interval | None:
-    return tuple(mean_ci(values)) if len(values) else None  # type: ignore[return-value]
+    return mean_interval(values) if len(values) else None
 
 
 def parses_replies(mode: str | None) -> bool:
@@ -69,23 +68,25 @@ def summarize(run_dir: str | Path) -> RunSummary:
     """Read a run directory and compute its figures."""
     manifest = read_manifest(run_dir)
     cfg = manifest["config"]
-    episodes = list(iter_episodes(run_dir))
-    finished = {e["episode"] for e in episodes}
+    episodes = list(load_episodes(run_dir))
+    finished = {e.episode for e in episodes}
     per_episode: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     decisions = 0
-    for step in iter_steps(run_dir):
-        if step["episode"] not in finished:
+    for step in load_steps(run_dir):
+        if step.episode not in finished:
             continue
         decisions += 1
-        for name, value in (step["info"].get("metrics") or {}).items():
-            per_episode[step["episode"]][name].append(float(value))
-    invalid = sum(e["invalid_replies"] for e in episodes)
-    fallbacks = sum(e["fallback_actions"] for e in episodes)
+        if step.action_source == "fallback":
+            continue
+        for name, value in (step.info.get("metrics") or {}).items():
+            per_episode[step.episode][name].append(float(value))
+    invalid = sum(e.invalid_replies for e in episodes)
+    fallbacks = sum(e.fallback_actions for e in episodes)
     by_kind: dict[str, int] = defaultdict(int)
     for e in episodes:
-        for kind, count in e["invalid_by_kind"].items():
+        for kind, count in e.invalid_by_kind.items():
             by_kind[kind] += count
-    successes = [e["success"] for e in episodes if e["success"] is not None]
+    successes = [e.success for e in episodes if e.success is not None]
     generate = parses_replies(cfg.get("mode"))
     return RunSummary(
         run_dir=str(run_dir),
@@ -93,11 +94,11 @@ def summarize(run_dir: str | Path) -> RunSummary:
         env=cfg["env"] + (f"/{manifest['environment']['variant']}" if manifest["environment"].get("variant") else ""),
         encoding=cfg["encoding"],
         mode=cfg["mode"],
-        status=manifest["status"],
+        status=run_status(run_dir, manifest),
         episodes=len(episodes),
         decisions=decisions,
-        total_reward=_mean([e["total_reward"] for e in episodes]),
-        length=_mean([e["steps"] for e in episodes]),
+        total_reward=_mean([e.total_reward for e in episodes]),
+        length=_mean([e.steps for e in episodes]),
         success=_rate(sum(successes), len(successes)),
         # Every accepted reply plus every refused one was a reply.
         invalid_reply_rate=_rate(invalid, invalid + decisions - fallbacks) if generate else None,
@@ -120,16 +121,13 @@ def _episode_bootstrap(per_episode: dict[int, dict[str, list[float]]]) -> dict[s
         sums = np.array([g.sum() for g in groups])
         counts = np.array([len(g) for g in groups])
         estimate = float(sums.sum() / counts.sum())
-        if len(groups) < 2 and name not in _RATE_METRICS:
-            result[name] = (estimate, float("nan"), float("nan"))
-            continue
-        lo = hi = estimate
-        if len(groups) >= 2:
+        lo = hi = float("nan")
+        if len(groups) >= MIN_UNITS:
             _, lo, hi = bootstrap_ci(np.arange(len(groups)), lambda idx: sums[idx].sum() / counts[idx].sum(), seed=0)
         if name in _RATE_METRICS:
             _, w_lo, w_hi = wilson_interval(int(round(sums.sum())), int(counts.sum()))
-            lo, hi = min(lo, w_lo), max(hi, w_hi)
-        result[name] = (estimate, float(lo), float(hi))
+            lo, hi = (w_lo, w_hi) if np.isnan(lo) else (min(lo, w_lo), max(hi, w_hi))
+        result[name] = Interval(estimate, float(lo), float(hi), 0.95)
     return result
 
 
@@ -140,7 +138,7 @@ def _fmt(interval: Interval | None, percent: bool = False, digits: int = 2) -> s
     if percent:
         return f"{100 * est:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
     if np.isnan(lo):
-        return f"{est:.{digits}f}"
+        return f"{est:.{digits}f} (n<{MIN_UNITS})"
     return f"{est:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
@@ -10,7 +11,7 @@ from typing import Any, Iterator
 import jsonschema
 
 from harness.config import schema
-from harness.records import EPISODES, MANIFEST, STEPS, ResultsError, iter_jsonl, read_manifest
+from harness.records import EPISODES, MANIFEST, STEPS, ResultsError, TornLineWarning, iter_jsonl, read_manifest, run_status
 
 
 def _schema_errors(kind: str, obj: dict[str, Any], where: str) -> Iterator[str]:
@@ -28,7 +29,14 @@ def validate_run(run_dir: str | Path, max_problems: int = 50) -> list[str]:
     distributions sum to 1; each finished episode has as many steps as it says; a
     ``complete`` run has all its episodes.
     """
-    run_dir = Path(run_dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TornLineWarning)
+        problems = _problems(Path(run_dir), max_problems)
+    torn = [str(w.message) for w in caught if issubclass(w.category, TornLineWarning)]
+    return (torn + problems)[:max_problems]
+
+
+def _problems(run_dir: Path, max_problems: int) -> list[str]:
     problems: list[str] = []
     try:
         manifest = read_manifest(run_dir)
@@ -76,6 +84,12 @@ def validate_run(run_dir: str | Path, max_problems: int = 50) -> list[str]:
         problems.append(str(exc))
         return problems
     expected = manifest.get("config", {}).get("episodes")
+    if run_status(run_dir, manifest) == "killed":
+        problems.append(f"{MANIFEST}: status is running but no process is writing the run (it was killed); "
+                        f"zso run --resume {run_dir} finishes it")
+    orphans = sorted(set(step_counts) - episodes)
+    if orphans:
+        problems.append(f"{STEPS}: steps of episode(s) {orphans[:5]} that never finished")
     if manifest.get("status") == "complete" and expected is not None and len(episodes) != expected:
         problems.append(f"{MANIFEST}: status is complete but {len(episodes)} of {expected} episodes are recorded")
     return problems[:max_problems]

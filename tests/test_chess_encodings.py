@@ -55,7 +55,8 @@ PARSE_CASES = [
     (START, "I will play Nf3. It develops a piece.", "g1f3"),
     (START, "Move: `d4`", "d2d4"),
     (START, "  e4\n", "e2e4"),
-    (START, "e5? No: e4", "e2e4"),  # an illegal token is skipped, the first legal one wins
+    (START, "e5? No: e4", "e2e4"),  # an illegal token is skipped: one legal move is named
+    (START, "e4, that is e2e4", "e2e4"),  # the same move twice is one move
     (CASTLING, "O-O", "e1g1"),
     (CASTLING, "0-0", "e1g1"),
     (CASTLING, "o-o", "e1g1"),
@@ -103,6 +104,8 @@ ERROR_CASES = [
     (PROMOTION, "e8", IllegalActionError, ["illegal move 'e8'"]),  # promotion piece missing
     (TWO_KNIGHTS, "Nd2", AmbiguousActionError, ["ambiguous move 'Nd2'", "Nbd2", "Nfd2"]),
     (TWO_KNIGHTS, "Nd2 or Qd9", AmbiguousActionError, ["ambiguous"]),
+    (START, "I would never play e2e4; I play d2d4", AmbiguousActionError, ["2 different legal moves", "e2e4", "d2d4"]),
+    (START, "1. e4 e5 2. Nf3", AmbiguousActionError, ["e2e4", "g1f3"]),
 ]
 
 

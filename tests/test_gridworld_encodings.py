@@ -283,7 +283,9 @@ PARSE_CASES = [
     ("frozenlake", "4x4", "I will go LEFT.", "left"),
     ("frozenlake", "4x4", "Action: down", "down"),
     ("frozenlake", "4x4", "west", "left"),
-    ("frozenlake", "4x4", "down, then right", "down"),
+    ("frozenlake", "4x4", "down, then right", AmbiguousActionError),
+    ("frozenlake", "4x4", "down. Yes, down", "down"),
+    ("frozenlake", "4x4", "not left: right", AmbiguousActionError),
     ("frozenlake", "4x4", "", UnparseableActionError),
     ("frozenlake", "4x4", "jump over the hole", UnparseableActionError),
     ("frozenlake", "4x4", "downward", UnparseableActionError),
@@ -294,14 +296,15 @@ PARSE_CASES = [
     ("taxi", "5x5", "north", "up"),
     ("taxi", "5x5", "up", "up"),
     ("keys-chests", "train", "right", "right"),
-    ("keys-chests", "train", "toggle", UnparseableActionError),
+    ("keys-chests", "train", "toggle", IllegalActionError),  # an action of other gridworlds, not of this one
     ("minigrid", "doorkey-5x5", "turn left", "left"),
     ("minigrid", "doorkey-5x5", "move forward", "forward"),
     ("minigrid", "doorkey-5x5", "pick up the key", "pick up"),
+    ("keys-chests", "train", "pick up the key", IllegalActionError),
     ("minigrid", "doorkey-5x5", "toggle", "toggle"),
     ("minigrid", "doorkey-5x5", "drop", "drop"),
-    ("minigrid", "empty-5x5", "toggle", UnparseableActionError),
-    ("minigrid", "empty-5x5", "up", UnparseableActionError),
+    ("minigrid", "empty-5x5", "toggle", IllegalActionError),  # a gridworld action, not one of this room
+    ("minigrid", "empty-5x5", "up", IllegalActionError),
 ]
 
 

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from harness.records import (
-    EpisodeRecord, Manifest, ResultsError, RunWriter, StepRecord, Timing, iter_episodes, iter_steps, read_manifest,
+    EpisodeRecord, Manifest, ResultsError, RunWriter, StepRecord, Timing, TornLineWarning, iter_episodes, iter_steps,
+    read_manifest,
 )
 from harness.validate import validate_run
 
@@ -68,10 +69,18 @@ def test_a_line_cut_short_is_reported_with_its_place(tmp_path):
     run = write_run(tmp_path / "run")
     with open(run / "steps.jsonl", "a") as f:
         f.write('{"episode": 0, "t": 2')
-    with pytest.raises(ResultsError, match=r"steps.jsonl:3: not valid JSON \(the line is cut short"):
-        list(iter_steps(run))
+    with pytest.warns(TornLineWarning, match=r"steps.jsonl:3: skipped a line cut short"):
+        assert len(list(iter_steps(run))) == 2
     problems = validate_run(run)
     assert any("steps.jsonl:3" in p for p in problems)
+
+
+def test_a_bad_line_before_the_end_is_an_error_naming_its_place(tmp_path):
+    run = write_run(tmp_path / "run")
+    text = (run / "steps.jsonl").read_text()
+    (run / "steps.jsonl").write_text('{"episode": 0, "t": 2\n' + text)
+    with pytest.raises(ResultsError, match=r"steps.jsonl:1: not valid JSON"):
+        list(iter_steps(run))
 
 
 def test_a_non_object_line_is_reported(tmp_path):

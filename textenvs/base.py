@@ -102,9 +102,11 @@ def match_named_action(
     ``names`` may cover every action of the environment; with ``legal`` given, a named
     action outside it is an :class:`~textenvs.errors.IllegalActionError`.
 
-    A reply that is exactly one name wins outright; otherwise each name is looked for as
-    a whole word sequence, and the earliest one found is taken unless another distinct
-    action starts at the same place (ambiguous).
+    A reply that is exactly one name wins outright. Otherwise every name is looked for as a
+    whole word sequence; a mention inside a longer one ("up" in "pick up") does not count.
+    A reply that mentions exactly one action (once or more) is that action; one that
+    mentions two different actions ("not left, go right") is ambiguous, never silently the
+    first.
     """
     if not reply.strip():
         raise UnparseableActionError("empty reply", reply, state_label)
@@ -113,19 +115,22 @@ def match_named_action(
     exact = by_text.get(text.strip())
     if exact is not None:
         return _check_legal(exact, reply, state_label, legal)
-    hits = [
-        (pos, -len(name), action)
-        for name, action in by_text.items()
-        if (pos := text.find(f" {name} ")) >= 0
-    ]
-    if not hits:
+    spans = []  # (start, end, action) of every whole-word mention
+    for name, action in by_text.items():
+        start = text.find(f" {name} ")
+        while start >= 0:
+            spans.append((start + 1, start + 1 + len(name), action))
+            start = text.find(f" {name} ", start + 1)
+    mentions = {
+        action for s, e, action in spans
+        if not any(s2 <= s and e <= e2 and (e2 - s2) > (e - s) for s2, e2, _ in spans)
+    }
+    if not mentions:
         raise UnparseableActionError("no action named in reply", reply, state_label)
-    # The earliest mention wins; at one position the longest name ("pick up" over "up").
-    pos, neg_len, _ = min(hits)
-    winners = {action for p, n, action in hits if p == pos and n == neg_len}
-    if len(winners) > 1:
-        raise AmbiguousActionError(f"reply names {len(winners)} actions at once", reply, state_label)
-    return _check_legal(winners.pop(), reply, state_label, legal)
+    if len(mentions) > 1:
+        listed = ", ".join(sorted(mentions))
+        raise AmbiguousActionError(f"reply names {len(mentions)} different actions ({listed})", reply, state_label)
+    return _check_legal(mentions.pop(), reply, state_label, legal)
 
 
 def _check_legal(action: str, reply: str, state_label: str, legal: Sequence[str] | None) -> str:

@@ -38,6 +38,8 @@ def register_backend(name: str, target: str | type, description: str = "") -> No
 def load_backend(name: str, model: str, options: dict[str, Any] | None = None) -> Backend:
     """Construct backend ``name`` for ``model``; an unknown option raises :class:`BackendError`."""
     cls = BACKENDS.get(name)
+    if "model" in (options or {}):
+        raise BackendError(f"'model' is not a backend option of {name!r}: give the model with --model")
     try:
         check_options(cls, options or {}, f"backend option of {name!r}")
     except UnknownIdError as exc:

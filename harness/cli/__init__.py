@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+import warnings
+from typing import Any, Sequence
+
+from rich.markup import escape
 
 from harness.cli import baseline, commands, objectives
 from harness.cli.console import ProgressBar, console, out, run_and_report
@@ -32,20 +35,39 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``zso`` console script.
 
-    Errors a user can fix print one line and exit 2; ``ZSO_DEBUG=1`` shows the traceback.
+    Errors a user can fix print one line and exit 2; any other failure prints one line
+    naming it and exits 1. ``ZSO_DEBUG=1`` shows the traceback. Warnings (a torn line
+    skipped, a fit that did not converge...) print one line each.
     """
     args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/yellow]")
-        return 130
-    except (ValueError, KeyError, FileNotFoundError, ImportError, RuntimeError) as exc:
-        if os.environ.get("ZSO_DEBUG"):
-            raise
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        console.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
-        return 2
+    debug = bool(os.environ.get("ZSO_DEBUG"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = _show_warning
+        try:
+            return args.handler(args)
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/yellow]")
+            return 130
+        except (ValueError, KeyError, OSError, ImportError, RuntimeError) as exc:
+            if debug:
+                raise
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            if isinstance(exc, OSError) and exc.strerror:
+                message = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+            console.print(f"[red]error:[/red] {escape(str(message))}", highlight=False)
+            return 2
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+            if debug:
+                raise
+            console.print(f"[red]internal error:[/red] {escape(type(exc).__name__)}: {escape(str(exc))} "
+                          "(ZSO_DEBUG=1 shows the traceback)", highlight=False)
+            return 1
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: str | None = None) -> None:
+    """Warnings as one line on the console, without the source line."""
+    console.print(f"[yellow]warning:[/yellow] {escape(str(message))}", highlight=False)
 
 
 if __name__ == "__main__":

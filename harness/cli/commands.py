@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from harness.agents import MODES
@@ -34,6 +35,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--env-option", action="append", metavar="KEY=VALUE", help="environment option (repeatable), e.g. opponent=stockfish:depth=2")
     p.add_argument("-b", "--backend-option", action="append", metavar="KEY=VALUE", help="backend option (repeatable), e.g. dtype=bfloat16")
     p.add_argument("--out", metavar="DIR", help="run directory (default results/<time>-<env>-...)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted or killed run: play the episodes it has not finished")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -62,6 +64,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.config import parse_key_values, resolve_config
     from harness.runner import Runner
 
+    if args.resume:
+        return _resume(args)
     config = resolve_config(
         args.config,
         env=args.env, variant=args.variant, encoding=args.encoding, model=args.model, backend=args.backend,
@@ -72,10 +76,56 @@ def cmd_run(args: argparse.Namespace) -> int:
         backend_options=parse_key_values(args.backend_option, "--backend-option") or None,
         out=args.out,
     )
-    with console.status(f"loading {config.model} ({config.backend})"):
+    config = prepare_new_run(config)
+    with console.status(f"loading {escape(config.model)} ({config.backend})"):
         runner = Runner(config)
     with runner:
         return run_and_report(runner, config.episodes, args.no_progress)
+
+
+def prepare_new_run(config: Any) -> Any:
+    """Every check that can be made before a model loads: environment, encoding, output directory.
+
+    Returns ``config`` with its output directory decided.
+    """
+    from dataclasses import replace
+
+    from harness.records import check_new_run_dir
+    from harness.runner import default_run_dir
+    from textenvs import get_encoding, make_env
+
+    get_encoding(config.env, config.encoding)
+    make_env(config.env, config.variant, **{
+        k: v for k, v in config.env_options.items() if not (isinstance(v, str) and v.startswith("model:"))
+    }).close()
+    if config.out is None:
+        config = replace(config, out=str(default_run_dir(config)))
+    check_new_run_dir(Path(config.out))
+    return config
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """``zso run --resume DIR``: finish an interrupted or killed run where it stopped."""
+    from harness.config import RunConfig, config_from_manifest
+    from harness.records import BASELINE_BACKEND, prepare_resume
+    from harness.runner import Runner
+
+    given = [flag for flag, value in (("--config", args.config), ("--env", args.env), ("--model", args.model),
+                                      ("--episodes", args.episodes), ("--out", args.out)) if value is not None]
+    if given:
+        raise ValueError(f"--resume takes the run's own configuration; drop {', '.join(given)}")
+    state = prepare_resume(args.resume)
+    for line in state.dropped:
+        console.print(f"[yellow]dropped[/yellow] {escape(line)}")
+    config: RunConfig = config_from_manifest(state.manifest, args.resume)
+    if config.backend == BASELINE_BACKEND:
+        raise ValueError(f"{args.resume} is a baseline run; run zso baseline again instead of resuming it")
+    missing = config.episodes - len(state.finished)
+    console.print(f"resuming {escape(args.resume)}: {len(state.finished)} of {config.episodes} episodes kept, {missing} to play")
+    with console.status(f"loading {escape(config.model)} ({config.backend})"):
+        runner = Runner(config)
+    with runner:
+        return run_and_report(runner, config.episodes, args.no_progress, resume=state)
 
 
 def cmd_envs(args: argparse.Namespace) -> int:

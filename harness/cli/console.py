@@ -5,31 +5,35 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 #: Messages and progress go to stderr; tables to stdout.
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 
-def run_and_report(runner: Any, episodes: int, no_progress: bool) -> int:
+def run_and_report(runner: Any, episodes: int, no_progress: bool, resume: Any = None) -> int:
     """Play ``runner``'s episodes under a progress bar and print the results table.
 
-    Returns the exit code: 0, or 130 after Ctrl-C (finished episodes are kept and shown).
+    Returns the exit code: 0, or 130 after Ctrl-C or SIGTERM (finished episodes are kept
+    and shown, and the command that finishes the run is printed).
     """
     from harness.runner import RunInterrupted
     from harness.summary import print_summaries, summarize
 
+    done = len(resume.finished) if resume is not None else 0
     try:
-        with ProgressBar("episodes", episodes, "{task.fields[steps]} steps", no_progress, steps=0) as update:
-            run_dir = runner.run(progress=lambda done, steps: update(done, steps=steps))
+        with ProgressBar("episodes", episodes, "{task.fields[steps]} steps", no_progress, steps=0, completed=done) as update:
+            run_dir = runner.run(progress=lambda done, steps: update(done, steps=steps), resume=resume)
     except RunInterrupted as exc:
-        console.print(f"[yellow]{exc}[/yellow]")
+        console.print(f"[yellow]{escape(str(exc))}[/yellow]")
+        console.print(f"finish it with: zso run --resume {escape(str(exc.run_dir))}", highlight=False)
         if exc.episodes_done:
             print_summaries([summarize(exc.run_dir)], out)
         return 130
     print_summaries([summarize(run_dir)], out)
-    console.print(f"results in [bold]{run_dir}[/bold]")
+    console.print(f"results in [bold]{escape(str(run_dir))}[/bold]")
     return 0
 
 
@@ -40,12 +44,12 @@ class ProgressBar:
     (``"{task.fields[steps]} steps"``); their starting values are keyword arguments.
     """
 
-    def __init__(self, label: str, total: int, detail: str = "", disable: bool = False, **fields: Any):
-        columns = [TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn()]
+    def __init__(self, label: str, total: int, detail: str = "", disable: bool = False, completed: int = 0, **fields: Any):
+        columns = [TextColumn(f"[bold]{escape(label)}"), BarColumn(), MofNCompleteColumn()]
         if detail:
             columns.append(TextColumn(detail))
         self.bar = Progress(*columns, TimeElapsedColumn(), console=console, disable=disable)
-        self.task = self.bar.add_task(label, total=total, **fields)
+        self.task = self.bar.add_task(label, total=total, completed=completed, **fields)
 
     def __enter__(self):
         self.bar.__enter__()

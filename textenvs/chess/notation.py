@@ -3,9 +3,10 @@
 :func:`parse_move` accepts UCI and SAN alike, inside prose: ``"e2e4"``, ``"e4"``,
 ``"1. e4"``, ``"**Nf3**"``, ``"e2-e4"``, ``"Ng1-f3"``, ``"O-O"``/``"0-0"``,
 ``"e8=Q"``/``"e7e8q"``, ``"Nxe5+"``, ``"exd6 e.p."``, figurines (``"♘f3"``), and lower-case
-piece letters other than ``b`` (``"nf3"``; ``"b"`` is always the b-file). Move-like tokens
-are read left to right and the first one that is a legal move wins, so trailing prose
-(or a second move mentioned later) is ignored.
+piece letters other than ``b`` (``"nf3"``; ``"b"`` is always the b-file). Every move-like
+token is read: a reply that names exactly one legal move (once or several times) is that
+move; one that names two different legal moves ("I would never play e2e4; I play d2d4")
+is :class:`~textenvs.errors.AmbiguousActionError`, never silently the first.
 
 When no token is legal the error says why, python-chess style, naming the reply and the
 FEN: :class:`~textenvs.errors.AmbiguousActionError` if some token was an ambiguous SAN
@@ -63,7 +64,7 @@ def move_tokens(reply: str) -> list[str]:
 
 
 def parse_move(board: chess.Board, reply: str, legal: Collection[str] | None = None) -> str:
-    """The UCI of the first legal move named in ``reply``.
+    """The UCI of the one legal move named in ``reply``.
 
     ``legal`` restricts the accepted moves (canonical UCI strings); by default every
     legal move of ``board``. Raises an :class:`~textenvs.errors.ActionError` subclass.
@@ -73,10 +74,15 @@ def parse_move(board: chess.Board, reply: str, legal: Collection[str] | None = N
         raise UnparseableActionError("empty reply", reply, fen)
     allowed = set(legal) if legal is not None else {m.uci() for m in board.legal_moves}
     findings = _Findings()
+    named: list[str] = []
     for token in move_tokens(reply):
         move = _resolve(board, token, allowed, findings)
-        if move is not None:
-            return move
+        if move is not None and move not in named:
+            named.append(move)
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise AmbiguousActionError(f"reply names {len(named)} different legal moves ({', '.join(named)})", reply, fen)
     raise _failure(board, reply, fen, findings)
 
 

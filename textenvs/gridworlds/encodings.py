@@ -33,6 +33,9 @@ SYNONYMS = {
     "pickup": "pick up", "pick-up": "pick up", "dropoff": "drop off", "drop-off": "drop off",
     "turn left": "left", "turn right": "right", "move forward": "forward", "go forward": "forward",
 }
+#: Action names of the gridworlds, read in every game's replies: "pick up the key" in a game
+#: without a pick-up action names that action (refused as illegal), not "up".
+GRID_ACTION_NAMES = ("up", "down", "left", "right", "pick up", "drop off", "drop", "toggle", "forward", "done")
 
 
 def cell_text(cell: Cell) -> str:
@@ -77,6 +80,7 @@ class GridEncoding(Encoding[GridState]):
         vocabulary = state.actions or tuple(legal)
         names = {self.render_action(state, a): a for a in vocabulary}
         names.update({word: a for word, a in SYNONYMS.items() if a in vocabulary})
+        names.update({name: name for name in GRID_ACTION_NAMES if name not in names.values()})
         return match_named_action(reply, names, self.state_label(state), legal)
 
 
