@@ -6,16 +6,16 @@ Every run saves its resolved configuration in its manifest; ``zso run --config``
 
 from __future__ import annotations
 
+import copy
 import difflib
-import json
 import sys
 from dataclasses import asdict, dataclass, field, fields, replace
-from functools import lru_cache
-from importlib.resources import files
 from pathlib import Path
 from typing import Any, Mapping
 
 import jsonschema
+
+from harness.records import load_schema
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -67,15 +67,14 @@ class RunConfig:
         return [self.seed + i for i in range(self.episodes)]
 
 
-@lru_cache(maxsize=None)
 def schema(name: str) -> dict[str, Any]:
     """The JSON Schema ``results/schemas/<name>.schema.json``, with the registered names filled in.
 
     Fields whose values come from a registry (``backend``, ``mode``) carry ``"x-registry"``
-    in the file; their ``enum`` is read from that registry here, so registering a backend
-    or an agent mode is all it takes for configs and results to accept it.
+    in the file; their ``enum`` is read from that registry at each call, so registering a
+    backend or an agent mode is all it takes for configs and results to accept it.
     """
-    doc = json.loads(files("harness.schemas").joinpath(f"{name}.schema.json").read_text(encoding="utf-8"))
+    doc = copy.deepcopy(load_schema(name))
     for prop in doc.get("properties", {}).values():
         if isinstance(prop, dict) and "x-registry" in prop:
             prop["enum"] = registered_names(prop["x-registry"])

@@ -14,8 +14,12 @@ from harness.config import schema
 from harness.records import EPISODES, MANIFEST, STEPS, ResultsError, TornLineWarning, iter_jsonl, read_manifest, run_status
 
 
-def _schema_errors(kind: str, obj: dict[str, Any], where: str) -> Iterator[str]:
-    validator = jsonschema.Draft202012Validator(schema(kind))
+def _validators() -> dict[str, Any]:
+    """One validator per schema, with the registries' names as they are now."""
+    return {kind: jsonschema.Draft202012Validator(schema(kind)) for kind in ("manifest", "config", "step", "episode")}
+
+
+def _schema_errors(validator: Any, obj: dict[str, Any], where: str) -> Iterator[str]:
     for error in sorted(validator.iter_errors(obj), key=lambda e: list(e.path)):
         path = ".".join(str(p) for p in error.path) or "(top level)"
         yield f"{where}: {path}: {error.message}"
@@ -38,18 +42,19 @@ def validate_run(run_dir: str | Path, max_problems: int = 50) -> list[str]:
 
 def _problems(run_dir: Path, max_problems: int) -> list[str]:
     problems: list[str] = []
+    validators = _validators()
     try:
         manifest = read_manifest(run_dir)
     except ResultsError as exc:
         return [str(exc)]
-    problems += _schema_errors("manifest", manifest, MANIFEST)
-    problems += _schema_errors("config", manifest.get("config", {}), f"{MANIFEST} config")
+    problems += _schema_errors(validators["manifest"], manifest, MANIFEST)
+    problems += _schema_errors(validators["config"], manifest.get("config", {}), f"{MANIFEST} config")
     step_counts: Counter = Counter()
     next_t: dict[int, int] = {}
     try:
         for number, step in enumerate(iter_jsonl(run_dir / STEPS), start=1):
             where = f"{STEPS}:{number}"
-            errors = list(_schema_errors("step", step, where))
+            errors = list(_schema_errors(validators["step"], step, where))
             problems += errors
             if errors:
                 continue
@@ -70,7 +75,7 @@ def _problems(run_dir: Path, max_problems: int) -> list[str]:
         episodes = set()
         for number, episode in enumerate(iter_jsonl(run_dir / EPISODES), start=1):
             where = f"{EPISODES}:{number}"
-            errors = list(_schema_errors("episode", episode, where))
+            errors = list(_schema_errors(validators["episode"], episode, where))
             problems += errors
             if errors:
                 continue

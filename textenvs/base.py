@@ -59,6 +59,9 @@ class Encoding(ABC, Generic[S]):
     name: ClassVar[str]
     #: One line for ``zso encodings``.
     summary: ClassVar[str] = ""
+    #: Folder under ``prompts/`` whose templates serve a family that has none of its own
+    #: (the gridworld encodings use ``gridworld``); ``None``: the family's own only.
+    prompt_fallback: ClassVar[str | None] = None
 
     @abstractmethod
     def render_state(self, state: S) -> str:

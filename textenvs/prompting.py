@@ -16,10 +16,12 @@ from typing import Any, Sequence
 from textenvs.base import Encoding
 
 @lru_cache(maxsize=None)
-def load_template(family: str, mode: str) -> string.Template:
-    """The template for ``family`` in agent ``mode``; a clear error when there is none."""
+def load_template(family: str, mode: str, fallback: str | None = None) -> string.Template:
+    """The template for ``family`` in agent ``mode`` (else ``fallback``'s); a clear error when there is none."""
     folder = files("textenvs.prompts").joinpath(family)
     path = folder.joinpath(f"{mode}.txt")
+    if not path.is_file() and fallback is not None:
+        path = files("textenvs.prompts").joinpath(fallback, f"{mode}.txt")
     if not path.is_file():
         known = sorted(p.name.removesuffix(".txt") for p in folder.iterdir() if p.name.endswith(".txt")) if folder.is_dir() else []
         raise FileNotFoundError(
@@ -45,7 +47,7 @@ def build_prompt(
         "feedback": feedback,
         **encoding.prompt_fields(state),
     }
-    template = load_template(encoding.env, mode)
+    template = load_template(encoding.env, mode, encoding.prompt_fallback)
     try:
         return template.substitute(fields)
     except KeyError as exc:

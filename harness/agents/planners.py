@@ -140,7 +140,7 @@ def greedy_policy(q: np.ndarray, tie_tol: float = 1e-12) -> np.ndarray:
     return best / best.sum(axis=1, keepdims=True)
 
 
-def _mdp_of(config: Any, agent: str) -> TabularMDP:
+def mdp_of(config: Any, agent: str) -> TabularMDP:
     """The exact MDP of ``config``'s environment (built and closed here)."""
     from textenvs import make_env
 
@@ -153,10 +153,10 @@ def _mdp_of(config: Any, agent: str) -> TabularMDP:
 
 def build_optimal(config: Any, options: Any, progress: Any = None) -> TabularPolicyAgent:
     """The ``optimal`` baseline for ``config``'s environment."""
-    return plan_optimal(_mdp_of(config, "optimal"), PlanningConfig(discount=options.discount))
+    return plan_optimal(mdp_of(config, "optimal"), PlanningConfig(discount=options.discount))
 
 
 def build_soft_optimal(config: Any, options: Any, progress: Any = None) -> TabularPolicyAgent:
     """The ``soft-optimal`` baseline at ``options.temperature``."""
     planning = PlanningConfig(discount=options.discount, temperature=options.temperature)
-    return plan_soft_optimal(_mdp_of(config, "soft-optimal"), planning)
+    return plan_soft_optimal(mdp_of(config, "soft-optimal"), planning)

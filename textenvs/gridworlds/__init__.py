@@ -13,6 +13,33 @@ package does not import MiniGrid.
 
 from __future__ import annotations
 
+from typing import Any
+
 from textenvs.gridworlds.core import GridObject, GridState, GridTextEnv
 
-__all__ = ["GridObject", "GridState", "GridTextEnv"]
+__all__ = ["GridObject", "GridState", "GridTextEnv", "register_gridworld"]
+
+#: The encodings every gridworld gets: name -> (class in :mod:`.encodings`, summary).
+GRID_ENCODINGS = {
+    "ascii": ("AsciiEncoding", "grid of characters with a legend"),
+    "coords": ("CoordsEncoding", "agent and objects as (row, col)"),
+    "text": ("TextEncoding", "natural language relative to the agent"),
+    "json": ("JsonEncoding", "JSON object of the agent and objects"),
+}
+
+
+def register_gridworld(family: str, env: str | type, description: str = "", **metadata: Any) -> None:
+    """Register a gridworld environment and the four grid encodings for it.
+
+    ``env`` is a :class:`GridTextEnv` subclass (or a lazy ``"module:Class"``) whose
+    ``text_state()`` is a :class:`GridState`; ``metadata`` as for ``ENVS.register``
+    (``variants``, ``default_variant``). Prompts come from ``prompts/<family>/`` when that
+    folder exists, else from the generic ``prompts/gridworld/``.
+    """
+    from textenvs import ENVS, register_encoding
+    from textenvs.gridworlds import encodings
+
+    ENVS.register(family, env, description, **metadata)
+    for name, (base, summary) in GRID_ENCODINGS.items():
+        cls = type(f"{family.title().replace('-', '')}{base}", (getattr(encodings, base),), {"env": family, "name": name, "summary": summary})
+        register_encoding(family, name, cls, summary)

@@ -144,8 +144,3 @@ def end_info(success: bool, outcome: str, **extra: Any) -> dict[str, Any]:
 
 def manhattan(a: Cell, b: Cell) -> int:
     return abs(a[0] - b[0]) + abs(a[1] - b[1])
-
-
-def nearest(cell: Cell, targets: Sequence[Cell]) -> int:
-    """Manhattan distance from ``cell`` to the closest of ``targets`` (0 when none)."""
-    return min((manhattan(cell, t) for t in targets), default=0)

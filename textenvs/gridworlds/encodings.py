@@ -64,6 +64,8 @@ def _steps(n: int) -> str:
 class GridEncoding(Encoding[GridState]):
     """Shared by the gridworld encodings: action names, prompt fields and parsing."""
 
+    prompt_fallback = "gridworld"
+
     def render_action(self, state: GridState, action: str) -> str:
         return action
 
