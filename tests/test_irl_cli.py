@@ -52,11 +52,11 @@ def test_irl_writes_fit_json_and_plots(runs, tmp_path, capsys):
     by_id = {r["run_id"]: r for r in doc["runs"]}
     soft = by_id["soft-ascii"]
     assert soft["kind"] == "tabular" and len(soft["reward"]) == 16 and len(soft["weights"]) == len(soft["feature_names"])
-    for score in ("explained", "stability", "encoding_consistency", "alignment_epic", "true_return"):
+    for score in ("explained", "stability", "encoding_consistency", "alignment_distance", "alignment_regret", "gd", "meg_known", "meg_unknown", "true_return"):
         assert set(soft[score]) >= {"estimate", "low", "high", "level"}
     assert soft["encoding_consistency"]["estimate"] == pytest.approx(0.0, abs=1e-6)
     assert by_id["random"]["encoding_consistency"] is None
-    assert by_id["chess"]["kind"] == "chess" and by_id["chess"]["alignment_epic"] is None
+    assert by_id["chess"]["kind"] == "chess" and by_id["chess"]["alignment_distance"]["estimate"] is None
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == ["chess-weights.png", "random-reward.png", "soft-ascii-reward.png", "soft-coords-reward.png"]
     assert all((out / p).stat().st_size > 1000 for p in pngs)
@@ -68,7 +68,7 @@ def test_irl_options(runs, tmp_path, capsys):
             "--l2", "0.1", "--seed", "3", "--aggregate", "max", *FAST]
     assert main(argv) == 0
     run = json.loads((out / "fit.json").read_text())["runs"][0]
-    assert run["feature_names"] == ["at_goal", "in_hole", "step"] and run["discount"] == 0.9 and run["horizon"] is None
+    assert run["feature_names"] == ["at_goal", "in_hole", "step"] and run["discount"] == 0.9 and run["horizon"] == 15
     assert run["settings"]["seed"] == 3 and run["l2"] == 0.1
     assert main(["irl", str(runs["random"]), "--out", str(tmp_path / "oh"), "--features", "onehot", *FAST]) == 0
     run = json.loads((tmp_path / "oh" / "fit.json").read_text())["runs"][0]
@@ -104,6 +104,22 @@ def test_compare_runs_and_fit_dirs(runs, tmp_path, capsys):
     assert (out / "comparison.png").stat().st_size > 1000
     doc = json.loads((out / "compare.json").read_text())
     assert sorted(doc["source_run_ids"]) == ["random", "soft-ascii", "soft-coords"]
+    # Machine-readable: the same reports as JSON, one CSV row per run.
+    assert main(["compare", str(fit), str(runs["random"]), "--format", "json", *FAST]) == 0
+    assert len(json.loads(capsys.readouterr().out)["runs"]) == 3
+    assert main(["compare", str(fit), str(runs["random"]), "--format", "csv", *FAST]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and "alignment_distance_note" in lines[0] and "gd_low" in lines[0]
     # Without --out nothing is written, and the table still prints.
     assert main(["compare", str(runs["random"]), *FAST]) == 0
     assert "baseline:random" in capsys.readouterr().out
+
+
+def test_keys_chests_discounted_fit_of_a_random_run_exits_0(tmp_path):
+    # Once "soft value iteration did not converge" (exit 2), finite and infinite horizon alike.
+    run = tmp_path / "kc-random"
+    assert main(["baseline", "--env", "keys-chests", "--variant", "train", "--agent", "random", "--episodes", "10",
+                 "--max-steps", "30", "--no-progress", "--out", str(run)]) == 0
+    for horizon in ("run", "infinite"):
+        assert main(["irl", str(run), "--features", "chests_opened", "--discount", "0.99", "--horizon", horizon,
+                     "--out", str(tmp_path / horizon), *FAST]) == 0

@@ -16,8 +16,9 @@ from harness.config import RunConfig
 from harness.records import ResultsError, iter_episodes, iter_steps
 from harness.runner import Runner
 from irl.choice import Decision
-from irl.coherence import decision_states, demonstration_occupancy, reward_distance, tabular_features
-from irl.data import load_chess, load_run, load_tabular, read_info
+from irl.analysis.tabular import tabular_features
+from irl.distance import reward_distance
+from irl.analysis.runs import load_chess, load_run, load_tabular, read_info
 from textenvs.chess.features import FEATURES, feature_matrix, register_feature, resolve_features
 from irl.mce import empirical_occupancy
 from textenvs import UnknownIdError, make_env
@@ -124,42 +125,34 @@ def test_read_info_and_load_run_dispatch(soft_run):
     assert type(load_run(soft_run)).__name__ == "TabularRun"
 
 
-def test_demonstration_occupancy_matches_imitation_style_counts(soft_run):
-    run = load_tabular(soft_run)
-    idx = range(len(run.episodes))
-    trajectories = [e.trajectory for e in run.episodes]
-    for horizon, discount in ((20, 1.0), (None, 0.9)):
-        mine = demonstration_occupancy(run, idx, horizon=horizon, discount=discount, use_probs=False)
-        ref = empirical_occupancy(trajectories, run.mdp.n_states, run.mdp.n_actions, horizon=horizon,
-                                  discount=discount, absorbing=np.asarray(run.mdp.terminal))
-        np.testing.assert_allclose(mine, ref, atol=1e-12)
-    assert demonstration_occupancy(run, idx, horizon=20, discount=1.0, use_probs=True).sum() == pytest.approx(20)
-
-
 # -- tabular features and distances ---------------------------------------------------------
 
 
 @pytest.mark.parametrize("env, variant, feature", [("frozenlake", "4x4", "at_goal"), ("keys-chests", "train", "chests_opened")])
-def test_the_true_reward_is_the_change_of_a_named_feature(env, variant, feature):
+def test_the_true_reward_is_expressed_by_one_named_feature(env, variant, feature):
+    # Delta features are the true reward outright; arrival features (the default) up to
+    # potential shaping and scale, which the distance ignores.
     mdp = make_env(env, variant).mdp()
-    f = tabular_features(mdp, [feature])
-    assert f.names == (feature, "step") and f.form == "delta"
-    np.testing.assert_allclose(f.phi[:, :, 0], mdp.expected_rewards(), atol=1e-12)
-    assert reward_distance(f.phi[:, :, 0], mdp.rewards, mdp) == pytest.approx(0.0, abs=1e-6)
-    assert np.all(f.phi[np.asarray(mdp.terminal)] == 0)
+    delta = tabular_features(mdp, [feature], "delta")
+    assert delta.names == (feature, "step") and delta.form == "delta"
+    np.testing.assert_allclose(delta.phi[:, :, 0], mdp.expected_rewards(), atol=1e-12)
+    arrival = tabular_features(mdp, [feature])
+    assert arrival.form == "arrival"
+    assert reward_distance(arrival.phi[:, :, 0], mdp.rewards, mdp) == pytest.approx(0.0, abs=1e-6)
+    assert reward_distance(delta.phi[:, :, 0], mdp.rewards, mdp) == pytest.approx(0.0, abs=1e-6)
+    assert np.all(arrival.phi[np.asarray(mdp.terminal), :, 1] == 0)  # no step cost once absorbed
 
 
 def test_onehot_arrival_features_and_reward_distance_facts():
     mdp = make_env("frozenlake", "4x4").mdp()
     f = tabular_features(mdp, "onehot")
     assert f.form == "arrival" and f.phi.shape == (16, 4, 16) and "step" not in f.names
-    live = ~np.asarray(mdp.terminal)
-    np.testing.assert_allclose(f.phi[live].sum(axis=-1), 1.0)  # a distribution over the next state
+    np.testing.assert_allclose(f.phi.sum(axis=-1), 1.0)  # a distribution over the next state
     r = mdp.expected_rewards()
-    assert reward_distance(r, 3.0 * r + 1.0, mdp) == pytest.approx(0.0, abs=1e-6)
+    assert reward_distance(r, 3.0 * r, mdp) == pytest.approx(0.0, abs=1e-6)
     assert reward_distance(r, -r, mdp) == pytest.approx(1.0, abs=1e-6)
-    assert np.isnan(reward_distance(r, np.ones_like(r), mdp))  # a constant reward ranks nothing
-    mask = decision_states(mdp)
+    assert reward_distance(np.ones_like(r), np.ones_like(r) * 2, mdp) is None  # a constant reward ranks nothing
+    mask = mdp.decision_states
     assert mask.sum() == 16 - 5 and not mask[np.asarray(mdp.terminal)].any()
 
 

@@ -1,14 +1,17 @@
 """``zso irl`` and ``zso compare``: fit objectives to runs and compare agents.
 
-``zso irl RUN_DIR... --out FIT_DIR`` fits every run (MCE IRL for gridworlds, the choice
-model for chess), scores it (:mod:`irl.coherence`), and writes ``FIT_DIR/fit.json`` (the
+A thin command line over :mod:`irl.analysis`. ``zso irl RUN_DIR... --out FIT_DIR`` fits
+every run (MCE IRL for gridworlds, the choice model for chess), scores it, and writes ``FIT_DIR/fit.json`` (the
 settings, and per run: the source run id and directory, the weights with their
 intervals, the fitted reward, every score with its interval) and one PNG per run.
 
 ``zso compare RUN_DIR... [--out DIR]`` prints one table, a row per run (an agent on an
 environment, encoding and mode): models and baselines side by side. Arguments may also be
 ``zso irl`` output directories (their ``fit.json`` is read instead of refitting). With
-``--out`` it writes ``DIR/comparison.png`` and ``DIR/compare.json``.
+``--out`` it writes ``DIR/comparison.png`` and ``DIR/compare.json``; ``--format json`` or
+``--format csv`` prints the table machine-readably instead of drawing it.
+
+A score that is undefined for a run prints ``-`` with a numbered footnote saying why.
 
 Encoding consistency is computed between the runs given on one command line: pass the
 same agent's runs under several encodings together.
@@ -17,17 +20,20 @@ same agent's runs under several encodings together.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from harness.cli.console import ProgressBar, console, out
 
-__all__ = ["add_parsers", "cmd_irl", "cmd_compare", "settings_from_args", "scores_table", "weights_table"]
+__all__ = ["add_parsers", "cmd_irl", "cmd_compare", "settings_from_args", "scores_table", "weights_table", "compare_rows"]
 
 FIT_FILE = "fit.json"
-FIT_FORMAT = "zso-irl-fit/1"
+FIT_FORMAT = "zso-irl-fit/2"
 
 
 def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,15 +42,19 @@ def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
         help="tabular: the MDP's named features (default), one-hot states, or a comma list of feature "
         "names; chess: 'named' (default set) or a comma list of chess features (engine_eval_change needs Stockfish)",
     )
-    p.add_argument("--form", choices=["delta", "arrival"], help="tabular reward form (default: delta for named features, arrival for one-hot)")
+    p.add_argument("--form", choices=["arrival", "delta"], help="tabular reward form: arrival (default: the state arrived in) or "
+                   "delta (the change of each feature; it telescopes, so a fit sees where episodes start and end, not their paths)")
     p.add_argument("--no-step-feature", action="store_true", help="tabular: do not add the constant per-decision 'step' feature")
     p.add_argument("--l2", type=float, help="L2 strength on the total log-likelihood (default: 0.01 tabular, cross-validated chess)")
-    p.add_argument("--discount", type=float, help="tabular: discounted infinite-horizon fit with this gamma (default: finite horizon = the run's max_steps)")
+    p.add_argument("--discount", type=float, help="tabular: gamma of fits, soft value iteration and distances (default: the environment's, 0.99 for gridworlds)")
+    p.add_argument("--horizon", choices=["run", "infinite"], default="run",
+                   help="tabular: finite horizon = the run's max_steps (default), or discounted infinite horizon")
     p.add_argument("--targets", choices=["probs", "actions"], default="probs", help="chess: fit to recorded distributions where present (default) or to the moves")
     p.add_argument("--folds", type=int, default=5, help="folds over episodes for explained behaviour (default 5)")
     p.add_argument("--splits", type=int, default=10, help="random half-splits for stability (default 10)")
     p.add_argument("--n-boot", type=int, default=50, help="bootstrap refits for intervals (default 50)")
-    p.add_argument("--engine-depth", type=int, default=6, help="chess: Stockfish depth for engine_eval_change (default 6)")
+    p.add_argument("--engine-depth", type=int, default=6, help="chess: Stockfish depth for engine_eval_change and alignment (default 6)")
+    p.add_argument("--no-chess-alignment", action="store_true", help="chess: skip alignment against Stockfish's evaluation (it evaluates every legal move)")
     p.add_argument("--seed", type=int, default=0, help="seeds folds, splits and bootstraps (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -54,7 +64,7 @@ def add_parsers(subparsers: Any) -> None:
     irl = subparsers.add_parser(
         "irl", help="infer the objective of runs and score its coherence",
         description="Fit a reward (gridworlds: MCE IRL) or move-feature weights (chess: Boltzmann choice model) "
-        "to each run and score explained behaviour, stability, encoding consistency and alignment.",
+        "to each run and score explained behaviour, MEG, stability, encoding consistency, alignment and GD.",
     )
     irl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     irl.add_argument("--out", required=True, metavar="FIT_DIR", help="where fit.json and the plots go")
@@ -64,18 +74,20 @@ def add_parsers(subparsers: Any) -> None:
     irl.set_defaults(handler=cmd_irl)
     compare = subparsers.add_parser(
         "compare", help="compare the coherence scores of agents (models and baselines)",
-        description="One table of explained behaviour, stability, encoding consistency, alignment and return, "
+        description="One table of explained behaviour, MEG, stability, encoding consistency, alignment, GD and return, "
         "a row per run. Arguments are run directories or zso irl output directories.",
     )
     compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     compare.add_argument("--out", metavar="DIR", help="save comparison.png and compare.json here")
+    compare.add_argument("--format", choices=["table", "json", "csv"], default="table",
+                         help="print the table (default), or the comparison as JSON (compare.json's content) or CSV")
     _add_fit_arguments(compare)
     compare.set_defaults(handler=cmd_compare)
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
-    """The :class:`irl.coherence.FitSettings` of parsed arguments."""
-    from irl.coherence import FitSettings
+    """The :class:`irl.analysis.FitSettings` of parsed arguments."""
+    from irl.analysis import FitSettings
 
     features: str | tuple[str, ...] = args.features
     if features not in ("named", "onehot"):
@@ -83,42 +95,62 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         if not features:
             raise ValueError("--features: give 'named', 'onehot' or a comma list of feature names")
     return FitSettings(
-        features=features, form=args.form, discount=args.discount, l2=args.l2, targets=args.targets,
+        features=features, form=args.form, discount=args.discount, horizon=args.horizon, l2=args.l2, targets=args.targets,
         step=not args.no_step_feature, folds=args.folds, splits=args.splits, n_boot=args.n_boot,
-        seed=args.seed, engine_depth=args.engine_depth,
+        seed=args.seed, engine_depth=args.engine_depth, chess_alignment=not args.no_chess_alignment,
     )
 
 
 def _fit(run_dirs: Sequence[str], settings: Any, no_progress: bool) -> list[Any]:
-    from irl.coherence import analyse_runs
+    from irl.analysis import analyse_runs
 
     with ProgressBar("fitting", len(run_dirs), "{task.fields[run]}", no_progress, run="") as update:
         return analyse_runs(run_dirs, settings, progress=lambda done, total, label: update(done, run=label))
 
 
-def scores_table(reports: Sequence[Any], title: str) -> Any:
-    """A rich table: a row per run, a column per score (estimate over ``[low, high]``)."""
+def scores_table(reports: Sequence[Any], title: str) -> tuple[Any, list[str]]:
+    """A rich table (a row per run, a column per score: estimate over ``[low, high]``) and
+    its footnotes: an undefined score prints ``-[k]``, footnote ``k`` says why."""
     from rich.table import Table
+
+    from irl.analysis import SCORES
 
     table = Table(title=title)
     table.add_column("agent", overflow="fold")
     table.add_column("env\nencoding / mode", overflow="fold")
     table.add_column("episodes", justify="right")
-    for col in ("explained", "stability", "encoding\nconsistency", "alignment\nEPIC", "return"):
-        table.add_column(col, justify="center")
+    for _, title_ in SCORES:
+        table.add_column(title_, justify="center")
+    notes: list[str] = []
 
     def cell(score: Any) -> str:
-        if score is None or not score.ok:
-            return "-"
+        if score is None:
+            return ""
+        if not score.ok:
+            why = score.method or "undefined"
+            if why not in notes:
+                notes.append(why)
+            return f"-[{notes.index(why) + 1}]"
         est, _, rest = score.format().partition(" ")
         return f"{est}\n{rest}" if rest else est
 
     for r in reports:
         table.add_row(
-            r.agent, f"{r.env_label}\n{r.info.get('encoding')} / {r.info.get('mode')}", str(r.n_episodes),
-            cell(r.explained), cell(r.stability), cell(r.encoding_consistency), cell(r.alignment_epic), cell(r.true_return),
+            r.agent + ("" if r.converged else " (!)"), f"{r.env_label}\n{r.info.get('encoding')} / {r.info.get('mode')}", str(r.n_episodes),
+            *(cell(getattr(r, name)) for name, _ in SCORES),
         )
-    return table
+    return table, [f"[{i + 1}] {why}" for i, why in enumerate(notes)]
+
+
+def _print_scores(reports: Sequence[Any], title: str) -> None:
+    from rich.markup import escape
+
+    table, notes = scores_table(reports, title)
+    out.print(table)
+    for line in notes:
+        out.print(escape(line), highlight=False)
+    if any(not r.converged for r in reports):
+        out.print("(!) some MCE fits of this run stopped before converging (fit.json: converged, notes)", highlight=False)
 
 
 def weights_table(reports: Sequence[Any], max_features: int = 20) -> Any | None:
@@ -159,7 +191,7 @@ def _plot_report(report: Any, out_dir: Path, aggregate: str = "mean") -> Path | 
     """The plot of one report (its run's MDP is rebuilt for tabular reports)."""
     import numpy as np
 
-    from irl import plots
+    from irl.analysis import plots
 
     title = f"{report.agent} on {report.env_label} / {report.info.get('encoding')} / {report.info.get('mode')}"
     if report.kind == "chess":
@@ -183,20 +215,23 @@ def _plot_report(report: Any, out_dir: Path, aggregate: str = "mean") -> Path | 
     )
 
 
-def write_fit(reports: Sequence[Any], settings: Any, path: Path) -> None:
-    """Write ``fit.json``."""
-    doc = {
+def _fit_doc(reports: Sequence[Any], settings: Any) -> dict[str, Any]:
+    return {
         "format": FIT_FORMAT,
         "settings": settings.to_json(),
         "source_run_ids": [r.run_id for r in reports],
         "runs": [r.to_json() for r in reports],
     }
-    path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def write_fit(reports: Sequence[Any], settings: Any, path: Path) -> None:
+    """Write ``fit.json``."""
+    path.write_text(json.dumps(_fit_doc(reports, settings), indent=1, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def read_fit(path: str | Path) -> list[Any]:
     """The reports of a ``fit.json`` (or of the ``zso irl`` directory holding one)."""
-    from irl.coherence import CoherenceReport
+    from irl.analysis import CoherenceReport
 
     path = Path(path)
     if path.is_dir():
@@ -205,6 +240,35 @@ def read_fit(path: str | Path) -> list[Any]:
     if doc.get("format") != FIT_FORMAT:
         raise ValueError(f"{path}: not a zso irl fit file (format {doc.get('format')!r})")
     return [CoherenceReport.from_json(r) for r in doc["runs"]]
+
+
+def _warn(reports: Sequence[Any]) -> None:
+    """Notes on stderr: unconverged fits and the telescoping caveat in yellow."""
+    from rich.markup import escape
+
+    for r in reports:
+        for note in r.notes:
+            loud = "converg" in note or "telescope" in note
+            console.print(f"[{'yellow' if loud else 'dim'}]{escape(r.run_id)}: {escape(note)}[/]")
+
+
+def compare_rows(reports: Sequence[Any]) -> list[dict[str, Any]]:
+    """One flat dict per run: identity, then ``<score>``, ``<score>_low``, ``<score>_high``
+    and ``<score>_note`` (why it is undefined) for every score."""
+    rows = []
+    for r in reports:
+        row: dict[str, Any] = {
+            "run_id": r.run_id, "agent": r.agent, "env": r.env_label, "encoding": r.info.get("encoding"),
+            "mode": r.info.get("mode"), "episodes": r.n_episodes, "converged": r.converged,
+        }
+        for name, score in r.scores().items():
+            ok = score is not None and score.ok
+            row[name] = score.estimate if ok else None
+            row[f"{name}_low"] = score.low if ok and score.low == score.low else None
+            row[f"{name}_high"] = score.high if ok and score.high == score.high else None
+            row[f"{name}_note"] = "" if ok or score is None else score.method
+        rows.append(row)
+    return rows
 
 
 def cmd_irl(args: argparse.Namespace) -> int:
@@ -216,15 +280,11 @@ def cmd_irl(args: argparse.Namespace) -> int:
     write_fit(reports, settings, out_dir / FIT_FILE)
     for report in reports:
         _plot_report(report, out_dir, args.aggregate)
-    out.print(scores_table(reports, "coherence (95% intervals)"))
+    _print_scores(reports, "coherence (95% intervals)")
     weights = weights_table(reports)
     if weights is not None:
         out.print(weights)
-    for r in reports:
-        for note in r.notes:
-            console.print(f"[dim]{r.run_id}: {note}[/dim]")
-        if r.skipped:
-            console.print(f"[yellow]{r.run_id}: skipped episodes {r.skipped}[/yellow]")
+    _warn(reports)
     console.print(f"fit written to [bold]{out_dir / FIT_FILE}[/bold]")
     return 0
 
@@ -240,12 +300,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
         else:
             to_fit.append(d)
     reports = fitted + (_fit(to_fit, settings, args.no_progress) if to_fit else [])
-    reports.sort(key=lambda r: (r.env_label, r.info.get("backend") == "baseline", r.agent, str(r.info.get("encoding")), str(r.info.get("mode"))))
-    out.print(scores_table(reports, "comparison (95% intervals; distances: lower is better)"))
+    reports.sort(key=lambda r: (r.env_label, r.is_baseline, r.agent, str(r.info.get("encoding")), str(r.info.get("mode"))))
+    if args.format == "json":
+        sys.stdout.write(json.dumps(_fit_doc(reports, settings), indent=1, allow_nan=False) + "\n")
+    elif args.format == "csv":
+        rows = compare_rows(reports)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["run_id"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        sys.stdout.write(buf.getvalue())
+    else:
+        _print_scores(reports, "comparison (95% intervals; distances: lower is better)")
+        _warn(reports)
     if args.out:
         out_dir = Path(args.out)
         out_dir.mkdir(parents=True, exist_ok=True)
-        from irl import plots
+        from irl.analysis import plots
 
         plots.plot_comparison(reports, out_dir / "comparison.png")
         write_fit(reports, settings, out_dir / "compare.json")

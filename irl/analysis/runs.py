@@ -1,4 +1,4 @@
-"""Run directories read into the inputs of :mod:`irl`.
+"""Run directories read into the inputs of the fits, through :mod:`harness.records`' typed readers.
 
 Two kinds of run, told apart by the environment the manifest names:
 
@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.records import ResultsError, iter_episodes, iter_steps, read_manifest
+from harness.records import EpisodeRecord, ResultsError, StepRecord, load_episodes, load_manifest, load_steps
 from irl.choice import Decision
 
 __all__ = [
@@ -60,7 +60,7 @@ class RunInfo:
     run_id: str
     #: ``manifest.model.name`` (a model, or a baseline agent's name).
     model: str
-    #: ``manifest.model.backend`` (``"baseline"`` for RL baselines).
+    #: ``manifest.model.backend`` (:data:`harness.records.BASELINE_BACKEND` for reference agents).
     backend: str
     env: str
     variant: str | None
@@ -70,11 +70,8 @@ class RunInfo:
     #: The run's step limit: the horizon of finite-horizon fits.
     max_steps: int
     seed: int
-
-    @property
-    def is_baseline(self) -> bool:
-        """Whether an RL baseline (not a language model) played."""
-        return self.backend == "baseline"
+    #: Whether a reference agent (``zso baseline``), not a language model, played.
+    is_baseline: bool = False
 
     @property
     def env_label(self) -> str:
@@ -105,13 +102,13 @@ class RunInfo:
 
 def read_info(run_dir: str | Path) -> RunInfo:
     """The :class:`RunInfo` of ``run_dir`` (reads only its manifest)."""
-    manifest = read_manifest(run_dir)
-    cfg = manifest.get("config", {})
-    env = manifest.get("environment", {})
-    model = manifest.get("model", {})
+    manifest = load_manifest(run_dir)
+    cfg = manifest.config or {}
+    env = manifest.environment or {}
+    model = manifest.model or {}
     return RunInfo(
         run_dir=str(run_dir),
-        run_id=str(manifest.get("run_id") or Path(run_dir).name),
+        run_id=str(manifest.run_id or Path(run_dir).name),
         model=str(model.get("name", "?")),
         backend=str(model.get("backend", "?")),
         env=str(env.get("id", cfg.get("env", "?"))),
@@ -121,6 +118,7 @@ def read_info(run_dir: str | Path) -> RunInfo:
         mode=str(cfg.get("mode", "?")),
         max_steps=int(cfg.get("max_steps", 0)),
         seed=int(cfg.get("seed", 0)),
+        is_baseline=manifest.is_baseline,
     )
 
 
@@ -129,16 +127,16 @@ def run_kind(info: RunInfo) -> str:
     return "chess" if info.env == "chess" else "tabular"
 
 
-def _finished(run_dir: str | Path) -> tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]]]:
+def _finished(run_dir: str | Path) -> tuple[list[EpisodeRecord], dict[int, list[StepRecord]]]:
     """Finished episode records (by episode index) and their steps in order."""
-    episodes = sorted(iter_episodes(run_dir), key=lambda e: e["episode"])
-    done = {e["episode"] for e in episodes}
-    steps: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for step in iter_steps(run_dir):
-        if step["episode"] in done:
-            steps[step["episode"]].append(step)
+    episodes = sorted(load_episodes(run_dir), key=lambda e: e.episode)
+    done = {e.episode for e in episodes}
+    steps: dict[int, list[StepRecord]] = defaultdict(list)
+    for step in load_steps(run_dir):
+        if step.episode in done:
+            steps[step.episode].append(step)
     for ep_steps in steps.values():
-        ep_steps.sort(key=lambda s: s["t"])
+        ep_steps.sort(key=lambda s: s.t)
     return episodes, steps
 
 
@@ -216,16 +214,16 @@ def _final_state(mdp: Any, s: int, a: int, reward: float, replay: Any) -> int:
     return replay()
 
 
-def _replay_final(env: Any, info: RunInfo, record: dict[str, Any], steps: Sequence[dict[str, Any]]) -> int:
+def _replay_final(env: Any, info: RunInfo, record: EpisodeRecord, steps: Sequence[StepRecord]) -> int:
     """Replay an episode from its seed; the state index it ends in."""
-    env.reset(seed=record["seed"], options={"episode_index": record["episode"]})
+    env.reset(seed=record.seed, options={"episode_index": record.episode})
     for step in steps:
-        if int(env.state_record()["index"]) != int(step["state"]["index"]):
+        if int(env.state_record()["index"]) != int(step.state["index"]):
             raise ResultsError(
-                f"{info.run_dir}: replaying episode {record['episode']} from its seed does not reproduce "
-                f"the recorded state at t={step['t']}; the final state cannot be recovered"
+                f"{info.run_dir}: replaying episode {record.episode} from its seed does not reproduce "
+                f"the recorded state at t={step.t}; the final state cannot be recovered"
             )
-        env.step(step["action"])
+        env.step(step.action)
     return int(env.state_record()["index"])
 
 
@@ -260,26 +258,26 @@ def load_tabular(run_dir: str | Path, *, mdp: Any = None) -> TabularRun:
         episodes: list[TabularEpisode] = []
         skipped: dict[str, int] = defaultdict(int)
         for record in records:
-            ep_steps = steps.get(record["episode"], [])
+            ep_steps = steps.get(record.episode, [])
             if not ep_steps:
                 skipped["no decisions"] += 1
                 continue
-            if record["end_reason"] == "forfeit" or any(s["action"] is None for s in ep_steps):
+            if record.end_reason == "forfeit" or any(s.action is None for s in ep_steps):
                 skipped["forfeit"] += 1
                 continue
             states, actions, dists = [], [], []
             for s in ep_steps:
-                where = f"{run_dir}: episode {record['episode']} t={s['t']}"
-                index = s["state"].get("index")
+                where = f"{run_dir}: episode {record.episode} t={s.t}"
+                index = s.state.get("index")
                 if index is None or not 0 <= int(index) < mdp.n_states:
-                    raise ResultsError(f"{where}: state record {s['state']} has no MDP index in 0..{mdp.n_states - 1}")
-                if s["action"] not in names:
-                    raise ResultsError(f"{where}: action {s['action']!r} is not one of the MDP's {names}")
+                    raise ResultsError(f"{where}: state record {s.state} has no MDP index in 0..{mdp.n_states - 1}")
+                if s.action not in names:
+                    raise ResultsError(f"{where}: action {s.action!r} is not one of the MDP's {names}")
                 states.append(int(index))
-                actions.append(names.index(s["action"]))
-                if s.get("probs") is not None:
+                actions.append(names.index(s.action))
+                if s.probs is not None:
                     dist = np.zeros(A)
-                    for name, p in zip(s["legal_actions"], s["probs"]):
+                    for name, p in zip(s.legal_actions, s.probs):
                         dist[names.index(name)] += float(p)
                     total = dist.sum()
                     dists.append(dist / total if total > 0 else None)
@@ -288,25 +286,25 @@ def load_tabular(run_dir: str | Path, *, mdp: Any = None) -> TabularRun:
             for t in range(len(states) - 1):
                 if mdp.transitions[states[t], actions[t], states[t + 1]] <= 0:
                     raise ResultsError(
-                        f"{run_dir}: episode {record['episode']} moves from state {states[t]} to {states[t + 1]} "
+                        f"{run_dir}: episode {record.episode} moves from state {states[t]} to {states[t + 1]} "
                         f"by {names[actions[t]]!r}, impossible in the MDP of {info.env_label}: is it the same layout?"
                     )
-            if record["terminated"]:
+            if record.terminated:
                 def replay(record=record, ep_steps=ep_steps) -> int:
                     nonlocal env
                     if env is None:
                         env = _build_env(info)
                     return _replay_final(env, info, record, ep_steps)
 
-                final = _final_state(mdp, states[-1], actions[-1], float(ep_steps[-1]["reward"]), replay)
+                final = _final_state(mdp, states[-1], actions[-1], float(ep_steps[-1].reward), replay)
                 states.append(final)
             probs = None if any(d is None for d in dists) else np.array(dists)
             episodes.append(TabularEpisode(
-                episode=int(record["episode"]), seed=int(record["seed"]),
+                episode=int(record.episode), seed=int(record.seed),
                 states=np.array(states, dtype=int), actions=np.array(actions, dtype=int), probs=probs,
-                total_reward=float(record["total_reward"]), end_reason=str(record["end_reason"]),
+                total_reward=float(record.total_reward), end_reason=str(record.end_reason),
             ))
-        returns = tuple(float(r["total_reward"]) for r in records)
+        returns = tuple(float(r.total_reward) for r in records)
     finally:
         if env is not None:
             env.close()
@@ -329,6 +327,9 @@ class ChessGame:
     #: The index of the chosen move among each decision's legal moves.
     chosen: tuple[int, ...]
     total_reward: float
+    #: Per decision, the reference utility of every legal move (Stockfish's evaluation
+    #: change, pawns, for the mover), when asked for.
+    utilities: tuple[np.ndarray, ...] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -363,6 +364,7 @@ def load_chess(
     targets: str = "probs",
     engine_depth: int = 6,
     stockfish_path: str | None = None,
+    utility: bool = False,
 ) -> ChessRun:
     """Read a chess run into choice-model decisions.
 
@@ -376,6 +378,8 @@ def load_chess(
         engine_depth: Stockfish search depth for engine features.
         stockfish_path: the Stockfish binary for engine features (default: found as
             :func:`textenvs.chess.engine.find_stockfish` does).
+        utility: also record Stockfish's evaluation change of every legal move (the
+            reference utility of chess alignment); needs Stockfish.
     """
     import chess
 
@@ -388,7 +392,7 @@ def load_chess(
         raise ResultsError(f"{run_dir}: a {info.env} run, not chess")
     names = resolve_features(features)
     engine = None
-    if needs_engine(names):
+    if needs_engine(names) or utility:
         from textenvs.chess.features import EngineEvaluator
 
         engine = EngineEvaluator(depth=engine_depth, path=stockfish_path)
@@ -398,36 +402,40 @@ def load_chess(
     all_probs = True
     try:
         for record in records:
-            decisions, fens, moves, chosen = [], [], [], []
-            for s in steps.get(record["episode"], []):
-                if s["action"] is None:
+            decisions, fens, moves, chosen, utils = [], [], [], [], []
+            for s in steps.get(record.episode, []):
+                if s.action is None:
                     continue  # a forfeit: no choice was made
-                legal = list(s["legal_actions"])
-                board = chess.Board(s["state"]["fen"])
-                if s["action"] not in legal:
-                    raise ResultsError(f"{run_dir}: episode {record['episode']} t={s['t']}: {s['action']!r} is not among the legal moves")
-                x = feature_matrix(board, [chess.Move.from_uci(m) for m in legal], names, engine=engine)
-                target: int | np.ndarray = legal.index(s["action"])
-                if targets == "probs" and s.get("probs") is not None and len(s["probs"]) == len(legal):
-                    p = np.asarray(s["probs"], dtype=float)
+                legal = list(s.legal_actions)
+                board = chess.Board(s.state["fen"])
+                if s.action not in legal:
+                    raise ResultsError(f"{run_dir}: episode {record.episode} t={s.t}: {s.action!r} is not among the legal moves")
+                legal_moves = [chess.Move.from_uci(m) for m in legal]
+                x = feature_matrix(board, legal_moves, names, engine=engine)
+                if utility:
+                    k = names.index("engine_eval_change") if "engine_eval_change" in names else None
+                    utils.append(x[:, k].copy() if k is not None else feature_matrix(board, legal_moves, ["engine_eval_change"], engine=engine)[:, 0])
+                target: int | np.ndarray = legal.index(s.action)
+                if targets == "probs" and s.probs is not None and len(s.probs) == len(legal):
+                    p = np.asarray(s.probs, dtype=float)
                     target = p / p.sum()
                 else:
                     all_probs = False
                 decisions.append(Decision(x, target))
-                fens.append(s["state"]["fen"])
-                moves.append(s["action"])
-                chosen.append(legal.index(s["action"]))
+                fens.append(s.state["fen"])
+                moves.append(s.action)
+                chosen.append(legal.index(s.action))
             if not decisions:
                 skipped["no decisions"] += 1
                 continue
             games.append(ChessGame(
-                int(record["episode"]), int(record["seed"]), tuple(decisions), tuple(fens), tuple(moves),
-                tuple(chosen), float(record["total_reward"]),
+                int(record.episode), int(record.seed), tuple(decisions), tuple(fens), tuple(moves),
+                tuple(chosen), float(record.total_reward), tuple(utils) if utility else None,
             ))
     finally:
         if engine is not None:
             engine.close()
-    returns = tuple(float(r["total_reward"]) for r in records)
+    returns = tuple(float(r.total_reward) for r in records)
     used = "probs" if targets == "probs" and all_probs and games else "actions"
     return ChessRun(info, tuple(games), tuple(names), returns, used, dict(skipped))
 

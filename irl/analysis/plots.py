@@ -158,7 +158,9 @@ COMPARISON_SCORES = (
     ("explained", "explained behaviour (higher: more coherent)"),
     ("stability", "stability distance (lower: more stable)"),
     ("encoding_consistency", "encoding consistency distance (lower)"),
-    ("alignment_epic", "EPIC to the true reward (lower)"),
+    ("alignment_distance", "STARC distance to the true reward (lower)"),
+    ("alignment_regret", "regret alignment (random 0, optimal 1)"),
+    ("gd", "GD (random 0, optimal 1)"),
     ("true_return", "true return"),
 )
 
@@ -166,14 +168,14 @@ COMPARISON_SCORES = (
 def plot_comparison(reports: Sequence[Any], path: str | Path, *, title: str = "") -> Path:
     """Save one panel per score, a bar per run (agent / env / encoding / mode) with its interval.
 
-    ``reports`` are :class:`irl.coherence.CoherenceReport` objects.
+    ``reports`` are :class:`irl.analysis.report.CoherenceReport` objects.
     """
     plt = _pyplot()
     path = Path(path)
     labels = [f"{r.agent}\n{r.env_label} / {r.info.get('encoding')} / {r.info.get('mode')}" for r in reports]
     fig, axes = plt.subplots(1, len(COMPARISON_SCORES), figsize=(3.4 * len(COMPARISON_SCORES), 0.55 * len(reports) + 1.8), sharey=True)
     y = np.arange(len(reports))
-    colors = ["tab:orange" if r.info.get("backend") == "baseline" else "tab:blue" for r in reports]
+    colors = ["tab:orange" if r.is_baseline else "tab:blue" for r in reports]
     for ax, (attr, label) in zip(axes, COMPARISON_SCORES):
         est, lo, hi = [], [], []
         for r in reports:

@@ -1,0 +1,289 @@
+"""One report per run: load it, fit its objective, score it, compare runs across encodings.
+
+:func:`analyse_runs` reads run directories and returns one :class:`CoherenceReport` per
+run, which serialises to JSON (``fit.json``, ``compare.json``). Encoding consistency is
+the distance between the objectives fitted to the *same agent's* runs on the same
+environment under *different encodings* (grouped by model and backend, environment,
+variant, options and mode); its interval comes from the bootstrap refits (runs with
+equally many episodes are resampled with the same indices: a paired bootstrap, so
+identical behaviour gives exactly 0).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from harness.records import BASELINE_BACKEND
+from irl.analysis.chess import chess_alignment, chess_explained, chess_gd, chess_l2, chess_stability, games_as_units
+from irl.analysis.runs import ChessRun, RunInfo, TabularRun, load_chess, load_tabular, read_info, run_kind
+from irl.analysis.scores import FitSettings, Score, boot_indices, quantile_score, return_score
+from irl.analysis.tabular import TabularProblem, fit_with_bootstrap, score_tabular
+from irl.choice import fit_choice, pack_decisions
+from irl.epic import pearson_distance
+
+__all__ = ["SCORES", "CoherenceReport", "analyse_tabular", "analyse_chess", "analyse_runs", "add_encoding_consistency"]
+
+#: Every score of a report, in table order: (field, column title).
+SCORES = (
+    ("explained", "explained"),
+    ("meg_unknown", "MEG\nfeatures"),
+    ("meg_known", "MEG\ntrue reward"),
+    ("stability", "stability"),
+    ("encoding_consistency", "encoding\nconsistency"),
+    ("alignment_distance", "alignment\ndistance"),
+    ("alignment_regret", "alignment\nregret"),
+    ("gd", "GD"),
+    ("true_return", "return"),
+)
+
+
+@dataclass
+class CoherenceReport:
+    """Everything fitted and scored for one run; :meth:`to_json` for ``fit.json``."""
+
+    run_id: str
+    run_dir: str
+    #: ``"tabular"`` or ``"chess"``.
+    kind: str
+    #: The run's identity (model, backend, env, variant, options, encoding, mode, ...).
+    info: dict[str, Any]
+    settings: dict[str, Any]
+    n_episodes: int
+    n_decisions: int
+    #: Episodes left out of the fits, by reason.
+    skipped: dict[str, int]
+    #: ``"probs"`` or ``"actions"``: what the fit was fitted to.
+    targets: str
+    feature_names: list[str]
+    weights: list[float]
+    #: Percentile bootstrap interval of each weight (over episodes / games).
+    weights_low: list[float]
+    weights_high: list[float]
+    #: ``"starc"`` (tabular) or ``"pearson"`` (chess): the distance of stability and
+    #: encoding consistency.
+    distance: str
+    explained: Score
+    stability: Score
+    #: ``None`` until compared with the same agent's runs under other encodings.
+    encoding_consistency: Score | None
+    alignment_distance: Score
+    alignment_regret: Score
+    gd: Score
+    true_return: Score
+    meg_unknown: Score = field(default_factory=lambda: Score.missing("not computed"))
+    meg_known: Score = field(default_factory=lambda: Score.missing("not computed"))
+    alignment_regret_soft: Score = field(default_factory=lambda: Score.missing("not computed"))
+    #: Tabular only: ``[S, A]`` fitted reward and ``[S]`` state score.
+    reward: list[list[float]] | None = None
+    state_score: list[float] | None = None
+    #: ``"arrival"`` or ``"delta"`` (tabular), the horizon and discount of the fit.
+    form: str | None = None
+    horizon: int | None = None
+    discount: float | None = None
+    l2: float | None = None
+    #: Whether the full fit and every refit met the optimiser's convergence test.
+    converged: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def is_baseline(self) -> bool:
+        """Whether a reference agent (``zso baseline``) played."""
+        return bool(self.info.get("is_baseline", self.info.get("backend") == BASELINE_BACKEND))
+
+    @property
+    def agent(self) -> str:
+        """The model's name, or ``baseline:<name>`` for a reference agent."""
+        return f"baseline:{self.info['model']}" if self.is_baseline else str(self.info.get("model"))
+
+    @property
+    def env_label(self) -> str:
+        """``env/variant``."""
+        v = self.info.get("variant")
+        return f"{self.info.get('env')}/{v}" if v else str(self.info.get("env"))
+
+    def scores(self) -> dict[str, Score | None]:
+        """The scores by field name (table order, then the soft regret alignment)."""
+        out = {name: getattr(self, name) for name, _ in SCORES}
+        out["alignment_regret_soft"] = self.alignment_regret_soft
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict (scores as dicts, ``nan`` as ``null``)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, Score):
+                v = v.to_json()
+            elif isinstance(v, list):
+                v = _nan_to_none(v)
+            out[f.name] = v
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CoherenceReport:
+        """The inverse of :meth:`to_json`."""
+        kw = dict(data)
+        for f in fields(cls):
+            if isinstance(kw.get(f.name), dict) and "estimate" in kw[f.name]:
+                kw[f.name] = Score.from_json(kw[f.name])
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in kw.items() if k in known})
+
+
+def _nan_to_none(v: Any) -> Any:
+    if isinstance(v, list):
+        return [_nan_to_none(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+@dataclass
+class _Analysis:
+    """A report plus what cross-run scores need (not serialised)."""
+
+    report: CoherenceReport
+    #: Full-data objective and its bootstrap refits: ``[S, A]`` rewards or weight vectors.
+    objective: np.ndarray
+    boot: list[np.ndarray]
+    n_units: int
+    distance: Callable[[np.ndarray, np.ndarray], float | None]
+
+
+def analyse_tabular(run: TabularRun, settings: FitSettings = FitSettings()) -> CoherenceReport:
+    """Fit and score a tabular run (encoding consistency is left ``None``)."""
+    return _analyse_tabular(run, settings).report
+
+
+def _analyse_tabular(run: TabularRun, settings: FitSettings) -> _Analysis:
+    problem = TabularProblem(run, settings)
+    n = len(run.episodes)
+    fit, boot = fit_with_bootstrap(problem)
+    W = np.array([b.weights for b in boot])
+    low, high = np.quantile(W, [settings.alpha / 2, 1 - settings.alpha / 2], axis=0)
+    scores = score_tabular(problem, fit, boot)
+    converged = fit.converged and all(b.converged for b in boot)
+    notes = []
+    if not converged:
+        stopped = (not fit.converged) + sum(not b.converged for b in boot)
+        notes.append(f"{stopped} of {len(boot) + 1} MCE fits stopped before L-BFGS-B reported convergence; their scores are less certain")
+    if problem.features.form == "delta":
+        notes.append("delta features telescope: a fit sees where episodes start and end, not the paths between")
+    report = CoherenceReport(
+        run_id=run.info.run_id, run_dir=run.info.run_dir, kind="tabular", info=run.info.to_json(),
+        settings=settings.to_json(), n_episodes=n, n_decisions=run.n_decisions, skipped=dict(run.skipped),
+        targets="actions", feature_names=list(problem.features.names), weights=fit.weights.tolist(),
+        weights_low=low.tolist(), weights_high=high.tolist(), distance="starc",
+        explained=scores.explained, stability=scores.stability, encoding_consistency=None,
+        alignment_distance=scores.alignment_distance, alignment_regret=scores.alignment_regret, gd=scores.gd,
+        true_return=return_score(run.returns, settings.alpha), meg_unknown=scores.meg_unknown, meg_known=scores.meg_known,
+        alignment_regret_soft=scores.alignment_regret_soft,
+        reward=fit.reward.tolist(), state_score=fit.state_score.tolist(), form=problem.features.form,
+        horizon=problem.horizon, discount=problem.discount, l2=problem.l2, converged=converged, notes=notes,
+    )
+    return _Analysis(report, fit.reward, [b.reward for b in boot], n, lambda a, b: problem.distance(a, b).value)
+
+
+def analyse_chess(run: ChessRun, settings: FitSettings = FitSettings()) -> CoherenceReport:
+    """Fit and score a chess run (encoding consistency is left ``None``)."""
+    return _analyse_chess(run, settings).report
+
+
+def _analyse_chess(run: ChessRun, settings: FitSettings) -> _Analysis:
+    if not run.games:
+        raise ValueError(f"{run.info.run_dir}: no decisions to fit")
+    data = pack_decisions(run.decisions)
+    l2 = chess_l2(data, settings)
+    fit = fit_choice(data, l2=l2)
+    units = games_as_units(run)
+    boot = []
+    for idx in boot_indices(len(units), settings.n_boot, settings.seed):
+        rows = np.concatenate([units[i] for i in idx])
+        boot.append(fit_choice(data.subset(rows), l2=l2, theta_init=fit.weights).weights)
+    W = np.array(boot)
+    low, high = np.quantile(W, [settings.alpha / 2, 1 - settings.alpha / 2], axis=0)
+    level = 1 - settings.alpha
+    report = CoherenceReport(
+        run_id=run.info.run_id, run_dir=run.info.run_dir, kind="chess", info=run.info.to_json(),
+        settings=settings.to_json(), n_episodes=len(run.games), n_decisions=run.n_decisions, skipped=dict(run.skipped),
+        targets=run.targets, feature_names=list(run.feature_names), weights=fit.weights.tolist(),
+        weights_low=low.tolist(), weights_high=high.tolist(), distance="pearson",
+        explained=chess_explained(run, settings), stability=chess_stability(run, settings, l2=l2),
+        encoding_consistency=None, alignment_distance=Score.missing("chess has no tabular reward to compare", level),
+        alignment_regret=chess_alignment(run, fit.weights, boot, settings), gd=chess_gd(run, settings),
+        true_return=return_score(run.returns, settings.alpha),
+        meg_unknown=Score.missing("not computed for chess", level), meg_known=Score.missing("not computed for chess", level),
+        alignment_regret_soft=Score.missing("not computed for chess", level),
+        l2=l2, converged=fit.converged,
+        notes=["chess has no tabular reward: stability and encoding consistency use the Pearson distance between weight vectors"],
+    )
+    return _Analysis(report, fit.weights, boot, len(units), lambda a, b: pearson_distance(a, b))
+
+
+def add_encoding_consistency(analyses: Sequence[_Analysis], alpha: float = 0.05) -> None:
+    """Fill ``encoding_consistency`` of every report whose group has another encoding."""
+    groups: dict[tuple, list[_Analysis]] = defaultdict(list)
+    for a in analyses:
+        groups[(a.report.kind, *RunInfo(**a.report.info).group_key())].append(a)
+    for members in groups.values():
+        for a in members:
+            others = [b for b in members if b.report.info["encoding"] != a.report.info["encoding"]]
+            if not others:
+                continue
+            name = "STARC distance" if a.report.distance == "starc" else "Pearson distance of weights"
+            level = 1 - alpha
+
+            def mean_distance(x: np.ndarray, ys: Sequence[np.ndarray]) -> float | None:
+                ds = [a.distance(x, y) for y in ys]
+                return None if any(d is None or not math.isfinite(d) for d in ds) else float(np.mean(ds))
+
+            estimate = mean_distance(a.objective, [b.objective for b in others])
+            n_boot = min(len(a.boot), *(len(b.boot) for b in others))
+            if estimate is None:
+                a.report.encoding_consistency = Score.missing(f"{name} undefined: a fitted objective ranks nothing", level, n_boot)
+                continue
+            values = [mean_distance(a.boot[i], [b.boot[i] for b in others]) for i in range(n_boot)]
+            paired = all(b.n_units == a.n_units for b in others)
+            a.report.encoding_consistency = quantile_score(
+                values, estimate, alpha,
+                f"{name} to {len(others)} run(s) under other encodings; {'paired ' if paired else ''}percentile bootstrap ({n_boot} refits)",
+            )
+
+
+def analyse_runs(
+    run_dirs: Sequence[str | Path],
+    settings: FitSettings = FitSettings(),
+    *,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[CoherenceReport]:
+    """Load, fit and score every run, then compare runs of one agent across encodings.
+
+    ``progress(done, total, label)`` is called before and after each run.
+    """
+    analyses = []
+    total = len(run_dirs)
+    for i, run_dir in enumerate(run_dirs):
+        info = read_info(run_dir)
+        if progress is not None:
+            progress(i, total, info.run_id)
+        if run_kind(info) == "chess":
+            names = None if settings.features == "named" else settings.features
+            if isinstance(names, str):
+                raise ValueError(f"features {names!r} do not apply to chess; give chess feature names")
+            from textenvs.chess.engine import stockfish_available
+
+            utility = settings.chess_alignment and stockfish_available()
+            chess_run = load_chess(run_dir, names, targets=settings.targets, engine_depth=settings.engine_depth, utility=utility)
+            analyses.append(_analyse_chess(chess_run, settings))
+        else:
+            analyses.append(_analyse_tabular(load_tabular(run_dir), settings))
+        if progress is not None:
+            progress(i + 1, total, info.run_id)
+    add_encoding_consistency(analyses, settings.alpha)
+    return [a.report for a in analyses]

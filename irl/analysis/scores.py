@@ -1,0 +1,212 @@
+"""Scores with intervals, fit settings, and the resampling helpers every analysis shares.
+
+A :class:`Score` is an estimate with its interval, or the reason there is none: tables
+print ``-`` with that reason as a footnote, never a number.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Sequence
+
+import numpy as np
+
+from harness.stats import bootstrap_ci, mean_ci
+
+__all__ = ["Score", "FitSettings", "FORMS", "HORIZONS", "quantile_score", "ratio_score", "folds", "half_splits", "boot_indices", "return_score", "bootstrap_mean_score"]
+
+#: Tabular reward forms (see :mod:`irl.analysis.tabular`).
+FORMS = ("arrival", "delta")
+#: ``"run"``: finite horizon, the run's step limit; ``"infinite"``: discounted, unending.
+HORIZONS = ("run", "infinite")
+
+
+@dataclass(frozen=True)
+class Score:
+    """A score with its interval; ``nan`` fields when it could not be computed."""
+
+    estimate: float
+    low: float
+    high: float
+    #: Confidence level of the interval (``0.95``).
+    level: float
+    #: Number of units behind it (episodes, splits, comparisons).
+    n: int
+    #: How the interval was obtained, or why the score is missing.
+    method: str = ""
+
+    @classmethod
+    def missing(cls, why: str, level: float = 0.95, n: int = 0) -> Score:
+        """A score that could not be computed, saying why."""
+        nan = float("nan")
+        return cls(nan, nan, nan, level, n, why)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the estimate is a number."""
+        return math.isfinite(self.estimate)
+
+    def contains(self, value: float) -> bool:
+        """Whether ``low <= value <= high``."""
+        return bool(self.low <= value <= self.high)
+
+    def format(self, digits: int = 2) -> str:
+        """``"estimate [low, high]"`` (``"-"`` when missing)."""
+        if not self.ok:
+            return "-"
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            return f"{self.estimate:.{digits}f}"
+        return f"{self.estimate:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict (``nan`` written as ``null``)."""
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Score:
+        """The inverse of :meth:`to_json`."""
+        nan = float("nan")
+        return cls(
+            *(nan if data.get(k) is None else float(data[k]) for k in ("estimate", "low", "high")),
+            float(data.get("level", 0.95)), int(data.get("n", 0)), str(data.get("method", "")),
+        )
+
+
+def quantile_score(values: Sequence[float | None], estimate: float | None, alpha: float, method: str) -> Score:
+    """Estimate (default: the mean) and the central ``1 - alpha`` range of the defined ``values``."""
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
+    if v.size == 0:
+        return Score.missing("undefined for every resample (a fitted objective that ranks nothing)", 1 - alpha, len(values))
+    low, high = np.quantile(v, [alpha / 2, 1 - alpha / 2])
+    est = float(v.mean()) if estimate is None else float(estimate)
+    return Score(est, float(low), float(high), 1 - alpha, int(v.size), method)
+
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How runs are fitted and scored (saved with every report)."""
+
+    #: Tabular: ``"named"`` (the MDP's named features), ``"onehot"``, or a tuple of
+    #: feature names. Chess: ``"named"`` (the default chess features) or a tuple of
+    #: names in :data:`textenvs.chess.features.FEATURES`.
+    features: str | tuple[str, ...] = "named"
+    #: Tabular: ``"arrival"`` (the default: reward for the state arrived in) or
+    #: ``"delta"`` (reward for the change of each feature; it telescopes, see
+    #: :mod:`irl.analysis.tabular`). ``None`` means arrival.
+    form: str | None = None
+    #: ``gamma`` of fits, soft value iteration and distances; ``None``: the
+    #: environment's declared discount (``TabularMDP.discount``).
+    discount: float | None = None
+    #: ``"run"``: finite horizon (the run's ``max_steps``), steps weighted by
+    #: ``gamma**t``; ``"infinite"``: discounted infinite horizon.
+    horizon: str = "run"
+    #: L2 strength on the mean log-likelihood per episode (tabular) or on the total
+    #: (chess); ``None``: 1e-2 tabular, cross-validated chess.
+    l2: float | None = None
+    #: Tabular: append the per-decision ``step`` feature to named features.
+    step: bool = True
+    #: Chess: ``"probs"``: fit to recorded distributions over the legal moves where a
+    #: step has one; ``"actions"``: to the moves played. Tabular fits always use the
+    #: actions.
+    targets: str = "probs"
+    #: Folds for explained behaviour and MEG, random half-splits for stability,
+    #: bootstrap refits for alignment / encoding consistency / weight intervals.
+    folds: int = 5
+    splits: int = 10
+    n_boot: int = 50
+    alpha: float = 0.05
+    seed: int = 0
+    #: Stockfish search depth for ``engine_eval_change`` and chess alignment.
+    engine_depth: int = 6
+    #: Chess: score alignment against Stockfish's evaluation change (needs Stockfish).
+    chess_alignment: bool = True
+
+    def __post_init__(self) -> None:
+        if self.form is not None and self.form not in FORMS:
+            raise ValueError(f"form must be one of {FORMS} or None, got {self.form!r}")
+        if self.discount is not None and not 0.0 < self.discount < 1.0:
+            raise ValueError(f"discount must lie in (0, 1), got {self.discount}")
+        if self.horizon not in HORIZONS:
+            raise ValueError(f"horizon must be one of {HORIZONS}, got {self.horizon!r}")
+        if self.targets not in ("probs", "actions"):
+            raise ValueError(f"targets must be 'probs' or 'actions', got {self.targets!r}")
+        if self.folds < 2 or self.splits < 1 or self.n_boot < 1:
+            raise ValueError("need folds >= 2, splits >= 1 and n_boot >= 1")
+        if self.l2 is not None and self.l2 < 0:
+            raise ValueError(f"l2 must be >= 0, got {self.l2}")
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict of the settings."""
+        out = asdict(self)
+        if isinstance(self.features, tuple):
+            out["features"] = list(self.features)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FitSettings:
+        """The inverse of :meth:`to_json`."""
+        kw = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        if isinstance(kw.get("features"), list):
+            kw["features"] = tuple(kw["features"])
+        return cls(**kw)
+
+
+def ratio_score(gains: np.ndarray, entropies: np.ndarray, settings: FitSettings, method: str) -> Score:
+    """``sum(gains) / sum(entropies)`` with a bootstrap interval over units: explained behaviour."""
+    level = 1 - settings.alpha
+    total = float(entropies.sum())
+    if total <= 0:
+        return Score.missing("no decision with more than one action", level, len(gains))
+    estimate = float(gains.sum() / total)
+    if len(gains) < 2:
+        return Score(estimate, float("nan"), float("nan"), level, len(gains), method)
+
+    def stat(idx: np.ndarray) -> float:
+        e = entropies[idx].sum()
+        return float(gains[idx].sum() / e) if e > 0 else float("nan")
+
+    ci = bootstrap_ci(np.arange(len(gains)), stat, n=1000, alpha=settings.alpha, seed=settings.seed)
+    return Score(estimate, float(ci.low), float(ci.high), level, len(gains), method)
+
+
+def bootstrap_mean_score(values: Sequence[float], settings: FitSettings, method: str) -> Score:
+    """Mean of per-unit values with a percentile bootstrap interval over units."""
+    v = np.asarray(values, dtype=float)
+    level = 1 - settings.alpha
+    if v.size == 0:
+        return Score.missing("no units", level)
+    if v.size < 2:
+        return Score(float(v.mean()), float("nan"), float("nan"), level, int(v.size), method)
+    ci = bootstrap_ci(v, n=1000, alpha=settings.alpha, seed=settings.seed)
+    return Score(float(ci.estimate), float(ci.low), float(ci.high), level, int(v.size), method)
+
+
+def folds(n_units: int, k: int, seed: int) -> list[np.ndarray]:
+    """``min(k, n)`` random folds of ``n`` units."""
+    perm = np.random.default_rng(seed).permutation(n_units)
+    return [f for f in np.array_split(perm, min(k, n_units)) if len(f)]
+
+
+def half_splits(n: int, splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``splits`` random splits of ``n`` units into two halves."""
+    rng = np.random.default_rng([seed, 7])
+    out = []
+    for _ in range(splits):
+        perm = rng.permutation(n)
+        out.append((np.sort(perm[: n // 2]), np.sort(perm[n // 2:])))
+    return out
+
+
+def boot_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """Bootstrap resamples of ``n`` units; the same for every run with ``n`` units (paired)."""
+    return np.random.default_rng([seed, 11]).integers(0, n, size=(n_boot, n))
+
+
+def return_score(returns: Sequence[float], alpha: float) -> Score:
+    """Mean episode return with a Student-t interval."""
+    if not returns:
+        return Score.missing("no finished episodes", 1 - alpha)
+    ci = mean_ci(returns, alpha=alpha)
+    return Score(float(ci.estimate), float(ci.low), float(ci.high), 1 - alpha, len(returns), "mean episode return; Student-t interval")

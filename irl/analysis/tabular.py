@@ -1,0 +1,316 @@
+"""Tabular (gridworld) runs: MCE IRL fits on the environment's exact MDP, and their scores.
+
+**Rewards** are linear in features of the transition. For named state features ``f(s)``
+(the MDP's ``features``), ``form="arrival"`` (the default) rewards the state arrived in,
+``phi(s, a) = E[f(s') | s, a]``, also on the self-loops of absorbing (terminal) states,
+which keep paying ``f(terminal)``: a reward "+1 each time a feature goes up" (keys-chests'
+chests) is then expressible up to potential shaping, since ``f(s') - f(s) = (1 - gamma)
+f(s') + [gamma f(s') - f(s)]``. ``form="delta"`` rewards the change ``E[f(s') | s, a] -
+f(s)``, which **telescopes**: summed over an episode it is ``f(end) - f(start)`` (exactly
+without discounting, nearly with ``gamma`` close to 1), so a delta fit sees each episode's
+start, end and length, not its path; two agents that take different paths between the
+same states get the same fit. It is offered for comparison only. Named features get one
+more, ``step`` (1 for every decision, 0 in absorbing states), which lets a fit say that the
+agent hurries (or dawdles). One-hot features (``features="onehot"``) give a free reward per
+state entered.
+
+**Horizon and discount.** Fits, soft value iteration and distances use the environment's
+declared discount (``TabularMDP.discount``, 0.99 for every gridworld: that of the planners)
+unless told otherwise. The default horizon is the run's step limit (``horizon="run"``:
+finite, steps weighted by ``gamma**t``), which models truncated episodes exactly;
+``horizon="infinite"`` fits the discounted infinite-horizon model.
+
+**Fits** use the actions taken (MCE IRL matches the feature expectations of trajectories
+actually taken). ``l2`` penalises the mean log-likelihood per episode, so one-hot fits
+stay finite; a fit whose optimiser stopped before convergence is flagged (``converged``).
+
+**Scores** (95% intervals; :mod:`irl.distance` and :mod:`irl.goals` for the maths):
+
+* ``explained``: held-out (K-fold over episodes) log-likelihood gain of the fitted
+  soft-optimal policy over the uniform policy, divided by the uniform policy's entropy;
+* ``meg_unknown``: the same gain in nats per episode, not divided: MEG over the feature
+  class (MacDermott et al. 2024), estimated on held-out episodes;
+* ``meg_known``: MEG for the true reward, ``beta`` chosen on the other folds;
+* ``stability``: the STARC distance between rewards fitted on random halves of the episodes;
+* ``alignment_distance``: the STARC distance from the fitted reward to the true reward;
+  undefined when the fit explains nothing (its interval reaches 0), or when a reward ranks
+  no policies;
+* ``alignment_regret`` / ``alignment_regret_soft``: the true return of the policy optimal
+  (soft-optimal) for the fitted reward, 0 for random and 1 for optimal;
+* ``gd``: the agent's own return between random (0) and optimal (1) (Everitt et al. 2025);
+* ``true_return``: the mean episode return.
+
+Near-optimal behaviour identifies a reward only as far as it shows it: an agent that never
+enters a hole says little about how bad holes are, so the distance to the true reward can
+stay above 0 for a perfect agent while its regret alignment is 1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from irl.analysis.runs import TabularRun
+from irl.analysis.scores import (
+    FitSettings,
+    Score,
+    bootstrap_mean_score,
+    boot_indices,
+    folds,
+    half_splits,
+    quantile_score,
+    ratio_score,
+)
+from irl.distance import RewardComparison, compare_rewards
+from irl.goals import (
+    episode_log_ratios,
+    goal_directedness,
+    heldout_max,
+    meg_betas,
+    meg_log_ratios,
+    reference_returns,
+    regret_alignment,
+)
+from irl.mce import empirical_occupancy, mce_irl
+from textenvs.planning import Dynamics
+
+__all__ = [
+    "TABULAR_L2",
+    "TabularFeatures",
+    "TabularFit",
+    "TabularProblem",
+    "TabularScores",
+    "tabular_features",
+    "score_tabular",
+]
+
+#: Default L2 strength of tabular (MCE) fits, on the mean log-likelihood per episode.
+TABULAR_L2 = 1e-2
+
+
+@dataclass(frozen=True, eq=False)
+class TabularFeatures:
+    """Reward features of a tabular MDP's transitions."""
+
+    #: ``[S, A, K]``: the reward is ``phi @ w``.
+    phi: np.ndarray
+    #: ``[S, K]``: the state features ``f`` behind them (``Phi = f @ w`` is the state score).
+    state: np.ndarray
+    names: tuple[str, ...]
+    #: ``"arrival"`` or ``"delta"``.
+    form: str
+
+
+def tabular_features(mdp: Any, features: str | Sequence[str] = "named", form: str | None = None, *, step: bool = True) -> TabularFeatures:
+    """The reward features of ``mdp`` (module docstring)."""
+    form = form or "arrival"
+    if form not in ("arrival", "delta"):
+        raise ValueError(f"form must be 'arrival' or 'delta', got {form!r}")
+    onehot = isinstance(features, str) and features == "onehot"
+    if onehot:
+        state = np.eye(mdp.n_states)
+        names = tuple(mdp.state_labels) if len(mdp.state_labels) == mdp.n_states else tuple(f"s{i}" for i in range(mdp.n_states))
+    else:
+        cols = list(mdp.feature_names) if features == "named" else [features] if isinstance(features, str) else list(features)
+        state = np.asarray(mdp.feature_matrix(cols), dtype=float)
+        names = tuple(cols)
+    phi = np.einsum("sat,tk->sak", np.asarray(mdp.transitions, dtype=float), state)
+    if form == "delta":
+        phi = phi - state[:, None, :]
+    if step and not onehot:
+        live = (~np.asarray(mdp.terminal, dtype=bool)).astype(float)
+        phi = np.concatenate([phi, np.broadcast_to(live[:, None, None], phi.shape[:2] + (1,))], axis=2)
+        state = np.concatenate([state, np.zeros((state.shape[0], 1))], axis=1)
+        names = names + ("step",)
+    return TabularFeatures(np.ascontiguousarray(phi), state, names, form)
+
+
+@dataclass(frozen=True, eq=False)
+class TabularFit:
+    """MCE IRL fitted to some episodes of a tabular run."""
+
+    #: ``[K]`` weights of the reward features.
+    weights: np.ndarray
+    #: ``[S, A]`` the fitted reward ``phi @ weights``.
+    reward: np.ndarray
+    #: ``[S]`` the state score ``Phi = f @ weights``.
+    state_score: np.ndarray
+    #: The soft-optimal policy: ``[H, S, A]`` (finite horizon) or ``[S, A]``.
+    policy: np.ndarray
+    horizon: int | None
+    discount: float
+    l2: float
+    converged: bool
+
+
+class TabularProblem:
+    """Everything shared by the fits of one run: dynamics, features, horizon, discount."""
+
+    def __init__(self, run: TabularRun, settings: FitSettings = FitSettings()):
+        if not run.episodes:
+            raise ValueError(f"{run.info.run_dir}: no usable episodes (skipped: {run.skipped or 'none finished'})")
+        self.run = run
+        self.settings = settings
+        mdp = run.mdp
+        self.mdp = mdp
+        self.features = tabular_features(mdp, settings.features, settings.form, step=settings.step)
+        self.dynamics = Dynamics(mdp.transitions)
+        self.discount = float(mdp.discount if settings.discount is None else settings.discount)
+        longest = max(e.n_decisions for e in run.episodes)
+        self.horizon = max(run.horizon, longest, 1) if settings.horizon == "run" else None
+        self.l2 = TABULAR_L2 if settings.l2 is None else float(settings.l2)
+        self.true_reward = mdp.rewards
+        self.absorbing = np.asarray(mdp.terminal, dtype=bool)
+
+    def trajectories(self, indices: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The ``(states, actions)`` of episodes ``indices`` (repeats allowed)."""
+        return [self.run.episodes[int(i)].trajectory for i in indices]
+
+    def fit(self, indices: Sequence[int], weights_init: np.ndarray | None = None) -> TabularFit:
+        """MCE IRL on the episodes ``indices``."""
+        mdp = self.mdp
+        occ = empirical_occupancy(
+            self.trajectories(indices), mdp.n_states, mdp.n_actions, horizon=self.horizon,
+            discount=self.discount, absorbing=self.absorbing,
+        )
+        try:
+            res = mce_irl(
+                self.dynamics, self.features.phi, occ, initial=mdp.initial, horizon=self.horizon,
+                discount=self.discount, l2=self.l2, weights_init=weights_init, gtol=1e-6, max_iter=500,
+            )
+        except RuntimeError as exc:
+            raise ValueError(f"{self.run.info.run_dir}: the fit failed: {exc}") from None
+        if not np.all(np.isfinite(res.weights)):
+            raise ValueError(f"{self.run.info.run_dir}: the fit diverged (non-finite weights); raise --l2")
+        return TabularFit(
+            res.weights, res.reward, self.features.state @ res.weights, res.policy,
+            self.horizon, self.discount, self.l2, res.converged,
+        )
+
+    def distance(self, a: np.ndarray, b: np.ndarray) -> RewardComparison:
+        """The STARC distance (:mod:`irl.distance`) at this problem's discount."""
+        return compare_rewards(a, b, self.mdp, discount=self.discount)
+
+
+@dataclass(frozen=True)
+class TabularScores:
+    """Every score of one tabular run (module docstring)."""
+
+    explained: Score
+    meg_unknown: Score
+    meg_known: Score
+    stability: Score
+    alignment_distance: Score
+    alignment_regret: Score
+    alignment_regret_soft: Score
+    gd: Score
+
+
+def _distance_score(values: Sequence[RewardComparison], estimate: RewardComparison, alpha: float, method: str) -> Score:
+    if estimate.value is None:
+        return Score.missing(estimate.reason, 1 - alpha, len(values))
+    return quantile_score([v.value for v in values], estimate.value, alpha, method)
+
+
+def _explained_and_meg(problem: TabularProblem) -> tuple[Score, Score, np.ndarray]:
+    """Explained behaviour, unknown-utility MEG, and the held-out folds used."""
+    run, settings = problem.run, problem.settings
+    n = len(run.episodes)
+    level = 1 - settings.alpha
+    parts = folds(n, settings.folds, settings.seed)
+    if n < 2:
+        why = "needs at least 2 episodes"
+        return Score.missing(why, level, n), Score.missing(why, level, n), parts
+    log_a = math.log(run.mdp.n_actions)
+    gains = np.zeros(n)
+    entropies = np.array([e.n_decisions * log_a for e in run.episodes])
+    for test in parts:
+        fit = problem.fit(np.setdiff1d(np.arange(n), test))
+        gains[test] = episode_log_ratios(fit.policy, problem.trajectories(test))
+    k = len(parts)
+    explained = ratio_score(gains, entropies, settings, f"{k}-fold over episodes; bootstrap over held-out episodes")
+    meg = bootstrap_mean_score(gains, settings, f"held-out log-likelihood gain over uniform, nats per episode; {k}-fold, bootstrap over episodes")
+    return explained, meg, parts
+
+
+def _meg_known(problem: TabularProblem, parts: list[np.ndarray]) -> Score:
+    settings = problem.settings
+    n = len(problem.run.episodes)
+    if n < 2:
+        return Score.missing("needs at least 2 episodes", 1 - settings.alpha, n)
+    r = problem.mdp.expected_rewards()
+    ratios = meg_log_ratios(problem.dynamics, r, problem.trajectories(range(n)), meg_betas(r),
+                            horizon=problem.horizon, discount=problem.discount)
+    per_episode = heldout_max(ratios, parts)
+    return bootstrap_mean_score(per_episode, settings, f"MEG for the true reward, nats per episode; beta chosen on the other of {len(parts)} folds")
+
+
+def _gd(problem: TabularProblem) -> Score:
+    """GD from the recorded (undiscounted) returns, references over the run's step limit."""
+    run, settings = problem.run, problem.settings
+    level = 1 - settings.alpha
+    if not run.returns:
+        return Score.missing("no finished episodes", level)
+    H = max(run.horizon, 1)
+    random, optimal = reference_returns(problem.dynamics, problem.true_reward, run.mdp.initial, horizon=H, discount=1.0)
+    if goal_directedness(optimal, random, optimal) is None:
+        return Score.missing("no policy does better than random within the step limit", level)
+    values = [goal_directedness(r, random, optimal) for r in run.returns]
+    return bootstrap_mean_score(values, settings, f"(return - random) / (optimal - random) over {H} steps; bootstrap over episodes")
+
+
+def score_tabular(problem: TabularProblem, fit: TabularFit, boot: Sequence[TabularFit]) -> TabularScores:
+    """Every score of the module docstring for a run's full fit and its bootstrap refits."""
+    settings = problem.settings
+    alpha = settings.alpha
+    explained, meg_unknown, parts = _explained_and_meg(problem)
+    n = len(problem.run.episodes)
+    if n >= 2:
+        halves = [problem.distance(problem.fit(a).reward, problem.fit(b).reward) for a, b in half_splits(n, settings.splits, settings.seed)]
+        stability = quantile_score([h.value for h in halves], None, alpha, f"STARC distance between halves; mean and central range over {settings.splits} random splits")
+        if not stability.ok:
+            stability = Score.missing(next((h.reason for h in halves if h.reason), stability.method), 1 - alpha, len(halves))
+    else:
+        stability = Score.missing("needs at least 2 episodes", 1 - alpha, n)
+
+    truth = problem.true_reward
+    method = f"STARC distance to the true reward; percentile bootstrap over episodes ({len(boot)} refits)"
+    noise = explained.ok and not (explained.low > 0 if math.isfinite(explained.low) else explained.estimate > 0)
+    why_noise = "the fit explains no more than chance (explained behaviour reaches 0): its reward is noise"
+    if noise:
+        alignment = Score.missing(why_noise, 1 - alpha, len(boot))
+    else:
+        alignment = _distance_score([problem.distance(b.reward, truth) for b in boot], problem.distance(fit.reward, truth), alpha, method)
+
+    mdp = problem.mdp
+    refs = reference_returns(problem.dynamics, truth, mdp.initial, discount=problem.discount)
+    regrets = {}
+    for name, temperature in (("hard", None), ("soft", 1.0)):
+        def one(reward: np.ndarray, temperature: float | None = temperature) -> float | None:
+            return regret_alignment(problem.dynamics, truth, reward, mdp.initial, discount=problem.discount,
+                                    temperature=temperature, references=refs)
+
+        est = None if noise else one(fit.reward)
+        what = "optimal" if temperature is None else "soft-optimal (temperature 1)"
+        if noise:
+            regrets[name] = Score.missing(why_noise, 1 - alpha)
+        elif est is None:
+            regrets[name] = Score.missing("the true reward does not tell the optimal policy from random", 1 - alpha)
+        else:
+            regrets[name] = quantile_score([one(b.reward) for b in boot], est, alpha,
+                                           f"true return of the {what} policy of the fitted reward, random 0, optimal 1; bootstrap ({len(boot)} refits)")
+    return TabularScores(
+        explained=explained, meg_unknown=meg_unknown, meg_known=_meg_known(problem, parts), stability=stability,
+        alignment_distance=alignment, alignment_regret=regrets["hard"], alignment_regret_soft=regrets["soft"], gd=_gd(problem),
+    )
+
+
+def fit_with_bootstrap(problem: TabularProblem) -> tuple[TabularFit, list[TabularFit]]:
+    """The fit to every episode and ``n_boot`` refits on bootstrap resamples of the episodes."""
+    n = len(problem.run.episodes)
+    fit = problem.fit(range(n))
+    boot = [problem.fit(idx, fit.weights) for idx in boot_indices(n, problem.settings.n_boot, problem.settings.seed)]
+    return fit, boot

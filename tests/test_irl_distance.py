@@ -1,0 +1,117 @@
+"""The STARC reward distance, regret alignment, GD and MEG on the properties their papers state."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import irl
+from irl.distance import compare_rewards, dard_distance, reward_distance
+from irl.goals import episode_log_ratios, goal_directedness, heldout_max, meg_betas, meg_log_ratios, reference_returns, regret_alignment
+from textenvs import make_env
+from textenvs.planning import policy_return
+
+
+@pytest.fixture(scope="module", params=[("frozenlake", "4x4"), ("keys-chests", "train")])
+def mdp(request):
+    return make_env(*request.param).mdp()
+
+
+@pytest.mark.parametrize("gamma", [0.9, 0.99])
+def test_invariant_to_potential_shaping_and_scale_and_maximal_for_negation(mdp, gamma):
+    # Skalse et al. 2023: STARC distances are 0 exactly for rewards equal up to shaping and positive scale.
+    R = np.asarray(mdp.rewards)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        phi = rng.normal(size=mdp.n_states) * rng.choice([0.1, 1.0, 10.0])
+        phi[mdp.terminal] = 0.0
+        shaped = R + gamma * phi[None, None, :] - phi[:, None, None]
+        assert irl.reward_distance(R, shaped, mdp, discount=gamma) <= 1e-6
+    assert irl.reward_distance(R, 3 * R, mdp, discount=gamma) <= 1e-6
+    assert irl.reward_distance(R, -R, mdp, discount=gamma) >= 0.5
+    assert irl.reward_distance(R, -R, mdp, discount=gamma) == pytest.approx(1.0)
+
+
+def test_shapes_symmetry_triangle_and_undefined(mdp):
+    R = np.asarray(mdp.rewards)
+    r_sa = mdp.expected_rewards()
+    assert reward_distance(R, r_sa, mdp) == pytest.approx(0.0, abs=1e-12)  # [S, A, S] vs [S, A]
+    rng = np.random.default_rng(1)
+    a, b, c = (rng.normal(size=mdp.n_states) for _ in range(3))  # [S] state rewards
+    dab, dbc, dac = reward_distance(a, b, mdp), reward_distance(b, c, mdp), reward_distance(a, c, mdp)
+    assert dab == pytest.approx(reward_distance(b, a, mdp)) and dac <= dab + dbc + 1e-12
+    assert 0.0 < dab < 1.0
+    none = compare_rewards(np.zeros(mdp.n_states), R, mdp)
+    assert none.value is None and "zero" in none.reason
+    constant = compare_rewards(np.ones((mdp.n_states, mdp.n_actions)), R, mdp)
+    assert constant.value is None and "ranks no policies" in constant.reason
+    assert reward_distance(np.ones((mdp.n_states, mdp.n_actions)), R, mdp) is None
+
+
+def test_dard_reads_rewards_off_the_transitions_the_mdp_can_make():
+    # The evidence behind choosing STARC (irl.distance docstring): DARD invariant to shaping, but
+    # two rewards identical on every feasible transition are far apart under it.
+    mdp = make_env("frozenlake", "4x4").mdp()
+    goal = mdp.feature_matrix(["at_goal"])[:, 0]
+    arrival = np.broadcast_to(goal[None, None, :], mdp.rewards.shape).copy()
+    arrival[mdp.terminal] = 0.0
+    assert np.allclose(np.where(mdp.transitions > 0, arrival, 0.0), mdp.rewards)
+    phi = np.random.default_rng(2).normal(size=mdp.n_states)
+    phi[mdp.terminal] = 0.0
+    shaped = mdp.rewards + 0.99 * phi[None, None, :] - phi[:, None, None]
+    assert dard_distance(mdp.rewards, shaped, mdp) == pytest.approx(0.0, abs=1e-9)
+    assert dard_distance(mdp.rewards, arrival, mdp) > 0.3
+    assert reward_distance(mdp.rewards, arrival, mdp) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_regret_alignment_and_gd_are_zero_for_random_and_one_for_optimal(mdp):
+    # Everitt et al. 2025: GD is 0 for the random policy and 1 for an optimal one.
+    R = np.asarray(mdp.rewards)
+    uniform = np.full((mdp.n_states, mdp.n_actions), 1.0 / mdp.n_actions)
+    rand, best = reference_returns(mdp.transitions, R, mdp.initial, discount=mdp.discount)
+    assert best > rand
+    assert goal_directedness(rand, rand, best) == 0.0 and goal_directedness(best, rand, best) == 1.0
+    assert goal_directedness(1.0, 1.0, 1.0) is None
+    assert policy_return(mdp.transitions, R, uniform, mdp.initial, discount=mdp.discount) == pytest.approx(rand)
+    assert regret_alignment(mdp.transitions, R, R, mdp.initial, discount=mdp.discount) == pytest.approx(1.0)
+    assert regret_alignment(mdp.transitions, R, 5 * R, mdp.initial, discount=mdp.discount) == pytest.approx(1.0)
+    assert regret_alignment(mdp.transitions, R, -R, mdp.initial, discount=mdp.discount) < 0.0
+
+
+def test_meg_is_zero_for_the_uniform_policy_and_positive_for_an_optimiser():
+    # MacDermott et al. 2024: MEG >= 0, and 0 for a uniformly random policy (Gibbs' inequality):
+    # on the uniform policy's own occupancy no soft-optimal policy beats uniform in expectation.
+    mdp = make_env("frozenlake", "4x4").mdp()
+    r = mdp.expected_rewards()
+    betas = meg_betas(r)
+    assert betas[len(betas) // 2] == 0.0 and np.all(np.diff(betas) > 0)
+    rng = np.random.default_rng(3)
+    uniform = np.full((mdp.n_states, mdp.n_actions), 0.25)
+
+    def rollouts(policy, n):
+        out = []
+        for _ in range(n):
+            s, states, actions = 0, [0], []
+            for _ in range(20):
+                a = int(rng.choice(4, p=policy[s]))
+                s = int(rng.choice(mdp.n_states, p=mdp.transitions[s, a]))
+                actions.append(a)
+                states.append(s)
+                if mdp.terminal[s]:
+                    break
+            out.append((np.array(states[: len(actions) + (1 if mdp.terminal[s] else 0)]), np.array(actions)))
+        return out
+
+    random_trajs = rollouts(uniform, 400)
+    ratios = meg_log_ratios(mdp.transitions, r, random_trajs, betas, horizon=20, discount=mdp.discount)
+    assert np.all(ratios[len(betas) // 2] == 0.0)
+    assert ratios.mean(axis=1).max() < 0.05  # in-sample max: only sampling noise above 0
+    folds = np.array_split(np.arange(400), 5)
+    assert abs(heldout_max(ratios, folds).mean()) < 0.05
+    optimal = irl.hard_value_iteration(mdp.transitions, r, discount=mdp.discount).policy
+    good = rollouts(optimal, 50)
+    gain = meg_log_ratios(mdp.transitions, r, good, betas, horizon=20, discount=mdp.discount).mean(axis=1).max()
+    assert gain > 5.0  # six decisions each worth close to log 4
+    assert episode_log_ratios(uniform, good).max() == pytest.approx(0.0)
