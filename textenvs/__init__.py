@@ -150,3 +150,49 @@ register_encoding("minigrid", "ascii", "textenvs.gridworlds.encodings:MiniGridAs
 register_encoding("minigrid", "coords", "textenvs.gridworlds.encodings:MiniGridCoords", "agent, heading, objects and walls as (row, col)")
 register_encoding("minigrid", "text", "textenvs.gridworlds.encodings:MiniGridText", "BabyAI-style: objects ahead/behind, left/right of the agent")
 register_encoding("minigrid", "json", "textenvs.gridworlds.encodings:MiniGridJson", "JSON object of the agent, objects and walls")
+
+# Two-player games given only their rules, each solved exactly (textenvs.games)
+ENVS.register(
+    "take-away", "textenvs.games.takeaway:TakeAwayEnv",
+    "Seeded take-away games: heaps, allowed removals, normal or misère ending; Nim as a control",
+    variants={
+        "seeded": {},
+        "nim": {"heaps": [3, 4, 5], "removals": "any", "misere": False, "names": "plain"},
+        "misere-nim": {"heaps": [3, 4, 5], "removals": "any", "misere": True, "names": "plain"},
+        "subtraction": {"heaps": [10], "removals": [1, 2, 3], "misere": False, "names": "plain"},
+    },
+    default_variant="seeded",
+)
+ENVS.register(
+    "mnk", "textenvs.games.mnk:MnkEnv",
+    "Seeded m,n,k line games, with gravity or misère; tic-tac-toe and a small Connect Four as controls",
+    variants={
+        "seeded": {},
+        "tic-tac-toe": {"cols": 3, "rows": 3, "k": 3, "gravity": False, "misere": False, "names": "plain"},
+        "4x4x3": {"cols": 4, "rows": 4, "k": 3, "gravity": False, "misere": False, "names": "plain"},
+        "connect-four-4x4": {"cols": 4, "rows": 4, "k": 4, "gravity": True, "misere": False, "names": "plain"},
+    },
+    default_variant="seeded",
+)
+ENVS.register(
+    "movement", "textenvs.games.movement:MovementEnv",
+    "Seeded movement games: generated leapers and sliders, capture all or reach the far row",
+    variants={"seeded": {"rules_seed": 5}, "chess-pieces": {"pieces": "chess"}},
+    default_variant="seeded",
+)
+ENVS.register(
+    "game", "textenvs.games.env:GameEnv",
+    "Any two-player game written as a textenvs.games.Game: -o game=file.py:Name",
+    variants={"race-to-ten": {}}, default_variant="race-to-ten",
+)
+register_encoding("take-away", "heaps", "textenvs.games.encodings:HeapsDrawing", "each heap drawn as a row of marks")
+register_encoding("take-away", "counts", "textenvs.games.encodings:HeapsCounts", "heap sizes as numbers; moves heap:count")
+register_encoding("take-away", "prose", "textenvs.games.encodings:HeapsProse", "the heaps in sentences, with the game's own nouns")
+register_encoding("mnk", "board", "textenvs.games.encodings:MnkBoard", "the board drawn with row and column labels")
+register_encoding("mnk", "coords", "textenvs.games.encodings:MnkCoords", "each side's cells as coordinates")
+register_encoding("mnk", "prose", "textenvs.games.encodings:MnkProse", "sentences: where each side's pieces stand")
+register_encoding("movement", "board", "textenvs.games.encodings:MovementBoard", "the board drawn with labels")
+register_encoding("movement", "coords", "textenvs.games.encodings:MovementCoords", "each side's pieces with their squares")
+register_encoding("movement", "prose", "textenvs.games.encodings:MovementProse", "sentences with the pieces' names")
+register_encoding("game", "text", "textenvs.games.encodings:TextEncoding", "the game's own drawing of the position")
+register_encoding("game", "json", "textenvs.games.encodings:JsonEncoding", "the game's record of the position as JSON")
