@@ -25,6 +25,7 @@ the prompt as the ``$rules`` field.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any, ClassVar, Sequence
 
 from textenvs.base import Encoding
@@ -66,8 +67,14 @@ class GameEncoding(Encoding[GameView[Any]]):
 
     def parse_action(self, state: GameView[Any], reply: str, legal: Sequence[str]) -> str:
         """The one legal move the reply names (see :mod:`.parsing`)."""
-        names, exact = self.names(state)
+        names, exact = _names(self, state)
         return read_move(reply, names, legal, self.state_label(state), exact)
+
+
+@lru_cache(maxsize=256)
+def _names(encoding: GameEncoding, state: GameView[Any]) -> tuple[NameTable, NameTable]:
+    """The name tables of one decision, built once (encodings are stateless, views immutable)."""
+    return encoding.names(state)
 
 
 # -- the generic family: any Game ----------------------------------------------------------
@@ -108,7 +115,7 @@ class TakeAwayEncoding(GameEncoding):
         """Every heap and count up to the largest heap, in every family form; ``take 2`` alone is partial."""
         game: TakeAway = state.game
         table: dict[str, frozenset[str]] = {}
-        top = max(max(game.start), 1)
+        top = max(max(game.start), 9)
         for i in range(len(game.start)):
             letter = HEAP_LETTERS[i]
             for n in range(1, top + 1):

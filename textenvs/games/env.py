@@ -86,6 +86,8 @@ def load_game(spec: Game[Any] | str) -> Game[Any]:
         obj = getattr(module, attr)
     except AttributeError:
         raise GameError(f"{where!r} defines no {attr!r} (from {spec!r})") from None
+    if isinstance(obj, type) and not issubclass(obj, Game):
+        raise GameError(f"{spec!r} is the class {obj.__name__}, not a textenvs.games.Game")
     game = obj() if isinstance(obj, type) else obj
     if not isinstance(game, Game):
         raise GameError(f"{spec!r} is a {type(game).__name__}, not a textenvs.games.Game")

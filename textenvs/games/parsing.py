@@ -24,7 +24,7 @@ from textenvs.errors import AmbiguousActionError, IllegalActionError, Unparseabl
 #: Characters of a reply that are read; anything after is ignored.
 MAX_SCAN = 2000
 
-#: Name -> the canonical moves it may mean.
+#: Name (normalised, see :func:`add`) -> the canonical moves it may mean.
 NameTable = Mapping[str, frozenset[str]]
 
 
@@ -39,13 +39,13 @@ def read_move(reply: str, names: NameTable, legal: Collection[str], label: str, 
     legal = set(legal)
     body = normalize(reply[:MAX_SCAN])
     for table in (exact or {}, names):
-        whole = {m for name, ms in table.items() if normalize(name) == body for m in ms}
+        whole = set(table.get(body, ()))
         if len(whole) == 1 or len(whole & legal) == 1:
             return _checked((whole & legal or whole).pop(), reply, label, legal)
     text = f" {body} "
     spans = []  # (start, end, name, moves) of every whole-word mention
     for name, moves in names.items():
-        needle = normalize(name)
+        needle = name
         start = text.find(f" {needle} ")
         while start >= 0:
             spans.append((start + 1, start + 1 + len(needle), name, moves))
@@ -82,5 +82,6 @@ def _checked(move: str, reply: str, label: str, legal: set[str], name: str | Non
 
 
 def add(table: dict[str, frozenset[str]], name: str, move: str) -> None:
-    """Add ``move`` to the moves ``name`` may mean."""
+    """Add ``move`` to the moves ``name`` may mean (names are kept normalised)."""
+    name = normalize(name)
     table[name] = table.get(name, frozenset()) | {move}
