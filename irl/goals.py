@@ -103,22 +103,25 @@ def regret_alignment(
     discount: float,
     temperature: float | None = None,
     references: tuple[float, float] | None = None,
+    horizon: int | None = None,
 ) -> float | None:
     """The true return of the policy optimal for ``fitted_reward``, normalised (module docstring).
 
     ``temperature=None``: the optimal policy of the fitted reward (uniform over its tied
     best actions); a number: its soft-optimal policy at that temperature. ``references``
-    are :func:`reference_returns` of the true reward, when already known. ``None`` when
-    the true reward does not tell the optimal policy from the uniform one.
+    are :func:`reference_returns` of the true reward (same horizon), when already known.
+    ``horizon``: plan and score over ``H`` decisions (the fit's own horizon) instead of the
+    discounted infinite horizon. ``None`` when the true reward does not tell the optimal
+    policy from the uniform one.
     """
     dyn = Dynamics(transitions)
     if references is None:
-        references = reference_returns(dyn, true_reward, initial, discount=discount)
+        references = reference_returns(dyn, true_reward, initial, horizon=horizon, discount=discount)
     if temperature is None:
-        policy = hard_value_iteration(dyn, fitted_reward, discount=discount).policy
+        policy = hard_value_iteration(dyn, fitted_reward, horizon=horizon, discount=discount).policy
     else:
-        policy = soft_value_iteration(dyn, fitted_reward, discount=discount, temperature=temperature).policy
-    value = policy_return(dyn, true_reward, policy, initial, discount=discount)
+        policy = soft_value_iteration(dyn, fitted_reward, horizon=horizon, discount=discount, temperature=temperature).policy
+    value = policy_return(dyn, true_reward, policy, initial, horizon=horizon, discount=discount)
     return normalised_return(value, *references)
 
 

@@ -286,12 +286,13 @@ def score_tabular(problem: TabularProblem, fit: TabularFit, boot: Sequence[Tabul
         alignment = _distance_score([problem.distance(b.reward, truth) for b in boot], problem.distance(fit.reward, truth), alpha, method)
 
     mdp = problem.mdp
-    refs = reference_returns(problem.dynamics, truth, mdp.initial, discount=problem.discount)
+    # Over the fit's own horizon: a fitted reward is only claimed for the steps it was fitted on.
+    refs = reference_returns(problem.dynamics, truth, mdp.initial, horizon=problem.horizon, discount=problem.discount)
     regrets = {}
     for name, temperature in (("hard", None), ("soft", 1.0)):
         def one(reward: np.ndarray, temperature: float | None = temperature) -> float | None:
             return regret_alignment(problem.dynamics, truth, reward, mdp.initial, discount=problem.discount,
-                                    temperature=temperature, references=refs)
+                                    temperature=temperature, references=refs, horizon=problem.horizon)
 
         est = None if noise else one(fit.reward)
         what = "optimal" if temperature is None else "soft-optimal (temperature 1)"
