@@ -293,6 +293,10 @@ class Runner:
                 "encoding": cfg.encoding,
                 "encoding_class": f"{type(self.encoding).__module__}.{type(self.encoding).__qualname__}",
                 "option_models": {name: asdict(b.info()) for name, b in self._policy_backends.items()},
+                # What the environment says of itself (a game's generated rules), and which
+                # of its step metrics are rates.
+                **({"description": env.describe()} if callable(getattr(env, "describe", None)) else {}),
+                "rate_metrics": list(getattr(env, "rate_metrics", ())),
             },
             packages=package_versions(),
             code=code_revision(),

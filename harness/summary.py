@@ -22,7 +22,8 @@ from rich.table import Table
 
 from harness.records import load_episodes, load_steps, read_manifest, run_status
 from harness.stats import MIN_UNITS, Interval, bootstrap_ci, mean_interval, wilson_interval
-#: Step metrics that are 0/1: shown as percentages, with rate intervals.
+#: Step metrics that are 0/1: shown as percentages, with rate intervals. An environment
+#: names its own in the manifest (``environment.rate_metrics``).
 _RATE_METRICS = {"best_move"}
 
 
@@ -47,6 +48,8 @@ class RunSummary:
     fallback_rate: Interval | None
     invalid_by_kind: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, Interval] = field(default_factory=dict)
+    #: The metrics shown as percentages.
+    rate_metrics: frozenset[str] = frozenset(_RATE_METRICS)
 
 
 def _rate(k: int, n: int) -> Interval | None:
@@ -88,6 +91,7 @@ def summarize(run_dir: str | Path) -> RunSummary:
             by_kind[kind] += count
     successes = [e.success for e in episodes if e.success is not None]
     generate = parses_replies(cfg.get("mode"))
+    rates = frozenset(_RATE_METRICS | set(manifest["environment"].get("rate_metrics", ())))
     return RunSummary(
         run_dir=str(run_dir),
         model=manifest["model"]["name"],
@@ -104,11 +108,12 @@ def summarize(run_dir: str | Path) -> RunSummary:
         invalid_reply_rate=_rate(invalid, invalid + decisions - fallbacks) if generate else None,
         fallback_rate=_rate(fallbacks, decisions) if generate else None,
         invalid_by_kind=dict(by_kind),
-        metrics=_episode_bootstrap(per_episode),
+        metrics=_episode_bootstrap(per_episode, rates),
+        rate_metrics=rates,
     )
 
 
-def _episode_bootstrap(per_episode: dict[int, dict[str, list[float]]]) -> dict[str, Interval]:
+def _episode_bootstrap(per_episode: dict[int, dict[str, list[float]]], rates: frozenset[str] = frozenset(_RATE_METRICS)) -> dict[str, Interval]:
     """Pooled mean of each step metric, with a bootstrap interval over episodes.
 
     For 0/1 metrics the interval is widened to contain the Wilson interval of the pooled
@@ -124,7 +129,7 @@ def _episode_bootstrap(per_episode: dict[int, dict[str, list[float]]]) -> dict[s
         lo = hi = float("nan")
         if len(groups) >= MIN_UNITS:
             _, lo, hi = bootstrap_ci(np.arange(len(groups)), lambda idx: sums[idx].sum() / counts[idx].sum(), seed=0)
-        if name in _RATE_METRICS:
+        if name in rates:
             _, w_lo, w_hi = wilson_interval(int(round(sums.sum())), int(counts.sum()))
             lo, hi = (w_lo, w_hi) if np.isnan(lo) else (min(lo, w_lo), max(hi, w_hi))
         result[name] = Interval(estimate, float(lo), float(hi), 0.95)
@@ -158,7 +163,7 @@ def print_summaries(summaries: Sequence[RunSummary], console: Console) -> None:
         ("invalid replies", lambda s: _fmt(s.invalid_reply_rate, percent=True)),
         ("fallback actions", lambda s: _fmt(s.fallback_rate, percent=True)),
     ]
-    rows += [(m, lambda s, m=m: _fmt(s.metrics.get(m), percent=m in _RATE_METRICS, digits=1)) for m in metric_names]
+    rows += [(m, lambda s, m=m: _fmt(s.metrics.get(m), percent=m in s.rate_metrics, digits=1)) for m in metric_names]
     for label, cell in rows:
         table.add_row(label, *(cell(s) for s in summaries))
     console.print(table)
