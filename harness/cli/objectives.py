@@ -187,32 +187,12 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
 
 
-def _plot_report(report: Any, out_dir: Path, aggregate: str = "mean") -> Path | None:
-    """The plot of one report (its run's MDP is rebuilt for tabular reports)."""
-    import numpy as np
-
+def _plot_report(report: Any, out_dir: Path, aggregate: str = "mean") -> Path:
+    """Save the plot of one report under ``out_dir``."""
     from irl.analysis import plots
 
-    title = f"{report.agent} on {report.env_label} / {report.info.get('encoding')} / {report.info.get('mode')}"
-    if report.kind == "chess":
-        return plots.plot_chess_weights(
-            report.feature_names, report.weights,
-            [np.nan if v is None else v for v in report.weights_low],
-            [np.nan if v is None else v for v in report.weights_high],
-            out_dir / f"{_safe(report.run_id)}-weights.png", title=title,
-        )
-    from textenvs import make_env
-
-    env = make_env(report.info["env"], report.info.get("variant"), **report.info.get("options", {}))
-    try:
-        mdp = env.mdp()
-    finally:
-        env.close()
-    return plots.plot_tabular_reward(
-        mdp, np.asarray(report.reward, dtype=float), out_dir / f"{_safe(report.run_id)}-reward.png",
-        state_score=None if report.state_score is None else np.asarray(report.state_score, dtype=float), title=title,
-        aggregate=aggregate,
-    )
+    suffix = "weights" if report.kind == "chess" else "reward"
+    return plots.plot_report(report, out_dir / f"{_safe(report.run_id)}-{suffix}.png", aggregate)
 
 
 def _fit_doc(reports: Sequence[Any], settings: Any) -> dict[str, Any]:

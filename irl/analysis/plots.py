@@ -199,3 +199,31 @@ def plot_comparison(reports: Sequence[Any], path: str | Path, *, title: str = ""
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, path)
+
+
+def report_mdp(report: Any) -> Any:
+    """The exact MDP of a tabular report's environment (rebuilt from the run's identity)."""
+    from textenvs import make_env
+
+    env = make_env(report.info["env"], report.info.get("variant"), **report.info.get("options", {}))
+    try:
+        return env.mdp()
+    finally:
+        env.close()
+
+
+def plot_report(report: Any, path: str | Path, aggregate: str = "mean") -> Path:
+    """The picture of one report: chess weights with intervals, or the fitted reward map next to the true one."""
+    title = f"{report.agent} on {report.env_label} / {report.info.get('encoding')} / {report.info.get('mode')}"
+    if report.kind == "chess":
+        return plot_chess_weights(
+            report.feature_names, report.weights,
+            [np.nan if v is None else v for v in report.weights_low],
+            [np.nan if v is None else v for v in report.weights_high],
+            path, title=title,
+        )
+    return plot_tabular_reward(
+        report_mdp(report), np.asarray(report.reward, dtype=float), path,
+        state_score=None if report.state_score is None else np.asarray(report.state_score, dtype=float), title=title,
+        aggregate=aggregate,
+    )
