@@ -181,7 +181,9 @@ def test_gemma_tokenizer_is_sentencepiece_bpe(gemma_backend, text, pieces):
 
 
 @pytest.mark.model
-def test_score_matches_a_full_forward_pass(backend):
+@pytest.mark.parametrize("scoring", tb.SCORING)
+def test_score_matches_a_full_forward_pass(backend, scoring, monkeypatch):
+    monkeypatch.setattr(backend, "scoring", scoring)
     prompt = backend.format_prompt("Play chess. Your move as white:")
     lengths = [len(backend.continuation_ids(prompt, c)) for c in CONTINUATIONS]
     assert len(set(lengths)) >= 3, lengths
@@ -192,7 +194,9 @@ def test_score_matches_a_full_forward_pass(backend):
 
 
 @pytest.mark.model
-def test_score_in_small_chunks_gives_the_same(smollm2_backend, monkeypatch):
+@pytest.mark.parametrize("scoring", tb.SCORING)
+def test_score_in_small_chunks_gives_the_same(smollm2_backend, monkeypatch, scoring):
+    monkeypatch.setattr(smollm2_backend, "scoring", scoring)
     prompt = smollm2_backend.format_prompt("Pick a move.")
     request = ScoreRequest(prompt, CONTINUATIONS)
     whole = smollm2_backend.score([request])[0]
@@ -200,6 +204,49 @@ def test_score_in_small_chunks_gives_the_same(smollm2_backend, monkeypatch):
     monkeypatch.setattr(tb, "_LOGIT_BUDGET", 1)
     chunked = smollm2_backend.score([request])[0]
     assert [s.logprob for s in chunked] == pytest.approx([s.logprob for s in whole], abs=1e-4)
+
+
+def real_requests(backend: TransformersBackend, n_chess: int, n_grid: int) -> list[ScoreRequest]:
+    """Choose-mode requests of real decisions: chess (FEN, random play) and FrozenLake."""
+    import numpy as np
+
+    from textenvs import build_prompt, get_encoding, make_env
+
+    requests = []
+    for env_name, enc_name, n, options in (("chess", "fen", n_chess, {"opponent": "random", "analysis": "off"}),
+                                            ("frozenlake", "ascii", n_grid, {})):
+        env, enc, rng = make_env(env_name, **options), get_encoding(env_name, enc_name), np.random.default_rng(0)
+        env.reset(seed=0)
+        while n > 0:
+            legal = env.legal_actions()
+            state = env.text_state()
+            prompt = backend.format_prompt(build_prompt(enc, state, legal, "choose"))
+            sep = "" if prompt[-1].isspace() else " "
+            requests.append(ScoreRequest(prompt, tuple(sep + enc.render_action(state, a) for a in legal)))
+            n -= 1
+            _, _, terminated, truncated, _ = env.step(str(rng.choice(legal)))
+            if terminated or truncated or not env.legal_actions():
+                env.reset(seed=int(rng.integers(1 << 30)))
+    return requests
+
+
+@pytest.mark.model
+def test_packed_scoring_equals_cached_scoring_on_real_prompts(backend, monkeypatch):
+    requests = real_requests(backend, 6, 3)
+    assert sum(len(r.continuations) for r in requests) > 100
+    monkeypatch.setattr(backend, "scoring", "cached")
+    cached = backend.score(requests)
+    monkeypatch.setattr(backend, "scoring", "packed")
+    packed = backend.score(requests)
+    gap = max(abs(a.logprob - b.logprob) for x, y in zip(cached, packed) for a, b in zip(x, y))
+    print(f"\nlargest gap over {sum(map(len, packed))} continuations: {gap:.1e}")
+    assert gap < 1e-4
+    assert [[s.n_tokens for s in r] for r in packed] == [[s.n_tokens for s in r] for r in cached]
+
+
+def test_unknown_scoring_lists_the_choices():
+    with pytest.raises(ValueError, match="packed, cached"):
+        TransformersBackend("smollm2-135m-instruct", scoring="trie")
 
 
 @pytest.mark.model

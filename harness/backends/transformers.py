@@ -27,6 +27,9 @@ conversion time and saved with the model (see :func:`_repair_tokenizer`):
 Then, for any model: when the chat template uses an end-of-turn token that the vocabulary
 has (``<|im_end|>``, ``<end_of_turn>``...), it becomes EOS; pad falls back to EOS; and a
 prompt that already starts with the BOS text is tokenized without adding another.
+The tokenizer is saved as ``PreTrainedTokenizerFast`` (its ``tokenizer.json`` exactly), so
+that transformers 5, which vLLM uses, tokenizes as this backend does, and replies are
+decoded without transformers 4's clean-up of spaces before punctuation, as vLLM decodes.
 """
 
 from __future__ import annotations
@@ -63,7 +66,8 @@ except ImportError as exc:  # pragma: no cover - both are core dependencies
         f"the transformers backend needs torch and transformers ({exc}): pip install torch transformers"
     ) from exc
 
-__all__ = ["CONVERSION_VERSION", "DTYPES", "TokenLogprob", "TransformersBackend", "converted_dir"]
+__all__ = ["CONVERSION_VERSION", "DTYPES", "SCORING", "TokenLogprob", "TransformersBackend", "converted_dir", "load_tokenizer", "model_dir",
+           "prefix_ids"]
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,13 @@ class TokenLogprob:
 #: Accepted values of ``dtype``.
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
+#: Accepted values of ``scoring``: the prompt and a trie of the continuations as one packed
+#: sequence with a tree attention mask, or the prompt's cache repeated per continuation.
+SCORING = ("packed", "cached")
+
 #: Version of the GGUF conversion (tokenizer repairs included); a cache written by
-#: another version is rebuilt.
-CONVERSION_VERSION = 1
+#: another version is rebuilt. 2: the tokenizer is saved as ``PreTrainedTokenizerFast``.
+CONVERSION_VERSION = 2
 
 _MARKER = "zso_conversion.json"
 
@@ -249,6 +257,19 @@ def _read_marker(directory: Path) -> dict[str, Any] | None:
     return marker if isinstance(marker, dict) else None
 
 
+def _plain_tokenizer_class(directory: Path) -> None:
+    """Mark a saved tokenizer as its ``tokenizer.json`` exactly (``PreTrainedTokenizerFast``).
+
+    Saved as ``LlamaTokenizer``, SmolLM2's byte-level BPE is rebuilt by transformers 5
+    (which vLLM uses) with a SentencePiece pre-tokenizer that drops every space; the plain
+    class loads the same tokenizer in transformers 4 and 5.
+    """
+    path = directory / "tokenizer_config.json"
+    config = json.loads(path.read_text())
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+
+
 def _convert_gguf(path: Path, sha: str, target: Path) -> dict[str, Any]:
     """Dequantise ``path`` into ``target`` (written in a temporary folder, then renamed)."""
     parent = target.parent
@@ -274,6 +295,7 @@ def _convert_gguf(path: Path, sha: str, target: Path) -> dict[str, Any]:
         model.generation_config.bos_token_id = tok.bos_token_id
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
+        _plain_tokenizer_class(tmp)
         del model
         marker = {
             "version": CONVERSION_VERSION,
@@ -294,6 +316,56 @@ def _convert_gguf(path: Path, sha: str, target: Path) -> dict[str, Any]:
         return marker
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _converted(path: Path) -> tuple[Path, str, dict[str, Any]]:
+    """The cached conversion of GGUF file ``path`` (made now if missing): directory, sha256, marker."""
+    sha = sha256_file(path)
+    target = converted_dir(sha)
+    marker = _read_marker(target)
+    if marker is None or marker.get("version") != CONVERSION_VERSION:
+        marker = _convert_gguf(path, sha, target)
+    return target, sha, marker
+
+
+def model_dir(model: str) -> Path:
+    """The Hugging Face model directory behind ``model`` (what a vLLM server can load).
+
+    An embedded name or a ``.gguf`` file is converted once into the cache (see
+    :func:`converted_dir`); a model directory is answered as it is. Errors as for
+    :class:`TransformersBackend`.
+    """
+    source = resolve_model(model)
+    if source.format == "hf":
+        return source.path
+    try:
+        return _converted(source.path)[0]
+    except Exception as exc:
+        raise BackendError(f"could not convert {str(source.path)!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def _load_tokenizer(directory: Path) -> tuple[Any, list[str]]:
+    tok = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    return _repair_tokenizer(tok, None)
+
+
+def load_tokenizer(model: str) -> Any:
+    """The tokenizer the in-process backend uses for ``model`` (repairs included)."""
+    directory = model_dir(model)
+    try:
+        return _load_tokenizer(directory)[0]
+    except Exception as exc:
+        raise BackendError(f"could not load the tokenizer of {str(directory)!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def prefix_ids(tokenizer: Any) -> list[int]:
+    """Leading special ids the tokenizer adds to any text itself (its BOS), or none."""
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a")["input_ids"]
+    if len(full) <= len(plain):
+        return []
+    at = next((k for k in range(len(full)) if full[k : k + len(plain)] == plain), 0)
+    return list(full[:at])
 
 
 def _load_dir_sha(directory: Path) -> str | None:
@@ -320,10 +392,14 @@ class TransformersBackend:
     """
 
     def __init__(
-        self, model: str, dtype: str = "float32", threads: int | None = None, device: str = "cpu"
+        self, model: str, dtype: str = "float32", threads: int | None = None, device: str = "cpu",
+        scoring: str = "packed",
     ):
         if dtype not in DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
+        if scoring not in SCORING:
+            raise ValueError(f"unknown scoring {scoring!r}; choose one of: {', '.join(SCORING)}")
+        self.scoring = scoring
         if threads is not None:
             if threads < 1:
                 raise ValueError(f"threads must be at least 1, not {threads}")
@@ -341,17 +417,11 @@ class TransformersBackend:
         path = self.source.path
         try:
             if self.source.format == "gguf":
-                self.weights_sha256 = sha256_file(path)
-                self.converted = converted_dir(self.weights_sha256)
-                marker = _read_marker(self.converted)
-                if marker is None or marker.get("version") != CONVERSION_VERSION:
-                    marker = _convert_gguf(path, self.weights_sha256, self.converted)
-                self.conversion = marker
+                self.converted, self.weights_sha256, self.conversion = _converted(path)
                 model_dir = self.converted
             else:
                 model_dir = path
-            tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-            self.tokenizer, notes = _repair_tokenizer(tok, None)
+            self.tokenizer, notes = _load_tokenizer(model_dir)
             if notes and not self.conversion:
                 self.conversion = {"tokenizer_fixes": notes}
             self.model = AutoModelForCausalLM.from_pretrained(
@@ -367,13 +437,7 @@ class TransformersBackend:
         self.load_seconds = time.perf_counter() - start
 
         tok = self.tokenizer
-        # Leading special ids the tokenizer adds itself (BOS); other special ids are not.
-        plain = tok("a", add_special_tokens=False)["input_ids"]
-        full = tok("a")["input_ids"]
-        self._prefix_ids: list[int] = []
-        if len(full) > len(plain):
-            at = next((k for k in range(len(full)) if full[k : k + len(plain)] == plain), 0)
-            self._prefix_ids = list(full[:at])
+        self._prefix_ids: list[int] = prefix_ids(tok)
         self._pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
         eos: set[int] = set()
         if tok.eos_token_id is not None:
@@ -391,11 +455,11 @@ class TransformersBackend:
         # Older architectures (GPT-Neo, Bloom...) compute logits for every position.
         self._keep = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
 
-    def _forward(self, logits_to_keep: int = 0, **kwargs: Any) -> Any:
+    def _forward(self, logits_to_keep: int | torch.Tensor = 0, **kwargs: Any) -> Any:
         """Call the model with the arguments its ``forward`` takes."""
         if not self._accepts_any:
             kwargs = {k: v for k, v in kwargs.items() if k in self._accepts}
-        if logits_to_keep and self._keep:
+        if self._keep and (isinstance(logits_to_keep, torch.Tensor) or logits_to_keep):
             kwargs[self._keep] = logits_to_keep
         return self.model(**kwargs)
 
@@ -453,8 +517,8 @@ class TransformersBackend:
             lps = (picked.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(picked, dim=-1)).tolist()
         tokens = []
         for i in range(added, len(ids)):
-            offset = len(self.tokenizer.decode(ids[added:i], skip_special_tokens=False))
-            piece = self.tokenizer.decode([ids[i]], skip_special_tokens=False)
+            offset = len(self.tokenizer.decode(ids[added:i], skip_special_tokens=False, clean_up_tokenization_spaces=False))
+            piece = self.tokenizer.decode([ids[i]], skip_special_tokens=False, clean_up_tokenization_spaces=False)
             tokens.append(TokenLogprob(piece, offset, None if i == 0 else float(lps[i - 1])))
         return tokens
 
@@ -466,6 +530,7 @@ class TransformersBackend:
             "dtype": self.dtype,
             "threads": torch.get_num_threads(),
             "device": str(self.device),
+            "scoring": self.scoring,
             "n_params": sum(p.numel() for p in self.model.parameters()),
             "format": self.source.format,
             "transformers": transformers.__version__,
@@ -495,9 +560,13 @@ class TransformersBackend:
     def score(self, requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:
         """Sum of token log-probabilities of each continuation after its prompt.
 
-        The prompt runs once; its cache is repeated for the continuations, which run as
-        one right-padded batch (split so that at most ``_LOGIT_BUDGET`` logits exist at
-        once). Log-probabilities are taken only at continuation tokens.
+        ``scoring="packed"`` (the default): the prompt and a trie of the continuations'
+        tokens run as one sequence; each trie node sits at position ``prompt length +
+        depth`` and attends to the prompt and its own ancestors only, and the LM head runs
+        only at the prompt's last position and at trie nodes that have children.
+        ``scoring="cached"``: the prompt runs once and its cache is repeated for the
+        continuations, which run as one right-padded batch. Both keep at most
+        ``_LOGIT_BUDGET`` logits at once and agree to float rounding.
         """
         with torch.inference_mode():
             return [self._score_request(r) for r in requests]
@@ -507,6 +576,90 @@ class TransformersBackend:
             return []
         prompt_ids = self._prompt_ids(request.prompt)
         conts = [self.continuation_ids(request.prompt, c, prompt_ids) for c in request.continuations]
+        if self.scoring == "packed" and self._packable(len(prompt_ids), max(len(c) for c in conts)):
+            return self._score_packed(prompt_ids, conts)
+        return self._score_cached(prompt_ids, conts)
+
+    def _packable(self, n_prompt: int, depth: int) -> bool:
+        """Whether a custom 4D mask gives the model's own attention here."""
+        if self._keep != "logits_to_keep" or "position_ids" not in self._accepts:
+            return False
+        if getattr(self.model.config, "_attn_implementation", "sdpa") not in ("sdpa", "eager"):
+            return False
+        window = getattr(self.model.config, "sliding_window", None)
+        # A custom mask replaces the sliding-window one: fine while every key is in the window.
+        return not window or n_prompt + depth <= int(window)
+
+    def _score_packed(self, prompt_ids: list[int], conts: list[list[int]]) -> list[ContinuationScore]:
+        """Prompt + trie of continuations in one forward pass (see :meth:`score`)."""
+        groups: list[list[int]] = [[]]
+        heads, seen = 1, set()  # LM-head rows of the current group: the prompt's last position + inner nodes
+        limit = max(1, _LOGIT_BUDGET // self._vocab)
+        for i, c in enumerate(conts):
+            inner = {tuple(c[:k]) for k in range(1, len(c))} - seen
+            if groups[-1] and heads + len(inner) > limit:
+                groups.append([])
+                heads, seen = 1, set()
+                inner = {tuple(c[:k]) for k in range(1, len(c))}
+            groups[-1].append(i)
+            seen |= inner
+            heads += len(inner)
+        totals: list[float] = [0.0] * len(conts)
+        for group in groups:
+            for i, value in zip(group, self._packed_forward(prompt_ids, [conts[i] for i in group])):
+                totals[i] = value
+        return [ContinuationScore(logprob=t, n_tokens=len(c)) for t, c in zip(totals, conts)]
+
+    def _packed_forward(self, prompt_ids: list[int], conts: list[list[int]]) -> list[float]:
+        n_prompt, dev = len(prompt_ids), self.device
+        node_of: dict[tuple[int, ...], int] = {}
+        parents: list[int] = []  # -1: the prompt
+        tokens: list[int] = []
+        depths: list[int] = []
+        paths: list[list[int]] = []
+        for c in conts:
+            path, parent = [], -1
+            for k in range(len(c)):
+                key = tuple(c[: k + 1])
+                node = node_of.get(key)
+                if node is None:
+                    node = node_of[key] = len(tokens)
+                    parents.append(parent)
+                    tokens.append(c[k])
+                    depths.append(k)
+                path.append(node)
+                parent = node
+            paths.append(path)
+        n_nodes = len(tokens)
+        length = n_prompt + n_nodes
+        allowed = torch.zeros((length, length), dtype=torch.bool)
+        allowed[:n_prompt, :n_prompt] = torch.ones((n_prompt, n_prompt), dtype=torch.bool).tril()
+        allowed[n_prompt:, :n_prompt] = True
+        for node in range(n_nodes):
+            at = node
+            while at >= 0:
+                allowed[n_prompt + node, n_prompt + at] = True
+                at = parents[at]
+        dtype = self.model.dtype
+        mask = torch.zeros((1, 1, length, length), dtype=dtype)
+        mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+        positions = list(range(n_prompt)) + [n_prompt + d for d in depths]
+        # Rows of the LM head: the position that predicts each node's token (its parent's).
+        source = sorted({n_prompt - 1 if p < 0 else n_prompt + p for p in parents})
+        row_of = {pos: r for r, pos in enumerate(source)}
+        logits = self._forward(
+            input_ids=torch.tensor([prompt_ids + tokens], device=dev),
+            attention_mask=mask.to(dev),
+            position_ids=torch.tensor([positions], device=dev),
+            use_cache=False,
+            logits_to_keep=torch.tensor(source, device=dev),
+        ).logits[0].float()
+        logp = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
+        rows = torch.tensor([row_of[n_prompt - 1 if p < 0 else n_prompt + p] for p in parents], device=dev)
+        node_lp = logp[rows, torch.tensor(tokens, device=dev)].double().tolist()
+        return [sum(node_lp[n] for n in path) for path in paths]
+
+    def _score_cached(self, prompt_ids: list[int], conts: list[list[int]]) -> list[ContinuationScore]:
         out = self._forward(
             input_ids=torch.tensor([prompt_ids], device=self.device), use_cache=True, logits_to_keep=1
         )
@@ -619,7 +772,7 @@ class TransformersBackend:
                     continue
                 new[r].append(chosen[r])
                 if stops:
-                    texts[r] = self.tokenizer.decode(new[r], skip_special_tokens=True)
+                    texts[r] = self.tokenizer.decode(new[r], skip_special_tokens=True, clean_up_tokenization_spaces=False)
                     if any(s in texts[r] for s in stops):
                         done[r] = True
             if all(done) or step == options.max_new_tokens - 1:
@@ -639,7 +792,7 @@ class TransformersBackend:
             )
         replies = []
         for r in range(n):
-            text = self.tokenizer.decode(new[r], skip_special_tokens=True)
+            text = self.tokenizer.decode(new[r], skip_special_tokens=True, clean_up_tokenization_spaces=False)
             cut = min((text.find(s) for s in stops if s in text), default=-1)
             replies.append(text[:cut] if cut >= 0 else text)
         return replies
