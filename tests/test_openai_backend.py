@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 
 import pytest
 
 from harness.backends.base import BackendError, GenerateOptions, ScoreRequest
-from harness.backends.openai import OpenAIBackend
+from harness.backends.openai import OpenAIBackend, clean_text
+from harness.backends.vllm_server import free_port
 from harness.config import RunConfig
+from harness.records import iter_steps
 from harness.runner import Runner
 from harness.serve import CompletionsServer
 from harness.validate import validate_run
@@ -87,3 +95,86 @@ def test_a_refused_connection_names_the_url():
 def test_prompt_format_must_have_a_slot():
     with pytest.raises(ValueError, match="{prompt}"):
         OpenAIBackend("m", prompt_format="no slot")
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"concurrency": 0}, "concurrency"), ({"max_retries": -1}, "max_retries"), ({"timeout_s": 0}, "timeout_s"),
+    ({"prompt_format": "<{prompt}>", "tokenizer": "gemma3-270m"}, "either prompt_format or tokenizer"),
+])
+def test_bad_options(options, message):
+    with pytest.raises(ValueError, match=message):
+        OpenAIBackend("m", **options)
+
+
+def test_an_unknown_model_warns_that_prompts_are_unchecked(caplog):
+    with caplog.at_level(logging.WARNING):
+        client = OpenAIBackend("some-served-model")
+    assert "without a chat template" in caplog.text and "tokenizer=PATH" in caplog.text
+    assert client.info().details["rendering"] == "unchecked"
+    assert client.format_prompt("hi") == "hi"
+
+
+def test_tokenizer_none_is_plain_and_quiet(caplog):
+    with caplog.at_level(logging.WARNING):
+        client = OpenAIBackend("some-base-model", tokenizer="none")
+    assert caplog.text == ""
+    assert client.info().details["rendering"] == "unchecked"
+
+
+def test_lone_surrogates_are_replaced():
+    assert clean_text("a\ud800b") == "a\ufffdb"
+    assert clean_text("caf\u00e9 \U0001f600") == "caf\u00e9 \U0001f600"
+
+
+@pytest.mark.model
+def test_the_embedded_name_renders_like_in_process(smollm2_backend, gemma_backend):
+    for backend, name, rendering in ((smollm2_backend, "smollm2-135m-instruct", "chat_template"),
+                                     (gemma_backend, "gemma3-270m", "plain")):
+        client = OpenAIBackend(name)
+        assert client.format_prompt("Move?") == backend.format_prompt("Move?")
+        assert client.info().details["rendering"] == rendering
+    gemma = OpenAIBackend("gemma3-270m")
+    # Gemma's tokenizer adds a BOS: it is sent as text, once.
+    assert gemma.wire_text("Move?") == "<bos>Move?"
+    assert gemma.wire_text("<bos>Move?") == "<bos>Move?"
+
+
+@pytest.mark.model
+def test_a_generate_run_through_the_server_equals_in_process(server, smollm2_backend, tmp_path):
+    cfg = RunConfig(env="frozenlake", mode="generate", episodes=1, max_steps=3, max_new_tokens=8,
+                    model="smollm2-135m-instruct")
+    local = sorted(iter_steps(Runner(cfg, smollm2_backend).run(tmp_path / "local")), key=lambda r: r["t"])
+    client = OpenAIBackend("smollm2-135m-instruct", base_url=server.url, concurrency=2)
+    remote = sorted(iter_steps(Runner(cfg, client).run(tmp_path / "remote")), key=lambda r: r["t"])
+    assert [r["reply"] for r in remote] == [r["reply"] for r in local]
+    assert [r["logprobs"] for r in remote] == [r["logprobs"] for r in local]
+
+
+@pytest.mark.model
+def test_a_server_killed_mid_request_is_a_clear_error(tmp_path):
+    port = free_port()
+    zso = os.path.join(os.path.dirname(sys.executable), "zso")
+    log = open(tmp_path / "serve.log", "wb")
+    proc = subprocess.Popen([zso, "serve", "--model", "smollm2-135m-instruct", "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/v1"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(url + "/models", timeout=2).close()
+                break
+            except OSError:
+                assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+                time.sleep(0.5)
+        client = OpenAIBackend("smollm2-135m-instruct", base_url=url, max_retries=1, timeout_s=60)
+        killer = threading.Timer(2.0, proc.kill)
+        killer.start()
+        with pytest.raises(BackendError, match=r"failed after 2 attempt\(s\)"):
+            for _ in range(20):  # long replies, so that the kill lands during one
+                client.generate(["Count from 1 to 1000:"], GenerateOptions(max_new_tokens=400, stop=()))
+        killer.join()
+    finally:
+        proc.kill()
+        proc.wait(10)
+        log.close()

@@ -1,0 +1,243 @@
+"""The OpenAI-compatible backend against a real vLLM server (CPU, float32): the same
+numbers as the in-process backend, and the faults a server can have.
+
+The server is the session fixture ``vllm_server`` (tests/conftest.py); faults are
+injected by a small proxy on loopback that answers 429/500, drops the connection, stalls,
+or corrupts an answer before passing requests on to the real server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+import pytest
+
+from harness.backends.base import BackendError, GenerateOptions, ScoreRequest
+from harness.backends.openai import OpenAIBackend
+from harness.config import RunConfig
+from harness.records import iter_steps
+from harness.runner import Runner
+from harness.validate import validate_run
+
+pytestmark = pytest.mark.model
+
+#: Runs compared between backends: a gridworld and chess, a few steps each.
+RUNS = [
+    dict(env="frozenlake", episodes=2, max_steps=4),
+    dict(env="chess", encoding="fen", episodes=1, max_steps=3, env_options={"opponent": "random", "analysis": "off"}),
+]
+
+
+def _client(url: str, **options: Any) -> OpenAIBackend:
+    return OpenAIBackend("smollm2-135m-instruct", base_url=url, timeout_s=120, **options)
+
+
+def _steps(run_dir) -> list[dict[str, Any]]:
+    return sorted(iter_steps(run_dir), key=lambda r: (r["episode"], r["t"]))
+
+
+# -- one prompt, one experiment ---------------------------------------------------------
+
+
+def test_rendering_is_the_in_process_one_and_recorded(vllm_server, smollm2_backend):
+    client = _client(vllm_server.url)
+    text = "Pick a move."
+    assert client.format_prompt(text) == smollm2_backend.format_prompt(text)
+    details = client.info().details
+    assert details["rendering"] == "chat_template"
+    assert details["bos_text"] is None  # SmolLM2's file adds no BOS
+    assert details["example"].startswith("<|im_start|>") and details["example"].endswith("<|im_start|>assistant\n")
+    assert details["chat_template"] == smollm2_backend.tokenizer.chat_template
+
+
+@pytest.mark.parametrize("run", RUNS, ids=lambda r: r["env"])
+def test_choose_mode_log_probs_agree_with_in_process(vllm_server, smollm2_backend, tmp_path, run):
+    config = RunConfig(model="smollm2-135m-instruct", mode="choose", seed=3, **run)
+    local = _steps(Runner(config, smollm2_backend).run(tmp_path / "local"))
+    remote_dir = Runner(config, _client(vllm_server.url, concurrency=4)).run(tmp_path / "remote")
+    assert validate_run(remote_dir) == []
+    remote = _steps(remote_dir)
+    assert [r["action"] for r in remote] == [r["action"] for r in local]
+    gaps = [abs(a - b) for lr, rr in zip(local, remote) for a, b in zip(lr["logprobs"], rr["logprobs"])]
+    assert len(gaps) >= 4 * len(local)
+    print(f"\n{run['env']}: {len(gaps)} action log-probs, largest gap {max(gaps):.2e}")
+    assert max(gaps) < 1e-3
+
+
+@pytest.mark.parametrize("run", RUNS, ids=lambda r: r["env"])
+def test_greedy_replies_are_identical(vllm_server, smollm2_backend, tmp_path, run):
+    config = RunConfig(model="smollm2-135m-instruct", mode="generate", seed=3, max_new_tokens=12, **run)
+    local = _steps(Runner(config, smollm2_backend).run(tmp_path / "local"))
+    remote = _steps(Runner(config, _client(vllm_server.url)).run(tmp_path / "remote"))
+    pairs = [(lr["reply"], rr["reply"]) for lr, rr in zip(local, remote)]
+    pairs += [(la["reply"], ra["reply"]) for lr, rr in zip(local, remote) for la, ra in zip(lr["attempts"], rr["attempts"])]
+    assert len(pairs) >= len(local) and all(r for r, _ in pairs)
+    assert [r for _, r in pairs] == [l for l, _ in pairs]
+
+
+def test_concurrency_gives_the_same_scores(vllm_server, smollm2_backend):
+    prompts = [smollm2_backend.format_prompt(f"Name the square of piece number {i}.") for i in range(6)]
+    requests = [ScoreRequest(p, (" a1", " h8", " e4")) for p in prompts]
+    one = _client(vllm_server.url, concurrency=1).score(requests)
+    many = _client(vllm_server.url, concurrency=6).score(requests)
+    flat = lambda scores: [s.logprob for r in scores for s in r]  # noqa: E731
+    assert flat(one) == pytest.approx(flat(many), abs=1e-4)
+    assert len(flat(one)) == 18
+
+
+def test_a_different_tokenizer_is_caught(vllm_server, gemma_backend):
+    client = OpenAIBackend("smollm2-135m-instruct", base_url=vllm_server.url, tokenizer="gemma3-270m")
+    with pytest.raises(BackendError, match="tokenizes differently"):
+        client.score([ScoreRequest("The quick brown fox jumps over the lazy", (" dog", " cat"))])
+
+
+# -- faults -----------------------------------------------------------------------------
+
+
+class FaultProxy(ThreadingHTTPServer):
+    """Passes requests to ``upstream``; the first ones get the listed faults instead.
+
+    Faults: an HTTP status (429, 500...), ``"drop"`` (close without answering),
+    ``"stall"`` (answer after ``stall_s``), or a function that rewrites the upstream's answer.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str, faults: list[Any], stall_s: float = 3.0):
+        self.upstream = upstream
+        self.faults = list(faults)
+        self.stall_s = stall_s
+        self.seen = 0
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that gave up (a time-out test) is expected here
+
+    def next_fault(self) -> Any:
+        with self.lock:
+            self.seen += 1
+            return self.faults.pop(0) if self.faults else None
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    server: FaultProxy
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _answer(self, code: int, data: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        for key, value in {"Content-Type": "application/json", "Content-Length": str(len(data)), **(headers or {})}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        fault = self.server.next_fault()
+        if fault == "drop":
+            self.close_connection = True
+            return
+        if isinstance(fault, int):
+            self._answer(fault, json.dumps({"error": {"message": f"injected {fault}"}}).encode(), {"Retry-After": "0"})
+            return
+        if fault == "stall":
+            time.sleep(self.server.stall_s)
+        request = urllib.request.Request(self.server.upstream + self.path.removeprefix("/v1"), data=body,
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=300) as response:
+            answer = json.loads(response.read())
+        if callable(fault):
+            fault(answer)
+        self._answer(200, json.dumps(answer).encode())
+
+
+@pytest.fixture
+def proxy(vllm_server):
+    made: list[FaultProxy] = []
+
+    def make(faults: list[Any], stall_s: float = 3.0) -> FaultProxy:
+        made.append(FaultProxy(vllm_server.url, faults, stall_s))
+        return made[-1]
+
+    yield make
+    for p in made:
+        p.close()
+
+
+@pytest.mark.parametrize("faults", [[429], [500, 503], ["drop"], [429, "drop", 502]], ids=str)
+def test_transient_faults_are_retried(proxy, smollm2_backend, faults):
+    p = proxy(faults)
+    prompt = smollm2_backend.format_prompt("Say yes.")
+    request = ScoreRequest(prompt, (" yes", " no"))
+    scores = _client(p.url, max_retries=3).score([request])[0]
+    expected = smollm2_backend.score([request])[0]
+    assert [s.logprob for s in scores] == pytest.approx([s.logprob for s in expected], abs=1e-3)
+    assert p.seen == len(faults) + 1
+
+
+def test_a_dropped_connection_past_the_retries_is_a_clear_error(proxy):
+    p = proxy(["drop"] * 3)
+    with pytest.raises(BackendError, match=r"failed after 2 attempt\(s\): RemoteDisconnected"):
+        _client(p.url, max_retries=1).generate(["hi"], GenerateOptions(max_new_tokens=2))
+    assert p.seen == 2
+
+
+def test_the_timeout_is_honoured_and_retried(proxy, smollm2_backend):
+    p = proxy(["stall"], stall_s=4.0)
+    client = OpenAIBackend("smollm2-135m-instruct", base_url=p.url, timeout_s=1.0, max_retries=1)
+    start = time.perf_counter()
+    replies = client.generate([smollm2_backend.format_prompt("Say hello.")], GenerateOptions(max_new_tokens=4))
+    assert replies and isinstance(replies[0], str)
+    assert p.seen == 2
+    assert time.perf_counter() - start >= 1.0
+
+
+def test_a_client_error_is_not_retried(proxy):
+    p = proxy([400])
+    with pytest.raises(BackendError, match="answered 400"):
+        _client(p.url, max_retries=3).generate(["hi"], GenerateOptions(max_new_tokens=2))
+    assert p.seen == 1
+
+
+def _nan_logprobs(answer: dict[str, Any]) -> None:
+    for choice in answer["choices"]:
+        choice["logprobs"]["token_logprobs"] = [None] + [math.nan] * (len(choice["logprobs"]["token_logprobs"]) - 1)
+
+
+def _lone_surrogate(answer: dict[str, Any]) -> None:
+    for choice in answer["choices"]:
+        choice["text"] = "\ud800" + choice["text"]
+
+
+def test_a_nan_log_prob_is_a_clear_error(proxy, smollm2_backend):
+    p = proxy([_nan_logprobs])
+    with pytest.raises(BackendError, match="non-finite log-probability"):
+        _client(p.url).score([ScoreRequest(smollm2_backend.format_prompt("Say yes."), (" yes",))])
+
+
+def test_an_undecodable_reply_becomes_an_invalid_reply(proxy, tmp_path):
+    p = proxy([_lone_surrogate] * 20)
+    config = RunConfig(env="frozenlake", mode="generate", episodes=1, max_steps=1, max_retries=0,
+                       model="smollm2-135m-instruct", backend="openai")
+    run = Runner(config, _client(p.url)).run(tmp_path / "run")
+    assert validate_run(run) == []
+    step = _steps(run)[0]
+    assert step["reply"].startswith("\ufffd")
+    assert step["action_source"] == "fallback"
