@@ -109,6 +109,8 @@ class Runner:
             raise TypeError(f"environment {config.env!r} does not implement textenvs.TextEnv")
         self._envs: list[Any] = [probe]
         self.backend: Backend | None = None
+        #: A backend given to the runner belongs to the caller, who closes it.
+        self._owns_backend = backend is None
         if agent is None:
             self.backend = backend if backend is not None else load_backend(config.backend, config.model, config.backend_options)
             agent = make_agent(config, self.backend, self.encoding)
@@ -205,10 +207,10 @@ class Runner:
         return run_dir
 
     def close(self) -> None:
-        """Close the environments (and their engine processes) and the backend."""
+        """Close the environments (and their engine processes) and the backend it loaded."""
         for env in self._envs:
             env.close()
-        if self.backend is not None:
+        if self.backend is not None and self._owns_backend:
             self.backend.close()
         for backend in self._policy_backends.values():
             backend.close()
