@@ -9,7 +9,7 @@ TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install install-vllm run test bench stockfish clean
+.PHONY: install install-vllm run study test bench stockfish chromium clean
 
 install: $(STAMP)
 
@@ -47,11 +47,15 @@ $(VLLM_STAMP):
 		|| (cat $(VLLM_LOG); exit 1)
 	touch $(VLLM_STAMP)
 
-# Stockfish comes from Debian's package and installs to /usr/games.
+# Stockfish (which grades chess moves) and Chromium (which the tests open the study report
+# in) come from Debian's packages.
+APT = if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(1) > /dev/null; \
+	else sudo apt-get update -qq && sudo apt-get install -y -qq $(1) > /dev/null; fi
 stockfish:
-	@if command -v stockfish >/dev/null 2>&1 || [ -x /usr/games/stockfish ]; then :; \
-	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq stockfish; \
-	else sudo apt-get update -qq && sudo apt-get install -y -qq stockfish; fi
+	@if command -v stockfish >/dev/null 2>&1 || [ -x /usr/games/stockfish ]; then :; else $(call APT,stockfish); fi
+
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; else $(call APT,chromium); fi
 
 # The default evaluation, then a random mover under the same settings, side by side.
 RUN_DIR := results/$(shell date +%Y%m%d-%H%M%S)
@@ -61,7 +65,13 @@ run: install
 		--episodes 8 --max-steps 30 --seed 0 --out $(RUN_DIR)-random --no-progress > /dev/null
 	$(BIN)/zso summary $(RUN_DIR)-smollm2 $(RUN_DIR)-random
 
-test: install $(VLLM_STAMP)
+# The default study: both embedded models on chess, FrozenLake, keys-and-chests (train and
+# test) and a new-rule game, beside the optimal, q-learning and random baselines. Rerun to resume.
+STUDY_DIR ?= results/study
+study: install
+	$(BIN)/zso study configs/study.toml --out $(STUDY_DIR)
+
+test: install $(VLLM_STAMP) chromium
 	$(BIN)/python -m pytest -q
 
 bench: install

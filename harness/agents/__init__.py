@@ -60,6 +60,8 @@ class BaselineOptions:
     train_steps: int = PPOConfig.train_steps
     depth: int = StockfishConfig.depth
     skill: int | None = None
+    #: ``feature-seeker``: the named MDP feature whose gains it maximises.
+    feature: str | None = None
 
 
 def make_agent(config: Any, backend: Any, encoding: Any) -> Agent:
@@ -93,4 +95,6 @@ register_baseline("soft-optimal", "harness.agents.planners:build_soft_optimal", 
 register_baseline("q-learning", "harness.agents.learners:build_q_learning", "tabular Q-learning, acting greedily",
                   training=("episodes", "train_episodes"))
 register_baseline("ppo", "harness.agents.learners:build_ppo", "stable-baselines3 PPO", training=("steps", "train_steps"))
+register_baseline("feature-seeker", "harness.agents.planners:build_feature_seeker",
+                  "optimal for the gains of one named feature (a proxy objective)")
 register_baseline("stockfish", "harness.agents.engines:build_stockfish", "Stockfish at a fixed depth (chess)")

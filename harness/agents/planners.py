@@ -160,3 +160,25 @@ def build_soft_optimal(config: Any, options: Any, progress: Any = None) -> Tabul
     """The ``soft-optimal`` baseline at ``options.temperature``."""
     planning = PlanningConfig(discount=options.discount, temperature=options.temperature)
     return plan_soft_optimal(mdp_of(config, "soft-optimal"), planning)
+
+
+def build_feature_seeker(config: Any, options: Any, progress: Any = None) -> TabularPolicyAgent:
+    """The ``feature-seeker`` baseline: optimal for the gains of one named state feature.
+
+    Its reward is ``phi(s') - phi(s)`` for feature ``options.feature`` (``keys_held`` makes a
+    key collector: picking a key up pays, spending one on a chest costs). A proxy objective
+    with a known answer, for checking that inferred objectives can tell it from the task's.
+    """
+    if not options.feature:
+        raise BaselineError("agent 'feature-seeker' needs a feature: --feature NAME (a named feature of the MDP)")
+    mdp = mdp_of(config, "feature-seeker")
+    if options.feature not in mdp.feature_names:
+        raise BaselineError(f"feature {options.feature!r} is not a feature of this MDP ({', '.join(mdp.feature_names)})")
+    phi = mdp.features[:, mdp.feature_names.index(options.feature)]
+    reward = np.broadcast_to(phi[None, None, :] - phi[:, None, None], mdp.transitions.shape)
+    values = hard_value_iteration(mdp.transitions, reward, discount=options.discount)
+    details = {"feature": options.feature, "discount": options.discount, "converged": values.converged}
+    return TabularPolicyAgent(
+        f"seeker:{options.feature}", values.policy, mdp.action_names,
+        f"hard value iteration on the exact MDP for the gains of {options.feature!r}", details, values.q,
+    )

@@ -29,6 +29,7 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--train-steps", type=int, default=BaselineOptions.train_steps, help="ppo: training environment steps")
     p.add_argument("--depth", type=int, default=BaselineOptions.depth, help="stockfish: search depth in plies")
     p.add_argument("--skill", type=int, help="stockfish: skill level 0-20 (default 20)")
+    p.add_argument("--feature", help="feature-seeker: the named MDP feature whose gains it maximises (e.g. keys_held)")
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default 10)")
     p.add_argument("--max-steps", type=int, default=100, help="decisions per episode, training and evaluation (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seeds training and the evaluation episodes")
@@ -74,7 +75,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     get_encoding(config.env, config.encoding)  # a bad encoding fails before training
     options = BaselineOptions(
         temperature=args.temperature, discount=args.discount, train_episodes=args.train_episodes,
-        train_steps=args.train_steps, depth=args.depth, skill=args.skill,
+        train_steps=args.train_steps, depth=args.depth, skill=args.skill, feature=args.feature,
     )
     if config.out is None:
         config = replace(config, out=str(default_run_dir(replace(config, model=_run_label(config, options)))))

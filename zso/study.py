@@ -1,0 +1,443 @@
+"""A study: one file naming models, environments, encodings and baselines; one directory of answers.
+
+:func:`load_study` reads and validates a study file (TOML, checked against
+``results/schemas/study.schema.json``, errors naming the key). :meth:`Study.cells` expands it
+into a grid of runs: every model x mode x environment x encoding, and every baseline on every
+environment it can play. :func:`run_study` plays the cells (one loaded model serves all of its
+cells), fits objectives to every run and scores them (:mod:`irl.analysis`), and writes::
+
+    STUDY_DIR/study.toml        the study file as run
+    STUDY_DIR/study.json        its hash and every cell: id, run directory, status
+    STUDY_DIR/runs/CELL/        one run directory per cell (manifest, steps, episodes)
+    STUDY_DIR/analysis.json     the coherence report of every run (zso compare's format)
+    STUDY_DIR/headline.json     the headline table, also as headline.csv
+    STUDY_DIR/report.html       one self-contained page (see :mod:`zso.report`)
+
+It is resumable: a cell's run directory is named by a hash of its configuration, so a
+rerun skips finished cells, resumes interrupted or killed ones (``zso run --resume``'s
+machinery) and runs only the cells a changed study file adds.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import re
+import sys
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from harness.agents import BASELINES, BaselineOptions, build_baseline
+from harness.backends import load_backend
+from harness.config import ConfigError, RunConfig, schema
+from harness.records import (
+    ResultsError, check_new_run_dir, prepare_resume, read_manifest, run_status,
+)
+from harness.runner import Runner
+from harness.summary import RunSummary, summarize
+from textenvs import encodings_for, make_env
+from zso.report import HEADLINE_COLUMNS, write_report
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["Study", "Cell", "CellResult", "StudyResult", "load_study", "run_study", "HEADLINE_COLUMNS"]
+
+#: Key-collector control on keys-chests: the reference agent and the feature it seeks.
+KEY_COLLECTOR = ("feature-seeker", "keys_held")
+class StudyError(ValueError):
+    """A study file that cannot be run; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the grid: who plays, where, under which encoding and mode."""
+
+    #: Stable id and directory name: readable parts plus a hash of the configuration.
+    id: str
+    #: ``"model"`` or ``"baseline"``.
+    kind: str
+    config: RunConfig
+    #: For baselines: how the agent is built.
+    baseline: BaselineOptions | None = None
+    #: Which baseline (for ``kind == "baseline"``): a registered name.
+    agent: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``agent on env/variant / encoding / mode`` for progress and errors."""
+        who = self.agent if self.kind == "baseline" else self.config.model
+        if self.baseline is not None and self.baseline.feature:
+            who = f"{who}:{self.baseline.feature}"
+        env = f"{self.config.env}/{self.config.variant}" if self.config.variant else self.config.env
+        return f"{who} on {env} / {self.config.encoding} / {self.config.mode}"
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study file."""
+
+    name: str
+    #: The study file's data, as read (what :func:`cells` expands).
+    data: dict[str, Any]
+    #: sha256 of the canonical JSON of :attr:`data`.
+    digest: str
+    #: The study file's text.
+    source: str = ""
+
+    def cells(self) -> list[Cell]:
+        """The grid of runs, in a fixed order (models first, then baselines)."""
+        d = self.data
+        base = {"seed": d.get("seed", 0), "episodes": d.get("episodes", 8), "max_steps": d.get("max_steps", 20),
+                "batch_size": d.get("batch_size", 8)}
+        cells: list[Cell] = []
+        for env in d["envs"]:
+            encodings = env.get("encodings") or encodings_for(env["env"])[:1]
+            run = {**base, **{k: env[k] for k in ("episodes", "max_steps") if k in env}}
+            common = {"env": env["env"], "variant": env.get("variant"), "env_options": dict(env.get("options", {})), **run}
+            for model in d.get("models", []):
+                for mode in model.get("modes", ["choose"]):
+                    for encoding in encodings:
+                        config = RunConfig(
+                            **common, encoding=encoding, model=model["model"], backend=model.get("backend", "transformers"),
+                            backend_options=dict(model.get("backend_options", {})), mode=mode,
+                            temperature=float(model.get("temperature", 1.0)),
+                        )
+                        cells.append(_cell("model", config))
+            for agent, options in self._baselines(env):
+                config = RunConfig(**common, encoding=encodings[0], model=agent, backend="baseline", mode="choose",
+                                   temperature=options.temperature if agent == "soft-optimal" else 0.0)
+                cells.append(_cell("baseline", config, options, agent))
+        return cells
+
+    def _baselines(self, env: dict[str, Any]) -> list[tuple[str, BaselineOptions]]:
+        spec = self.data.get("baselines", {})
+        options = BaselineOptions(**{k: spec[k] for k in ("temperature", "train_episodes", "train_steps", "depth") if k in spec})
+        tabular = _has_mdp(env)
+        picked = []
+        for agent in spec.get("agents", []):
+            if agent == "stockfish" and env["env"] != "chess":
+                continue
+            if agent not in ("random", "stockfish") and not tabular:
+                continue
+            picked.append((agent, options))
+        if env["env"] == "keys-chests" and spec.get("key_collector", True) and tabular:
+            picked.append((KEY_COLLECTOR[0], replace(options, feature=KEY_COLLECTOR[1])))
+        return picked
+
+
+def _has_mdp(env: dict[str, Any]) -> bool:
+    instance = make_env(env["env"], env.get("variant"), **env.get("options", {}))
+    try:
+        return callable(getattr(instance, "mdp", None))
+    finally:
+        instance.close()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower()
+
+
+def _cell(kind: str, config: RunConfig, baseline: BaselineOptions | None = None, agent: str | None = None) -> Cell:
+    identity = {"config": {**config.to_json(), "out": None}, "baseline": asdict(baseline) if baseline else None}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    who = Path(config.model).name + (f"-{baseline.feature}" if baseline and baseline.feature else "")
+    env = config.env + (f"-{config.variant}" if config.variant else "")
+    return Cell(f"{_slug(who)}__{_slug(env)}__{config.encoding}__{config.mode}__{digest}", kind, config, baseline, agent)
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study file; every problem is named by its key."""
+    import jsonschema
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except FileNotFoundError:
+        raise StudyError(f"no study file {path}") from None
+    except IsADirectoryError:
+        raise StudyError(f"{path} is a directory, not a study file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise StudyError(f"{path}: not valid TOML ({exc})") from None
+    errors = sorted(jsonschema.Draft202012Validator(schema("study")).iter_errors(data), key=lambda e: list(e.path))
+    if errors:
+        where = ".".join(str(p) for p in errors[0].path) or "(top level)"
+        raise StudyError(f"{path}: key {where!r}: {errors[0].message}")
+    for i, env in enumerate(data["envs"]):
+        for encoding in env.get("encodings", []):
+            if encoding not in encodings_for(env["env"]):
+                raise StudyError(f"{path}: envs[{i}]: {env['env']!r} has no encoding {encoding!r} (known: {', '.join(encodings_for(env['env']))})")
+    for agent in data.get("baselines", {}).get("agents", []):
+        BASELINES.entry(agent)
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+    study = Study(str(data["name"]), data, digest, text)
+    study.cells()  # unknown environments, variants and options fail here, before any model loads
+    return study
+
+
+# -- running ----------------------------------------------------------------------------
+
+
+@dataclass
+class CellResult:
+    """A cell after the study ran: where its run is and what it says."""
+
+    cell: Cell
+    run_dir: Path
+    status: str
+    summary: RunSummary | None = None
+    #: The cell's :class:`irl.analysis.CoherenceReport`, when its environment has a fit.
+    report: Any = None
+
+
+@dataclass
+class StudyResult:
+    """What :func:`run_study` returns: every cell, the reports, the headline table."""
+
+    study: Study
+    out: Path
+    cells: list[CellResult]
+    #: Notes for the reader (cells skipped, fits not available...).
+    notes: list[str] = field(default_factory=list)
+
+    def headline(self) -> list[dict[str, Any]]:
+        """The headline table as rows of plain values (one row per cell)."""
+        return [headline_row(c) for c in self.cells]
+
+    def to_pandas(self) -> Any:
+        """The headline table as a ``pandas.DataFrame`` (a row per cell)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("to_pandas needs pandas: pip install pandas") from None
+        return pd.DataFrame(self.headline())
+
+
+def _score_cell(score: Any) -> dict[str, Any]:
+    if score is None:
+        return {"estimate": None, "low": None, "high": None, "why": "not computed"}
+    finite = lambda v: v if v is not None and math.isfinite(v) else None  # noqa: E731
+    if not score.ok:
+        return {"estimate": None, "low": None, "high": None, "why": score.method or "undefined"}
+    return {"estimate": score.estimate, "low": finite(score.low), "high": finite(score.high), "why": None}
+
+
+def headline_row(result: CellResult) -> dict[str, Any]:
+    """One headline row: who, where, and each score's estimate, bounds and (if undefined) why."""
+    cfg = result.cell.config
+    row: dict[str, Any] = {
+        "cell": result.cell.id, "agent": result.cell.label.split(" on ")[0], "kind": result.cell.kind,
+        "env": cfg.env, "variant": cfg.variant, "encoding": cfg.encoding, "mode": cfg.mode, "status": result.status,
+        "episodes": result.summary.episodes if result.summary else 0,
+    }
+    summary_return = result.summary.total_reward if result.summary else None
+    for name, _title in HEADLINE_COLUMNS:
+        if name == "true_return" and result.report is None:
+            values = {"estimate": None, "low": None, "high": None, "why": "no run"}
+            if summary_return is not None:
+                lo, hi = summary_return.low, summary_return.high
+                values = {"estimate": summary_return.estimate, "low": None if lo != lo else lo, "high": None if hi != hi else hi,
+                          "why": None}
+        elif result.report is None:
+            values = {"estimate": None, "low": None, "high": None, "why": "no objective fit for this environment"}
+        else:
+            values = _score_cell(getattr(result.report, name, None))
+        for key, value in values.items():
+            row[f"{name}.{key}" if key != "estimate" else name] = value
+    return row
+
+
+Progress = Callable[[str, int, int, str], None]
+
+
+def run_study(
+    study: Study | str | Path, out: str | Path, *, progress: Progress | None = None, analyse: bool = True,
+) -> StudyResult:
+    """Play every unfinished cell of ``study``, fit and score every run, write the report.
+
+    ``progress(stage, done, total, label)`` is called as cells and episodes advance
+    (stages ``"cells"``, ``"episodes"``, ``"fits"``). Ctrl-C stops between writes: what
+    finished is kept and the next call finishes the rest.
+    """
+    if not isinstance(study, Study):
+        study = load_study(study)
+    out = Path(out)
+    cells = study.cells()
+    notes = _prepare_dir(out, study, cells)
+    states = {c.id: _cell_state(out / "runs" / c.id) for c in cells}
+    todo = [c for c in cells if states[c.id] != "complete"]
+    done = len(cells) - len(todo)
+    report = (lambda *a: None) if progress is None else progress
+    report("cells", done, len(cells), "")
+    _write_index(out, study, cells)
+    for group in _groups(todo):
+        backend = None
+        try:
+            if group[0].kind == "model":
+                cfg = group[0].config
+                backend = load_backend(cfg.backend, cfg.model, cfg.backend_options)
+            for cell in group:
+                report("cells", done, len(cells), cell.label)
+                _play(cell, out / "runs" / cell.id, backend, report)
+                done += 1
+                report("cells", done, len(cells), cell.label)
+                _write_index(out, study, cells)
+        finally:
+            if backend is not None:
+                backend.close()
+    results = [CellResult(c, out / "runs" / c.id, _cell_state(out / "runs" / c.id)) for c in cells]
+    for r in results:
+        r.summary = summarize(r.run_dir)
+    if analyse:
+        notes += _analyse(study, out, results, report)
+    result = StudyResult(study, out, results, notes)
+    _write_tables(result)
+    write_report(result, out / "report.html")
+    return result
+
+
+def _prepare_dir(out: Path, study: Study, cells: Sequence[Cell]) -> list[str]:
+    """Create the study directory; notes on what a changed study file adds or leaves behind."""
+    notes = []
+    index = out / "study.json"
+    if index.is_file():
+        try:
+            before = json.loads(index.read_text(encoding="utf-8"))
+        except ValueError:
+            before = {}
+        if before.get("digest") not in (None, study.digest):
+            old = {c["id"] for c in before.get("cells", [])}
+            new = [c for c in cells if c.id not in old]
+            gone = old - {c.id for c in cells}
+            notes.append(f"the study file changed since the last run: {len(new)} new cell(s) to run"
+                         + (f", {len(gone)} cell(s) no longer in the study (their runs are kept, not reported)" if gone else ""))
+    try:
+        (out / "runs").mkdir(parents=True, exist_ok=True)
+        (out / "study.toml").write_text(study.source, encoding="utf-8")
+    except OSError as exc:
+        raise StudyError(f"cannot write the study to {out}: {exc.strerror or exc}") from None
+    return notes
+
+
+def _write_index(out: Path, study: Study, cells: Sequence[Cell]) -> None:
+    doc = {
+        "format": "zso-study/1", "name": study.name, "digest": study.digest, "study": study.data,
+        "cells": [{"id": c.id, "kind": c.kind, "label": c.label, "status": _cell_state(out / "runs" / c.id)} for c in cells],
+    }
+    tmp = out / "study.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=1, default=str) + "\n", encoding="utf-8")
+    tmp.replace(out / "study.json")
+
+
+def _cell_state(run_dir: Path) -> str:
+    """``missing``, ``complete``, or how an unfinished run stands (``interrupted``, ``killed``...)."""
+    if not (run_dir / "manifest.json").is_file():
+        return "missing"
+    try:
+        return run_status(run_dir)
+    except ResultsError:
+        return "damaged"
+
+
+def _groups(cells: Sequence[Cell]) -> list[list[Cell]]:
+    """Cells grouped so one loaded model serves all of its cells; each baseline alone."""
+    groups: dict[str, list[Cell]] = {}
+    for c in cells:
+        key = (json.dumps([c.config.backend, c.config.model, c.config.backend_options], sort_keys=True)
+               if c.kind == "model" else c.id)
+        groups.setdefault(key, []).append(c)
+    return list(groups.values())
+
+
+def _play(cell: Cell, run_dir: Path, backend: Any, report: Progress) -> None:
+    state = _cell_state(run_dir)
+    resume = None
+    if state in ("missing",):
+        if run_dir.exists():
+            check_new_run_dir(run_dir)
+    elif state == "damaged":
+        raise StudyError(f"{run_dir} is damaged; remove it to run the cell again")
+    else:
+        resume = prepare_resume(run_dir)
+    agent = None
+    if cell.kind == "baseline":
+        agent = build_baseline(cell.agent, cell.config, cell.baseline)
+    try:
+        with Runner(replace(cell.config, out=str(run_dir)), backend=backend, agent=agent) as runner:
+            runner.run(run_dir, progress=lambda done, steps: report("episodes", done, cell.config.episodes, cell.label),
+                       resume=resume)
+    finally:
+        if agent is not None and hasattr(agent, "close"):
+            agent.close()
+
+
+# -- analysis -------------------------------------------------------------------------------
+
+
+def _settings(study: Study) -> Any:
+    from irl.analysis import FitSettings
+
+    spec = dict(study.data.get("irl", {}))
+    features = spec.pop("features", "named")
+    if features not in ("named", "onehot"):
+        features = tuple(f.strip() for f in features.split(",") if f.strip())
+    return FitSettings(features=features, **spec)
+
+
+def _fittable(run_dir: Path) -> bool:
+    """Whether :mod:`irl.analysis` can fit this run: chess, or an environment with an exact MDP."""
+    manifest = read_manifest(run_dir)
+    env = manifest["config"]["env"]
+    if env == "chess":
+        return True
+    instance = make_env(env, manifest["config"].get("variant"), **manifest["config"].get("env_options", {}))
+    try:
+        return callable(getattr(instance, "mdp", None))
+    finally:
+        instance.close()
+
+
+def _analyse(study: Study, out: Path, results: list[CellResult], report: Progress) -> list[str]:
+    """Fit every finished run (reusing ``analysis.json`` when nothing changed); returns notes."""
+    from irl.analysis import CoherenceReport, analyse_runs
+
+    settings = _settings(study)
+    runs = [r for r in results if r.summary is not None and r.summary.episodes > 0 and _fittable(r.run_dir)]
+    notes = [f"{r.cell.label}: no objective fit for this environment" for r in results if r not in runs]
+    key = hashlib.sha256(json.dumps(
+        [settings.to_json(), [(str(r.run_dir), r.summary.episodes, r.summary.decisions) for r in runs]], default=str,
+    ).encode()).hexdigest()
+    cache = out / "analysis.json"
+    reports = None
+    if cache.is_file():
+        try:
+            doc = json.loads(cache.read_text(encoding="utf-8"))
+            if doc.get("key") == key:
+                reports = [CoherenceReport.from_json(r) for r in doc["reports"]]
+        except (ValueError, KeyError, TypeError):
+            reports = None
+    if reports is None:
+        reports = analyse_runs([r.run_dir for r in runs], settings,
+                               progress=lambda done, total, label: report("fits", done, total, label))
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"key": key, "settings": settings.to_json(), "reports": [r.to_json() for r in reports]},
+                                  allow_nan=False) + "\n", encoding="utf-8")
+        tmp.replace(cache)
+    for r, rep in zip(runs, reports):
+        r.report = rep
+    return notes
+
+
+def _write_tables(result: StudyResult) -> None:
+    rows = result.headline()
+    (result.out / "headline.json").write_text(json.dumps(rows, indent=1, default=str) + "\n", encoding="utf-8")
+    with open(result.out / "headline.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["cell"])
+        writer.writeheader()
+        writer.writerows(rows)
