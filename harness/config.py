@@ -51,6 +51,9 @@ class RunConfig:
     max_retries: int = 2
     fallback: str = "random"
     out: str | None = None
+    #: ``"I/N"``: play only shard I of N (1-based) of the episodes: those whose index is
+    #: ``I - 1`` modulo ``N``, with the seeds they have in the whole run (``zso merge``).
+    shard: str | None = None
 
     def __post_init__(self) -> None:
         if self.encoding is None:
@@ -61,6 +64,11 @@ class RunConfig:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def episode_indices(self) -> list[int]:
+        """The indices of the episodes this run plays (all of them, or its shard's)."""
+        index, count = parse_shard(self.shard)
+        return [i for i in range(self.episodes) if i % count == index]
 
     def episode_seeds(self) -> list[int]:
         """One seed per episode, derived from the base seed."""
@@ -158,6 +166,20 @@ def config_from_manifest(manifest: Mapping[str, Any], run_dir: str | Path) -> Ru
     validate_config(data, source=f"{run_dir}/manifest.json config")
     names = {f.name for f in fields(RunConfig)}
     return RunConfig(**{k: v for k, v in data.items() if k in names})
+
+
+def parse_shard(shard: str | None) -> tuple[int, int]:
+    """``"2/4"`` -> ``(1, 4)`` (0-based index, count); ``None`` -> ``(0, 1)``."""
+    if shard is None:
+        return 0, 1
+    i, sep, n = str(shard).partition("/")
+    try:
+        index, count = int(i), int(n)
+    except ValueError:
+        index = count = 0
+    if not sep or count < 1 or not 1 <= index <= count:
+        raise ConfigError(f"shard must look like I/N with 1 <= I <= N (e.g. 2/4), got {shard!r}")
+    return index - 1, count
 
 
 def parse_key_values(pairs: list[str] | None, flag: str) -> dict[str, Any]:

@@ -386,6 +386,15 @@ def prepare_resume(run_dir: str | Path) -> ResumeState:
     return ResumeState(manifest, status, frozenset(finished), len(step_lines), tuple(dropped))
 
 
+def write_run_files(run_dir: str | Path, manifest: Manifest, steps: list[dict[str, Any]], episodes: list[dict[str, Any]]) -> None:
+    """Write a whole run at once (a merge of shards): steps, episodes, then the manifest."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _replace_text(run_dir / STEPS, "".join(_dumps(s) for s in steps))
+    _replace_text(run_dir / EPISODES, "".join(_dumps(e) for e in episodes))
+    _replace_text(run_dir / MANIFEST, json.dumps(redact(manifest.to_json()), indent=2, allow_nan=False) + "\n")
+
+
 def _raw_lines(path: Path) -> Iterator[bytes]:
     if path.exists():
         with open(path, "rb") as handle:

@@ -88,7 +88,8 @@ def default_run_dir(config: RunConfig, root: str | Path = "results") -> Path:
     """``results/<time>-<env>-<encoding>-<model>``."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     model = re.sub(r"[^A-Za-z0-9.]+", "-", Path(config.model).name).strip("-")
-    return Path(root) / f"{stamp}-{config.env}-{config.encoding}-{model}-{config.mode}"
+    shard = "" if config.shard is None else "-shard" + config.shard.replace("/", "of")
+    return Path(root) / f"{stamp}-{config.env}-{config.encoding}-{model}-{config.mode}{shard}"
 
 
 class Runner:
@@ -144,7 +145,7 @@ class Runner:
         cfg = self.config
         run_dir = Path(out or cfg.out or default_run_dir(cfg))
         finished = resume.finished if resume is not None else frozenset()
-        todo = [i for i in range(cfg.episodes) if i not in finished]
+        todo = [i for i in cfg.episode_indices() if i not in finished]
         if resume is not None:
             manifest = Manifest.from_json(resume.manifest)
             manifest.status, manifest.finished = "running", None

@@ -25,6 +25,19 @@ def _schema_errors(validator: Any, obj: dict[str, Any], where: str) -> Iterator[
         yield f"{where}: {path}: {error.message}"
 
 
+def _expected_episodes(config: dict[str, Any]) -> int | None:
+    """How many episodes a complete run with ``config`` holds (its shard's share)."""
+    from harness.config import ConfigError, parse_shard
+
+    if not isinstance(config.get("episodes"), int):
+        return None
+    try:
+        index, count = parse_shard(config.get("shard"))
+    except ConfigError:
+        return None
+    return len(range(index, config["episodes"], count))
+
+
 def validate_run(run_dir: str | Path, max_problems: int = 50) -> list[str]:
     """Every problem found in ``run_dir`` (empty when the run is valid).
 
@@ -88,7 +101,7 @@ def _problems(run_dir: Path, max_problems: int) -> list[str]:
     except ResultsError as exc:
         problems.append(str(exc))
         return problems
-    expected = manifest.get("config", {}).get("episodes")
+    expected = _expected_episodes(manifest.get("config", {}))
     if run_status(run_dir, manifest) == "killed":
         problems.append(f"{MANIFEST}: status is running but no process is writing the run (it was killed); "
                         f"zso run --resume {run_dir} finishes it")

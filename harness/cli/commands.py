@@ -35,6 +35,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--env-option", action="append", metavar="KEY=VALUE", help="environment option (repeatable), e.g. opponent=stockfish:depth=2")
     p.add_argument("-b", "--backend-option", action="append", metavar="KEY=VALUE", help="backend option (repeatable), e.g. dtype=bfloat16")
     p.add_argument("--out", metavar="DIR", help="run directory (default results/<time>-<env>-...)")
+    p.add_argument("--shard", metavar="I/N", help="play only shard I of N of the episodes (1-based); zso merge joins the shards")
     p.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted or killed run: play the episodes it has not finished")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -51,6 +52,9 @@ def add_parsers(sub: Any) -> None:
     val.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     summ = sub.add_parser("summary", help="print the results table of run directories")
     summ.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    merge = sub.add_parser("merge", help="join the shards of a run (zso run --shard I/N) into one run directory")
+    merge.add_argument("out", metavar="OUT_DIR")
+    merge.add_argument("shard_dirs", nargs="+", metavar="SHARD_DIR")
     serve = sub.add_parser("serve", help="serve a model over an OpenAI-compatible completions API")
     serve.add_argument("--model", default="smollm2-135m-instruct", help="embedded model name, model directory or .gguf file")
     serve.add_argument("--host", default="127.0.0.1")
@@ -74,13 +78,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens, max_retries=args.max_retries, fallback=args.fallback,
         env_options=parse_key_values(args.env_option, "--env-option") or None,
         backend_options=parse_key_values(args.backend_option, "--backend-option") or None,
-        out=args.out,
+        out=args.out, shard=args.shard,
     )
     config = prepare_new_run(config)
     with console.status(f"loading {escape(config.model)} ({config.backend})"):
         runner = Runner(config)
     with runner:
-        return run_and_report(runner, config.episodes, args.no_progress)
+        return run_and_report(runner, len(config.episode_indices()), args.no_progress)
 
 
 def prepare_new_run(config: Any) -> Any:
@@ -95,6 +99,7 @@ def prepare_new_run(config: Any) -> Any:
     from textenvs import get_encoding, make_env
 
     get_encoding(config.env, config.encoding)
+    config.episode_indices()  # a malformed --shard fails here
     make_env(config.env, config.variant, **{
         k: v for k, v in config.env_options.items() if not (isinstance(v, str) and v.startswith("model:"))
     }).close()
@@ -120,12 +125,12 @@ def _resume(args: argparse.Namespace) -> int:
     config: RunConfig = config_from_manifest(state.manifest, args.resume)
     if config.backend == BASELINE_BACKEND:
         raise ValueError(f"{args.resume} is a baseline run; run zso baseline again instead of resuming it")
-    missing = config.episodes - len(state.finished)
-    console.print(f"resuming {escape(args.resume)}: {len(state.finished)} of {config.episodes} episodes kept, {missing} to play")
+    total = len(config.episode_indices())
+    console.print(f"resuming {escape(args.resume)}: {len(state.finished)} of {total} episodes kept, {total - len(state.finished)} to play")
     with console.status(f"loading {escape(config.model)} ({config.backend})"):
         runner = Runner(config)
     with runner:
-        return run_and_report(runner, config.episodes, args.no_progress, resume=state)
+        return run_and_report(runner, total, args.no_progress, resume=state)
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
@@ -213,7 +218,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    """``zso merge OUT SHARD...``: one run from its shards, validated."""
+    from harness.merge import merge_shards
+    from harness.validate import validate_run
+
+    run_dir = merge_shards(args.out, args.shard_dirs)
+    problems = validate_run(run_dir)
+    if problems:
+        raise ValueError(f"the merged run {run_dir} does not validate: {problems[0]}")
+    console.print(f"merged {len(args.shard_dirs)} shard(s) into [bold]{escape(str(run_dir))}[/bold]")
+    return 0
+
+
 HANDLERS = {
-    "run": cmd_run, "envs": cmd_envs, "encodings": cmd_encodings, "models": cmd_models,
+    "run": cmd_run, "merge": cmd_merge, "envs": cmd_envs, "encodings": cmd_encodings, "models": cmd_models,
     "validate": cmd_validate, "summary": cmd_summary, "serve": cmd_serve,
 }
