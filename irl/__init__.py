@@ -6,7 +6,9 @@ calls a model. Everything is pure numpy/scipy functions with thin classes on top
 * :mod:`textenvs.planning`: soft (maximum causal entropy) and hard value iteration, finite
   horizon or discounted, and exact occupancy measures;
 * :mod:`irl.mce`: maximum causal entropy IRL (Ziebart) for rewards linear in state or
-  state-action features, fitted with L-BFGS (:func:`mce_irl`, :class:`MaxEntIRL`);
+  state-action features, fitted with L-BFGS by feature matching (:func:`mce_irl`,
+  :class:`MaxEntIRL`) or by maximum likelihood of the recorded actions
+  (:func:`mce_likelihood_irl`, what the analysis uses);
 * :mod:`irl.distance`: the shaping-invariant, dynamics-aware STARC distance between
   rewards of one MDP (Skalse et al. 2023), :func:`reward_distance`;
 * :mod:`irl.epic`: the EPIC distance between rewards (Gleave et al. 2021);
@@ -46,7 +48,9 @@ from irl.mce import (
     expert_feature_expectations,
     feature_expectations,
     mce_irl,
+    mce_likelihood_irl,
     mce_objective,
+    decision_counts,
     trajectory_log_likelihood,
 )
 from textenvs.planning import (
@@ -68,7 +72,7 @@ __all__ = [
     "Dynamics", "Values", "Occupancy", "transition_reward", "expected_reward", "policy_return", "soft_value_iteration",
     "hard_value_iteration", "occupancy_measures", "policy_transitions",
     # mce
-    "Trajectory", "IRLResult", "MaxEntIRL", "mce_irl", "mce_objective", "empirical_occupancy",
+    "Trajectory", "IRLResult", "MaxEntIRL", "mce_irl", "mce_likelihood_irl", "decision_counts", "mce_objective", "empirical_occupancy",
     "expert_feature_expectations", "feature_expectations", "trajectory_log_likelihood",
     # distance, goals
     "reward_distance", "compare_rewards", "canonical_reward", "RewardComparison",

@@ -35,9 +35,12 @@ over the soft-optimal policies ``pi_beta`` of ``beta U`` (``beta`` of either sig
 inequality). For an unknown utility among those linear in some features, the maximum
 over utilities is the maximum causal likelihood that MCE IRL reaches (Ziebart 2010), so
 the unknown-utility MEG is the MCE fit's log-likelihood gain over uniform. Both are
-estimated here on held-out episodes (``beta`` or the weights chosen on the others), so a
-policy with no goal-directedness is not credited with over-fitting; the estimate can
-then fall slightly below 0. Units: nats per episode.
+estimated here on held-out episodes (``beta`` or the weights chosen on the others, ``beta
+= 0`` on the grid), so a policy with no goal-directedness is not credited with
+over-fitting. A held-out mean below 0 means the uniform policy does at least as well, so
+the analysis floors the estimate and its bootstrap interval at 0
+(:func:`irl.analysis.tabular.meg_score`): MEG >= 0, and 0 inside the interval of a
+uniformly random agent. Units: nats per episode.
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ from irl.mce import (
     empirical_occupancy,
     expert_feature_expectations,
     feature_expectations,
+    likelihood_objective,
     mce_irl,
+    mce_likelihood_irl,
     mce_objective,
     trajectory_log_likelihood,
 )
@@ -240,3 +242,38 @@ def test_demonstration_validation():
         expert_feature_expectations(np.ones((8, 3)), np.eye(8), n_actions=3, horizon=5)
     with pytest.raises(ValueError, match="features must be"):
         mce_irl(P, np.ones((5, 2)), np.full(8, 5 / 8), initial=rho, horizon=5)
+
+
+@pytest.mark.parametrize("horizon", [6, None])
+@pytest.mark.parametrize("state_action", [False, True])
+def test_likelihood_gradient_matches_finite_differences(horizon, state_action):
+    rng = np.random.default_rng(3)
+    S, A, K = 7, 3, 4
+    P = rng.dirichlet(np.full(S, 0.3), size=(S, A))
+    phi = rng.normal(size=(S, A, K) if state_action else (S, K))
+    counts = rng.integers(0, 4, size=(S, A) if horizon is None else (horizon, S, A)).astype(float)
+    w = rng.normal(size=K)
+    kw = dict(n_demonstrations=5, horizon=horizon, discount=0.9, l2=0.7)
+    _, grad, _ = likelihood_objective(w, P, phi, counts, **kw)
+    eps = 1e-6
+    numeric = [(likelihood_objective(w + e, P, phi, counts, **kw)[0] - likelihood_objective(w - e, P, phi, counts, **kw)[0]) / (2 * eps)
+               for e in np.eye(K) * eps]
+    assert grad == pytest.approx(numeric, abs=1e-6)
+
+
+def test_likelihood_fit_maximises_the_recorded_actions_likelihood():
+    P, rng = deterministic_mdp(4)
+    S = P.shape[0]
+    rho = np.full(S, 1.0 / S)
+    H = 5
+    expert = soft_value_iteration(P, rng.normal(size=S), horizon=H)
+    trajs = sample_trajectories(P, expert.policy, rho, 40, rng, H)
+    phi = rng.normal(size=(S, 3))
+    res = mce_likelihood_irl(P, phi, trajs, initial=rho, horizon=H)
+    assert res.converged
+    exact = trajectory_log_likelihood(res.policy, trajs)
+    assert res.log_likelihood == pytest.approx(exact / len(trajs), abs=1e-9)
+    for d in np.eye(3) * 1e-2:
+        for sign in (1, -1):
+            pi = soft_value_iteration(P, phi @ (res.weights + sign * d), horizon=H).policy
+            assert trajectory_log_likelihood(pi, trajs) <= exact + 1e-9

@@ -102,8 +102,8 @@ class FitSettings:
     #: ``"run"``: finite horizon (the run's ``max_steps``), steps weighted by
     #: ``gamma**t``; ``"infinite"``: discounted infinite horizon.
     horizon: str = "run"
-    #: L2 strength on the mean log-likelihood per episode (tabular) or on the total
-    #: (chess); ``None``: 1e-2 tabular, cross-validated chess.
+    #: L2 strength on the total log-likelihood (a Gaussian prior on the weights);
+    #: ``None``: 1 tabular, cross-validated chess.
     l2: float | None = None
     #: Tabular: append the per-decision ``step`` feature to named features.
     step: bool = True

@@ -20,18 +20,24 @@ unless told otherwise. The default horizon is the run's step limit (``horizon="r
 finite, steps weighted by ``gamma**t``), which models truncated episodes exactly;
 ``horizon="infinite"`` fits the discounted infinite-horizon model.
 
-**Fits** use the actions taken (MCE IRL matches the feature expectations of trajectories
-actually taken). ``l2`` penalises the mean log-likelihood per episode, so one-hot fits
-stay finite; a fit whose optimiser stopped before convergence is flagged (``converged``).
+**Fits** maximise the likelihood of the actions taken in the states visited under the MCE
+model (:func:`irl.mce.mce_likelihood_irl`): every decision counts alike, and the noise of
+slippery transitions does not enter, unlike feature matching on visit counts. ``l2`` is a
+Gaussian prior on the weights against the run's total log-likelihood (a fixed prior: it
+does not grow with the number of episodes), so one-hot fits stay finite; a fit whose
+optimiser stopped before convergence is flagged (``converged``).
 
 **Scores** (95% intervals; :mod:`irl.distance` and :mod:`irl.goals` for the maths):
 
 * ``explained``: held-out (K-fold over episodes) log-likelihood gain of the fitted
   soft-optimal policy over the uniform policy, divided by the uniform policy's entropy;
 * ``meg_unknown``: the same gain in nats per episode, not divided: MEG over the feature
-  class (MacDermott et al. 2024), estimated on held-out episodes;
-* ``meg_known``: MEG for the true reward, ``beta`` chosen on the other folds;
+  class (MacDermott et al. 2024), estimated on held-out episodes, floored at 0 (the zero
+  utility, i.e. the uniform policy, is in the class, so MEG >= 0; :func:`meg_score`);
+* ``meg_known``: MEG for the true reward, ``beta`` (0 included) chosen on the other folds,
+  floored at 0 likewise;
 * ``stability``: the STARC distance between rewards fitted on random halves of the episodes;
+  undefined, as the alignment distance, when the fit explains nothing;
 * ``alignment_distance``: the STARC distance from the fitted reward to the true reward;
   undefined when the fit explains nothing (its interval reaches 0), or when a reward ranks
   no policies;
@@ -74,7 +80,7 @@ from irl.goals import (
     reference_returns,
     regret_alignment,
 )
-from irl.mce import empirical_occupancy, mce_irl
+from irl.mce import mce_likelihood_irl
 from textenvs.planning import Dynamics
 
 __all__ = [
@@ -87,8 +93,9 @@ __all__ = [
     "score_tabular",
 ]
 
-#: Default L2 strength of tabular (MCE) fits, on the mean log-likelihood per episode.
-TABULAR_L2 = 1e-2
+#: Default L2 strength of tabular (MCE) fits: a Gaussian prior on the weights, on the total
+#: log-likelihood of the run (it does not grow with the number of episodes).
+TABULAR_L2 = 1.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -172,14 +179,11 @@ class TabularProblem:
     def fit(self, indices: Sequence[int], weights_init: np.ndarray | None = None) -> TabularFit:
         """MCE IRL on the episodes ``indices``."""
         mdp = self.mdp
-        occ = empirical_occupancy(
-            self.trajectories(indices), mdp.n_states, mdp.n_actions, horizon=self.horizon,
-            discount=self.discount, absorbing=self.absorbing,
-        )
         try:
-            res = mce_irl(
-                self.dynamics, self.features.phi, occ, initial=mdp.initial, horizon=self.horizon,
-                discount=self.discount, l2=self.l2, weights_init=weights_init, gtol=1e-6, max_iter=500,
+            res = mce_likelihood_irl(
+                self.dynamics, self.features.phi, self.trajectories(indices), initial=mdp.initial,
+                horizon=self.horizon, discount=self.discount, l2=self.l2, weights_init=weights_init,
+                gtol=1e-6, max_iter=500,
             )
         except RuntimeError as exc:
             raise ValueError(f"{self.run.info.run_dir}: the fit failed: {exc}") from None
@@ -232,7 +236,7 @@ def _explained_and_meg(problem: TabularProblem) -> tuple[Score, Score, np.ndarra
         gains[test] = episode_log_ratios(fit.policy, problem.trajectories(test))
     k = len(parts)
     explained = ratio_score(gains, entropies, settings, f"{k}-fold over episodes; bootstrap over held-out episodes")
-    meg = bootstrap_mean_score(gains, settings, f"held-out log-likelihood gain over uniform, nats per episode; {k}-fold, bootstrap over episodes")
+    meg = meg_score(gains, settings, f"held-out log-likelihood gain over uniform, nats per episode; {k}-fold, bootstrap over episodes")
     return explained, meg, parts
 
 
@@ -245,7 +249,24 @@ def _meg_known(problem: TabularProblem, parts: list[np.ndarray]) -> Score:
     ratios = meg_log_ratios(problem.dynamics, r, problem.trajectories(range(n)), meg_betas(r),
                             horizon=problem.horizon, discount=problem.discount)
     per_episode = heldout_max(ratios, parts)
-    return bootstrap_mean_score(per_episode, settings, f"MEG for the true reward, nats per episode; beta chosen on the other of {len(parts)} folds")
+    return meg_score(per_episode, settings, f"MEG for the true reward, nats per episode; beta (0 included) chosen on the other of {len(parts)} folds")
+
+
+def meg_score(per_episode: np.ndarray, settings: FitSettings, method: str) -> Score:
+    """MEG from held-out per-episode gains over uniform: their bootstrap mean, floored at 0.
+
+    MEG is a maximum over policies that include the uniform one (``beta = 0``, or the zero
+    utility), so it is ``>= 0`` (MacDermott et al. 2024). A held-out mean below 0 says that
+    the uniform policy predicts the episodes at least as well as anything chosen on the
+    other folds: no goal-directedness is shown, and the estimate is 0. The interval is the
+    bootstrap interval over episodes of the held-out mean, with both ends floored at 0 (the
+    parameter's boundary), so it contains 0 exactly when the data allow no goal-directedness.
+    """
+    raw = bootstrap_mean_score(per_episode, settings, method + "; floored at 0 (MEG >= 0)")
+    if not raw.ok:
+        return raw
+    floor = lambda x: max(0.0, x) if math.isfinite(x) else x  # noqa: E731
+    return Score(floor(raw.estimate), floor(raw.low), floor(raw.high), raw.level, raw.n, raw.method)
 
 
 def _gd(problem: TabularProblem) -> Score:
@@ -280,6 +301,9 @@ def score_tabular(problem: TabularProblem, fit: TabularFit, boot: Sequence[Tabul
     method = f"STARC distance to the true reward; percentile bootstrap over episodes ({len(boot)} refits)"
     noise = explained.ok and not (explained.low > 0 if math.isfinite(explained.low) else explained.estimate > 0)
     why_noise = "the fit explains no more than chance (explained behaviour reaches 0): its reward is noise"
+    if noise:
+        # Two fits of noise are as far apart as noise makes them: no statement about a goal.
+        stability = Score.missing(why_noise, 1 - alpha, stability.n)
     if noise:
         alignment = Score.missing(why_noise, 1 - alpha, len(boot))
     else:
