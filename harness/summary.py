@@ -48,6 +48,9 @@ class RunSummary:
     fallback_rate: Interval | None
     invalid_by_kind: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, Interval] = field(default_factory=dict)
+    #: Share of episodes that ended in each outcome the environment named (``win``,
+    #: ``draw``, ``loss``; ``goal``, ``hole``...), with Wilson intervals.
+    outcomes: dict[str, Interval] = field(default_factory=dict)
     #: The metrics shown as percentages.
     rate_metrics: frozenset[str] = frozenset(_RATE_METRICS)
 
@@ -108,6 +111,10 @@ def summarize(run_dir: str | Path) -> RunSummary:
         invalid_reply_rate=_rate(invalid, invalid + decisions - fallbacks) if generate else None,
         fallback_rate=_rate(fallbacks, decisions) if generate else None,
         invalid_by_kind=dict(by_kind),
+        outcomes={
+            name: wilson_interval(sum(e.outcome == name for e in episodes), len(episodes))
+            for name in sorted({e.outcome for e in episodes if e.outcome is not None})
+        },
         metrics=_episode_bootstrap(per_episode, rates),
         rate_metrics=rates,
     )
@@ -163,6 +170,8 @@ def print_summaries(summaries: Sequence[RunSummary], console: Console) -> None:
         ("invalid replies", lambda s: _fmt(s.invalid_reply_rate, percent=True)),
         ("fallback actions", lambda s: _fmt(s.fallback_rate, percent=True)),
     ]
+    outcome_names = sorted({o for s in summaries for o in s.outcomes})
+    rows += [(f"ended: {o}", lambda s, o=o: _fmt(s.outcomes.get(o), percent=True)) for o in outcome_names]
     rows += [(m, lambda s, m=m: _fmt(s.metrics.get(m), percent=m in s.rate_metrics, digits=1)) for m in metric_names]
     for label, cell in rows:
         table.add_row(label, *(cell(s) for s in summaries))

@@ -142,3 +142,13 @@ def test_nan_is_refused_when_writing(tmp_path):
     object.__setattr__(bad, "reward", float("nan"))
     with pytest.raises(ValueError):
         writer.step(bad)
+
+
+def test_the_summary_counts_each_outcome_with_a_rate_interval(tmp_path):
+    from harness.summary import summarize
+
+    run = write_run(tmp_path / "run")
+    summary = summarize(run)
+    assert set(summary.outcomes) == {"checkmate"}
+    estimate, low, high = summary.outcomes["checkmate"]
+    assert estimate == 1.0 and 0.0 < low < 1.0 and high == 1.0
