@@ -139,3 +139,16 @@ def test_a_changed_study_runs_only_its_new_cells(smoke, tmp_path, capsys):
     new = set(after) - set(before)
     assert new and all(name.startswith("soft-optimal") for name in new)
     assert "study file changed" in capsys.readouterr().err
+
+
+@pytest.mark.model
+def test_the_readme_python_snippet_runs(smoke, tmp_path, monkeypatch, capsys):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").split("<!-- example: study -->", 1)[1]
+    snippet = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    (tmp_path / "configs").mkdir()
+    shutil.copy(SMOKE, tmp_path / "configs" / "study-smoke.toml")
+    shutil.copytree(smoke, tmp_path / "results" / "study-smoke")  # finished: the snippet reads it back
+    monkeypatch.chdir(tmp_path)
+    exec(snippet, {})
+    printed = capsys.readouterr().out
+    assert "optimal" in printed and "frozenlake" in printed
