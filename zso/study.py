@@ -391,10 +391,12 @@ def _settings(study: Study) -> Any:
 
 
 def _fittable(run_dir: Path) -> bool:
-    """Whether :mod:`irl.analysis` can fit this run: chess, or an environment with an exact MDP."""
+    """Whether :mod:`irl.analysis` can fit this run: chess, a game given by its rules, or an environment with an exact MDP."""
+    from irl.analysis.games import is_game_env
+
     manifest = read_manifest(run_dir)
     env = manifest["config"]["env"]
-    if env == "chess":
+    if env == "chess" or is_game_env(env):
         return True
     instance = make_env(env, manifest["config"].get("variant"), **manifest["config"].get("env_options", {}))
     try:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from harness.records import BASELINE_BACKEND
+from irl.analysis.games import is_game_env, load_game
 from irl.analysis.chess import chess_alignment, chess_explained, chess_gd, chess_l2, chess_stability, games_as_units
 from irl.analysis.runs import ChessRun, RunInfo, TabularRun, load_chess, load_tabular, read_info, run_kind
 from irl.analysis.scores import FitSettings, Score, boot_indices, quantile_score, return_score
@@ -272,7 +273,12 @@ def analyse_runs(
         info = read_info(run_dir)
         if progress is not None:
             progress(i, total, info.run_id)
-        if run_kind(info) == "chess":
+        if is_game_env(info.env):
+            names = None if settings.features == "named" else settings.features
+            if isinstance(names, str):
+                raise ValueError(f"features {names!r} do not apply to games; give game feature names")
+            analyses.append(_analyse_chess(load_game(run_dir, names, targets=settings.targets), settings))
+        elif run_kind(info) == "chess":
             names = None if settings.features == "named" else settings.features
             if isinstance(names, str):
                 raise ValueError(f"features {names!r} do not apply to chess; give chess feature names")
