@@ -18,12 +18,26 @@ from typing import Any
 from harness.backends.base import GenerateOptions
 
 
+#: Largest request body accepted, in bytes (a larger one is refused with 413).
+MAX_BODY_BYTES = 1 << 20
+#: Most tokens one request may ask to generate (``max_tokens``), and most prompts per request.
+MAX_TOKENS = 1024
+MAX_PROMPTS = 256
+
+
 class CompletionsServer(ThreadingHTTPServer):
-    """Serves one backend on ``host:port`` (port 0 picks a free one)."""
+    """Serves one backend on ``host:port`` (port 0 picks a free one); loopback unless told otherwise.
+
+    Requests are bounded: a body over ``max_body_bytes``, ``max_tokens`` over
+    ``max_tokens`` or more than ``MAX_PROMPTS`` prompts are refused with a JSON error.
+    """
 
     daemon_threads = True
 
-    def __init__(self, backend: Any, model_name: str, host: str = "127.0.0.1", port: int = 8000):
+    def __init__(self, backend: Any, model_name: str, host: str = "127.0.0.1", port: int = 8000, *,
+                 max_body_bytes: int = MAX_BODY_BYTES, max_tokens: int = MAX_TOKENS):
+        self.max_body_bytes = max_body_bytes
+        self.max_tokens = max_tokens
         self.backend = backend
         self.model_name = model_name
         self.lock = threading.Lock()
@@ -40,13 +54,18 @@ class CompletionsServer(ThreadingHTTPServer):
             prompts = [prompts]
         if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
             raise ValueError("'prompt' must be a string or a non-empty list of strings")
+        if len(prompts) > MAX_PROMPTS:
+            raise ValueError(f"at most {MAX_PROMPTS} prompts per request, got {len(prompts)}")
+        max_tokens = body.get("max_tokens", 16)
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 0 <= max_tokens <= self.max_tokens:
+            raise ValueError(f"'max_tokens' must be a whole number from 0 to {self.max_tokens}, got {max_tokens!r}")
         with self.lock:
             if body.get("echo") and body.get("logprobs") is not None:
                 choices = [self._echo(i, p) for i, p in enumerate(prompts)]
             else:
                 stop = body.get("stop") or ()
                 options = GenerateOptions(
-                    max_new_tokens=int(body.get("max_tokens", 16)), temperature=float(body.get("temperature", 0.0)),
+                    max_new_tokens=max_tokens, temperature=float(body.get("temperature", 0.0)),
                     seed=body.get("seed"), stop=(stop,) if isinstance(stop, str) else tuple(stop),
                 )
                 texts = self.backend.generate(prompts, options)
@@ -93,6 +112,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             length = int(self.headers.get("Content-Length", 0))
+        except ValueError:
+            self._send(400, {"error": {"message": "Content-Length must be a number"}})
+            return
+        if not 0 <= length <= self.server.max_body_bytes:
+            self.close_connection = True
+            self._send(413, {"error": {"message": f"request body of {length} bytes; at most {self.server.max_body_bytes} accepted"}})
+            return
+        try:
             body = json.loads(self.rfile.read(length) or b"{}")
             if not isinstance(body, dict):
                 raise ValueError("the request body must be a JSON object")
