@@ -33,6 +33,8 @@ def _setup(tmp: Path) -> None:
     locked = tmp / "locked"
     locked.mkdir()
     locked.chmod(0o500)
+    (tmp / "fitted").mkdir()
+    (tmp / "fitted" / "fit.json").write_text("{}")
     run = tmp / "run"
     run.mkdir()
     (run / "manifest.json").write_text(json.dumps({"format_version": "1.0", "status": "complete", "config": {}}))
@@ -53,6 +55,9 @@ CASES = [
     (["run", "--resume", "run", "--episodes", "3"], "--resume takes the run's own configuration"),
     (["summary", "adir"], "adir is not a run directory"),
     (["irl", "adir", "--out", "fits"], "adir"),
+    (["irl", "run", "--out", "afile/fits"], "afile is a file"),
+    (["irl", "run", "--out", "fitted"], "fitted already holds fit.json"),
+    (["compare", "run", "--out", "afile/cmp"], "afile is a file"),
 ]
 if os.geteuid() != 0:  # root writes anywhere
     CASES.append((["run", "--env", "frozenlake", "--out", "locked/run"], "locked is not writable"))

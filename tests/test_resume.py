@@ -194,6 +194,16 @@ def test_a_killed_writer_leaves_a_run_that_says_killed(tmp_path):
     assert any("killed" in p for p in validate_run(run))
 
 
+def test_fitting_a_killed_run_says_so(tmp_path, capsys):
+    from harness.cli import main
+
+    run = tmp_path / "run"
+    writer = RunWriter(run, replace(manifest(), config={**manifest().config, "env": "frozenlake", "encoding": "ascii"}))
+    writer._lock.close()  # as a SIGKILL leaves it: status running, nobody writing
+    main(["irl", str(run), "--out", str(tmp_path / "fit")])
+    assert "is killed: fitting its 0 finished episode(s) only" in capsys.readouterr().err
+
+
 def test_credentials_never_reach_the_manifest(tmp_path):
     m = manifest()
     m.config["backend_options"] = {"base_url": "http://alice:s3cret@127.0.0.1:8000/v1?api_key=sk-123", "api_key": "sk-9",

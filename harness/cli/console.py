@@ -48,7 +48,7 @@ class ProgressBar:
         columns = [TextColumn(f"[bold]{escape(label)}"), BarColumn(), MofNCompleteColumn()]
         if detail:
             columns.append(TextColumn(detail))
-        self.bar = Progress(*columns, TimeElapsedColumn(), console=console, disable=disable)
+        self.bar = Progress(*columns, TimeElapsedColumn(), console=console, disable=disable or not console.is_terminal)
         self.task = self.bar.add_task(label, total=total, completed=completed, **fields)
 
     def __enter__(self):

@@ -23,8 +23,10 @@ import argparse
 import csv
 import io
 import json
+import os
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -251,11 +253,40 @@ def compare_rows(reports: Sequence[Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _output_dir(path: str, result_file: str | None = None) -> Path:
+    """``path`` created and writable, checked before any fit; an existing ``result_file`` is never overwritten."""
+    from harness.records import ResultsError, check_new_run_dir
+
+    out_dir = Path(path)
+    if result_file is not None and (out_dir / result_file).exists():
+        raise ResultsError(f"{out_dir} already holds {result_file}; choose another --out")
+    if not out_dir.exists():
+        check_new_run_dir(out_dir)  # a parent that is a file, or that cannot be written
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ResultsError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+    if not os.access(out_dir, os.W_OK):
+        raise ResultsError(f"cannot write to {out_dir}: not writable")
+    return out_dir
+
+
+def _check_runs(run_dirs: Sequence[str]) -> None:
+    """Check that every path is a run; warn about runs that did not finish (only their finished episodes are fitted)."""
+    from harness.records import load_episodes, read_manifest, run_status
+
+    for run_dir in run_dirs:
+        status = run_status(run_dir, read_manifest(run_dir))  # not a run directory: a clear error, before any fit
+        if status != "complete":
+            n = sum(1 for _ in load_episodes(run_dir))
+            warnings.warn(f"{run_dir} is {status}: fitting its {n} finished episode(s) only", stacklevel=2)
+
+
 def cmd_irl(args: argparse.Namespace) -> int:
     """``zso irl``: fit, score, write ``fit.json`` and the plots, print the tables."""
     settings = settings_from_args(args)
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = _output_dir(args.out, FIT_FILE)
+    _check_runs(args.run_dirs)
     reports = _fit(args.run_dirs, settings, args.no_progress)
     write_fit(reports, settings, out_dir / FIT_FILE)
     for report in reports:
@@ -279,6 +310,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
             fitted += read_fit(d)
         else:
             to_fit.append(d)
+    if args.out:
+        _output_dir(args.out)  # writable, checked before any fit
+    _check_runs(to_fit)
     reports = fitted + (_fit(to_fit, settings, args.no_progress) if to_fit else [])
     reports.sort(key=lambda r: (r.env_label, r.is_baseline, r.agent, str(r.info.get("encoding")), str(r.info.get("mode"))))
     if args.format == "json":
@@ -295,7 +329,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         _warn(reports)
     if args.out:
         out_dir = Path(args.out)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir.mkdir(parents=True, exist_ok=True)  # compare.json is rewritten: it is derived from the runs
         from irl.analysis import plots
 
         plots.plot_comparison(reports, out_dir / "comparison.png")

@@ -33,7 +33,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     cells = study.cells()
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[label]}"),
                TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=console, disable=args.no_progress) as bar:
+    with Progress(*columns, console=console, disable=args.no_progress or not console.is_terminal) as bar:
         tasks = {
             "cells": bar.add_task("cells", total=len(cells), label=""),
             "episodes": bar.add_task("episodes", total=None, label=""),
