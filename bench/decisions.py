@@ -1,73 +1,216 @@
-"""Decisions per second of the harness on an embedded model, and where the time goes.
+"""Choose-mode decisions per second on the embedded models, against the physical floor.
 
-Plays chess (FEN encoding, random opponent, no engine analysis) in choose and generate
-modes with 1 and 16 episodes in lockstep, and reports decisions per second and the share
-of wall time spent outside the backend (prompting, parsing, environments, writing).
+For real chess decisions (FEN encoding, random play, 20-40 legal moves each) it times, per
+model, with one warm-up decision and repeats interleaved between methods (the median is
+reported):
 
-    .venv/bin/python bench/decisions.py [--model smollm2-135m-instruct] [--steps 6] [--out bench/out/decisions.json]
+* ``floor``: the prompt alone, one forward pass with the LM head at the last position;
+* ``packed``: ``score()`` with the prompt and a trie of the moves as one sequence (default);
+* ``cached``: ``score()`` with the prompt's cache repeated once per move (the old method);
+* ``naive``: one full forward pass of prompt + move per move;
+
+and reports decisions per second and the ratio of each to the floor. ``--bf16`` adds the
+packed method in bfloat16 with its largest log-prob difference from float32. ``--vllm``
+starts a real vLLM server (``.venv-vllm``, float32) for SmolLM2 and times
+``--backend openai`` one decision per call (one episode at a time, as game harnesses
+play, concurrency 1) and 16 decisions per call at concurrency 4 and 16.
+
+    .venv/bin/python bench/decisions.py [--models smollm2-135m-instruct gemma3-270m] [--decisions 8]
+        [--repeats 3] [--no-naive] [--bf16] [--vllm] [--server-repeats 1] [--out bench/out/decisions.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import tempfile
+import statistics
 import time
 from pathlib import Path
+from typing import Any, Callable
 
+import numpy as np
+import torch
 from rich.console import Console
 from rich.table import Table
 
-from harness.backends import load_backend
-from harness.config import RunConfig
-from harness.records import iter_steps
-from harness.runner import Runner
+from harness.backends.base import ScoreRequest
+from harness.backends.transformers import TransformersBackend
+from textenvs import build_prompt, get_encoding, make_env
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def measure(backend, mode: str, batch: int, steps: int, model: str) -> dict:
-    config = RunConfig(
-        env="chess", encoding="fen", model=model, mode=mode, episodes=batch, batch_size=batch, max_steps=steps,
-        seed=0, env_options={"opponent": "random", "analysis": "off"},
-    )
-    runner = Runner(config, backend=backend)
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        run_dir = runner.run(out=Path(tmp) / "run")
-        wall = time.perf_counter() - start
-        records = list(iter_steps(run_dir))
-    backend_s = sum(r["timing"]["backend_s"] for r in records)
-    return {
-        "mode": mode, "batch": batch, "decisions": len(records), "wall_s": round(wall, 3),
-        "decisions_per_s": round(len(records) / wall, 3),
-        "backend_s": round(backend_s, 3), "outside_backend_share": round(max(0.0, 1 - backend_s / wall), 4),
-    }
+def chess_requests(format_prompt: Callable[[str], str], n: int, seed: int = 0) -> list[ScoreRequest]:
+    """``n`` choose-mode requests from a random game of chess (FEN encoding)."""
+    env, enc, rng = make_env("chess", opponent="random", analysis="off"), get_encoding("chess", "fen"), np.random.default_rng(seed)
+    env.reset(seed=seed)
+    requests = []
+    while len(requests) < n:
+        legal = env.legal_actions()
+        state = env.text_state()
+        prompt = format_prompt(build_prompt(enc, state, legal, "choose"))
+        sep = "" if prompt[-1].isspace() else " "
+        requests.append(ScoreRequest(prompt, tuple(sep + enc.render_action(state, a) for a in legal)))
+        _, _, terminated, truncated, _ = env.step(str(rng.choice(legal)))
+        if terminated or truncated or not env.legal_actions():
+            env.reset(seed=int(rng.integers(1 << 30)))
+    return requests
+
+
+def floor(backend: TransformersBackend, request: ScoreRequest) -> None:
+    """Read the prompt once: one forward pass, LM head at the last position only."""
+    ids = backend._prompt_ids(request.prompt)
+    with torch.inference_mode():
+        backend._forward(input_ids=torch.tensor([ids]), logits_to_keep=1)
+
+
+def naive(backend: TransformersBackend, request: ScoreRequest) -> None:
+    """One full forward pass of prompt + continuation per continuation."""
+    ids = backend._prompt_ids(request.prompt)
+    with torch.inference_mode():
+        for c in request.continuations:
+            cont = backend.continuation_ids(request.prompt, c, ids)
+            logits = backend._forward(input_ids=torch.tensor([ids + cont]), logits_to_keep=len(cont) + 1).logits[0, :-1]
+            logits.float().log_softmax(-1)
+
+
+def scorer(backend: TransformersBackend, method: str) -> Callable[[ScoreRequest], Any]:
+    def run(request: ScoreRequest) -> Any:
+        backend.scoring = method
+        return backend.score([request])
+
+    return run
+
+
+def interleaved(methods: dict[str, Callable[[ScoreRequest], Any]], requests: list[ScoreRequest], repeats: int) -> dict[str, float]:
+    """Median seconds per decision of each method; one warm-up, repeats rotate the order."""
+    for fn in methods.values():
+        fn(requests[0])
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    names = list(methods)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            start = time.perf_counter()
+            for request in requests:
+                methods[name](request)
+            times[name].append((time.perf_counter() - start) / len(requests))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def bench_model(name: str, n: int, repeats: int, bf16: bool, console: Console, with_naive: bool = True) -> list[dict[str, Any]]:
+    backend = TransformersBackend(name)
+    requests = chess_requests(backend.format_prompt, n)
+    tokens = [len(backend._prompt_ids(r.prompt)) for r in requests]
+    moves = [len(r.continuations) for r in requests]
+    methods = {"floor": lambda r: floor(backend, r), "packed": scorer(backend, "packed"),
+               "cached": scorer(backend, "cached")}
+    if with_naive:
+        methods["naive"] = lambda r: naive(backend, r)
+    seconds = interleaved(methods, requests, repeats)
+    rows = [{"model": name, "dtype": "float32", "method": m, "s_per_decision": round(s, 4),
+             "decisions_per_s": round(1 / s, 3), "x_floor": round(s / seconds["floor"], 2)} for m, s in seconds.items()]
+    for row in rows:
+        row.update(decisions=n, repeats=repeats, prompt_tokens=f"{min(tokens)}-{max(tokens)}", moves=f"{min(moves)}-{max(moves)}")
+    if bf16:
+        backend.scoring = "packed"
+        reference = backend.score(requests)
+        backend.close()
+        half = TransformersBackend(name, dtype="bfloat16")
+        half_s = interleaved({"floor": lambda r: floor(half, r), "packed": scorer(half, "packed")}, requests, repeats)
+        scores = half.score(requests)
+        gap = max(abs(a.logprob - b.logprob) for x, y in zip(reference, scores) for a, b in zip(x, y))
+        same = sum(int(np.argmax([s.logprob for s in x]) == np.argmax([s.logprob for s in y])) for x, y in zip(reference, scores))
+        for m, s in half_s.items():
+            rows.append({"model": name, "dtype": "bfloat16", "method": m, "s_per_decision": round(s, 4),
+                         "decisions_per_s": round(1 / s, 3), "x_floor": round(s / half_s["floor"], 2),
+                         "decisions": n, "repeats": repeats, "vs_float32": round(seconds[m] / s, 2),
+                         "max_logprob_gap": round(gap, 3), "same_best_move": f"{same}/{n}"})
+        half.close()
+    else:
+        backend.close()
+    return rows
+
+
+def bench_server(n: int, repeats: int, console: Console) -> list[dict[str, Any]]:
+    from harness.backends.openai import OpenAIBackend
+    from harness.backends.transformers import model_dir
+    from harness.backends.vllm_server import VLLMServer
+
+    name = "smollm2-135m-instruct"
+    python = ROOT / ".venv-vllm" / "bin" / "python"
+    console.print(f"starting vLLM for {name} (a few minutes on 2 cores)...")
+    start = time.perf_counter()
+    with VLLMServer(python, model_dir(name), name, log_path=ROOT / "bench" / "out" / "vllm-server.log") as url:
+        console.print(f"vLLM ready in {time.perf_counter() - start:.0f} s at {url}")
+        clients = {c: OpenAIBackend(name, base_url=url, concurrency=c) for c in (1, 4, 16)}
+        requests = chess_requests(clients[1].format_prompt, n)
+        one = clients[1]
+
+        def calls(client: OpenAIBackend, per_call: int) -> Callable[[None], None]:
+            def run(_: Any) -> None:
+                for i in range(0, len(requests), per_call):
+                    client.score(requests[i: i + per_call])
+            return run
+
+        # One decision per call is concurrency 1: what one-episode-at-a-time play gets.
+        methods = {"one decision per call (concurrency 1)": calls(one, 1),
+                   **{f"16 per call, concurrency {c}": calls(clients[c], 16) for c in (4, 16)}}
+        for client in clients.values():  # warm-up
+            client.score(requests[:2])
+        times: dict[str, list[float]] = {k: [] for k in methods}
+        names = list(methods)
+        for r in range(repeats):
+            for k in names[r % len(names):] + names[: r % len(names)]:
+                t = time.perf_counter()
+                methods[k](None)
+                times[k].append((time.perf_counter() - t) / len(requests))
+        for client in clients.values():
+            client.close()
+    base = statistics.median(times[names[0]])
+    return [{"model": name, "backend": "openai -> vLLM CPU fp32", "how": k, "decisions": len(requests),
+             "decisions_per_s": round(1 / statistics.median(v), 3), "x_one_per_call": round(base / statistics.median(v), 2)}
+            for k, v in times.items()]
+
+
+def table(title: str, rows: list[dict[str, Any]]) -> Table:
+    t = Table(title=title)
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    for col in columns:
+        t.add_column(col)
+    for row in rows:
+        t.add_row(*(str(row.get(c, "")) for c in columns))
+    return t
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--steps", type=int, default=6, help="decisions per episode")
+    parser.add_argument("--models", nargs="+", default=["smollm2-135m-instruct", "gemma3-270m"])
+    parser.add_argument("--decisions", type=int, default=8, help="decisions per row (at least 8)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (the median is reported)")
+    parser.add_argument("--no-naive", action="store_true", help="skip naive per-continuation scoring (slow: a forward pass per move)")
+    parser.add_argument("--bf16", action="store_true", help="also time bfloat16 and compare its log-probs")
+    parser.add_argument("--vllm", action="store_true", help="also time --backend openai against a vLLM server")
+    parser.add_argument("--server-repeats", type=int, default=1, help="interleaved repeats against the server")
     parser.add_argument("--out", default="bench/out/decisions.json")
     args = parser.parse_args()
+    if args.decisions < 8:
+        parser.error("--decisions must be at least 8")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     console = Console()
-    start = time.perf_counter()
-    backend = load_backend("transformers", args.model, {})
-    load_s = time.perf_counter() - start
-    rows = [measure(backend, mode, batch, args.steps, args.model) for mode in ("choose", "generate") for batch in (1, 16)]
-    table = Table(title=f"decisions per second, {args.model} on {platform.machine()} (load {load_s:.1f} s)")
-    for col in rows[0]:
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*(str(v) for v in row.values()))
-    console.print(table)
-    for mode in ("choose", "generate"):
-        one, many = (next(r for r in rows if r["mode"] == mode and r["batch"] == b) for b in (1, 16))
-        console.print(f"{mode}: batch 16 / batch 1 throughput = {many['decisions_per_s'] / one['decisions_per_s']:.2f}x")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"model": args.model, "load_s": round(load_s, 2), "machine": platform.machine(),
-                               "steps_per_episode": args.steps, "rows": rows}, indent=2) + "\n")
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    rows = []
+    for name in args.models:
+        rows += bench_model(name, args.decisions, args.repeats, args.bf16, console, not args.no_naive)
+        console.print(f"{name}: " + ", ".join(f"{r['dtype']} {r['method']} {r['x_floor']}x floor" for r in rows if r["model"] == name))
+    console.print(table(f"choose-mode decision vs the floor (one prompt forward), chess FEN, {machine}", rows))
+    server = bench_server(max(args.decisions, 16), args.server_repeats, console) if args.vllm else []
+    if server:
+        console.print(table("--backend openai against a vLLM server (CPU, float32)", server))
+    out.write_text(json.dumps({"machine": machine, "torch": torch.__version__, "rows": rows, "server": server}, indent=2) + "\n")
     console.print(f"written {out}")
 
 
