@@ -36,7 +36,7 @@ from harness.config import ConfigError, RunConfig, schema
 from harness.records import (
     ResultsError, check_new_run_dir, prepare_resume, read_manifest, run_status,
 )
-from harness.runner import Runner
+from harness.runner import Runner, code_revision
 from harness.summary import RunSummary, summarize
 from textenvs import encodings_for, make_env
 from zso.report import HEADLINE_COLUMNS, write_report
@@ -412,8 +412,10 @@ def _analyse(study: Study, out: Path, results: list[CellResult], report: Progres
     settings = _settings(study)
     runs = [r for r in results if r.summary is not None and r.summary.episodes > 0 and _fittable(r.run_dir)]
     notes = [f"{r.cell.label}: no objective fit for this environment" for r in results if r not in runs]
+    # The fits are derived data: any change of the settings, the runs or the code refits.
     key = hashlib.sha256(json.dumps(
-        [settings.to_json(), [(str(r.run_dir), r.summary.episodes, r.summary.decisions) for r in runs]], default=str,
+        [settings.to_json(), code_revision(), [(str(r.run_dir), r.summary.episodes, r.summary.decisions) for r in runs]],
+        default=str,
     ).encode()).hexdigest()
     cache = out / "analysis.json"
     reports = None
