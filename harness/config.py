@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import difflib
 import sys
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from harness.agents import Agent, Decision, make_agent
 from harness.agents.language import ChooseAgent
-from harness.backends import Backend, GenerateOptions, load_backend
+from harness.backends import Backend, load_backend
 from harness.config import RunConfig
 from harness.records import EpisodeRecord, Manifest, ResumeState, RunWriter, StepRecord, Timing
 from textenvs import ENVS, TextEnv, get_encoding, make_env

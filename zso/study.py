@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 
 from harness.agents import BASELINES, BaselineOptions, build_baseline
 from harness.backends import load_backend
-from harness.config import ConfigError, RunConfig, schema
+from harness.config import RunConfig, schema
 from harness.records import (
     ResultsError, check_new_run_dir, prepare_resume, read_manifest, run_status,
 )
