@@ -72,3 +72,13 @@ def test_registering_an_encoding_makes_it_listed():
         assert isinstance(get_encoding("chess", "lowerfen"), LowerFen)
     finally:
         ENCODINGS.unregister("chess/lowerfen")
+
+
+def test_an_entry_keeps_its_target_after_loading():
+    from textenvs.registry import Registry
+
+    reg: Registry = Registry("thing")
+    reg.register("json", "json:dumps")
+    entry = reg.entry("json")
+    assert entry.load() is __import__("json").dumps
+    assert entry.target == "json:dumps"  # what was registered, for listings and filters

@@ -34,23 +34,27 @@ class DuplicateIdError(ValueError):
 
 @dataclass
 class Entry(Generic[T]):
-    """One registered object, loaded on first use from ``target``."""
+    """One registered object, loaded on first use from ``target`` (which stays as registered)."""
 
     name: str
     target: str | T
     description: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    _loaded: Any = field(default=None, repr=False, compare=False)
 
     def load(self) -> T:
-        if isinstance(self.target, str):
-            module_name, _, attr = self.target.partition(":")
-            if not attr:
-                raise ValueError(f"entry point {self.target!r} must look like 'module:attr'")
-            obj: Any = importlib.import_module(module_name)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
-            self.target = obj
-        return self.target  # type: ignore[return-value]
+        if self._loaded is None:
+            if isinstance(self.target, str):
+                module_name, _, attr = self.target.partition(":")
+                if not attr:
+                    raise ValueError(f"entry point {self.target!r} must look like 'module:attr'")
+                obj: Any = importlib.import_module(module_name)
+                for part in attr.split("."):
+                    obj = getattr(obj, part)
+                self._loaded = obj
+            else:
+                self._loaded = self.target
+        return self._loaded  # type: ignore[return-value]
 
 
 class Registry(Generic[T]):

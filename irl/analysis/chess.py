@@ -57,9 +57,9 @@ def chess_explained(run: ChessRun, settings: FitSettings = FitSettings()) -> Sco
     data = pack_decisions(run.decisions)
     chosen = [c for g in run.games for c in g.chosen]
     played = pack_decisions([(d.features, c) for d, c in zip(run.decisions, chosen)])
-    result = explained_behaviour(data, l2=settings.l2, k=settings.folds, seed=settings.seed, units=units, heldout=played)
+    k = min(settings.folds, len(units))  # no more folds than games to hold out
+    result = explained_behaviour(data, l2=settings.l2, k=k, seed=settings.seed, units=units, heldout=played)
     unit = "games" if len(run.games) >= 2 else "decisions"
-    k = min(settings.folds, len(units))
     return ratio_score(result.unit_gains, result.unit_entropies, settings, f"{k}-fold over {unit}; bootstrap over held-out {unit}")
 
 
