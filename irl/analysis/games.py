@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from harness.records import ResultsError
-from irl.analysis.runs import TARGETS, ChessGame, ChessRun, _finished, read_info
+from irl.analysis.runs import TARGETS, ChessGame, ChessRun, _finished, choice_target, read_info
 from irl.choice import Decision
 
 __all__ = ["is_game_env", "load_game"]
@@ -65,12 +65,8 @@ def load_game(run_dir: str | Path, features: Sequence[str] | None = None, *, tar
                 legal = list(s.legal_actions)
                 names = names or resolve_features(view.game, features)
                 x = feature_matrix(view.game, view.position, legal, names)
-                target: int | np.ndarray = legal.index(s.action)
-                if targets == "probs" and s.probs is not None and len(s.probs) == len(legal):
-                    p = np.asarray(s.probs, dtype=float)
-                    target = p / p.sum()
-                else:
-                    all_probs = False
+                target = choice_target(s, legal, targets)
+                all_probs &= not isinstance(target, int)
                 decisions.append(Decision(x, target))
                 labels.append(view.game.label(view.position))
                 moves.append(s.action)

@@ -357,6 +357,15 @@ class ChessRun:
         return sum(len(g.decisions) for g in self.games)
 
 
+def choice_target(step: StepRecord, legal: Sequence[str], targets: str) -> int | np.ndarray:
+    """What the choice model fits at one step: the recorded distribution over ``legal`` (with
+    ``targets == "probs"`` where the step has one), else the index of the move played."""
+    if targets == "probs" and step.probs is not None and len(step.probs) == len(legal):
+        p = np.asarray(step.probs, dtype=float)
+        return p / p.sum()
+    return list(legal).index(step.action)
+
+
 def load_chess(
     run_dir: str | Path,
     features: Sequence[str] | None = None,
@@ -415,12 +424,8 @@ def load_chess(
                 if utility:
                     k = names.index("engine_eval_change") if "engine_eval_change" in names else None
                     utils.append(x[:, k].copy() if k is not None else feature_matrix(board, legal_moves, ["engine_eval_change"], engine=engine)[:, 0])
-                target: int | np.ndarray = legal.index(s.action)
-                if targets == "probs" and s.probs is not None and len(s.probs) == len(legal):
-                    p = np.asarray(s.probs, dtype=float)
-                    target = p / p.sum()
-                else:
-                    all_probs = False
+                target = choice_target(s, legal, targets)
+                all_probs &= not isinstance(target, int)
                 decisions.append(Decision(x, target))
                 fens.append(s.state["fen"])
                 moves.append(s.action)
