@@ -38,7 +38,7 @@ Demonstrations are either trajectories or an occupancy measure:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import scipy.optimize
@@ -252,6 +252,14 @@ class _Model:
         return reward, values, occ, float(self.initial @ v0)
 
 
+def _minimize(fun: Any, w0: np.ndarray, max_iter: int, gtol: float) -> Any:
+    """L-BFGS-B on ``fun(w) -> (value, gradient)``, as every fit here runs it."""
+    return scipy.optimize.minimize(
+        fun, w0, jac=True, method="L-BFGS-B",
+        options={"maxiter": max_iter, "gtol": gtol, "ftol": 1e-15, "maxcor": 20},
+    )
+
+
 def mce_objective(
     weights: np.ndarray,
     transitions: np.ndarray | Dynamics,
@@ -324,10 +332,7 @@ def mce_irl(
 
     w0 = np.zeros(K) if weights_init is None else np.asarray(weights_init, dtype=float)
     with blas_single_thread():
-        res = scipy.optimize.minimize(
-            fun, w0, jac=True, method="L-BFGS-B",
-            options={"maxiter": max_iter, "gtol": gtol, "ftol": 1e-15, "maxcor": 20},
-        )
+        res = _minimize(fun, w0, max_iter, gtol)
         w = res.x
         reward, values, occ, ev0 = model.solve(w)
     mu = feature_expectations(phi, occ.state_action)
@@ -577,10 +582,7 @@ def mce_likelihood_irl(
 
     w0 = np.zeros(K) if weights_init is None else np.asarray(weights_init, dtype=float)
     with blas_single_thread():
-        res = scipy.optimize.minimize(
-            fun, w0, jac=True, method="L-BFGS-B",
-            options={"maxiter": max_iter, "gtol": gtol, "ftol": 1e-15, "maxcor": 20},
-        )
+        res = _minimize(fun, w0, max_iter, gtol)
         w = res.x
         value, _, values = likelihood_objective(
             w, dyn, phi, counts, n_demonstrations=n, horizon=horizon, discount=discount, l2=l2, v_init=cache["v"]
