@@ -244,7 +244,7 @@ NOTATION_CASES = [
 def test_notation_and_prompt_fields(encoding: FenEncoding, written: str, notation: str) -> None:
     board = played("e4")
     assert encoding.render_action(chess.Board(), "g1f3") == written
-    assert encoding.prompt_fields(board) == {"side": "Black", "notation": notation}
+    assert encoding.prompt_fields(board) == {"side": "Black", "notation": notation, "game": "chess", "rules": ""}
     assert encoding.prompt_fields(chess.Board())["side"] == "White"
     assert encoding.state_label(board) == board.fen()
 

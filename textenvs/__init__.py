@@ -82,7 +82,9 @@ def make_env(env: str, variant: str | None = None, **options: Any) -> Any:
 
 ENVS.register(
     "chess", "textenvs.chess.env:ChessEnv",
-    "Chess (python-chess) against a random mover, Stockfish or another model",
+    "Chess (python-chess) against a random mover, Stockfish or another model; variants with their rules in the prompt",
+    variants={name: {"rules": name} for name in (
+        "antichess", "king-of-the-hill", "three-check", "atomic", "racing-kings", "horde")},
 )
 register_encoding("chess", "fen", "textenvs.chess.encodings:FenEncoding", "FEN string of the position")
 register_encoding("chess", "ascii", "textenvs.chess.encodings:AsciiEncoding", "8x8 ASCII board with ranks and files")

@@ -8,6 +8,9 @@
   reads UCI or SAN out of free text.
 - Stockfish (``engine.py``): :func:`find_stockfish`, the :class:`Analyser`; opponents in
   ``opponents.py``; start positions in ``starts.py``.
+- Variants (``variants.py``): antichess, king of the hill, three-check, atomic, racing
+  kings and horde, python-chess's boards with their rules in prose for the prompt
+  (``ChessEnv(rules=...)``, ``--variant`` on the command line).
 
 Importing this package imports python-chess and gymnasium but starts no engine.
 """
@@ -40,11 +43,12 @@ from textenvs.chess.opponents import (
     parse_opponent_spec,
 )
 from textenvs.chess.starts import load_starts
+from textenvs.chess.variants import VARIANTS, Variant, get_variant, variant_of
 
 __all__ = [
     "ChessEnv", "ChessEncoding", "FenEncoding", "AsciiEncoding", "PgnEncoding", "PiecesEncoding",
     "parse_move", "move_tokens", "MAX_SCAN", "Analyser", "MoveAnalysis", "EVAL_CAP",
     "StockfishNotFoundError", "find_stockfish", "stockfish_available", "Opponent",
     "OpponentError", "RandomOpponent", "StockfishOpponent", "make_opponent",
-    "parse_opponent_spec", "load_starts",
+    "parse_opponent_spec", "load_starts", "VARIANTS", "Variant", "get_variant", "variant_of",
 ]

@@ -9,9 +9,12 @@ name       state                                               moves written
 ``pieces`` natural-language list of pieces and squares         SAN (``Nf3``)
 =========  ==================================================  ===============
 
-The state is a :class:`chess.Board` with its move stack (``ChessEnv.text_state()``).
-All encodings parse replies the same way (:func:`textenvs.chess.notation.parse_move`),
-accepting UCI and SAN whatever the notation they write in.
+The state is a :class:`chess.Board` with its move stack (``ChessEnv.text_state()``), of
+the variant's board class (:mod:`.variants`): the FEN is the variant's (three-check's
+carries the checks still to give), and a variant's name and rules reach the prompt as the
+``$game`` and ``$rules`` fields. All encodings parse replies the same way
+(:func:`textenvs.chess.notation.parse_move`), accepting UCI and SAN whatever the notation
+they write in.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from __future__ import annotations
 from typing import ClassVar, Sequence
 
 import chess
+import chess.variant
 
 from textenvs.base import Encoding
 from textenvs.chess.notation import parse_move
+from textenvs.chess.variants import variant_of
 
 #: How each notation is described to the model (the ``$notation`` prompt field).
 NOTATIONS = {"uci": "UCI, like e2e4", "san": "SAN, like Nf3"}
@@ -45,8 +50,12 @@ class ChessEncoding(Encoding[chess.Board]):
         return state.fen()
 
     def prompt_fields(self, state: chess.Board) -> dict[str, str]:
-        """``side`` (``White``/``Black``, to move) and ``notation`` (how to write a move)."""
-        return {"side": color_name(state.turn), "notation": NOTATIONS[self.notation]}
+        """``side`` (``White``/``Black``, to move), ``notation`` (how to write a move), ``game``
+        (the variant's name) and ``rules`` (its rules as a paragraph; empty for standard chess)."""
+        variant = variant_of(state)
+        rules = f"Rules of {variant.title}: {variant.rules}\n\n" if variant.rules else ""
+        return {"side": color_name(state.turn), "notation": NOTATIONS[self.notation], "game": variant.title,
+                "rules": rules}
 
     def parse_action(self, state: chess.Board, reply: str, legal: Sequence[str]) -> str:
         """The legal UCI move the reply names, in UCI or SAN (see :mod:`.notation`)."""
@@ -86,7 +95,15 @@ class AsciiEncoding(ChessEncoding):
         castling, en_passant = state.fen().split()[2:4]
         rows.append("(upper case: White, lower case: Black, '.': empty)")
         rows.append(f"{color_name(state.turn)} to move. Castling: {castling}. En passant: {en_passant}.")
-        return "\n".join(rows)
+        return "\n".join(rows + _check_counts(state))
+
+
+def _check_counts(board: chess.Board) -> list[str]:
+    """Three-check's checks still to give, as one line (none for other variants)."""
+    if not isinstance(board, chess.variant.ThreeCheckBoard):
+        return []
+    return ["Checks still to give to win: " + ", ".join(
+        f"{color_name(c)} {board.remaining_checks[c]}" for c in (chess.WHITE, chess.BLACK)) + "."]
 
 
 def _symbol(piece: chess.Piece | None) -> str:
@@ -96,8 +113,9 @@ def _symbol(piece: chess.Piece | None) -> str:
 class PgnEncoding(ChessEncoding):
     """The game so far as PGN movetext, from the root of the board's move stack; moves in SAN.
 
-    A game that did not start from the standard position gets ``[SetUp]``/``[FEN]``
-    headers; a game without moves yet is shown as ``(no moves yet)``.
+    A variant gets a ``[Variant]`` header; a game that did not start from the variant's
+    start position gets ``[SetUp]``/``[FEN]`` headers; a game without moves yet is shown
+    as ``(no moves yet)``.
     """
 
     name = "pgn"
@@ -105,12 +123,13 @@ class PgnEncoding(ChessEncoding):
     notation = "san"
 
     def render_state(self, state: chess.Board) -> str:
-        """Optional FEN headers, then the movetext (without a result marker)."""
+        """Optional variant and FEN headers, then the movetext (without a result marker)."""
         root = state.root()
         moves = root.variation_san(state.move_stack) if state.move_stack else "(no moves yet)"
-        if root.fen() == chess.STARTING_FEN:
-            return moves
-        return f'[SetUp "1"]\n[FEN "{root.fen()}"]\n\n{moves}'
+        headers = [] if variant_of(state).standard else [f'[Variant "{type(state).aliases[0]}"]']
+        if root.fen() != type(state).starting_fen:
+            headers += ['[SetUp "1"]', f'[FEN "{root.fen()}"]']
+        return "\n".join(headers) + "\n\n" + moves if headers else moves
 
 
 _PIECE_NAMES = {
@@ -132,7 +151,7 @@ class PiecesEncoding(ChessEncoding):
         lines.append(f"{color_name(state.turn)} to move.")
         lines.append(f"Castling rights: {_castling_words(state)}.")
         lines.append(f"En passant: {_en_passant_words(state)}.")
-        return "\n".join(lines)
+        return "\n".join(lines + _check_counts(state))
 
 
 def _pieces_of(board: chess.Board, color: chess.Color) -> str:
@@ -141,7 +160,7 @@ def _pieces_of(board: chess.Board, color: chess.Color) -> str:
         squares = [chess.square_name(s) for s in board.pieces(piece_type, color)]
         if squares:
             groups.append(f"{one if len(squares) == 1 else many} on {_and_list(squares)}")
-    return "; ".join(groups)
+    return "; ".join(groups) or "no pieces"
 
 
 def _and_list(items: list[str]) -> str:

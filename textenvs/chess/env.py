@@ -10,6 +10,15 @@ fifty-move draw ends it). ``truncated`` is always False: the runner enforces ste
 
 With analysis on, each step's ``info`` also carries the agent move's centipawn loss
 (see :mod:`textenvs.chess.engine` for its definition) and Stockfish's best move.
+
+``rules`` picks a variant (:mod:`.variants`: antichess, king of the hill, three-check,
+atomic, racing kings, horde), played by python-chess's board for it with the same
+encodings, parser and opponents; its end and result are recorded as chess's, a win by
+the variant's own rule with the variant's word for it as ``outcome`` (``king_exploded``,
+``third_check``...; a draw by its own rule, racing kings' both kings home, is
+``variant_draw``).
+Stockfish plays standard chess only, so a variant runs without analysis and refuses a
+Stockfish opponent.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from textenvs.chess.encodings import color_name
 from textenvs.chess.engine import Analyser, StockfishNotFoundError
 from textenvs.chess.opponents import Opponent, OpponentError, PolicyOpponent, make_opponent
 from textenvs.chess.starts import load_starts
+from textenvs.chess.variants import Variant, get_variant
 from textenvs.errors import IllegalActionError
 
 #: Accepted values of ``color``.
@@ -35,7 +45,7 @@ ANALYSIS_MODES = ("auto", "on", "off")
 #: Accepted keys of ``reset(options=...)``.
 RESET_OPTIONS = ("episode_index",)
 
-_FEN_CHARS = "".join(sorted(set("pnbrqkPNBRQK/ -w" + string.digits + "abcdefgh")))
+_FEN_CHARS = "".join(sorted(set("pnbrqkPNBRQK/ -+w" + string.digits + "abcdefgh")))
 
 
 class ChessEnv(gymnasium.Env):
@@ -54,6 +64,8 @@ class ChessEnv(gymnasium.Env):
             explicit ``stockfish_path`` is still an error), ``"on"`` (require it) or ``"off"``.
         analysis_depth: search depth of the analysis, in plies.
         stockfish_path: the Stockfish binary (default: see :func:`.engine.find_stockfish`).
+        rules: ``"standard"`` or a variant of :data:`.variants.VARIANTS`; ``analysis`` is
+            then off (``"on"`` is refused, as is a Stockfish opponent).
     """
 
     #: Environment family (encodings and prompts live under this name).
@@ -69,7 +81,10 @@ class ChessEnv(gymnasium.Env):
         analysis: str = "auto",
         analysis_depth: int = 8,
         stockfish_path: str | None = None,
+        rules: str = "standard",
     ):
+        #: The variant played (``VARIANTS["standard"]`` for chess).
+        self.variant: Variant = get_variant(rules)
         if color not in COLORS:
             raise ValueError(f"unknown color {color!r}; expected one of {', '.join(COLORS)}")
         if analysis not in ANALYSIS_MODES:
@@ -77,13 +92,16 @@ class ChessEnv(gymnasium.Env):
         #: The agent's side as given (``"white"``, ``"black"`` or ``"side-to-move"``).
         self.color = color
         #: The start positions; episode ``k`` starts from ``starts[k % len(starts)]``.
-        self.starts = load_starts(start)
+        self.starts = load_starts(start, self.variant.board)
+        if not self.variant.standard:
+            _check_standard_only(self.variant, opponent, analysis)
+            analysis = "off"
         #: The opponent (built from the spec string when one was given).
         self.opponent: Opponent = _build_opponent(opponent, lambda: self.np_random, stockfish_path)
         #: The Stockfish analyser, or None when analysis is off (or "auto" found no binary).
         self.analyser = _build_analyser(analysis, analysis_depth, stockfish_path)
         self.observation_space = spaces.Text(min_length=1, max_length=128, charset=_FEN_CHARS)
-        self.action_space = spaces.Text(min_length=4, max_length=5, charset="abcdefgh12345678nbrq")
+        self.action_space = spaces.Text(min_length=4, max_length=5, charset="abcdefgh12345678nbrqk")
         self._board: chess.Board | None = None
         self._agent_color: chess.Color = chess.WHITE
         self._over = False
@@ -153,6 +171,10 @@ class ChessEnv(gymnasium.Env):
         """``{"fen": ...}`` of the current position."""
         return {"fen": self._current().fen()}
 
+    def describe(self) -> dict[str, Any]:
+        """What a manifest records: the variant, its name and rules text (empty for chess)."""
+        return {"rules": self.variant.name, "title": self.variant.title, "rules_text": self.variant.rules}
+
     @property
     def agent_color(self) -> str:
         """``"white"`` or ``"black"``: the side the agent plays this episode."""
@@ -202,8 +224,9 @@ class ChessEnv(gymnasium.Env):
         if outcome is None:
             return {}
         self._over = True
+        variant_win = outcome.termination in (chess.Termination.VARIANT_WIN, chess.Termination.VARIANT_LOSS)
         return {
-            "outcome": outcome.termination.name.lower(),
+            "outcome": self.variant.ending if variant_win else outcome.termination.name.lower(),
             "result": outcome.result(),
             "success": outcome.winner == self._agent_color,
         }
@@ -217,6 +240,15 @@ def _build_opponent(opponent: str | Opponent, rng: Any, stockfish_path: str | No
     if callable(opponent):
         return PolicyOpponent(opponent)
     raise TypeError(f"opponent {opponent!r} must be a spec string, a policy (board, legal) -> uci, or have choose(board) and close()")
+
+
+def _check_standard_only(variant: Variant, opponent: str | Opponent, analysis: str) -> None:
+    """Refuse what needs Stockfish in a variant, in one line each."""
+    if isinstance(opponent, str) and opponent.strip().startswith("stockfish"):
+        raise ValueError(f"Stockfish plays standard chess only; {variant.title} takes opponent 'random' or 'model:NAME'")
+    if analysis == "on":
+        raise ValueError(f"Stockfish analysis (centipawn loss, best move) covers standard chess only; "
+                         f"{variant.title} is played with analysis off")
 
 
 def _build_analyser(mode: str, depth: int, path: str | None) -> Analyser | None:

@@ -2,9 +2,10 @@
 
 :func:`parse_move` accepts UCI and SAN alike, inside prose: ``"e2e4"``, ``"e4"``,
 ``"1. e4"``, ``"**Nf3**"``, ``"e2-e4"``, ``"Ng1-f3"``, ``"O-O"``/``"0-0"``,
-``"e8=Q"``/``"e7e8q"``, ``"Nxe5+"``, ``"exd6 e.p."``, figurines (``"♘f3"``), and lower-case
-piece letters other than ``b`` (``"nf3"``; ``"b"`` is always the b-file). Every move-like
-token is read: a reply that names exactly one legal move (once or several times) is that
+``"e8=Q"``/``"e7e8q"`` (antichess's ``"e8=K"`` too), ``"Nxe5+"``, ``"exd6 e.p."``,
+figurines (``"♘f3"``), and lower-case piece letters other than ``b`` (``"nf3"``; ``"b"``
+is always the b-file). The board's variant decides what is legal. Every move-like token
+is read: a reply that names exactly one legal move (once or several times) is that
 move; one that names two different legal moves ("I would never play e2e4; I play d2d4")
 is :class:`~textenvs.errors.AmbiguousActionError`, never silently the first.
 
@@ -40,13 +41,13 @@ _FIGURINES = str.maketrans({
 _TOKEN = re.compile(
     r"(?<![A-Za-z0-9])"
     r"(?:(?P<castle>[O0o]-[O0o](?:-[O0o])?)"
-    r"|(?P<move>[KQRBNPkqrn]?[a-h]?[1-8]?[-x]?[a-h][1-8](?:=?[QRBNqrbn])?))"
+    r"|(?P<move>[KQRBNPkqrn]?[a-h]?[1-8]?[-x]?[a-h][1-8](?:=?[QRBNKqrbnk])?))"
     r"[+#]*(?:\s?e\.p\.)?"
     r"(?![A-Za-z0-9])"
 )
 #: A piece move to an off-board square (``Qxh9``): move-like, so illegal, not unparseable.
 _OFF_BOARD = re.compile(r"(?<![A-Za-z0-9])[KQRBN]x?[a-z]\d+(?![A-Za-z0-9])")
-_UCI = re.compile(r"([a-h][1-8])-?([a-h][1-8])=?([qrbnQRBN]?)")
+_UCI = re.compile(r"([a-h][1-8])-?([a-h][1-8])=?([qrbnkQRBNK]?)")
 
 
 @dataclass

@@ -4,6 +4,8 @@ For PGN files every position along the mainline of every game is a start positio
 each keeps the moves that led to it on its move stack (so the PGN encoding can show the
 game so far and repetitions count). Positions where the game is already over
 (``board.outcome(claim_draw=True)`` is set) are left out of files, and refused as a FEN.
+Every position is a board of the given class (a variant's, see :mod:`.variants`); a PGN
+game of another variant (its ``[Variant]`` header) is refused.
 """
 
 from __future__ import annotations
@@ -18,22 +20,24 @@ import chess.pgn
 FILE_SUFFIXES = (".epd", ".pgn")
 
 
-def load_starts(start: str) -> list[chess.Board]:
+def load_starts(start: str, board: type[chess.Board] = chess.Board) -> list[chess.Board]:
     """The start positions named by ``start``: ``"startpos"``, a FEN, or an .epd/.pgn path.
+
+    Each is a ``board`` (the variant's board class); ``"startpos"`` is its start position.
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` (naming the input)
     for a bad FEN, a bad line or game in a file, or a file without usable positions.
     """
     if start == "startpos":
-        return [chess.Board()]
+        return [board()]
     if start.lower().endswith(FILE_SUFFIXES) or os.path.isfile(start):
-        return _load_file(Path(start))
-    return [_board_from_fen(start)]
+        return _load_file(Path(start), board)
+    return [_board_from_fen(start, board)]
 
 
-def _board_from_fen(fen: str) -> chess.Board:
+def _board_from_fen(fen: str, cls: type[chess.Board]) -> chess.Board:
     try:
-        board = chess.Board(fen)
+        board = cls(fen)
     except ValueError as exc:
         raise ValueError(
             f"start {fen!r} is neither 'startpos', a valid FEN ({exc}), nor a path to an .epd or .pgn file"
@@ -50,20 +54,20 @@ def _check_playable(board: chess.Board, where: str) -> None:
         raise ValueError(f"{where}: the game is already over ({outcome.termination.name.lower()})")
 
 
-def _load_file(path: Path) -> list[chess.Board]:
+def _load_file(path: Path, cls: type[chess.Board]) -> list[chess.Board]:
     if not path.is_file():
         raise FileNotFoundError(f"start position file {str(path)!r} does not exist")
     suffix = path.suffix.lower()
     if suffix not in FILE_SUFFIXES:
         raise ValueError(f"start position file {str(path)!r} must end in .epd or .pgn")
-    boards = _read_epd(path) if suffix == ".epd" else _read_pgn(path)
+    boards = _read_epd(path, cls) if suffix == ".epd" else _read_pgn(path, cls)
     boards = [b for b in boards if b.outcome(claim_draw=True) is None]
     if not boards:
         raise ValueError(f"start position file {str(path)!r} holds no position where the game is not over")
     return boards
 
 
-def _read_epd(path: Path) -> list[chess.Board]:
+def _read_epd(path: Path, cls: type[chess.Board]) -> list[chess.Board]:
     """One board per non-empty, non-comment (``#``) line."""
     boards = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -71,7 +75,7 @@ def _read_epd(path: Path) -> list[chess.Board]:
         if not line or line.startswith("#"):
             continue
         try:
-            board, _ = chess.Board.from_epd(line)
+            board, _ = cls.from_epd(line)
         except ValueError as exc:
             raise ValueError(f"{path}:{number}: bad EPD line {line!r} ({exc})") from None
         if not board.is_valid():
@@ -80,7 +84,7 @@ def _read_epd(path: Path) -> list[chess.Board]:
     return boards
 
 
-def _read_pgn(path: Path) -> list[chess.Board]:
+def _read_pgn(path: Path, cls: type[chess.Board]) -> list[chess.Board]:
     """Every position along each game's mainline, move history kept."""
     boards = []
     with path.open(encoding="utf-8-sig") as handle:
@@ -90,6 +94,8 @@ def _read_pgn(path: Path) -> list[chess.Board]:
             if game.errors:
                 raise ValueError(f"{path}: game {index}: {game.errors[0]}")
             board = game.board()
+            if type(board) is not cls:
+                raise ValueError(f"{path}: game {index} is {board.uci_variant}, not {cls.uci_variant} (its Variant header)")
             boards.append(board.copy())
             for move in game.mainline_moves():
                 board.push(move)
