@@ -206,6 +206,46 @@ def test_features_say_what_they_name():
     assert np.array_equal(at_goal, mg.terminal)
 
 
+def test_cliffwalking_declares_the_fall_as_a_transition_feature():
+    # A step onto the cliff lands on the start, as an ordinary step into it does: only the
+    # move says "fell". The real environment decides which moves those are.
+    env = make_env("cliffwalking", "4x12")
+    mdp = env.mdp()
+    assert mdp.transition_feature_names == ("fell",)
+    fell = mdp.transition_features[..., 0]
+    start = int(np.flatnonzero(mdp.initial)[0])
+    for s in np.flatnonzero(mdp.decision_states):
+        for a, name in enumerate(mdp.action_names):
+            env.reset(seed=0)
+            env.set_state(int(s))
+            s2, r, *_ = env.step(name)
+            assert fell[s, a, s2] == (r == -100), (s, name)
+            if fell[s, a, s2]:
+                assert s2 == start
+    assert not fell[mdp.terminal].any()
+    expected = mdp.expected_transition_features()
+    assert expected.shape == (mdp.n_states, mdp.n_actions, 1)
+    assert np.array_equal(expected[..., 0], fell.sum(axis=2))
+    # a state reached both by a fall and by an ordinary step: no state feature tells them apart
+    assert (fell[:, :, start] > 0).any() and ((mdp.transitions[:, :, start] > 0) & (fell[:, :, start] == 0)).any()
+    for family in ("frozenlake", "keys-chests"):
+        other = make_env(family).mdp()
+        assert other.transition_features is None and other.expected_transition_features().shape[-1] == 0
+
+
+def test_transition_features_are_checked():
+    mdp = make_env("frozenlake", "4x4").mdp()
+    S, A = mdp.n_states, mdp.n_actions
+    import dataclasses
+
+    with pytest.raises(ValueError, match="transition_features must be"):
+        dataclasses.replace(mdp, transition_features=np.zeros((S, A, S)), transition_feature_names=("x",))
+    with pytest.raises(ValueError, match="both state and transition"):
+        dataclasses.replace(mdp, transition_features=np.zeros((S, A, S, 1)), transition_feature_names=("at_goal",))
+    with pytest.raises(ValueError, match="without transition_features"):
+        dataclasses.replace(mdp, transition_feature_names=("x",))
+
+
 def test_enumeration_is_fast():
     from textenvs.gridworlds import keys_chests, minigrid_envs
 

@@ -16,10 +16,18 @@ DEFAULT_DISCOUNT = 0.99
 
 @dataclass(frozen=True, eq=False)
 class TabularMDP:
-    """A finite MDP with named actions and named state features.
+    """A finite MDP with named actions, named state features and named transition features.
 
     Terminal states are absorbing: every action leads back to the same state with zero
     reward, so finite-horizon and discounted computations need no special case.
+
+    State features ``features[s, k]`` describe where the agent is. Some events are a
+    property of the move, not of any state: in CliffWalking a step onto the cliff sends the
+    agent back to the start, so "fell" arrives in the same state as an ordinary step into
+    the start. Such events are declared as transition features
+    ``transition_features[s, a, s', k]`` (0 on the self-loops of terminal states); reward
+    models read them through their expectation under the dynamics,
+    :meth:`expected_transition_features`.
     """
 
     #: ``P[s, a, s']``: probability of moving from ``s`` to ``s'`` under ``a``.
@@ -42,6 +50,9 @@ class TabularMDP:
     #: ``gamma``: the environment's declared discount. Planners, fits, soft value iteration
     #: and reward distances use it unless told otherwise.
     discount: float = DEFAULT_DISCOUNT
+    #: ``[S, A, S, k]`` named features of transitions (events such as "fell"), or ``None``.
+    transition_features: np.ndarray | None = field(default=None)
+    transition_feature_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n, a, n2 = self.transitions.shape
@@ -61,6 +72,15 @@ class TabularMDP:
             raise ValueError("the initial distribution must sum to 1")
         if not 0.0 < self.discount < 1.0:
             raise ValueError(f"discount must lie in (0, 1), got {self.discount}")
+        k = len(self.transition_feature_names)
+        if self.transition_features is None:
+            if k:
+                raise ValueError("transition_feature_names given without transition_features")
+        elif self.transition_features.shape != (n, a, n, k):
+            raise ValueError(f"transition_features must be [S, A, S, k] = [{n}, {a}, {n}, {k}], got {self.transition_features.shape}")
+        clash = set(self.transition_feature_names) & set(self.feature_names)
+        if clash:
+            raise ValueError(f"names used by both state and transition features: {sorted(clash)}")
 
     @property
     def n_states(self) -> int:
@@ -89,6 +109,20 @@ class TabularMDP:
             reach |= nxt
             frontier = nxt
         return reach & live
+
+    def expected_transition_features(self, names: Sequence[str] | None = None) -> np.ndarray:
+        """``[S, A, k]``: ``E[g(s, a, s') | s, a]`` of the transition features ``names``
+        (all of them by default; ``[S, A, 0]`` when the MDP declares none)."""
+        all_names = self.transition_feature_names
+        names = list(all_names) if names is None else list(names)
+        missing = [n for n in names if n not in all_names]
+        if missing:
+            raise KeyError(f"unknown transition features {missing}; this MDP has {list(all_names)}")
+        if not names:
+            return np.zeros((self.n_states, self.n_actions, 0))
+        cols = [all_names.index(n) for n in names]
+        g = np.asarray(self.transition_features, dtype=float)[..., cols]
+        return np.einsum("sat,satk->sak", np.asarray(self.transitions, dtype=float), g)
 
     def onehot_features(self) -> np.ndarray:
         """The identity feature matrix: one indicator per state (a free tabular reward)."""

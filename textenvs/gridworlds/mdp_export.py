@@ -40,12 +40,16 @@ def tabulate(
     grid_shape: tuple[int, int] | None = None,
     positions: np.ndarray | None = None,
     discount: float = DEFAULT_DISCOUNT,
+    transition_features: np.ndarray | None = None,
+    transition_feature_names: Sequence[str] = (),
 ) -> TabularMDP:
     """A read-only :class:`TabularMDP` from ``(s, a, p, s', r)`` outcomes.
 
     Outcomes of one ``(s, a)`` that land on the same ``s'`` are summed; they must agree on
     the reward, since ``R[s, a, s']`` has room for one. Terminal rows are overwritten with
-    a zero-reward self-loop. ``discount`` is the environment's declared ``gamma``.
+    a zero-reward self-loop (and zero transition features). ``discount`` is the
+    environment's declared ``gamma``; ``transition_features`` ``[S, A, S, k]`` name events
+    of the move (:class:`TabularMDP`).
     """
     n_actions = len(action_names)
     transitions = np.zeros((n_states, n_actions, n_states))
@@ -62,6 +66,10 @@ def tabulate(
         transitions[s] = 0.0
         transitions[s, :, s] = 1.0
         rewards[s] = 0.0
+    tf = None
+    if transition_features is not None:
+        tf = np.array(transition_features, dtype=float).reshape(n_states, n_actions, n_states, len(transition_feature_names))
+        tf[terminal] = 0.0
     mdp = TabularMDP(
         transitions=transitions,
         rewards=rewards,
@@ -74,8 +82,10 @@ def tabulate(
         grid_shape=grid_shape,
         positions=None if positions is None else np.asarray(positions, dtype=int),
         discount=float(discount),
+        transition_features=tf,
+        transition_feature_names=tuple(transition_feature_names),
     )
-    for array in (mdp.transitions, mdp.rewards, mdp.initial, mdp.terminal, mdp.features, mdp.positions):
+    for array in (mdp.transitions, mdp.rewards, mdp.initial, mdp.terminal, mdp.features, mdp.positions, mdp.transition_features):
         if array is not None:
             array.flags.writeable = False  # MDPs are cached and shared between instances
     return mdp

@@ -67,9 +67,12 @@ class _ToyTextEnv(GridTextEnv):
         if self._mdp is None:
             n = self.n_states
             features = np.array([self._features(s) for s in range(n)], dtype=float)
+            events = self._transition_features()
             self._mdp = mdp_export.from_gym_table(
                 self._inner.P, n, self.action_names, self._inner.initial_state_distrib,
                 features=features, feature_names=self.feature_names,
+                transition_features=None if events is None else events[1],
+                transition_feature_names=() if events is None else events[0],
                 state_labels=[self._label(s) for s in range(n)],
                 grid_shape=self._grid_shape(), positions=np.array([self._cell(s) for s in range(n)]),
             )
@@ -99,6 +102,10 @@ class _ToyTextEnv(GridTextEnv):
 
     def _label(self, s: int) -> str:
         return str(self._cell(s))
+
+    def _transition_features(self) -> tuple[tuple[str, ...], np.ndarray] | None:
+        """Names and ``[S, A, S, k]`` values of events of the move, if the game has any."""
+        return None
 
     def _ending(self, s: int) -> tuple[bool, str]:
         raise NotImplementedError
@@ -194,6 +201,21 @@ class CliffWalkingText(_ToyTextEnv):
         cell = self._cell(s)
         near = any((cell[0] + dr, cell[1] + dc) in self._cliff for dr, dc in DIRECTIONS.values())
         return [cell[0], cell[1], cell == self._goal, manhattan(cell, self._goal), near]
+
+    def _transition_features(self) -> tuple[tuple[str, ...], np.ndarray]:
+        """``fell``: 1 for a move onto the cliff. gymnasium sends it back to the start, so
+        it arrives where an ordinary step into the start does; only the move tells them apart."""
+        n, h, w = self.n_states, *self._grid_shape()
+        fell = np.zeros((n, len(self.action_names), n, 1))
+        for s in range(n):
+            r, c = self._cell(s)
+            for a, name in enumerate(self.action_names):
+                dr, dc = DIRECTIONS[name]
+                target = (min(max(r + dr, 0), h - 1), min(max(c + dc, 0), w - 1))
+                if target in self._cliff:
+                    for _, s2, _, _ in self._inner.P[s][a]:
+                        fell[s, a, int(s2), 0] = 1.0
+        return ("fell",), fell
 
     def _ending(self, s: int) -> tuple[bool, str]:
         return True, "goal"
