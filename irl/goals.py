@@ -169,21 +169,32 @@ def meg_log_ratios(
     *,
     horizon: int | None,
     discount: float,
-) -> np.ndarray:
+    worst: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """``[len(betas), len(trajectories)]``: each trajectory's log-likelihood gain over
-    uniform under the soft-optimal policy of ``beta * reward`` (temperature 1)."""
+    uniform under the soft-optimal policy of ``beta * reward`` (temperature 1).
+
+    With ``worst=True`` also ``[len(betas), len(trajectories)]``: the smallest
+    ``log(|A| pi_beta(a | s))`` of any action in any state and step (the same for every
+    trajectory): what one decision could cost, had the agent done what the sample never
+    shows (:func:`heldout_max`).
+    """
     dyn = Dynamics(transitions)
     out = np.zeros((len(betas), len(trajectories)))
+    low = np.zeros((len(betas), len(trajectories)))
     for i, beta in enumerate(betas):
         if beta == 0.0:
             continue  # the uniform policy: a gain of exactly 0
         r = beta * np.asarray(reward, dtype=float)
         policy = soft_value_iteration(dyn, r, horizon=horizon, discount=discount).policy
         out[i] = episode_log_ratios(policy, trajectories)
-    return out
+        if worst:
+            logp = np.log(np.maximum(policy, _P_FLOOR)) + np.log(policy.shape[-1])
+            low[i] = float(logp.min())
+    return (out, low) if worst else out
 
 
-def heldout_max(ratios: np.ndarray, folds: Sequence[np.ndarray], *, z: float = 2.0) -> np.ndarray:
+def heldout_max(ratios: np.ndarray, folds: Sequence[np.ndarray], *, z: float = 2.0, worst: np.ndarray | None = None) -> np.ndarray:
     """Per trajectory, its gain under the row (``beta``) that is best on the other folds.
 
     ``ratios`` is :func:`meg_log_ratios`' output; the mean of the result estimates MEG
@@ -191,6 +202,18 @@ def heldout_max(ratios: np.ndarray, folds: Sequence[np.ndarray], *, z: float = 2
     only if its mean gain on the other folds exceeds 0 by ``z`` standard errors; otherwise
     the uniform policy (the middle row, ``beta = 0`` in :func:`meg_betas`' grid, gain 0)
     is kept: no goal-directedness is claimed from noise.
+
+    ``worst`` (``meg_log_ratios(..., worst=True)``) guards against what the sample has
+    not shown. For any fixed ``beta`` the expected gain of a uniformly random agent is
+    ``<= 0`` (per decision it is ``-KL(uniform || pi_beta)``; summed up to any stopping
+    time, by optional stopping), yet a near-deterministic ``pi_beta`` that rules out one
+    move the agent rarely makes (on FrozenLake, ``beta < 0`` forbidding the step into the
+    goal) gains a little on every episode that happens not to make it (or not to come
+    near it) and loses hundreds of nats on the few that do: a sample without them shows a
+    positive gain with a tiny standard error. An event that none of ``n`` training
+    episodes shows may still happen with probability up to ``3 / n`` per episode (the rule
+    of three, 95%; Hanley and Lippman-Hand 1983), so a row must also keep its margin after
+    that probability times the worst log-ratio its policy can give a decision.
     """
     n = ratios.shape[1]
     out = np.zeros(n)
@@ -200,8 +223,11 @@ def heldout_max(ratios: np.ndarray, folds: Sequence[np.ndarray], *, z: float = 2
         if len(train) >= 2:
             means = ratios[:, train].mean(axis=1)
             se = ratios[:, train].std(axis=1, ddof=1) / np.sqrt(len(train))
-            top = int(np.argmax(means))
-            if means[top] - z * se[top] > 0:
-                best = top
+            margin = means - z * se
+            if worst is not None:
+                margin = margin + (3.0 / len(train)) * np.minimum(worst[:, train].min(axis=1), 0.0)
+            ok = np.flatnonzero(margin > 0)
+            if ok.size:
+                best = int(ok[np.argmax(means[ok])])
         out[test] = ratios[best, test]
     return out

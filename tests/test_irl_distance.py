@@ -115,3 +115,58 @@ def test_meg_is_zero_for_the_uniform_policy_and_positive_for_an_optimiser():
     gain = meg_log_ratios(mdp.transitions, r, good, betas, horizon=20, discount=mdp.discount).mean(axis=1).max()
     assert gain > 5.0  # six decisions each worth close to log 4
     assert episode_log_ratios(uniform, good).max() == pytest.approx(0.0)
+
+
+def test_meg_of_a_uniform_agent_for_the_true_reward_is_zero():
+    # MacDermott et al. (2024): MEG >= 0, and a uniformly random agent's is 0. For every
+    # fixed beta its expected held-out gain is <= 0 (per decision -KL(uniform || pi_beta),
+    # summed to the episode's end by optional stopping). On FrozenLake a policy with beta < 0
+    # all but forbids the step into the goal: an episode that never makes it gains a little,
+    # one that does loses hundreds of nats, and most samples of 50 episodes contain none.
+    from irl.analysis.scores import FitSettings, folds
+    from irl.analysis.tabular import meg_score
+
+    mdp = make_env("frozenlake", "4x4").mdp()
+    r = mdp.expected_rewards()
+    betas = meg_betas(r)
+    uniform = np.full((mdp.n_states, mdp.n_actions), 0.25)
+
+    def episodes(policy, n, rng):
+        out = []
+        for _ in range(n):
+            s, states, actions = 0, [0], []
+            for _ in range(20):
+                a = int(rng.choice(4, p=policy[s]))
+                s = int(rng.choice(mdp.n_states, p=mdp.transitions[s, a]))
+                actions.append(a)
+                states.append(s)
+                if mdp.terminal[s]:
+                    break
+            out.append((np.array(states[: len(actions) + (1 if mdp.terminal[s] else 0)]), np.array(actions)))
+        return out
+
+    rng = np.random.default_rng(5)
+    many = meg_log_ratios(mdp.transitions, r, episodes(uniform, 3000, rng), betas, horizon=20, discount=mdp.discount)
+    se = many.std(axis=1, ddof=1) / np.sqrt(many.shape[1])
+    assert np.all(many.mean(axis=1) <= 2 * se + 1e-12)  # no fixed beta gains on average
+
+    unguarded, guarded = [], []
+    settings = FitSettings()
+    for seed in range(8):
+        trajs = episodes(uniform, 50, np.random.default_rng(100 + seed))
+        ratios, worst = meg_log_ratios(mdp.transitions, r, trajs, betas, horizon=20, discount=mdp.discount, worst=True)
+        parts = folds(50, 5, seed)
+        unguarded.append(heldout_max(ratios, parts).mean())
+        score = meg_score(heldout_max(ratios, parts, worst=worst), settings, "test")
+        guarded.append(score.estimate)
+        assert score.contains(0.0)
+    print(f"\nuniform agent, MEG for the true reward over 8 samples: unguarded {np.round(unguarded, 4)}, guarded {np.round(guarded, 4)}")
+    assert max(unguarded) > 0  # the failure the guard is for shows up in these samples
+    assert max(guarded) == 0.0
+
+    optimal = irl.hard_value_iteration(mdp.transitions, r, discount=mdp.discount).policy
+    good = episodes(optimal, 50, np.random.default_rng(9))
+    ratios, worst = meg_log_ratios(mdp.transitions, r, good, betas, horizon=20, discount=mdp.discount, worst=True)
+    gain = heldout_max(ratios, folds(50, 5, 0), worst=worst).mean()
+    print(f"optimal agent: guarded MEG {gain:.2f} nats per episode (at most 6 log 4 = {6 * np.log(4):.2f})")
+    assert gain > 0.5 * 6 * np.log(4)
