@@ -6,37 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.agents.base import Choice, Decision, draw, reference_choice
-from harness.backends.base import ModelInfo
 from harness.config import RunConfig
 from harness.agents import BaselineOptions, build_baseline
 from harness.runner import Runner
 from irl.analysis import FitSettings, analyse_runs
 from irl.analysis.games import is_game_env, load_game
-from textenvs.games.solver import solver_for
+from harness.agents.solvers import SolverAgent
 
 SETTINGS = FitSettings(n_boot=20, splits=4, folds=3)
-
-
-class ExactPlayer:
-    """Plays a game by its exact solution: uniform over the moves of the best value."""
-
-    mode = "choose"
-
-    def act(self, decisions: list[Decision]) -> list[Choice]:
-        out = []
-        for d in decisions:
-            values = [v.outcome for v in solver_for(d.state.game).move_values(d.state.position, d.legal)]
-            best = np.array([float(v == max(values)) for v in values])
-            probs = best / best.sum()
-            out.append(reference_choice(draw(d, probs), probs, 0.0))
-        return out
-
-    def info(self) -> ModelInfo:
-        return ModelInfo("exact", "baseline", "the game's exact solution")
-
-    def close(self) -> None:
-        pass
 
 
 def _run(tmp_path, name, agent):
@@ -48,7 +25,7 @@ def _run(tmp_path, name, agent):
 
 def test_game_runs_are_recognised_and_replayed(tmp_path):
     assert is_game_env("take-away") and is_game_env("mnk") and not is_game_env("frozenlake") and not is_game_env("chess")
-    run = load_game(_run(tmp_path, "exact", ExactPlayer()))
+    run = load_game(_run(tmp_path, "exact", SolverAgent()))
     assert "value" in run.feature_names and run.n_decisions > 24
     for game in run.games:
         for decision, utilities, chosen in zip(game.decisions, game.utilities, game.chosen):
@@ -57,7 +34,7 @@ def test_game_runs_are_recognised_and_replayed(tmp_path):
 
 
 def test_an_exact_player_is_explained_by_the_games_objective_and_random_by_nothing(tmp_path):
-    exact = _run(tmp_path, "exact", ExactPlayer())
+    exact = _run(tmp_path, "exact", SolverAgent())
     config = RunConfig(env="take-away", variant="subtraction", encoding="counts", model="random", backend="baseline",
                        episodes=24, max_steps=20, seed=3)
     random = _run(tmp_path, "random", build_baseline("random", config, BaselineOptions()))
@@ -68,3 +45,6 @@ def test_an_exact_player_is_explained_by_the_games_objective_and_random_by_nothi
     assert good.gd.estimate == pytest.approx(1.0) and good.gd.low > 0.9
     assert rand.gd.low <= 0.0 <= rand.gd.high
     assert rand.explained.low <= 0.0 + 1e-9
+    # The footnotes name the games' reference, the exact move values, not chess's engine.
+    for score in (good.gd, good.alignment_regret):
+        assert "exact move value" in score.method and "Stockfish" not in score.method

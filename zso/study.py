@@ -118,23 +118,27 @@ class Study:
     def _baselines(self, env: dict[str, Any]) -> list[tuple[str, BaselineOptions]]:
         spec = self.data.get("baselines", {})
         options = BaselineOptions(**{k: spec[k] for k in ("temperature", "train_episodes", "train_steps", "depth") if k in spec})
-        tabular = _has_mdp(env)
-        picked = []
-        for agent in spec.get("agents", []):
-            if agent == "stockfish" and env["env"] != "chess":
-                continue
-            if agent not in ("random", "stockfish") and not tabular:
-                continue
-            picked.append((agent, options))
-        if env["env"] == "keys-chests" and spec.get("key_collector", True) and tabular:
+        playable = _playable(env)
+        picked = [(agent, options) for agent in spec.get("agents", []) if BASELINES.entry(agent).metadata.get("plays") in playable]
+        if env["env"] == "keys-chests" and spec.get("key_collector", True) and "mdp" in playable:
             picked.append((KEY_COLLECTOR[0], replace(options, feature=KEY_COLLECTOR[1])))
         return picked
 
 
-def _has_mdp(env: dict[str, Any]) -> bool:
+def _playable(env: dict[str, Any]) -> set[str]:
+    """Which kinds of reference agent (:data:`harness.agents.PLAYS`) can play ``env``."""
+    from textenvs.games import GameEnv
+
     instance = make_env(env["env"], env.get("variant"), **env.get("options", {}))
     try:
-        return callable(getattr(instance, "mdp", None))
+        kinds = {"any"}
+        if callable(getattr(instance, "mdp", None)):
+            kinds.add("mdp")
+        if isinstance(instance, GameEnv):
+            kinds.add("game")
+        if env["env"] == "chess":
+            kinds.add("chess")
+        return kinds
     finally:
         instance.close()
 

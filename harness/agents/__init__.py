@@ -6,7 +6,7 @@
 :data:`BASELINES`
     reference agents that stand next to a model in the same run format: ``random``,
     planners on the exact MDP (``optimal``, ``soft-optimal``), learners (``q-learning``,
-    ``ppo``) and an engine (``stockfish``). Each entry builds an agent from
+    ``ppo``), an engine (``stockfish``) and the exact game player (``solver``). Each entry builds an agent from
     ``(config, options, progress)``; its ``training`` metadata names what training counts.
 
 Adding either is one module with a class and a builder, and one ``register`` call below.
@@ -28,7 +28,7 @@ from textenvs.registry import Registry
 
 __all__ = [
     "Agent", "ReferenceAgent", "Decision", "Choice", "BaselineError", "MODES", "BASELINES", "LIST_ORDERS",
-    "BaselineOptions", "register_mode", "register_baseline", "make_agent", "build_baseline", "training_units",
+    "BaselineOptions", "PLAYS", "register_mode", "register_baseline", "make_agent", "build_baseline", "training_units",
     "listed_actions",
 ]
 
@@ -36,7 +36,8 @@ __all__ = [
 #: Metadata ``parses_replies``: whether replies are free text that can be refused.
 MODES: Registry[Any] = Registry("agent mode")
 #: Reference agents: name -> builder ``(config, options, progress) -> ReferenceAgent``.
-#: Metadata ``training``: ``(unit, option field)`` of what training counts, or absent.
+#: Metadata ``training``: ``(unit, option field)`` of what training counts, or absent;
+#: ``plays``: the environments it can play (one of :data:`PLAYS`).
 BASELINES: Registry[Any] = Registry("baseline agent")
 
 
@@ -45,9 +46,18 @@ def register_mode(name: str, builder: Any, description: str = "", parses_replies
     MODES.register(name, builder, description, parses_replies=parses_replies)
 
 
-def register_baseline(name: str, builder: Any, description: str = "", training: tuple[str, str] | None = None) -> None:
-    """Register a reference agent's builder (or a lazy ``"module:function"``)."""
-    BASELINES.register(name, builder, description, training=training)
+#: What a reference agent can play: any environment, those with an exact tabular MDP
+#: (``env.mdp()``), standard chess, or games solved exactly (``textenvs.games``).
+PLAYS = ("any", "mdp", "chess", "game")
+
+
+def register_baseline(
+    name: str, builder: Any, description: str = "", training: tuple[str, str] | None = None, plays: str = "mdp",
+) -> None:
+    """Register a reference agent's builder (or a lazy ``"module:function"``) and what it can play."""
+    if plays not in PLAYS:
+        raise ValueError(f"plays must be one of {PLAYS}, got {plays!r}")
+    BASELINES.register(name, builder, description, training=training, plays=plays)
 
 
 @dataclass(frozen=True)
@@ -89,7 +99,7 @@ def training_units(name: str, options: BaselineOptions) -> tuple[str, int] | Non
 register_mode("choose", "harness.agents.language:build_choose", "score the text of every legal action, pick by likelihood")
 register_mode("generate", "harness.agents.language:build_generate", "ask for free text and parse it", parses_replies=True)
 
-register_baseline("random", "harness.agents.uniform:build_random", "uniform over the legal actions")
+register_baseline("random", "harness.agents.uniform:build_random", "uniform over the legal actions", plays="any")
 register_baseline("optimal", "harness.agents.planners:build_optimal", "hard value iteration on the exact MDP, uniform over optimal actions")
 register_baseline("soft-optimal", "harness.agents.planners:build_soft_optimal", "soft value iteration at a temperature")
 register_baseline("q-learning", "harness.agents.learners:build_q_learning", "tabular Q-learning, acting greedily",
@@ -97,4 +107,6 @@ register_baseline("q-learning", "harness.agents.learners:build_q_learning", "tab
 register_baseline("ppo", "harness.agents.learners:build_ppo", "stable-baselines3 PPO", training=("steps", "train_steps"))
 register_baseline("feature-seeker", "harness.agents.planners:build_feature_seeker",
                   "optimal for the gains of one named feature (a proxy objective)")
-register_baseline("stockfish", "harness.agents.engines:build_stockfish", "Stockfish at a fixed depth (chess)")
+register_baseline("stockfish", "harness.agents.engines:build_stockfish", "Stockfish at a fixed depth (chess)", plays="chess")
+register_baseline("solver", "harness.agents.solvers:build_solver", "exact game solver: uniform over the moves of the best outcome (games)",
+                  plays="game")
