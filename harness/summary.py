@@ -53,6 +53,8 @@ class RunSummary:
     outcomes: dict[str, Interval] = field(default_factory=dict)
     #: The metrics shown as percentages.
     rate_metrics: frozenset[str] = frozenset(_RATE_METRICS)
+    #: Who the agent played against (two-player environments), as the run names it.
+    opponent: str | None = None
 
 
 def _rate(k: int, n: int) -> Interval | None:
@@ -95,6 +97,7 @@ def summarize(run_dir: str | Path) -> RunSummary:
     successes = [e.success for e in episodes if e.success is not None]
     generate = parses_replies(cfg.get("mode"))
     rates = frozenset(_RATE_METRICS | set(manifest["environment"].get("rate_metrics", ())))
+    opponent = (manifest["environment"].get("description") or {}).get("opponent") or manifest["environment"]["options"].get("opponent")
     return RunSummary(
         run_dir=str(run_dir),
         model=manifest["model"]["name"],
@@ -111,6 +114,7 @@ def summarize(run_dir: str | Path) -> RunSummary:
         invalid_reply_rate=_rate(invalid, invalid + decisions - fallbacks) if generate else None,
         fallback_rate=_rate(fallbacks, decisions) if generate else None,
         invalid_by_kind=dict(by_kind),
+        opponent=None if opponent is None else str(opponent),
         outcomes={
             name: wilson_interval(sum(e.outcome == name for e in episodes), len(episodes))
             for name in sorted({e.outcome for e in episodes if e.outcome is not None})
@@ -160,7 +164,8 @@ def print_summaries(summaries: Sequence[RunSummary], console: Console) -> None:
     table = Table(title="results (95% confidence intervals)")
     table.add_column("")
     for s in summaries:
-        table.add_column(f"{s.model}\n{s.env} / {s.encoding} / {s.mode}", overflow="fold")
+        against = "" if s.opponent is None else f"\nvs {s.opponent}"
+        table.add_column(f"{s.model}\n{s.env} / {s.encoding} / {s.mode}{against}", overflow="fold")
     rows: list[tuple[str, Any]] = [
         ("episodes", lambda s: f"{s.episodes}" + ("" if s.status == "complete" else f" ({s.status})")),
         ("decisions", lambda s: str(s.decisions)),
