@@ -17,6 +17,7 @@ import signal
 import subprocess
 import threading
 import time
+import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from harness.agents import Agent, Decision, make_agent
 from harness.agents.language import ChooseAgent
 from harness.backends import Backend, load_backend
 from harness.config import RunConfig
-from harness.records import EpisodeRecord, Manifest, ResumeState, RunWriter, StepRecord, Timing
+from harness.records import BASELINE_BACKEND, EpisodeRecord, Manifest, ResumeState, RunWriter, StepRecord, Timing
 from textenvs import ENVS, TextEnv, get_encoding, make_env
 
 #: Distributions whose versions every manifest records (when installed).
@@ -82,6 +83,20 @@ class _Episode:
     invalid: Counter = field(default_factory=Counter)
     fallbacks: int = 0
     metrics: dict[str, list[float]] = field(default_factory=dict)
+
+
+def agent_stream(seed: int, config: RunConfig) -> list[int]:
+    """The seed of an episode's agent stream (listing order, sampling, fallbacks).
+
+    It is independent of the environment's stream. A language model's stream also depends on
+    the encoding, so the same episode under two encodings is neither listed in the same
+    order nor sampled with the same numbers: that would make its choices agree across
+    encodings for no reason of its own (small models follow list positions). A reference
+    agent never reads the encoding, so its stream is the same under every one.
+    """
+    if config.backend == BASELINE_BACKEND:
+        return [seed, 1]
+    return [seed, 1, zlib.crc32(str(config.encoding).encode())]
 
 
 def default_run_dir(config: RunConfig, root: str | Path = "results") -> Path:
@@ -226,8 +241,7 @@ class Runner:
 
     def _start(self, env: Any, index: int, seed: int) -> _Episode:
         _, info = env.reset(seed=seed, options={"episode_index": index})
-        # The agent's own stream (sampling, fallbacks) is independent of the environment's.
-        rng = np.random.default_rng([seed, 1])
+        rng = np.random.default_rng(agent_stream(seed, self.config))
         return _Episode(index, seed, env, rng, env.state_record(), dict(info), time.perf_counter())
 
     @staticmethod

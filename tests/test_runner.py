@@ -244,3 +244,19 @@ def test_the_prompt_lists_actions_in_the_shown_order(tmp_path):
     fixed = Runner(config(episodes=1, max_steps=1, list_order="fixed"), ScriptedBackend()).run(tmp_path / "f")
     step = next(iter_steps(fixed))
     assert step["prompt"].split("e2e4): ", 1)[1].splitlines()[0].split(", ") == step["legal_actions"]
+
+
+def test_agent_stream_depends_on_the_encoding_for_models_only():
+    """A model's listing order and sampling differ across encodings; a reference agent's do not."""
+    from harness.runner import agent_stream
+
+    def first_orders(config: RunConfig) -> list[list[int]]:
+        rng = np.random.default_rng(agent_stream(7, config))
+        return [list(rng.permutation(8)) for _ in range(5)]
+
+    model = {"env": "frozenlake", "variant": "4x4", "model": "smollm2-135m-instruct", "backend": "transformers"}
+    a = first_orders(RunConfig(**model, encoding="ascii"))
+    assert a == first_orders(RunConfig(**model, encoding="ascii"))  # reproducible
+    assert a != first_orders(RunConfig(**model, encoding="coords"))
+    baseline = {**model, "model": "random", "backend": "baseline"}
+    assert first_orders(RunConfig(**baseline, encoding="ascii")) == first_orders(RunConfig(**baseline, encoding="coords"))
