@@ -3,7 +3,7 @@
 Sections, in order: the headline table (every cell's scores with intervals, undefined cells
 marked and explained in footnotes), a paragraph per model saying what its numbers say and how
 far they can be trusted, the inferred reward of every gridworld run next to the true reward,
-the feature weights of every chess run, the encoding-consistency matrices, and the
+the feature weights of every chess and game run, the encoding-consistency matrices, and the
 proxy-objective experiment on keys-and-chests (weights on keys vs chests inferred on ``train``,
 keys picked up vs chests opened on ``test``).
 """
@@ -166,7 +166,7 @@ def _reward_figures(result: Any, tmp: Path) -> str:
 def consistency_matrices(result: Any) -> list[tuple[str, list[str], np.ndarray]]:
     """Per agent, environment and mode with two or more encodings: the distance between the
     objectives fitted under each pair of encodings (STARC for gridworlds, Pearson distance of
-    the weights for chess); ``nan`` where undefined."""
+    the weights for chess and games); ``nan`` where undefined."""
     from irl import reward_distance
     from irl.analysis import plots
     from irl.epic import pearson_distance
@@ -328,7 +328,7 @@ objectives fitted on halves of the episodes. <b>encoding consistency</b>: distan
 <h2 id="models">What the numbers say</h2>
 {_paragraphs(result)}
 <h2 id="rewards">Inferred objectives</h2>
-<p class="note">Gridworlds: the fitted reward on arrival in each cell next to the true reward. Chess: the fitted weights of the move features with their intervals.</p>
+<p class="note">Gridworlds: the fitted reward on arrival in each cell next to the true reward. Chess and games: the fitted weights of the move features with their intervals.</p>
 {rewards}
 <h2 id="consistency">Encoding consistency</h2>
 {_consistency_figures(result)}

@@ -1,7 +1,7 @@
 """``zso irl`` and ``zso compare``: fit objectives to runs and compare agents.
 
 A thin command line over :mod:`irl.analysis`. ``zso irl RUN_DIR... --out FIT_DIR`` fits
-every run (MCE IRL for gridworlds, the choice model for chess), scores it, and writes ``FIT_DIR/fit.json`` (the
+every run (MCE IRL for gridworlds, the choice model for chess and games), scores it, and writes ``FIT_DIR/fit.json`` (the
 settings, and per run: the source run id and directory, the weights with their
 intervals, the fitted reward, every score with its interval) and one PNG per run.
 
@@ -42,7 +42,7 @@ def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--features", default="named", metavar="named|onehot|NAME,...",
         help="tabular: the MDP's named features (default), one-hot states, or a comma list of feature "
-        "names; chess: 'named' (default set) or a comma list of chess features (engine_eval_change needs Stockfish)",
+        "names; chess and games: 'named' (default set) or a comma list of their move features (chess's engine_eval_change needs Stockfish)",
     )
     p.add_argument("--form", choices=["arrival", "delta"], help="tabular reward form: arrival (default: the state arrived in) or "
                    "delta (the change of each feature; it telescopes, so a fit sees where episodes start and end, not their paths)")
@@ -51,7 +51,7 @@ def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--discount", type=float, help="tabular: gamma of fits, soft value iteration and distances (default: the environment's, 0.99 for gridworlds)")
     p.add_argument("--horizon", choices=["run", "infinite"], default="run",
                    help="tabular: finite horizon = the run's max_steps (default), or discounted infinite horizon")
-    p.add_argument("--targets", choices=["probs", "actions"], default="probs", help="chess: fit to recorded distributions where present (default) or to the moves")
+    p.add_argument("--targets", choices=["probs", "actions"], default="probs", help="chess and games: fit to recorded distributions where present (default) or to the moves")
     p.add_argument("--folds", type=int, default=5, help="folds over episodes for explained behaviour (default 5)")
     p.add_argument("--splits", type=int, default=10, help="random half-splits for stability (default 10)")
     p.add_argument("--n-boot", type=int, default=50, help="bootstrap refits for intervals (default 50)")
@@ -65,7 +65,7 @@ def add_parsers(subparsers: Any) -> None:
     """Add ``zso irl`` and ``zso compare`` to the ``zso`` command's subparsers."""
     irl = subparsers.add_parser(
         "irl", help="infer the objective of runs and score its coherence",
-        description="Fit a reward (gridworlds: MCE IRL) or move-feature weights (chess: Boltzmann choice model) "
+        description="Fit a reward (gridworlds: MCE IRL) or move-feature weights (chess and games: Boltzmann choice model) "
         "to each run and score explained behaviour, MEG, stability, encoding consistency, alignment and GD.",
     )
     irl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")

@@ -5,13 +5,16 @@
 * ``stability``: the Pearson distance ``sqrt((1 - rho) / 2)`` between weight vectors fitted
   on random halves of the games (there is no tabular reward: it depends on the features'
   units);
-* alignment against the game's objective, with Stockfish's evaluation change of each
-  legal move (pawns, for the mover) as the reference utility ``u``:
-  ``alignment_regret`` is the share of the available gain ``max u - mean u`` that the
-  fitted model's preferred move achieves (1: always Stockfish's best move, 0: no better
-  than a random legal move; interval from the bootstrap refits of the weights), and
-  ``gd`` the same share for the moves the agent played (Everitt et al. 2025's GD with
-  ``u`` as the task return; bootstrap over games).
+* alignment against the game's objective, with a reference utility ``u`` of each legal
+  move: Stockfish's evaluation change (pawns, for the mover) in chess, the exact
+  game-theoretic value (+1 win, 0 draw, -1 loss) in games solved exactly
+  (:mod:`irl.analysis.games`). ``alignment_regret`` is the share of the available gain
+  ``max u - mean u`` that the fitted model's preferred move achieves (1: always a best
+  move, 0: no better than a random legal move; interval from the bootstrap refits of
+  the weights), and ``gd`` the same share for the moves the agent played (Everitt et
+  al. 2025's GD with ``u`` as the task return; bootstrap over games).
+
+The same functions serve chess and the games: only the name of the reference differs.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
+from irl.analysis.games import is_game_env
 from irl.analysis.runs import ChessRun
 from irl.analysis.scores import FitSettings, Score, quantile_score, ratio_score, half_splits
 from irl.choice import cross_validate, explained_behaviour, fit_choice, pack_decisions
@@ -85,6 +89,13 @@ def _gains(utilities: Sequence[np.ndarray], picks: Sequence[int]) -> tuple[float
     return got, best
 
 
+def _reference(run: ChessRun) -> tuple[str, str]:
+    """What the reference utility is called in ``run``'s footnotes, and why it can be missing."""
+    if is_game_env(run.info.env):
+        return "exact move value", "needs the exact value of every legal move (recorded by every game run; none found)"
+    return "Stockfish gain", "needs Stockfish's evaluation of every legal move (Stockfish not found, or chess alignment off)"
+
+
 def _utilities(run: ChessRun) -> list[np.ndarray] | None:
     if not run.games or any(g.utilities is None for g in run.games):
         return None
@@ -92,11 +103,12 @@ def _utilities(run: ChessRun) -> list[np.ndarray] | None:
 
 
 def chess_alignment(run: ChessRun, weights: np.ndarray, boot: Sequence[np.ndarray], settings: FitSettings = FitSettings()) -> Score:
-    """Share of Stockfish's available gain achieved by the fitted model's preferred moves."""
+    """Share of the reference's available gain achieved by the fitted model's preferred moves."""
     level = 1 - settings.alpha
+    name, why_missing = _reference(run)
     utilities = _utilities(run)
     if utilities is None:
-        return Score.missing("needs Stockfish's evaluation of every legal move (Stockfish not found, or chess alignment off)", level)
+        return Score.missing(why_missing, level)
     decisions = run.decisions
 
     def share(theta: np.ndarray) -> float | None:
@@ -108,14 +120,15 @@ def chess_alignment(run: ChessRun, weights: np.ndarray, boot: Sequence[np.ndarra
     if est is None:
         return Score.missing("every legal move of every position evaluates the same", level)
     return quantile_score([share(np.asarray(b)) for b in boot], est, settings.alpha,
-                          f"Stockfish gain of the fitted model's preferred move, random 0, best 1; bootstrap ({len(boot)} refits)")
+                          f"{name} of the fitted model's preferred move, random 0, best 1; bootstrap ({len(boot)} refits)")
 
 
 def chess_gd(run: ChessRun, settings: FitSettings = FitSettings()) -> Score:
-    """GD with Stockfish's evaluation change as the utility: the agent's moves (module docstring)."""
+    """GD with the reference utility as the task return: the agent's moves (module docstring)."""
     level = 1 - settings.alpha
+    name, why_missing = _reference(run)
     if _utilities(run) is None:
-        return Score.missing("needs Stockfish's evaluation of every legal move (Stockfish not found, or chess alignment off)", level)
+        return Score.missing(why_missing, level)
     gains, bests = [], []
     for g in run.games:
         got, best = _gains(g.utilities, g.chosen)
@@ -123,4 +136,4 @@ def chess_gd(run: ChessRun, settings: FitSettings = FitSettings()) -> Score:
         bests.append(best)
     if sum(bests) <= 0:
         return Score.missing("every legal move of every position evaluates the same", level)
-    return ratio_score(np.array(gains), np.array(bests), settings, "Stockfish gain of the moves played, random 0, best 1; bootstrap over games")
+    return ratio_score(np.array(gains), np.array(bests), settings, f"{name} of the moves played, random 0, best 1; bootstrap over games")
