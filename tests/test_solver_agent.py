@@ -68,3 +68,11 @@ def test_summary_names_the_opponent_of_each_column(tmp_path, capsys):
                  "-o", "opponent=optimal", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "vs optimal" in printed and "ended:" in printed
+
+
+def test_stockfish_refuses_chess_variants():
+    from harness.agents.engines import build_stockfish
+
+    cfg = RunConfig(env="chess", variant="antichess", encoding=None, model="stockfish", backend="baseline", mode="choose")
+    with pytest.raises(BaselineError, match="standard chess only"):
+        build_stockfish(cfg, BaselineOptions())

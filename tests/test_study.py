@@ -58,6 +58,25 @@ def test_the_smoke_study_expands_to_its_grid():
     assert len({c.id for c in cells}) == len(cells)
 
 
+def test_each_baseline_goes_to_the_environments_it_can_play(tmp_path):
+    study = tmp_path / "plays.toml"
+    study.write_text(
+        'name = "plays"\n'
+        '[[envs]]\nenv = "chess"\n'
+        '[[envs]]\nenv = "chess"\nvariant = "antichess"\n'
+        '[[envs]]\nenv = "take-away"\nvariant = "nim"\n'
+        '[[envs]]\nenv = "frozenlake"\n'
+        '[baselines]\nagents = ["random", "optimal", "stockfish", "solver"]\n'
+    )
+    by_env: dict[str, set[str]] = {}
+    for cell in load_study(study).cells():
+        by_env.setdefault(f"{cell.config.env}/{cell.config.variant}", set()).add(cell.agent)
+    assert by_env == {
+        "chess/None": {"random", "stockfish"}, "chess/antichess": {"random"},
+        "take-away/nim": {"random", "solver"}, "frozenlake/None": {"random", "optimal"},
+    }
+
+
 @pytest.mark.model
 def test_the_smoke_study_writes_every_run_table_and_the_report(smoke):
     index = json.loads((smoke / "study.json").read_text())

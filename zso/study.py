@@ -127,6 +127,7 @@ class Study:
 
 def _playable(env: dict[str, Any]) -> set[str]:
     """Which kinds of reference agent (:data:`harness.agents.PLAYS`) can play ``env``."""
+    from textenvs.chess.env import ChessEnv
     from textenvs.games import GameEnv
 
     instance = make_env(env["env"], env.get("variant"), **env.get("options", {}))
@@ -136,7 +137,7 @@ def _playable(env: dict[str, Any]) -> set[str]:
             kinds.add("mdp")
         if isinstance(instance, GameEnv):
             kinds.add("game")
-        if env["env"] == "chess":
+        if isinstance(instance, ChessEnv) and instance.variant.standard:
             kinds.add("chess")
         return kinds
     finally:
