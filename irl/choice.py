@@ -33,7 +33,7 @@ Decisions with a single legal action contribute nothing to either part.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Callable, Sequence, Union
 
 import numpy as np
 import scipy.optimize
@@ -53,6 +53,7 @@ __all__ = [
     "choice_probabilities",
     "fit_choice",
     "cross_validate",
+    "cross_validate_l2",
     "explained_behaviour",
     "bootstrap_weights",
 ]
@@ -280,6 +281,27 @@ class CVResult:
     seed: int
 
 
+def cross_validate_l2(
+    heldout_log_likelihood: Callable[[float, list[np.ndarray]], float],
+    n_units: int,
+    *,
+    l2_grid: Sequence[float] = DEFAULT_L2_GRID,
+    k: int = 5,
+    seed: int = 0,
+) -> CVResult:
+    """Choose ``l2`` by K-fold cross-validation over ``n_units`` units (folds from ``seed``).
+
+    ``heldout_log_likelihood(l2, folds)`` fits on all units but one fold, for each fold in
+    turn, and returns the summed log-likelihood of the held-out units. The ``l2`` with the
+    largest value wins (the first of equals in grid order). Every model fitted by
+    penalised likelihood here (the choice model below, the tabular MCE fits of
+    :mod:`irl.analysis.tabular`) chooses its prior this way.
+    """
+    folds = _folds(n_units, k, seed)
+    scores = np.array([heldout_log_likelihood(float(l2), folds) for l2 in l2_grid])
+    return CVResult(tuple(float(v) for v in l2_grid), scores, float(l2_grid[int(np.argmax(scores))]), k, seed)
+
+
 def cross_validate(
     decisions: Sequence[DecisionLike] | ChoiceData,
     *,
@@ -289,9 +311,7 @@ def cross_validate(
 ) -> CVResult:
     """Choose ``l2`` by K-fold cross-validation over decisions (folds from ``seed``)."""
     data = pack_decisions(decisions)
-    folds = _folds(data.n_decisions, k, seed)
-    scores = np.array([_heldout_ll(data, folds, l2) for l2 in l2_grid])
-    return CVResult(tuple(float(v) for v in l2_grid), scores, float(l2_grid[int(np.argmax(scores))]), k, seed)
+    return cross_validate_l2(lambda l2, folds: _heldout_ll(data, folds, l2), data.n_decisions, l2_grid=l2_grid, k=k, seed=seed)
 
 
 @dataclass(frozen=True, eq=False)

@@ -37,7 +37,9 @@ over utilities is the maximum causal likelihood that MCE IRL reaches (Ziebart 20
 the unknown-utility MEG is the MCE fit's log-likelihood gain over uniform. Both are
 estimated here on held-out episodes (``beta`` or the weights chosen on the others, ``beta
 = 0`` on the grid), so a policy with no goal-directedness is not credited with
-over-fitting. A held-out mean below 0 means the uniform policy does at least as well, so
+over-fitting; a known-utility ``beta`` is kept only if its gain survives an event the
+training episodes did not show (:func:`heldout_max`: a near-deterministic ``pi_beta`` can
+gain on every episode of a sample and lose far more on the rare one it rules out). A held-out mean below 0 means the uniform policy does at least as well, so
 the analysis floors the estimate and its bootstrap interval at 0
 (:func:`irl.analysis.tabular.meg_score`): MEG >= 0, and 0 inside the interval of a
 uniformly random agent. Units: nats per episode.

@@ -76,10 +76,14 @@ def test_named_features_recover_the_true_reward_of_a_near_optimal_agent(tmp_path
     print(f"chest-opener, one-hot features: distance to the true reward {onehot.alignment_distance.format(3)}")
     assert math.isfinite(onehot.alignment_distance.estimate)
 
-    # FrozenLake: reaching the goal is the change of `at_goal`.
+    # FrozenLake: reaching the goal is the change of `at_goal`. Without the step feature: a
+    # near-optimal agent does not identify it (2000 episodes: the log-likelihood is flat
+    # along at_goal + step, 0.26 nats in all between the truth's (2, 0) and the fit's
+    # (2.71, 0.77), which lies at distance 0.145), so with a cross-validated prior its
+    # weight is noise the distance reads (0.167 on this run).
     fl = make_env("frozenlake", "4x4").mdp()
     fl_run = load_tabular(grid_run(tmp_path, plan_soft_optimal(fl, PlanningConfig(discount=0.9, temperature=0.05)), episodes=40))
-    fl_report = analyse_tabular(fl_run, FitSettings(features=("at_goal",), discount=0.9, **FAST))
+    fl_report = analyse_tabular(fl_run, FitSettings(features=("at_goal",), step=False, discount=0.9, **FAST))
     print(f"frozenlake soft-optimal, at_goal: EPIC {fl_report.alignment_distance.format(3)}, weights {fl_report.weights}")
     assert fl_report.alignment_distance.estimate < 0.15 and fl_report.weights[0] > 0
 

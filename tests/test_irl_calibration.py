@@ -7,12 +7,14 @@ their episodes are sampled on the exact MDP and scored by the analysis layer.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from irl.analysis import FitSettings, TabularProblem, analyse_tabular
 from irl.distance import reward_distance
-from irl.mce import mce_likelihood_irl
+from irl.mce import fisher_information, mce_likelihood_irl
 from ladder import ladder_policies, sample_run
 from textenvs.mdp import TabularMDP
 from textenvs.planning import soft_value_iteration
@@ -23,7 +25,8 @@ SETTINGS = dict(n_boot=10, splits=3, folds=3)
 LADDER = {
     ("frozenlake", "4x4"): (("at_goal", "in_hole"), (0.01, 0.03, 0.1), 20, 3000),
     ("frozenlake", "8x8"): (("at_goal", "in_hole"), (0.003, 0.01, 0.03), 40, 5000),
-    ("cliffwalking", "4x12"): ("onehot", (0.3, 1.0, 3.0), 40, 3000),
+    # fell: the transition feature of a step onto the cliff (with step: -step - 99 fell is the truth)
+    ("cliffwalking", "4x12"): (("fell",), (0.3, 1.0, 3.0), 40, 3000),
     ("keys-chests", "train"): (("keys_held", "chests_opened"), (0.01, 0.05, 0.2), 40, 10000),
 }
 
@@ -33,15 +36,12 @@ def _value(score, undefined=np.nan):
 
 
 _OPEN = {
-    ("cliffwalking", "4x12"): "gymnasium's CliffWalking sends a fall straight back to the start state, so a fall and an ordinary "
-    "move into the start arrive in the same state: no state feature, arrival or departure, expresses -100 on the cliff "
-    "(it needs a feature of the move, which TabularMDP does not carry); one-hot distances 0.23, 0.24, 0.27, 0.18 are not monotone",
-    ("keys-chests", "train"): "the optimal agent's fit (0.045) lies further from the truth than the soft-optimal one at 0.01 (0.021): "
-    "its chests weight diverges with the deterministic behaviour while keys_held stays finite (-1.5), so the direction "
-    "approaches the truth only as the prior weakens (0.045, 0.037, 0.028, 0.022 at l2 1, 1e-2, 1e-4, 1e-6)",
+    ("cliffwalking", "4x12"): "the transition feature fell makes the truth expressible (-step - 99 fell, distance 0), and agents "
+    "that fall now and then are fitted close to it (0.087 at temperature 1, 0.043 at 3), but an agent that never falls shows "
+    "only that a fall is worse than the detour, not by how much: the optimal agent's fit lies at 0.262 (0.252 at temperature "
+    "0.3), so the distance falls as the temperature rises; and on this sample the random agent's GD interval [0.001, 0.237] "
+    "misses 0 (its mean return -422 +- 27 against the exact -478, a two-standard-error draw; 2000 episodes give -487 +- 7)",
 }
-
-
 @pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=_OPEN[c])) if c in _OPEN else c for c in LADDER],
                          ids=lambda c: f"{c[0]}-{c[1]}")
 def test_calibration_ladder(case):
@@ -84,7 +84,9 @@ def test_calibration_ladder(case):
     pytest.param(("keys-chests", "train"), marks=pytest.mark.xfail(
         strict=True, reason="with every named feature the soft-optimal policy of the optimal agent's fit does the task (regret "
         "1.00) but its hard optimum reaches 0.37: after one chest it parks in row 0, which no demonstration visits and where "
-        "the fitted row weight (-0.95 a step per row) pays more than ending the episode")),
+        "the fitted row weight pays more than ending the episode. The measure is right (the expected value difference of the "
+        "fitted reward's optimal policy, Levine et al. 2011; what STARC distances bound): the demonstrations do not identify "
+        "the reward of row 0, and planning on that reward does not do the task")),
 ], ids=lambda c: f"{c[0]}-{c[1]}")
 def test_default_features_give_optimal_path_agents_full_regret_alignment(case):
     # Every named feature (and the step feature): the distance to the truth may stay above 0
@@ -112,15 +114,35 @@ def _random_mdp(seed: int, n_states: int, n_actions: int = 3):
     return mdp, reward
 
 
-_CRAMER_RAO = (
-    "at 50 states the maximum-likelihood fit reaches 0.136 at 500 demonstrations, where the Cramer-Rao bound of "
-    "these demonstrations (inverse Fisher information at the true reward, pushed through the distance) is 0.128 "
-    "[0.111, 0.144]: no unbiased estimator gets to 0.1 before about 800"
-)
+def _cramer_rao_distances(mdp, reward, horizon: int, n: int, samples: int = 300, seed: int = 0) -> np.ndarray:
+    """Distances to the truth of rewards drawn at the Cramer-Rao bound of ``n`` demonstrations.
+
+    An efficient estimator (the maximum-likelihood fit is one as ``n`` grows) errs by
+    ``N(0, I^-1 / n)`` with ``I`` the Fisher information of one demonstration
+    (:func:`irl.mce.fisher_information`); the distances of such draws are the floor that no
+    unbiased fit beats. The direction the demonstrations cannot see (a reward added to
+    every state alike: it changes no policy, and no distance) is left out.
+    """
+    info = fisher_information(mdp.transitions, np.eye(mdp.n_states), reward, mdp.initial, horizon=horizon, discount=mdp.discount)
+    ev, vecs = np.linalg.eigh(info)
+    keep = ev > 1e-9 * ev.max()
+    z = np.random.default_rng(seed).normal(size=(samples, int(keep.sum())))
+    deltas = (z / np.sqrt(n * ev[keep])) @ vecs[:, keep].T
+    return np.array([reward_distance(reward + d, reward, mdp) for d in deltas])
 
 
-@pytest.mark.parametrize("seed, n_states", [(0, 10), (1, 25), pytest.param(2, 50, marks=pytest.mark.xfail(strict=True, reason=_CRAMER_RAO))])
+@pytest.mark.parametrize("seed, n_states", [(0, 10), (1, 25), (2, 50)])
 def test_recovery_on_random_mdps_improves_with_demonstrations(seed, n_states):
+    # The maximum-likelihood fit of one-hot rewards is efficient: at 2000 demonstrations its
+    # distance to the truth is no worse than the top of the central 95% range that the
+    # Cramer-Rao bound gives; at 50 states and 500 demonstrations, where the bound is what
+    # keeps every unbiased fit above 0.1, it lies within that range; and it reaches 0.1 at
+    # the first of 500 or 2000 demonstrations where the bound lets an unbiased estimator do
+    # so. Measured: at 50 states the bound's distances are 0.129 [0.101, 0.156] at 500 (the
+    # fit: 0.136) and 0.065 [0.051, 0.079] at 2000 (the fit: 0.059). A single fit may also
+    # land below the range (25 states, 2000: 0.023 against [0.024, 0.045]): the bound is on
+    # the spread of unbiased fits, not on each one; at 10 states and 500 demonstrations the
+    # fit (0.066) lies just above it (0.041 [0.020, 0.064]): 500 is not yet asymptotic there.
     mdp, reward = _random_mdp(seed, n_states)
     H = 30
     policy = soft_value_iteration(mdp.transitions, reward, horizon=H, discount=mdp.discount).policy  # [H, S, A]
@@ -139,13 +161,23 @@ def test_recovery_on_random_mdps_improves_with_demonstrations(seed, n_states):
             out.append((np.array(states), np.array(actions)))
         return out
 
-    distances = []
-    for n in (50, 500, 2000):
+    sizes = (50, 500, 2000)
+    distances = {}
+    for n in sizes:
         fit = mce_likelihood_irl(mdp.transitions, np.eye(n_states), demos(n), initial=mdp.initial, horizon=H, discount=mdp.discount, l2=1e-3)
-        distances.append(reward_distance(fit.reward, reward, mdp))
-    print(f"\nrandom MDP, {n_states} states: distance to the true reward at 50/500/2000 demonstrations {np.round(distances, 3)}")
-    assert distances[1] <= 0.1
-    assert distances[2] < distances[1] < distances[0]
+        distances[n] = reward_distance(fit.reward, reward, mdp)
+    bound = {n: _cramer_rao_distances(mdp, reward, H, n) for n in sizes[1:]}
+    ranges = {n: np.quantile(b, [0.025, 0.975]) for n, b in bound.items()}
+    print(f"\nrandom MDP, {n_states} states: distance to the true reward at {sizes} demonstrations "
+          f"{np.round([distances[n] for n in sizes], 3)}; Cramer-Rao "
+          + ", ".join(f"{n}: {bound[n].mean():.3f} [{r[0]:.3f}, {r[1]:.3f}]" for n, r in ranges.items()))
+    assert distances[2000] <= ranges[2000][1], (distances[2000], ranges[2000])
+    if n_states >= 50:
+        assert ranges[500][0] <= distances[500] <= ranges[500][1], (distances[500], ranges[500])
+    reachable = [n for n in sizes[1:] if ranges[n][1] <= 0.1]
+    assert reachable, "the bound allows 0.1 at none of the sample sizes: test more demonstrations"
+    assert distances[reachable[0]] <= 0.1
+    assert distances[2000] < distances[500] < distances[50]
 
 
 def test_different_paths_between_the_same_states_get_different_fits():
@@ -173,10 +205,56 @@ def test_different_paths_between_the_same_states_get_different_fits():
         ws = []
         for i, pi in enumerate((a, b)):
             run = sample_run(mdp, pi, episodes=20, max_steps=10, seed=i)
-            ws.append(TabularProblem(run, FitSettings(features=("row", "col", "at_goal"), form=form, step=False, discount=0.999)).fit(range(20)))
+            # One prior for both (a cross-validated one is chosen per run): the form is what differs.
+            ws.append(TabularProblem(run, FitSettings(features=("row", "col", "at_goal"), form=form, step=False, discount=0.999, l2=1.0)).fit(range(20)))
         fits[form] = ws
     arrival = reward_distance(fits["arrival"][0].reward, fits["arrival"][1].reward, mdp)
     delta_w = np.abs(fits["delta"][0].weights - fits["delta"][1].weights).max() / np.abs(fits["delta"][0].weights).max()
     print(f"\narrival fits of the two paths: distance {arrival:.3f}; delta fits differ by {delta_w:.4f} of their weight")
     assert arrival > 0.05
     assert delta_w < 0.05
+
+
+def test_cliffwalking_fall_is_expressible_only_with_the_transition_feature():
+    # The truth is -1 a step and -100 a fall: -step - 99 fell. With the event it is at
+    # distance 0; one-hot state rewards alone cannot say "fell" (a fall and a step into the
+    # start arrive in the same state), so their best fit to the truth stays away from it.
+    from irl.analysis import tabular_features
+    from textenvs import make_env
+
+    mdp = make_env("cliffwalking", "4x12").mdp()
+    named = tabular_features(mdp, ("fell",), step=True)
+    assert named.names == ("fell", "step")
+    truth = named.phi @ np.array([-99.0, -1.0])
+    assert reward_distance(truth, mdp.rewards, mdp) < 1e-9
+    r_true = mdp.expected_rewards()
+    states_only = dataclasses.replace(mdp, transition_features=None, transition_feature_names=())
+    plain = tabular_features(states_only, "onehot")
+    mask = mdp.decision_states
+    w, *_ = np.linalg.lstsq(plain.phi[mask].reshape(-1, plain.phi.shape[-1]), r_true[mask].reshape(-1), rcond=None)
+    d_plain = reward_distance(plain.phi @ w, mdp.rewards, mdp)
+    print(f"\none-hot state rewards, least-squares fit to the truth: distance {d_plain:.3f}")
+    assert d_plain > 0.05
+    assert tabular_features(mdp, "onehot").names[-1] == "fell"
+
+
+def test_l2_is_cross_validated_over_episodes_unless_fixed():
+    # A deterministic agent's held-out likelihood grows as the prior weakens: it gets the
+    # weakest prior of the grid; a random agent's fits only lose by moving off zero: the
+    # strongest. The choice, and the held-out likelihood of every value, go into the report.
+    from irl.analysis.tabular import TABULAR_L2_GRID
+
+    mdp, policies = ladder_policies("keys-chests", "train", (), q_episodes=10)
+    chosen = {}
+    for i, name in enumerate(("optimal", "random")):
+        run = sample_run(mdp, policies[name], episodes=40, max_steps=40, seed=i, name=name)
+        report = analyse_tabular(run, FitSettings(features=("keys_held", "chests_opened"), step=False, **SETTINGS))
+        sel = report.l2_selection
+        assert sel["grid"] == list(TABULAR_L2_GRID) and sel["folds"] == SETTINGS["folds"]
+        assert report.l2 == sel["grid"][int(np.argmax(sel["heldout_log_likelihood"]))]
+        chosen[name] = report.l2
+        fixed = analyse_tabular(run, FitSettings(features=("keys_held", "chests_opened"), step=False, l2=0.5, **SETTINGS))
+        assert fixed.l2 == 0.5 and fixed.l2_selection is None
+    print(f"\ncross-validated l2: {chosen}")
+    assert chosen["optimal"] == min(TABULAR_L2_GRID)
+    assert chosen["random"] > 1.0

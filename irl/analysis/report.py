@@ -88,6 +88,9 @@ class CoherenceReport:
     horizon: int | None = None
     discount: float | None = None
     l2: float | None = None
+    #: How ``l2`` was chosen when not fixed: ``{"grid", "heldout_log_likelihood", "folds",
+    #: "seed"}`` (K-fold cross-validation over episodes or decisions); ``None`` when fixed.
+    l2_selection: dict[str, Any] | None = None
     #: Whether the full fit and every refit met the optimiser's convergence test.
     converged: bool = True
     notes: list[str] = field(default_factory=list)
@@ -187,6 +190,11 @@ def _analyse_tabular(run: TabularRun, settings: FitSettings) -> _Analysis:
         alignment_regret_soft=scores.alignment_regret_soft,
         reward=fit.reward.tolist(), state_score=fit.state_score.tolist(), form=problem.features.form,
         horizon=problem.horizon, discount=problem.discount, l2=problem.l2, converged=converged, notes=notes,
+        l2_selection=None if problem.l2_selection is None else {
+            "grid": list(problem.l2_selection.l2_grid),
+            "heldout_log_likelihood": [float(v) for v in problem.l2_selection.heldout_log_likelihood],
+            "folds": problem.l2_selection.k, "seed": problem.l2_selection.seed,
+        },
     )
     return _Analysis(report, fit.reward, [b.reward for b in boot], n, lambda a, b: problem.distance(a, b).value)
 

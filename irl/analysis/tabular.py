@@ -12,7 +12,10 @@ start, end and length, not its path; two agents that take different paths betwee
 same states get the same fit. It is offered for comparison only. Named features get one
 more, ``step`` (1 for every decision, 0 in absorbing states), which lets a fit say that the
 agent hurries (or dawdles). One-hot features (``features="onehot"``) give a free reward per
-state entered.
+state entered. Events of the move that no state can express (the MDP's transition
+features, e.g. CliffWalking's ``fell``: a fall lands on the start, as an ordinary step
+into it does) are rewarded through their expectation ``E[g(s, a, s') | s, a]``; named and
+one-hot features include all of them, and a list of names may pick them.
 
 **Horizon and discount.** Fits, soft value iteration and distances use the environment's
 declared discount (``TabularMDP.discount``, 0.99 for every gridworld: that of the planners)
@@ -23,19 +26,30 @@ finite, steps weighted by ``gamma**t``), which models truncated episodes exactly
 **Fits** maximise the likelihood of the actions taken in the states visited under the MCE
 model (:func:`irl.mce.mce_likelihood_irl`): every decision counts alike, and the noise of
 slippery transitions does not enter, unlike feature matching on visit counts. ``l2`` is a
-Gaussian prior on the weights against the run's total log-likelihood (a fixed prior: it
-does not grow with the number of episodes), so one-hot fits stay finite; a fit whose
-optimiser stopped before convergence is flagged (``converged``).
+Gaussian prior on the weights against the run's total log-likelihood (it does not grow
+with the number of episodes), so one-hot fits stay finite. Unless fixed
+(``FitSettings.l2``), it is chosen per run by K-fold cross-validation over episodes
+(:func:`irl.choice.cross_validate_l2`, the mechanism the choice model uses): the value of
+:data:`TABULAR_L2_GRID` whose fits give the held-out episodes the largest likelihood (ties:
+the strongest prior). A deterministic agent's weights grow without bound as the prior
+weakens, and so does its held-out likelihood, so its prior becomes the weakest of the grid
+and the fitted direction is the limit the data point to rather than one a fixed prior
+stops short of; noisy behaviour keeps a strong prior. Every fit of the run (full,
+bootstrap, halves, folds) uses the chosen value. A fit whose optimiser stopped before
+convergence is flagged (``converged``).
 
 **Scores** (95% intervals; :mod:`irl.distance` and :mod:`irl.goals` for the maths):
 
 * ``explained``: held-out (K-fold over episodes) log-likelihood gain of the fitted
   soft-optimal policy over the uniform policy, divided by the uniform policy's entropy;
+  with a cross-validated ``l2``, the folds are those that chose it (not nested: the gain
+  is the best of the grid's held-out gains, an optimism of choosing one value of nine);
 * ``meg_unknown``: the same gain in nats per episode, not divided: MEG over the feature
   class (MacDermott et al. 2024), estimated on held-out episodes, floored at 0 (the zero
   utility, i.e. the uniform policy, is in the class, so MEG >= 0; :func:`meg_score`);
 * ``meg_known``: MEG for the true reward, ``beta`` (0 included) chosen on the other folds,
-  floored at 0 likewise;
+  kept only if it still gains after charging an unseen event's worst cost
+  (:func:`irl.goals.heldout_max`), floored at 0 likewise;
 * ``stability``: the STARC distance between rewards fitted on random halves of the episodes;
   undefined, as the alignment distance, when the fit explains nothing;
 * ``alignment_distance``: the STARC distance from the fitted reward to the true reward;
@@ -80,11 +94,13 @@ from irl.goals import (
     reference_returns,
     regret_alignment,
 )
+from irl.choice import CVResult, cross_validate_l2
 from irl.mce import mce_likelihood_irl
 from textenvs.planning import Dynamics
 
 __all__ = [
     "TABULAR_L2",
+    "TABULAR_L2_GRID",
     "TabularFeatures",
     "TabularFit",
     "TabularProblem",
@@ -93,9 +109,14 @@ __all__ = [
     "score_tabular",
 ]
 
-#: Default L2 strength of tabular (MCE) fits: a Gaussian prior on the weights, on the total
-#: log-likelihood of the run (it does not grow with the number of episodes).
+#: L2 strength of tabular (MCE) fits of a run with fewer than 2 episodes, where nothing can
+#: be held out: a Gaussian prior on the weights, on the total log-likelihood of the run.
 TABULAR_L2 = 1.0
+
+#: The L2 strengths cross-validated for tabular fits (module docstring), strongest first.
+#: It reaches further down than the choice model's grid: a near-deterministic agent's
+#: direction keeps moving until the prior is negligible against its likelihood.
+TABULAR_L2_GRID: tuple[float, ...] = (100.0, 10.0, 1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,16 +138,25 @@ def tabular_features(mdp: Any, features: str | Sequence[str] = "named", form: st
     if form not in ("arrival", "delta"):
         raise ValueError(f"form must be 'arrival' or 'delta', got {form!r}")
     onehot = isinstance(features, str) and features == "onehot"
+    events_all = tuple(getattr(mdp, "transition_feature_names", ()))
     if onehot:
         state = np.eye(mdp.n_states)
         names = tuple(mdp.state_labels) if len(mdp.state_labels) == mdp.n_states else tuple(f"s{i}" for i in range(mdp.n_states))
+        events = events_all
     else:
-        cols = list(mdp.feature_names) if features == "named" else [features] if isinstance(features, str) else list(features)
+        asked = list(mdp.feature_names) + list(events_all) if features == "named" else [features] if isinstance(features, str) else list(features)
+        events = tuple(n for n in asked if n in events_all)
+        cols = [n for n in asked if n not in events_all]
         state = np.asarray(mdp.feature_matrix(cols), dtype=float)
         names = tuple(cols)
     phi = np.einsum("sat,tk->sak", np.asarray(mdp.transitions, dtype=float), state)
     if form == "delta":
         phi = phi - state[:, None, :]
+    if events:
+        # Events of the move (e.g. "fell"): their expectation given (s, a), in either form.
+        phi = np.concatenate([phi, mdp.expected_transition_features(events)], axis=2)
+        state = np.concatenate([state, np.zeros((state.shape[0], len(events)))], axis=1)
+        names = names + events
     if step and not onehot:
         live = (~np.asarray(mdp.terminal, dtype=bool)).astype(float)
         phi = np.concatenate([phi, np.broadcast_to(live[:, None, None], phi.shape[:2] + (1,))], axis=2)
@@ -168,21 +198,58 @@ class TabularProblem:
         self.discount = float(mdp.discount if settings.discount is None else settings.discount)
         longest = max(e.n_decisions for e in run.episodes)
         self.horizon = max(run.horizon, longest, 1) if settings.horizon == "run" else None
-        self.l2 = TABULAR_L2 if settings.l2 is None else float(settings.l2)
         self.true_reward = mdp.rewards
         self.absorbing = np.asarray(mdp.terminal, dtype=bool)
+        n = len(run.episodes)
+        #: The K folds over episodes of explained behaviour, MEG and the choice of ``l2``.
+        self.parts = folds(n, settings.folds, settings.seed)
+        self._gains: dict[float, np.ndarray] = {}
+        self._warm: dict[int, np.ndarray] = {}
+        #: How ``l2`` was chosen: ``None`` when fixed (``settings.l2``) or with one episode.
+        self.l2_selection: CVResult | None = None
+        if settings.l2 is not None:
+            self.l2 = float(settings.l2)
+        elif n < 2:
+            self.l2 = TABULAR_L2
+        else:
+            cv = cross_validate_l2(lambda l2, parts: float(self._heldout(l2, parts).sum()), n,
+                                   l2_grid=TABULAR_L2_GRID, k=len(self.parts), seed=settings.seed)
+            self.l2 = cv.best_l2
+            self.l2_selection = cv
+
+    def _heldout(self, l2: float, parts: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        """Per episode, the held-out log-likelihood gain over uniform of fits with ``l2``
+        on the other folds (cached; weaker priors start from the last stronger one)."""
+        parts = self.parts if parts is None else parts
+        if len(parts) != len(self.parts) or any(not np.array_equal(a, b) for a, b in zip(parts, self.parts)):
+            raise ValueError("held-out gains are computed on the problem's own folds")
+        if l2 not in self._gains:
+            n = len(self.run.episodes)
+            warm = self._warm
+            gains = np.zeros(n)
+            for j, test in enumerate(self.parts):
+                fit = self.fit(np.setdiff1d(np.arange(n), test), warm.get(j), l2=l2)
+                warm[j] = fit.weights
+                gains[test] = episode_log_ratios(fit.policy, self.trajectories(test))
+            self._gains[l2] = gains
+        return self._gains[l2]
+
+    def heldout_gains(self) -> np.ndarray:
+        """Per episode, the held-out log-likelihood gain over uniform at the run's ``l2``."""
+        return self._heldout(self.l2)
 
     def trajectories(self, indices: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
         """The ``(states, actions)`` of episodes ``indices`` (repeats allowed)."""
         return [self.run.episodes[int(i)].trajectory for i in indices]
 
-    def fit(self, indices: Sequence[int], weights_init: np.ndarray | None = None) -> TabularFit:
-        """MCE IRL on the episodes ``indices``."""
+    def fit(self, indices: Sequence[int], weights_init: np.ndarray | None = None, *, l2: float | None = None) -> TabularFit:
+        """MCE IRL on the episodes ``indices`` (with the run's ``l2`` unless given)."""
         mdp = self.mdp
+        l2 = self.l2 if l2 is None else float(l2)
         try:
             res = mce_likelihood_irl(
                 self.dynamics, self.features.phi, self.trajectories(indices), initial=mdp.initial,
-                horizon=self.horizon, discount=self.discount, l2=self.l2, weights_init=weights_init,
+                horizon=self.horizon, discount=self.discount, l2=l2, weights_init=weights_init,
                 gtol=1e-6, max_iter=500,
             )
         except RuntimeError as exc:
@@ -191,7 +258,7 @@ class TabularProblem:
             raise ValueError(f"{self.run.info.run_dir}: the fit diverged (non-finite weights); raise --l2")
         return TabularFit(
             res.weights, res.reward, self.features.state @ res.weights, res.policy,
-            self.horizon, self.discount, self.l2, res.converged,
+            self.horizon, self.discount, l2, res.converged,
         )
 
     def distance(self, a: np.ndarray, b: np.ndarray) -> RewardComparison:
@@ -219,24 +286,22 @@ def _distance_score(values: Sequence[RewardComparison], estimate: RewardComparis
     return quantile_score([v.value for v in values], estimate.value, alpha, method)
 
 
-def _explained_and_meg(problem: TabularProblem) -> tuple[Score, Score, np.ndarray]:
+def _explained_and_meg(problem: TabularProblem) -> tuple[Score, Score, list[np.ndarray]]:
     """Explained behaviour, unknown-utility MEG, and the held-out folds used."""
     run, settings = problem.run, problem.settings
     n = len(run.episodes)
     level = 1 - settings.alpha
-    parts = folds(n, settings.folds, settings.seed)
+    parts = problem.parts
     if n < 2:
         why = "needs at least 2 episodes"
         return Score.missing(why, level, n), Score.missing(why, level, n), parts
     log_a = math.log(run.mdp.n_actions)
-    gains = np.zeros(n)
     entropies = np.array([e.n_decisions * log_a for e in run.episodes])
-    for test in parts:
-        fit = problem.fit(np.setdiff1d(np.arange(n), test))
-        gains[test] = episode_log_ratios(fit.policy, problem.trajectories(test))
+    gains = problem.heldout_gains()
     k = len(parts)
-    explained = ratio_score(gains, entropies, settings, f"{k}-fold over episodes; bootstrap over held-out episodes")
-    meg = meg_score(gains, settings, f"held-out log-likelihood gain over uniform, nats per episode; {k}-fold, bootstrap over episodes")
+    how = f"{k}-fold over episodes" + ("" if problem.l2_selection is None else ", the folds that chose l2")
+    explained = ratio_score(gains, entropies, settings, f"{how}; bootstrap over held-out episodes")
+    meg = meg_score(gains, settings, f"held-out log-likelihood gain over uniform, nats per episode; {how}, bootstrap over episodes")
     return explained, meg, parts
 
 
@@ -246,9 +311,9 @@ def _meg_known(problem: TabularProblem, parts: list[np.ndarray]) -> Score:
     if n < 2:
         return Score.missing("needs at least 2 episodes", 1 - settings.alpha, n)
     r = problem.mdp.expected_rewards()
-    ratios = meg_log_ratios(problem.dynamics, r, problem.trajectories(range(n)), meg_betas(r),
-                            horizon=problem.horizon, discount=problem.discount)
-    per_episode = heldout_max(ratios, parts)
+    ratios, worst = meg_log_ratios(problem.dynamics, r, problem.trajectories(range(n)), meg_betas(r),
+                                   horizon=problem.horizon, discount=problem.discount, worst=True)
+    per_episode = heldout_max(ratios, parts, worst=worst)
     return meg_score(per_episode, settings, f"MEG for the true reward, nats per episode; beta (0 included) chosen on the other of {len(parts)} folds")
 
 
