@@ -33,8 +33,11 @@ with the number of episodes), so one-hot fits stay finite. Unless fixed
 :data:`TABULAR_L2_GRID` whose fits give the held-out episodes the largest likelihood (ties:
 the strongest prior). A deterministic agent's weights grow without bound as the prior
 weakens, and so does its held-out likelihood, so its prior becomes the weakest of the grid
-and the fitted direction is the limit the data point to rather than one a fixed prior
-stops short of; noisy behaviour keeps a strong prior. Every fit of the run (full,
+and the fitted direction goes as far towards the limit the data point to as the optimiser's
+tolerance allows (below about 1e-6 the tolerance, not the prior, stops such a fit), rather
+than where a fixed prior stops it; noisy behaviour keeps a strong prior. Where the
+likelihood is flat along a direction (a per-step reward, for a near-optimal agent), a weak
+prior leaves that weight to noise. Every fit of the run (full,
 bootstrap, halves, folds) uses the chosen value. A fit whose optimiser stopped before
 convergence is flagged (``converged``).
 
