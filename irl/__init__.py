@@ -33,6 +33,7 @@ from irl.choice import (
     choice_objective,
     choice_probabilities,
     cross_validate,
+    cross_validate_l2,
     explained_behaviour,
     fit_choice,
     pack_decisions,
@@ -51,6 +52,7 @@ from irl.mce import (
     mce_likelihood_irl,
     mce_objective,
     decision_counts,
+    fisher_information,
     trajectory_log_likelihood,
 )
 from textenvs.planning import (
@@ -73,7 +75,7 @@ __all__ = [
     "hard_value_iteration", "occupancy_measures", "policy_transitions",
     # mce
     "Trajectory", "IRLResult", "MaxEntIRL", "mce_irl", "mce_likelihood_irl", "decision_counts", "mce_objective", "empirical_occupancy",
-    "expert_feature_expectations", "feature_expectations", "trajectory_log_likelihood",
+    "expert_feature_expectations", "feature_expectations", "trajectory_log_likelihood", "fisher_information",
     # distance, goals
     "reward_distance", "compare_rewards", "canonical_reward", "RewardComparison",
     "regret_alignment", "reference_returns", "goal_directedness",
@@ -82,7 +84,7 @@ __all__ = [
     "epic_distance", "epic_matrix",
     # choice
     "Decision", "ChoiceData", "ChoiceFit", "CVResult", "ExplainedScore", "pack_decisions",
-    "choice_objective", "choice_probabilities", "fit_choice", "cross_validate",
+    "choice_objective", "choice_probabilities", "fit_choice", "cross_validate", "cross_validate_l2",
     "explained_behaviour", "bootstrap_weights",
     # stats
     "Interval", "bootstrap_ci", "wilson_interval", "mean_ci",
