@@ -1,6 +1,7 @@
-"""The game families end to end with the embedded SmolLM2: every family and its known-game
-control in choose mode, one in generate mode through the command line, the summary's
-rates next to the random mover's, and the README's user-defined game run verbatim."""
+"""The game families end to end with the embedded models: every seeded family with SmolLM2
+and every known-game control with each embedded model in choose mode, one in generate mode
+through the command line, the summary's rates next to the random mover's, and the README's
+user-defined game run verbatim."""
 
 from __future__ import annotations
 
@@ -13,15 +14,26 @@ from pathlib import Path
 import pytest
 
 from harness.config import RunConfig
+from harness.models import EMBEDDED
 from harness.records import iter_steps, read_manifest
 from harness.runner import Runner
 from harness.summary import summarize
 from harness.validate import validate_run
-from textenvs import make_env
+from textenvs import ENVS, encodings_for, make_env
 from textenvs.games import solver_for
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 RATES = ("optimal_move", "random_optimal")
+FAMILIES = ("take-away", "mnk", "movement")
+#: Every known-game control (the families' named variants), each with one of its family's
+#: encodings in turn.
+CONTROLS = [
+    (family, variant, encodings_for(family)[i % len(encodings_for(family))])
+    for family in FAMILIES
+    for i, variant in enumerate(v for v in ENVS.entry(family).metadata["variants"] if v != "seeded")
+]
+#: Each embedded model's session fixture (conftest.py).
+BACKENDS = {"smollm2-135m-instruct": "smollm2_backend", "gemma3-270m": "gemma_backend"}
 
 
 def check_run(run: Path, family: str, variant: str) -> None:
@@ -50,19 +62,34 @@ def check_run(run: Path, family: str, variant: str) -> None:
         assert name in summary.metrics and name in summary.rate_metrics
 
 
+def test_the_controls_are_the_registered_variants():
+    assert {v for _, v, _ in CONTROLS} == {
+        "nim", "misere-nim", "subtraction", "tic-tac-toe", "4x4x3", "connect-four-4x4", "chess-pieces"}
+    assert set(BACKENDS) == set(EMBEDDED)
+
+
 @pytest.mark.model
-@pytest.mark.parametrize("family, variant, encoding", [
-    ("take-away", "seeded", "heaps"), ("take-away", "nim", "prose"),
-    ("mnk", "seeded", "board"), ("mnk", "tic-tac-toe", "coords"),
-    ("movement", "seeded", "prose"), ("movement", "chess-pieces", "board"),
-])
-def test_each_family_and_its_control_runs_with_smollm2(smollm2_backend, tmp_path, family, variant, encoding):
-    cfg = RunConfig(env=family, variant=variant, encoding=encoding, mode="choose", episodes=2, max_steps=3,
+@pytest.mark.parametrize("family, encoding", [("take-away", "heaps"), ("mnk", "board"), ("movement", "prose")])
+def test_each_seeded_family_runs_with_smollm2(smollm2_backend, tmp_path, family, encoding):
+    cfg = RunConfig(env=family, variant="seeded", encoding=encoding, mode="choose", episodes=2, max_steps=3,
                     model="smollm2-135m-instruct")
     run = Runner(cfg, smollm2_backend).run(tmp_path / "run")
-    check_run(run, family, variant)
+    check_run(run, family, "seeded")
     if family == "take-away":
         assert all("heaps" in s["state"] for s in iter_steps(run))
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("model", list(EMBEDDED))
+@pytest.mark.parametrize("family, variant, encoding", CONTROLS)
+def test_each_control_runs_with_each_embedded_model(request, tmp_path, model, family, variant, encoding):
+    backend = request.getfixturevalue(BACKENDS[model])
+    cfg = RunConfig(env=family, variant=variant, encoding=encoding, mode="choose", episodes=1, max_steps=2, model=model)
+    run = Runner(cfg, backend).run(tmp_path / "run")
+    check_run(run, family, variant)
+    assert read_manifest(run)["model"]["name"] == model
+    rules = make_env(family, variant).game.rules_text()
+    assert all(rules in s["prompt"] for s in iter_steps(run))
 
 
 @pytest.mark.model
