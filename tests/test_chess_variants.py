@@ -276,3 +276,16 @@ def test_smollm2_generates_three_check_moves_and_refusals_are_told_apart(smollm2
                 parse_move(board, attempt["reply"], step["legal_actions"])
         if step["action_source"] == "model":
             assert parse_move(board, step["reply"], step["legal_actions"]) == step["action"]
+
+
+@pytest.mark.model
+def test_the_readme_variant_command_runs_verbatim(tmp_path):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    script = readme.split("<!-- example: chess-variants -->", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    script = script.replace(".venv/bin/zso", str(Path(sys.executable).parent / "zso"))
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = next(p.parent for p in (tmp_path / "runs").glob("*/manifest.json"))
+    name = read_manifest(run)["environment"]["variant"]
+    check_model_run(run, name)
