@@ -206,28 +206,32 @@ def test_score_in_small_chunks_gives_the_same(smollm2_backend, monkeypatch, scor
     assert [s.logprob for s in chunked] == pytest.approx([s.logprob for s in whole], abs=1e-4)
 
 
-def real_requests(backend: TransformersBackend, n_chess: int, n_grid: int) -> list[ScoreRequest]:
-    """Choose-mode requests of real decisions: chess (FEN, random play) and FrozenLake."""
+def env_requests(backend: TransformersBackend, env_name: str, enc_name: str, n: int, variant: str | None = None,
+                 **options) -> list[ScoreRequest]:
+    """Choose-mode requests of ``n`` real decisions of an environment under random play."""
     import numpy as np
 
     from textenvs import build_prompt, get_encoding, make_env
 
+    env, enc, rng = make_env(env_name, variant, **options), get_encoding(env_name, enc_name), np.random.default_rng(0)
+    env.reset(seed=0)
     requests = []
-    for env_name, enc_name, n, options in (("chess", "fen", n_chess, {"opponent": "random", "analysis": "off"}),
-                                            ("frozenlake", "ascii", n_grid, {})):
-        env, enc, rng = make_env(env_name, **options), get_encoding(env_name, enc_name), np.random.default_rng(0)
-        env.reset(seed=0)
-        while n > 0:
-            legal = env.legal_actions()
-            state = env.text_state()
-            prompt = backend.format_prompt(build_prompt(enc, state, legal, "choose"))
-            sep = "" if prompt[-1].isspace() else " "
-            requests.append(ScoreRequest(prompt, tuple(sep + enc.render_action(state, a) for a in legal)))
-            n -= 1
-            _, _, terminated, truncated, _ = env.step(str(rng.choice(legal)))
-            if terminated or truncated or not env.legal_actions():
-                env.reset(seed=int(rng.integers(1 << 30)))
+    while len(requests) < n:
+        legal = env.legal_actions()
+        state = env.text_state()
+        prompt = backend.format_prompt(build_prompt(enc, state, legal, "choose"))
+        sep = "" if prompt[-1].isspace() else " "
+        requests.append(ScoreRequest(prompt, tuple(sep + enc.render_action(state, a) for a in legal)))
+        _, _, terminated, truncated, _ = env.step(str(rng.choice(legal)))
+        if terminated or truncated or not env.legal_actions():
+            env.reset(seed=int(rng.integers(1 << 30)))
     return requests
+
+
+def real_requests(backend: TransformersBackend, n_chess: int, n_grid: int) -> list[ScoreRequest]:
+    """Choose-mode requests of real decisions: chess (FEN, random play) and FrozenLake."""
+    return (env_requests(backend, "chess", "fen", n_chess, opponent="random", analysis="off")
+            + env_requests(backend, "frozenlake", "ascii", n_grid))
 
 
 @pytest.mark.model
@@ -247,6 +251,53 @@ def test_packed_scoring_equals_cached_scoring_on_real_prompts(backend, monkeypat
 def test_unknown_scoring_lists_the_choices():
     with pytest.raises(ValueError, match="packed, cached"):
         TransformersBackend("smollm2-135m-instruct", scoring="trie")
+
+
+def test_unknown_prefix_cache_lists_the_choices():
+    with pytest.raises(ValueError, match="on, off"):
+        TransformersBackend("smollm2-135m-instruct", prefix_cache="yes")
+
+
+def scored_one_by_one(backend: TransformersBackend, requests: list[ScoreRequest]) -> tuple[list, list[int], list[int]]:
+    """Scores of each request, scored in turn, with the prompt tokens each prefilled and reused."""
+    scores, prefilled, reused = [], [], []
+    for request in requests:
+        before = (backend.prefilled_tokens, backend.reused_tokens)
+        scores.append(backend.score([request])[0])
+        prefilled.append(backend.prefilled_tokens - before[0])
+        reused.append(backend.reused_tokens - before[1])
+    return scores, prefilled, reused
+
+
+@pytest.mark.model
+def test_prefix_cache_gives_the_scores_of_whole_prompts(backend, monkeypatch):
+    assert backend.prefix_cache == "on"  # the default
+    chess = env_requests(backend, "chess", "fen", 3, opponent="random", analysis="off")
+    game = env_requests(backend, "take-away", "prose", 3, variant="seeded")  # its rules in every prompt
+    longer = ScoreRequest(game[0].prompt + "Think, then answer.\n", game[0].continuations)
+    shorter = ScoreRequest(chess[0].prompt[: len(chess[0].prompt) // 2], (" the", " a", " e4"))
+    unrelated = ScoreRequest("Zebras graze at dawn. Name a colour:", (" red", " blue"))
+    requests = [game[0], chess[0], game[1], longer, shorter, chess[1], chess[1], unrelated, game[2], game[0], chess[2]]
+    monkeypatch.setattr(backend, "prefix_cache", "off")
+    whole, prefilled_off, reused_off = scored_one_by_one(backend, requests)
+    monkeypatch.setattr(backend, "prefix_cache", "on")
+    monkeypatch.setattr(backend, "_store", tb._PrefixStore(tb._PREFIX_ENTRIES))
+    cached, prefilled_on, reused_on = scored_one_by_one(backend, requests)
+    gap = max(abs(a.logprob - b.logprob) for x, y in zip(whole, cached) for a, b in zip(x, y))
+    print(f"\nlargest gap over {sum(map(len, cached))} continuations: {gap:.1e}; prompt tokens prefilled "
+          f"{sum(prefilled_on)} with the cache, {sum(prefilled_off)} without: {prefilled_on}")
+    assert gap <= 1e-4
+    assert [[s.n_tokens for s in r] for r in cached] == [[s.n_tokens for s in r] for r in whole]
+    n = [len(backend.encode(r.prompt)) for r in requests]
+    assert prefilled_off == n and sum(reused_off) == 0
+    assert [p + r for p, r in zip(prefilled_on, reused_on)] == n
+    assert sum(prefilled_on) < sum(prefilled_off) // 2
+    # The same chess position again, and the first game prompt after eight others: its last token only.
+    assert prefilled_on[6] == prefilled_on[9] == 1
+    assert reused_on[3] == n[0]  # the game prompt, then one that extends it
+    assert reused_on[4] >= n[4] - 2  # a prompt cut short: the chess prompt holds all but its last token or two
+    assert reused_on[7] == len(backend._prefix_ids)  # shares nothing, or the BOS
+    assert reused_on[2] > 60  # the other game prompt shares the rules text
 
 
 @pytest.mark.model

@@ -60,13 +60,13 @@ from harness.models import ModelSource, cache_dir, resolve_model, sha256_file
 try:
     import torch
     import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 except ImportError as exc:  # pragma: no cover - both are core dependencies
     raise MissingDependencyError(
         f"the transformers backend needs torch and transformers ({exc}): pip install torch transformers"
     ) from exc
 
-__all__ = ["CONVERSION_VERSION", "DTYPES", "SCORING", "TokenLogprob", "TransformersBackend", "converted_dir", "load_tokenizer", "model_dir",
+__all__ = ["CONVERSION_VERSION", "DTYPES", "PREFIX_CACHE", "SCORING", "TokenLogprob", "TransformersBackend", "converted_dir", "load_tokenizer", "model_dir",
            "prefix_ids"]
 
 
@@ -84,6 +84,13 @@ DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bf
 #: Accepted values of ``scoring``: the prompt and a trie of the continuations as one packed
 #: sequence with a tree attention mask, or the prompt's cache repeated per continuation.
 SCORING = ("packed", "cached")
+
+#: Accepted values of ``prefix_cache``: reuse the key/value cache of the longest token
+#: prefix a prompt shares with recent ones (packed scoring), or not.
+PREFIX_CACHE = ("on", "off")
+
+#: Token sequences whose key/value cache the prefix store keeps (least recently used dropped).
+_PREFIX_ENTRIES = 8
 
 #: Version of the GGUF conversion (tokenizer repairs included); a cache written by
 #: another version is rebuilt. 2: the tokenizer is saved as ``PreTrainedTokenizerFast``.
@@ -368,6 +375,54 @@ def prefix_ids(tokenizer: Any) -> list[int]:
     return list(full[:at])
 
 
+#: Per layer, the keys and values of one sequence: tensors of shape (1, heads, tokens, dim).
+_KV = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def _common_length(a: Sequence[int], b: Sequence[int], limit: int) -> int:
+    """Length of the common prefix of two token sequences, at most ``limit``."""
+    n = min(len(a), len(b), limit)
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+class _PrefixStore:
+    """Key/value caches of recent token sequences, matched on token ids by longest common prefix.
+
+    Keys and values depend only on the tokens before them and their positions, so the
+    first ``k`` entries of a stored sequence's cache are those of any sequence that starts
+    with the same ``k`` token ids. Entries are views of the tensors of the pass that
+    computed them and are never written to (a cache extended from them gets new tensors).
+    At most ``size`` sequences; a sequence that is a prefix of a newer one is dropped, then
+    the least recently used.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self.entries: list[tuple[tuple[int, ...], _KV]] = []  # most recently used last
+
+    def match(self, ids: Sequence[int], limit: int) -> tuple[int, _KV | None]:
+        """The longest stored prefix of ``ids`` (at most ``limit`` tokens) and its entry's cache."""
+        best, found = 0, -1
+        for index, (seq, _) in enumerate(self.entries):
+            n = _common_length(seq, ids, limit)
+            if n > best:
+                best, found = n, index
+        if found < 0:
+            return 0, None
+        entry = self.entries.pop(found)
+        self.entries.append(entry)
+        return best, entry[1]
+
+    def add(self, ids: Sequence[int], kv: _KV) -> None:
+        key = tuple(ids)
+        self.entries = [e for e in self.entries if key[: len(e[0])] != e[0]]
+        self.entries.append((key, kv))
+        del self.entries[: -self.size]
+
+
 def _load_dir_sha(directory: Path) -> str | None:
     """sha256 of a model directory's weights when they are one file."""
     files = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("pytorch_model*.bin"))
@@ -380,7 +435,11 @@ class TransformersBackend:
     ``model`` is an embedded name (see :mod:`harness.models`), a Hugging Face model
     directory or a ``.gguf`` file. ``dtype`` is ``"float32"`` or ``"bfloat16"``;
     ``threads`` sets ``torch.set_num_threads`` (for the whole process); ``device`` is a
-    torch device string. An unknown name raises
+    torch device string. ``scoring`` is one of :data:`SCORING` (see :meth:`score`);
+    ``prefix_cache`` is one of :data:`PREFIX_CACHE`: with ``"on"`` the key/value cache of
+    the last few scored prompts is kept, and a later prompt computes only its tokens after
+    the longest prefix of token ids it shares with one of them (a chat template's system
+    turn, a game's rules). An unknown name raises
     :class:`~harness.models.UnknownModelError`, a missing weights package
     :class:`~harness.backends.base.MissingDependencyError`, and a model that cannot be
     converted or loaded :class:`~harness.backends.base.BackendError`.
@@ -388,18 +447,26 @@ class TransformersBackend:
     Attributes: ``source`` (the resolved :class:`~harness.models.ModelSource`),
     ``model`` and ``tokenizer`` (the loaded transformers objects), ``weights_sha256``,
     ``converted`` (the cache directory of a GGUF model), ``conversion`` (what that
-    conversion recorded, tokenizer repairs included) and ``load_seconds``.
+    conversion recorded, tokenizer repairs included), ``load_seconds``, and the counters
+    ``prefilled_tokens`` (prompt tokens run through the model by ``score``)
+    and ``reused_tokens`` (prompt tokens taken from the prefix cache instead).
     """
 
     def __init__(
         self, model: str, dtype: str = "float32", threads: int | None = None, device: str = "cpu",
-        scoring: str = "packed",
+        scoring: str = "packed", prefix_cache: str = "on",
     ):
         if dtype not in DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
         if scoring not in SCORING:
             raise ValueError(f"unknown scoring {scoring!r}; choose one of: {', '.join(SCORING)}")
         self.scoring = scoring
+        if prefix_cache not in PREFIX_CACHE:
+            raise ValueError(f"unknown prefix_cache {prefix_cache!r}; choose one of: {', '.join(PREFIX_CACHE)}")
+        self.prefix_cache = prefix_cache
+        self._store = _PrefixStore(_PREFIX_ENTRIES)
+        self.prefilled_tokens = 0
+        self.reused_tokens = 0
         if threads is not None:
             if threads < 1:
                 raise ValueError(f"threads must be at least 1, not {threads}")
@@ -462,6 +529,42 @@ class TransformersBackend:
         if self._keep and (isinstance(logits_to_keep, torch.Tensor) or logits_to_keep):
             kwargs[self._keep] = logits_to_keep
         return self.model(**kwargs)
+
+    # -- prefix cache --------------------------------------------------------------------
+
+    @staticmethod
+    def _cache_of(kv: _KV, length: int) -> Any:
+        """A ``DynamicCache`` holding the first ``length`` positions of ``kv``.
+
+        Its layers hold views of ``kv``, not copies; the pass that extends it concatenates
+        (``torch.cat`` in ``DynamicLayer.update``), which is the one copy of the prefix.
+        Every layer keeps all its keys (no sliding-window eviction): the attention masks,
+        the model's own or a packed one, apply any window.
+        """
+        cache = DynamicCache()
+        for i, (keys, values) in enumerate(kv):
+            cache.update(keys[:, :, :0], values[:, :, :0], i)  # creates layer i
+            cache.layers[i].keys, cache.layers[i].values = keys[:, :, :length], values[:, :, :length]
+        return cache
+
+    def _reusable(self, ids: list[int]) -> tuple[int, Any]:
+        """Leading tokens of prompt ``ids`` whose cache is stored (never the last), and a cache holding them.
+
+        With ``prefix_cache="off"``: none, and an empty cache. Counts the prompt's tokens.
+        """
+        n, kv = self._store.match(ids, len(ids) - 1) if self.prefix_cache == "on" else (0, None)
+        self.reused_tokens += n
+        self.prefilled_tokens += len(ids) - n
+        return n, self._cache_of(kv or [], n)
+
+    def _remember(self, ids: list[int], cache: Any, row: int = 0, start: int = 0) -> None:
+        """Store the cache of ``ids``: positions ``start...`` of batch row ``row`` of ``cache``."""
+        if self.prefix_cache != "on":
+            return
+        end = start + len(ids)
+        assert cache.get_seq_length() >= end, (cache.get_seq_length(), end)
+        self._store.add(ids, [(layer.keys[row : row + 1, :, start:end], layer.values[row : row + 1, :, start:end])
+                              for layer in cache.layers])
 
     # -- tokens ------------------------------------------------------------------------
 
@@ -531,6 +634,7 @@ class TransformersBackend:
             "threads": torch.get_num_threads(),
             "device": str(self.device),
             "scoring": self.scoring,
+            "prefix_cache": self.prefix_cache,
             "n_params": sum(p.numel() for p in self.model.parameters()),
             "format": self.source.format,
             "transformers": transformers.__version__,
@@ -566,7 +670,8 @@ class TransformersBackend:
         only at the prompt's last position and at trie nodes that have children.
         ``scoring="cached"``: the prompt runs once and its cache is repeated for the
         continuations, which run as one right-padded batch. Both keep at most
-        ``_LOGIT_BUDGET`` logits at once and agree to float rounding.
+        ``_LOGIT_BUDGET`` logits at once and agree to float rounding. Packed scoring with
+        ``prefix_cache="on"`` runs only the prompt's tokens after its longest stored prefix.
         """
         with torch.inference_mode():
             return [self._score_request(r) for r in requests]
@@ -640,20 +745,26 @@ class TransformersBackend:
             while at >= 0:
                 allowed[n_prompt + node, n_prompt + at] = True
                 at = parents[at]
+        # The first `reused` prompt positions come from the prefix cache: only the rest run.
+        reused, past = self._reusable(prompt_ids)
+        keep = self.prefix_cache == "on"
         dtype = self.model.dtype
-        mask = torch.zeros((1, 1, length, length), dtype=dtype)
-        mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+        mask = torch.zeros((1, 1, length - reused, length), dtype=dtype)
+        mask.masked_fill_(~allowed[reused:], torch.finfo(dtype).min)
         positions = list(range(n_prompt)) + [n_prompt + d for d in depths]
         # Rows of the LM head: the position that predicts each node's token (its parent's).
         source = sorted({n_prompt - 1 if p < 0 else n_prompt + p for p in parents})
         row_of = {pos: r for r, pos in enumerate(source)}
         logits = self._forward(
-            input_ids=torch.tensor([prompt_ids + tokens], device=dev),
+            input_ids=torch.tensor([(prompt_ids + tokens)[reused:]], device=dev),
             attention_mask=mask.to(dev),
-            position_ids=torch.tensor([positions], device=dev),
-            use_cache=False,
-            logits_to_keep=torch.tensor(source, device=dev),
+            position_ids=torch.tensor([positions[reused:]], device=dev),
+            past_key_values=past if keep else None,
+            use_cache=keep,
+            logits_to_keep=torch.tensor([pos - reused for pos in source], device=dev),
         ).logits[0].float()
+        if keep:  # the prompt's positions come first, and attend to the prompt only
+            self._remember(prompt_ids, past)
         logp = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
         rows = torch.tensor([row_of[n_prompt - 1 if p < 0 else n_prompt + p] for p in parents], device=dev)
         node_lp = logp[rows, torch.tensor(tokens, device=dev)].double().tolist()
