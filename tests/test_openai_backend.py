@@ -178,3 +178,79 @@ def test_a_server_killed_mid_request_is_a_clear_error(tmp_path):
         proc.kill()
         proc.wait(10)
         log.close()
+
+
+# -- scoring="trie": vLLM's logprob_token_ids over the continuations' token trie ------------
+
+
+def test_trie_rows_ask_for_at_most_the_server_limit():
+    from harness.backends.openai import MAX_TOKEN_IDS, _chunks, _packed
+
+    rows = [((), chunk) for chunk in _chunks(list(range(300)), MAX_TOKEN_IDS)]
+    rows += [((i,), [1000 + i, 2000 + i]) for i in range(100)]
+    batches = _packed(rows)
+    assert [r for batch in batches for r in batch] == rows
+    assert all(len({t for _, chunk in batch for t in chunk}) <= MAX_TOKEN_IDS for batch in batches)
+    assert len(batches) == 4  # ids 128, 128, 44 + 42 paths of 2, then the other 58 paths
+
+
+def test_trie_scoring_needs_a_tokenizer_and_a_known_name():
+    with pytest.raises(ValueError, match="needs a tokenizer"):
+        OpenAIBackend("some-served-model", tokenizer="none", scoring="trie")
+    with pytest.raises(ValueError, match="scoring must be one of"):
+        OpenAIBackend("m", tokenizer="none", scoring="packed")
+
+
+@pytest.mark.model
+def test_trie_scoring_against_a_server_without_it_is_a_clear_error(server, smollm2_backend):
+    client = OpenAIBackend("smollm2-135m-instruct", base_url=server.url, scoring="trie", max_retries=0)
+    with pytest.raises(BackendError):
+        client.score([ScoreRequest(smollm2_backend.format_prompt("Say yes."), (" yes", " no"))])
+
+
+#: Runs scored both ways through the real vLLM server: a gridworld and chess.
+TRIE_RUNS = [
+    dict(env="frozenlake", encoding="ascii", episodes=2, max_steps=3),
+    dict(env="chess", encoding="fen", episodes=1, max_steps=2, env_options={"opponent": "random", "analysis": "off"}),
+]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("run", TRIE_RUNS, ids=lambda r: r["env"])
+def test_trie_scoring_gives_the_echo_log_probs(vllm_server, tmp_path, run):
+    config = RunConfig(model="smollm2-135m-instruct", backend="openai", mode="choose", seed=5, **run)
+    runs = {}
+    for scoring in ("echo", "trie"):
+        client = OpenAIBackend("smollm2-135m-instruct", base_url=vllm_server.url, concurrency=2, scoring=scoring)
+        run_dir = Runner(config, client).run(tmp_path / scoring)
+        assert validate_run(run_dir) == []
+        runs[scoring] = sorted(iter_steps(run_dir), key=lambda r: (r["episode"], r["t"]))
+    echo, trie = runs["echo"], runs["trie"]
+    assert [r["action"] for r in trie] == [r["action"] for r in echo]
+    gaps = [abs(a - b) for e, t in zip(echo, trie) for a, b in zip(e["logprobs"], t["logprobs"])]
+    assert len(gaps) >= 4 * len(echo)
+    print(f"\n{run['env']}: {len(gaps)} action log-probs, largest gap {max(gaps):.2e}")
+    assert max(gaps) <= 1e-4
+
+
+@pytest.mark.model
+def test_trie_scoring_splits_many_continuations(vllm_server, smollm2_backend):
+    tokenizer = smollm2_backend.tokenizer
+    words = sorted({t for t in tokenizer.get_vocab() if t.startswith("\u0120") and t[1:].isalpha() and t[1:].islower()})
+    conts = tuple(tokenizer.convert_tokens_to_string([w]) for w in words[:200])  # 200 distinct first tokens
+    request = ScoreRequest(smollm2_backend.format_prompt("Say one word."), conts)
+    echo = OpenAIBackend("smollm2-135m-instruct", base_url=vllm_server.url).score([request])[0]
+    trie = OpenAIBackend("smollm2-135m-instruct", base_url=vllm_server.url, scoring="trie").score([request])[0]
+    assert [s.n_tokens for s in trie] == [s.n_tokens for s in echo] == [1] * 200
+    assert [s.logprob for s in trie] == pytest.approx([s.logprob for s in echo], abs=1e-4)
+
+
+@pytest.mark.model
+def test_trie_scoring_scores_the_in_process_tokens(vllm_server, smollm2_backend):
+    # "\n\n" after the prompt's final "\n" merges with it: the in-process backend then
+    # scores the continuation's own tokens after the prompt's, and so does the trie.
+    request = ScoreRequest(smollm2_backend.format_prompt("Say something."), (" yes", "\n\nOK, here is a longer answer."))
+    trie = OpenAIBackend("smollm2-135m-instruct", base_url=vllm_server.url, scoring="trie").score([request])[0]
+    local = smollm2_backend.score([request])[0]
+    assert [s.n_tokens for s in trie] == [s.n_tokens for s in local]
+    assert [s.logprob for s in trie] == pytest.approx([s.logprob for s in local], abs=1e-3)

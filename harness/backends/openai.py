@@ -15,6 +15,17 @@ the rendering cannot be checked against the in-process one, and a warning says s
   continuation is its tokens after the prompt's, counted as the in-process backend counts
   them, and the server's echoed token count is checked against the client's; without one,
   echoed tokens that carry text of the continuation (by ``text_offset``) are summed.
+  vLLM computes such prompt log-probabilities without its prefix cache and with the LM
+  head at every prompt position, so each continuation costs a full prefill;
+* ``score`` with ``scoring="trie"`` (vLLM only: its ``logprob_token_ids`` extension; needs
+  a tokenizer) sends token ids instead: the prompt and every path of the trie of the
+  continuations' tokens that has children, each asking with ``max_tokens=1`` for the
+  log-probabilities of its children's tokens only. The prompt goes first, alone, so that
+  the other paths read its key/value cache from vLLM's prefix cache. The same
+  log-probabilities as ``echo`` (and as in-process; where a continuation's first
+  characters would merge with the prompt's last token, it scores the continuation's own
+  tokens after the prompt's, as the in-process backend does, where ``echo`` takes the
+  merged text's), at a fraction of the server's work on chess (README, "Against a server").
 
 Requests run on a pool of ``concurrency`` threads. Connection errors (refused, reset, a
 server that died mid-answer), time-outs (``timeout_s`` per attempt), 429 and 5xx are
@@ -47,6 +58,13 @@ log = logging.getLogger(__name__)
 #: Longest pause between two attempts, in seconds.
 MAX_PAUSE_S = 8.0
 
+#: How continuations are scored: echoed prompt log-probabilities (any server), or a token
+#: trie with vLLM's ``logprob_token_ids``.
+SCORINGS = ("echo", "trie")
+
+#: The most token ids one vLLM request may ask log-probabilities for (``logprob_token_ids``).
+MAX_TOKEN_IDS = 128
+
 
 class OpenAIBackend:
     """Talks to a completions server; only the tokenizer (if any) is loaded in-process.
@@ -68,7 +86,10 @@ class OpenAIBackend:
         concurrency: int = 8,
         tokenizer: str = "auto",
         prompt_format: str | None = None,
+        scoring: str = "echo",
     ):
+        if scoring not in SCORINGS:
+            raise ValueError(f"scoring must be one of {SCORINGS}, not {scoring!r}")
         if prompt_format is not None and "{prompt}" not in prompt_format:
             raise ValueError("prompt_format must contain '{prompt}'")
         if concurrency < 1:
@@ -84,6 +105,7 @@ class OpenAIBackend:
         self.max_retries = max_retries
         self.concurrency = concurrency
         self.prompt_format = prompt_format
+        self.scoring = scoring
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self.tokenizer: Any = None
@@ -103,6 +125,8 @@ class OpenAIBackend:
                 "are sent without a chat template and may not match the in-process backend; give -b tokenizer=PATH "
                 "(or -b tokenizer=none for a base model)", model,
             )
+        if scoring == "trie" and self.tokenizer is None:
+            raise ValueError("scoring='trie' sends token ids, so it needs a tokenizer (-b tokenizer=PATH)")
 
     # -- rendering ------------------------------------------------------------------------
 
@@ -124,6 +148,7 @@ class OpenAIBackend:
             "prompt_format": self.prompt_format,
             "example": self.wire_text(self.format_prompt("{prompt}")),
             "timeout_s": self.timeout_s, "max_retries": self.max_retries, "concurrency": self.concurrency,
+            "scoring": self.scoring,
         }
         return ModelInfo(name=self.model, backend="openai", source=self.base_url, weights_sha256=None,
                          chat_template=bool(template) or self.prompt_format is not None, details=details)
@@ -184,6 +209,8 @@ class OpenAIBackend:
     def _score_one(self, request: ScoreRequest) -> list[ContinuationScore]:
         if not request.continuations:
             return []
+        if self.scoring == "trie":
+            return self._score_trie(request)
         prompt = self.wire_text(request.prompt)
         texts = [prompt + c for c in request.continuations]
         body = {"model": self.model, "prompt": texts, "max_tokens": 1, "echo": True, "logprobs": 0,
@@ -201,6 +228,56 @@ class OpenAIBackend:
             n_cont = len(full) - n if len(full) > n and full[:n] == prompt_ids else len(encode(cont))
             scores.append(_counted_logprob(choice, len(full), n_cont, cont, self.base_url))
         return scores
+
+    def _encode(self, text: str) -> list[int]:
+        return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
+
+    def _score_trie(self, request: ScoreRequest) -> list[ContinuationScore]:
+        """The continuations' tokens as a trie: one ``max_tokens=1`` row per path with children."""
+        prompt = self.wire_text(request.prompt)
+        prompt_ids = self._encode(prompt)
+        if not prompt_ids:
+            raise ValueError("scoring='trie' cannot score after an empty prompt")
+        n = len(prompt_ids)
+        paths = []
+        for cont in request.continuations:
+            # As the in-process backend: the tokens past the prompt's, else the continuation alone.
+            full = self._encode(prompt + cont)
+            ids = full[n:] if len(full) > n and full[:n] == prompt_ids else self._encode(cont)
+            if not ids:
+                raise ValueError(f"continuation {cont!r} encodes to no tokens")
+            paths.append(tuple(ids))
+        children: dict[tuple[int, ...], set[int]] = {}
+        for ids in paths:
+            for depth in range(len(ids)):
+                children.setdefault(ids[:depth], set()).add(ids[depth])
+        # (path, some of its children) rows, at most MAX_TOKEN_IDS children each.
+        rows = [(path, chunk) for path, kids in children.items()
+                for chunk in _chunks(sorted(kids), MAX_TOKEN_IDS)]
+        logprobs: dict[tuple[tuple[int, ...], int], float] = {}
+        # The prompt first, alone: the other rows then read its key/value cache.
+        for group in (_packed([r for r in rows if not r[0]]), _packed([r for r in rows if r[0]])):
+            for batch in group:
+                self._trie_request(prompt_ids, batch, logprobs)
+        return [ContinuationScore(sum(logprobs[ids[:d], ids[d]] for d in range(len(ids))), len(ids)) for ids in paths]
+
+    def _trie_request(self, prompt_ids: list[int], rows: list[tuple[tuple[int, ...], list[int]]],
+                      logprobs: dict[tuple[tuple[int, ...], int], float]) -> None:
+        wanted = sorted({t for _, chunk in rows for t in chunk})
+        body = {"model": self.model, "prompt": [prompt_ids + list(path) for path, _ in rows], "max_tokens": 1,
+                "temperature": 0.0, "logprobs": 0, "logprob_token_ids": wanted, "return_tokens_as_token_ids": True}
+        choices = self._choices(self._post("/completions", body), len(rows))
+        for (path, chunk), choice in zip(rows, choices):
+            tops = (choice.get("logprobs") or {}).get("top_logprobs") or [None]
+            top = tops[0] if isinstance(tops[0], dict) else {}
+            for token in chunk:
+                value = top.get(f"token_id:{token}")
+                if value is None:
+                    raise BackendError(
+                        f"{self.base_url}/completions gave no log-probability for token id {token}: scoring='trie' "
+                        "needs vLLM's logprob_token_ids (use scoring='echo' with other servers)"
+                    )
+                logprobs[path, token] = _finite(value, f"token id {token}", self.base_url)
 
     def close(self) -> None:
         """Stop the request threads."""
@@ -282,6 +359,23 @@ def _tokenizer_name(model: str, tokenizer: str, prompt_format: str | None) -> st
     if prompt_format is not None:
         raise ValueError("give either prompt_format or tokenizer, not both")
     return tokenizer
+
+
+def _chunks(items: list[int], size: int) -> list[list[int]]:
+    return [items[i: i + size] for i in range(0, len(items), size)]
+
+
+def _packed(rows: list[tuple[tuple[int, ...], list[int]]]) -> list[list[tuple[tuple[int, ...], list[int]]]]:
+    """``rows`` in requests that ask for at most :data:`MAX_TOKEN_IDS` distinct token ids each."""
+    batches: list[list[tuple[tuple[int, ...], list[int]]]] = []
+    wanted: set[int] = set()
+    for row in rows:
+        if not batches or len(wanted | set(row[1])) > MAX_TOKEN_IDS:
+            batches.append([])
+            wanted = set()
+        batches[-1].append(row)
+        wanted |= set(row[1])
+    return batches
 
 
 def _retry_after(value: str | None) -> float:
