@@ -365,6 +365,64 @@ def test_batch_equals_one_by_one(backend):
     assert batch == [backend.generate([p], options)[0] for p in prompts]
 
 
+def retry_prompt(backend: TransformersBackend, first: str, reply: str, correction: str) -> str:
+    """The first prompt, the refused reply and a correction turn (a new user turn under a chat template)."""
+    if not backend.tokenizer.chat_template:
+        return f"{first}{reply}\n{correction}\nYour move:"
+    turns = [{"role": "user", "content": first}, {"role": "assistant", "content": reply},
+             {"role": "user", "content": correction}]
+    return backend.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+
+
+@pytest.mark.model
+def test_retry_prefills_only_past_the_first_attempt(backend, monkeypatch):
+    chess = env_requests(backend, "chess", "fen", 2, opponent="random", analysis="off")
+    # Two prompts of different lengths in one batch (left padding), then their retries.
+    questions = [backend.format_prompt("Reply with one chess move in UCI notation, e.g. e2e4."), chess[1].prompt]
+    options = GenerateOptions(max_new_tokens=10, stop=())
+    runs = {}
+    for mode in ("off", "on"):
+        monkeypatch.setattr(backend, "prefix_cache", mode)
+        monkeypatch.setattr(backend, "_store", tb._PrefixStore(tb._PREFIX_ENTRIES))
+        before = backend.prefilled_tokens
+        replies = backend.generate(questions, options)
+        middle = backend.prefilled_tokens
+        user = ["Reply with one chess move in UCI notation, e.g. e2e4.", None]
+        retries = [retry_prompt(backend, u, r, "That move is not legal here. Answer again.") if u else
+                   q + r + "\nNot legal. Your move:" for u, q, r in zip(user, questions, replies)]
+        again = backend.generate(retries, options)
+        runs[mode] = (replies, again, middle - before, backend.prefilled_tokens - middle)
+    print(f"\nretry prompt tokens prefilled: {runs['on'][3]} with reuse, {runs['off'][3]} without; replies {runs['on'][:2]}")
+    assert runs["on"][:2] == runs["off"][:2]
+    assert all(runs["on"][0]) and all(runs["on"][1])
+    first_ids = sum(len(backend.encode(q)) for q in questions)
+    assert runs["off"][2] == first_ids and runs["on"][2] <= first_ids
+    # Each retry runs only what follows its first attempt's prompt (and reply tokens it kept).
+    assert runs["on"][3] <= runs["off"][3] - first_ids + 2
+
+
+@pytest.mark.model
+def test_harness_retry_reuses_the_first_prompt(smollm2_backend, monkeypatch):
+    from textenvs import build_prompt, get_encoding, make_env
+
+    env, enc = make_env("take-away", "seeded"), get_encoding("take-away", "prose")
+    env.reset(seed=0)
+    legal, state = env.legal_actions(), env.text_state()
+    first = smollm2_backend.format_prompt(build_prompt(enc, state, legal, "generate"))
+    retry = smollm2_backend.format_prompt(build_prompt(enc, state, legal, "generate", "Your previous answer 'x' was not accepted. Answer again.\n"))
+    monkeypatch.setattr(smollm2_backend, "_store", tb._PrefixStore(tb._PREFIX_ENTRIES))
+    options = GenerateOptions(max_new_tokens=6, stop=())
+    smollm2_backend.generate([first], options)
+    before = smollm2_backend.prefilled_tokens
+    reply = smollm2_backend.generate([retry], options)
+    prefilled = smollm2_backend.prefilled_tokens - before
+    monkeypatch.setattr(smollm2_backend, "prefix_cache", "off")
+    assert smollm2_backend.generate([retry], options) == reply
+    n = len(smollm2_backend.encode(retry))
+    print(f"\nharness retry: {prefilled} of {n} prompt tokens prefilled")
+    assert prefilled < n // 4  # the rules, position and legal moves come from the first attempt
+
+
 @pytest.mark.model
 def test_generate_edge_cases(smollm2_backend):
     assert smollm2_backend.generate([], GenerateOptions()) == []

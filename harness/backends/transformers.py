@@ -86,7 +86,7 @@ DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bf
 SCORING = ("packed", "cached")
 
 #: Accepted values of ``prefix_cache``: reuse the key/value cache of the longest token
-#: prefix a prompt shares with recent ones (packed scoring), or not.
+#: prefix a prompt shares with recent ones (packed scoring and generation), or not.
 PREFIX_CACHE = ("on", "off")
 
 #: Token sequences whose key/value cache the prefix store keeps (least recently used dropped).
@@ -437,9 +437,9 @@ class TransformersBackend:
     ``threads`` sets ``torch.set_num_threads`` (for the whole process); ``device`` is a
     torch device string. ``scoring`` is one of :data:`SCORING` (see :meth:`score`);
     ``prefix_cache`` is one of :data:`PREFIX_CACHE`: with ``"on"`` the key/value cache of
-    the last few scored prompts is kept, and a later prompt computes only its tokens after
-    the longest prefix of token ids it shares with one of them (a chat template's system
-    turn, a game's rules). An unknown name raises
+    the last few prompts (and generated replies) is kept, and a later prompt computes only
+    its tokens after the longest prefix of token ids it shares with one of them (a chat
+    template's system turn, a game's rules, a retry's first attempt). An unknown name raises
     :class:`~harness.models.UnknownModelError`, a missing weights package
     :class:`~harness.backends.base.MissingDependencyError`, and a model that cannot be
     converted or loaded :class:`~harness.backends.base.BackendError`.
@@ -448,7 +448,7 @@ class TransformersBackend:
     ``model`` and ``tokenizer`` (the loaded transformers objects), ``weights_sha256``,
     ``converted`` (the cache directory of a GGUF model), ``conversion`` (what that
     conversion recorded, tokenizer repairs included), ``load_seconds``, and the counters
-    ``prefilled_tokens`` (prompt tokens run through the model by ``score``)
+    ``prefilled_tokens`` (prompt tokens run through the model by ``score`` and ``generate``)
     and ``reused_tokens`` (prompt tokens taken from the prefix cache instead).
     """
 
@@ -862,13 +862,19 @@ class TransformersBackend:
             generator.seed()
         stops = tuple(s for s in options.stop if s)
         new: list[list[int]] = [[] for _ in range(n)]
+        fed = [0] * n  # new tokens that have run through the model (their keys/values are cached)
         texts = ["" for _ in range(n)]
         done = [False] * n
-        out = self._forward(
-            input_ids=inputs, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
-        )
+        if self.prefix_cache == "on":
+            last, cache = self._prefill_rows(ids, width)
+        else:
+            self.prefilled_tokens += sum(map(len, ids))
+            out = self._forward(
+                input_ids=inputs, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+            )
+            last, cache = out.logits[:, -1], out.past_key_values
         for step in range(options.max_new_tokens):
-            logits = out.logits[:, -1].float()
+            logits = last.float()
             if options.temperature == 0:
                 nxt = logits.argmax(dim=-1)
             else:
@@ -891,22 +897,49 @@ class TransformersBackend:
             step_ids = torch.tensor(
                 [self._pad_id if done[r] else chosen[r] for r in range(n)], device=dev
             ).unsqueeze(1)
+            fed = [f if done[r] else f + 1 for r, f in enumerate(fed)]
             mask = torch.cat([mask, torch.ones((n, 1), dtype=torch.long, device=dev)], dim=1)
             positions = positions[:, -1:] + 1
-            out = self._forward(
+            last = self._forward(
                 input_ids=step_ids,
                 attention_mask=mask,
                 position_ids=positions,
-                past_key_values=out.past_key_values,
+                past_key_values=cache,
                 use_cache=True,
                 logits_to_keep=1,
-            )
+            ).logits[:, -1]
+        for r, row in enumerate(ids):  # each prompt with its reply so far: where a retry starts
+            self._remember(row + new[r][: fed[r]], cache, r, width - len(row))
         replies = []
         for r in range(n):
             text = self.tokenizer.decode(new[r], skip_special_tokens=True, clean_up_tokenization_spaces=False)
             cut = min((text.find(s) for s in stops if s in text), default=-1)
             replies.append(text[:cut] if cut >= 0 else text)
         return replies
+
+    def _prefill_rows(self, ids: list[list[int]], width: int) -> tuple[torch.Tensor, Any]:
+        """Each prompt run alone from its longest stored prefix, then left-padded to ``width``.
+
+        Answers the last position's logits of each row and one batch cache, as the
+        left-padded batch prefill of ``prefix_cache="off"`` would (pad positions hold zeros,
+        masked out).
+        """
+        last, rows = [], []
+        for row in ids:
+            reused, past = self._reusable(row)
+            last.append(self._forward(
+                input_ids=torch.tensor([row[reused:]], device=self.device),
+                position_ids=torch.arange(reused, len(row), device=self.device).unsqueeze(0),
+                past_key_values=past,
+                use_cache=True,
+                logits_to_keep=1,
+            ).logits[:, -1])
+            self._remember(row, past)
+            rows.append([(layer.keys, layer.values) for layer in past.layers])
+        pad = [(0, 0, width - len(row), 0) for row in ids]
+        kv = [tuple(torch.cat([torch.nn.functional.pad(r[i][j], p) for r, p in zip(rows, pad)]) for j in (0, 1))
+              for i in range(len(rows[0]))]
+        return torch.cat(last), self._cache_of(kv, width)
 
     def close(self) -> None:
         """Drop the model and tokenizer."""
