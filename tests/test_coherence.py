@@ -214,7 +214,7 @@ def test_a_material_seeker_is_recovered_from_its_probs(material_run):
 def test_chess_runs_compare_across_encodings(tmp_path):
     dirs = []
     for encoding in ("fen", "ascii"):
-        cfg = RunConfig(env="chess", encoding=encoding, model="material-seeker", backend="test", mode="choose", episodes=4,
+        cfg = RunConfig(env="chess", encoding=encoding, model="material-seeker", backend="baseline", mode="choose", episodes=4,
                         max_steps=6, batch_size=4, env_options={"opponent": "random", "analysis": "off"})
         with Runner(cfg, agent=MaterialAgent(beta=1.0)) as runner:
             dirs.append(runner.run(tmp_path / encoding))
