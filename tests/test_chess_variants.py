@@ -289,3 +289,15 @@ def test_the_readme_variant_command_runs_verbatim(tmp_path):
     run = next(p.parent for p in (tmp_path / "runs").glob("*/manifest.json"))
     name = read_manifest(run)["environment"]["variant"]
     check_model_run(run, name)
+
+
+def test_irl_refuses_a_variant_run_in_one_line(tmp_path, capsys):
+    from harness.cli import main
+
+    run = tmp_path / "atomic"
+    assert main(["baseline", "--env", "chess", "--variant", "atomic", "--agent", "random", "--episodes", "2",
+                 "--max-steps", "4", "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["irl", str(run), "--out", str(tmp_path / "fit"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "chess variant 'atomic'" in err and "Traceback" not in err

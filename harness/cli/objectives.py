@@ -47,7 +47,8 @@ def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--form", choices=["arrival", "delta"], help="tabular reward form: arrival (default: the state arrived in) or "
                    "delta (the change of each feature; it telescopes, so a fit sees where episodes start and end, not their paths)")
     p.add_argument("--no-step-feature", action="store_true", help="tabular: do not add the constant per-decision 'step' feature")
-    p.add_argument("--l2", type=float, help="L2 strength on the total log-likelihood (default: 1 tabular, a unit Gaussian prior on the weights; cross-validated chess)")
+    p.add_argument("--l2", type=float, help="L2 strength on the total log-likelihood, a Gaussian prior on the weights "
+                   "(default: cross-validated, over episodes for gridworlds and games for chess and games)")
     p.add_argument("--discount", type=float, help="tabular: gamma of fits, soft value iteration and distances (default: the environment's, 0.99 for gridworlds)")
     p.add_argument("--horizon", choices=["run", "infinite"], default="run",
                    help="tabular: finite horizon = the run's max_steps (default), or discounted infinite horizon")

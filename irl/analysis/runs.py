@@ -399,6 +399,10 @@ def load_chess(
     info = read_info(run_dir)
     if run_kind(info) != "chess":
         raise ResultsError(f"{run_dir}: a {info.env} run, not chess")
+    rules = (load_manifest(run_dir).environment.get("description") or {}).get("rules", "standard")
+    if rules != "standard":
+        raise ResultsError(f"{run_dir}: chess variant {rules!r}; the chess choice model reads standard chess only (its features "
+                           "and Stockfish's evaluations are for standard positions), so chess variants are not fitted")
     names = resolve_features(features)
     engine = None
     if needs_engine(names) or utility:
