@@ -1,22 +1,27 @@
 """Choose-mode decisions per second on the embedded models, against the physical floor.
 
-For real chess decisions (FEN encoding, random play, 20-40 legal moves each) it times, per
-model, with one warm-up decision and repeats interleaved between methods (the median is
-reported):
+For consecutive real decisions of two workloads, ``chess`` (FEN encoding, random play,
+20-40 legal moves each) and ``take-away`` (variant ``seeded``, prose encoding: a new game
+with its rules in every prompt, 2-6 legal moves), it times, per model, with one warm-up
+decision and repeats interleaved between methods (the median is reported):
 
 * ``floor``: the prompt alone, one forward pass with the LM head at the last position;
-* ``packed``: ``score()`` with the prompt and a trie of the moves as one sequence (default);
+* ``packed``: ``score()`` with the prompt and a trie of the moves as one sequence, prefix cache off;
+* ``packed+prefix``: the same with the prefix cache on (the default), emptied before each
+  pass over the decisions, so only what consecutive decisions share is reused;
 * ``cached``: ``score()`` with the prompt's cache repeated once per move (the old method);
-* ``naive``: one full forward pass of prompt + move per move;
+* ``naive``: one full forward pass of prompt + move per move (what simple harnesses do);
 
-and reports decisions per second and the ratio of each to the floor. ``--bf16`` adds the
-packed method in bfloat16 with its largest log-prob difference from float32. ``--vllm``
+and reports decisions per second and the ratio of each to the floor. ``--bf16`` adds
+``floor`` and ``packed`` in bfloat16: speed against float32 and the largest log-prob
+difference from float32 over the same decisions. ``--vllm``
 starts a real vLLM server (``.venv-vllm``, float32) for SmolLM2 and times
 ``--backend openai`` one decision per call (one episode at a time, as game harnesses
 play, concurrency 1) and 16 decisions per call at concurrency 4 and 16.
 
     .venv/bin/python bench/decisions.py [--models smollm2-135m-instruct gemma3-270m] [--decisions 8]
-        [--repeats 3] [--no-naive] [--bf16] [--vllm] [--server-repeats 1] [--out bench/out/decisions.json]
+        [--workloads chess take-away] [--repeats 3] [--no-naive] [--bf16] [--vllm] [--server-repeats 1]
+        [--out bench/out/decisions.json]
 """
 
 from __future__ import annotations
@@ -36,15 +41,22 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.backends.base import ScoreRequest
-from harness.backends.transformers import TransformersBackend
+from harness.backends.transformers import TransformersBackend, _PrefixStore, _PREFIX_ENTRIES
 from textenvs import build_prompt, get_encoding, make_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: Workloads: environment, encoding, variant and options.
+WORKLOADS: dict[str, tuple[str, str, str | None, dict[str, Any]]] = {
+    "chess": ("chess", "fen", None, {"opponent": "random", "analysis": "off"}),
+    "take-away": ("take-away", "prose", "seeded", {}),
+}
 
-def chess_requests(format_prompt: Callable[[str], str], n: int, seed: int = 0) -> list[ScoreRequest]:
-    """``n`` choose-mode requests from a random game of chess (FEN encoding)."""
-    env, enc, rng = make_env("chess", opponent="random", analysis="off"), get_encoding("chess", "fen"), np.random.default_rng(seed)
+
+def workload_requests(workload: str, format_prompt: Callable[[str], str], n: int, seed: int = 0) -> list[ScoreRequest]:
+    """``n`` consecutive choose-mode requests of a randomly played game of ``workload``."""
+    env_name, enc_name, variant, options = WORKLOADS[workload]
+    env, enc, rng = make_env(env_name, variant, **options), get_encoding(env_name, enc_name), np.random.default_rng(seed)
     env.reset(seed=seed)
     requests = []
     while len(requests) < n:
@@ -76,22 +88,33 @@ def naive(backend: TransformersBackend, request: ScoreRequest) -> None:
             logits.float().log_softmax(-1)
 
 
-def scorer(backend: TransformersBackend, method: str) -> Callable[[ScoreRequest], Any]:
+def scorer(backend: TransformersBackend, method: str, prefix_cache: str = "off") -> Callable[[ScoreRequest], Any]:
     def run(request: ScoreRequest) -> Any:
-        backend.scoring = method
+        backend.scoring, backend.prefix_cache = method, prefix_cache
         return backend.score([request])
 
     return run
 
 
-def interleaved(methods: dict[str, Callable[[ScoreRequest], Any]], requests: list[ScoreRequest], repeats: int) -> dict[str, float]:
-    """Median seconds per decision of each method; one warm-up, repeats rotate the order."""
+def empty_store(backend: TransformersBackend) -> None:
+    """Forget every stored prefix (before a pass over the decisions)."""
+    backend._store = _PrefixStore(_PREFIX_ENTRIES)
+
+
+def interleaved(methods: dict[str, Callable[[ScoreRequest], Any]], requests: list[ScoreRequest], repeats: int,
+                before: Callable[[], None] = lambda: None) -> dict[str, float]:
+    """Median seconds per decision of each method; one warm-up, repeats rotate the order.
+
+    ``before`` runs ahead of each method's pass over the requests (untimed).
+    """
     for fn in methods.values():
+        before()
         fn(requests[0])
     times: dict[str, list[float]] = {name: [] for name in methods}
     names = list(methods)
     for r in range(repeats):
         for name in names[r % len(names):] + names[: r % len(names)]:
+            before()
             start = time.perf_counter()
             for request in requests:
                 methods[name](request)
@@ -99,37 +122,47 @@ def interleaved(methods: dict[str, Callable[[ScoreRequest], Any]], requests: lis
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def bench_model(name: str, n: int, repeats: int, bf16: bool, console: Console, with_naive: bool = True) -> list[dict[str, Any]]:
+def rows_of(seconds: dict[str, float], **common: Any) -> list[dict[str, Any]]:
+    """One table row per method: seconds and decisions per second, and the ratio to the floor."""
+    return [{**common, "method": m, "s_per_decision": round(s, 4), "decisions_per_s": round(1 / s, 3),
+             "x_floor": round(s / seconds["floor"], 2)} for m, s in seconds.items()]
+
+
+def bench_model(name: str, workloads: list[str], n: int, repeats: int, bf16: bool, with_naive: bool = True) -> list[dict[str, Any]]:
     backend = TransformersBackend(name)
-    requests = chess_requests(backend.format_prompt, n)
-    tokens = [len(backend._prompt_ids(r.prompt)) for r in requests]
-    moves = [len(r.continuations) for r in requests]
-    methods = {"floor": lambda r: floor(backend, r), "packed": scorer(backend, "packed"),
-               "cached": scorer(backend, "cached")}
-    if with_naive:
-        methods["naive"] = lambda r: naive(backend, r)
-    seconds = interleaved(methods, requests, repeats)
-    rows = [{"model": name, "dtype": "float32", "method": m, "s_per_decision": round(s, 4),
-             "decisions_per_s": round(1 / s, 3), "x_floor": round(s / seconds["floor"], 2)} for m, s in seconds.items()]
-    for row in rows:
-        row.update(decisions=n, repeats=repeats, prompt_tokens=f"{min(tokens)}-{max(tokens)}", moves=f"{min(moves)}-{max(moves)}")
-    if bf16:
-        backend.scoring = "packed"
-        reference = backend.score(requests)
-        backend.close()
-        half = TransformersBackend(name, dtype="bfloat16")
-        half_s = interleaved({"floor": lambda r: floor(half, r), "packed": scorer(half, "packed")}, requests, repeats)
-        scores = half.score(requests)
-        gap = max(abs(a.logprob - b.logprob) for x, y in zip(reference, scores) for a, b in zip(x, y))
-        same = sum(int(np.argmax([s.logprob for s in x]) == np.argmax([s.logprob for s in y])) for x, y in zip(reference, scores))
-        for m, s in half_s.items():
-            rows.append({"model": name, "dtype": "bfloat16", "method": m, "s_per_decision": round(s, 4),
-                         "decisions_per_s": round(1 / s, 3), "x_floor": round(s / half_s["floor"], 2),
-                         "decisions": n, "repeats": repeats, "vs_float32": round(seconds[m] / s, 2),
-                         "max_logprob_gap": round(gap, 3), "same_best_move": f"{same}/{n}"})
-        half.close()
-    else:
-        backend.close()
+    rows: list[dict[str, Any]] = []
+    for workload in workloads:
+        requests = workload_requests(workload, backend.format_prompt, n)
+        tokens = [len(backend._prompt_ids(r.prompt)) for r in requests]
+        moves = [len(r.continuations) for r in requests]
+        methods = {"floor": lambda r: floor(backend, r), "packed": scorer(backend, "packed"),
+                   "packed+prefix": scorer(backend, "packed", "on"), "cached": scorer(backend, "cached")}
+        if with_naive:
+            methods["naive"] = lambda r: naive(backend, r)
+        seconds = interleaved(methods, requests, repeats, lambda: empty_store(backend))
+        empty_store(backend)
+        before = backend.prefilled_tokens
+        scorer(backend, "packed", "on")(requests[0])
+        for r in requests[1:]:
+            backend.score([r])
+        prefilled = backend.prefilled_tokens - before
+        common = dict(model=name, workload=workload, dtype="float32", decisions=n, repeats=repeats,
+                      prompt_tokens=f"{min(tokens)}-{max(tokens)}", moves=f"{min(moves)}-{max(moves)}")
+        new = rows_of(seconds, **common)
+        next(r for r in new if r["method"] == "packed+prefix")["prompt_tokens_prefilled"] = f"{prefilled}/{sum(tokens)}"
+        rows += new
+        if bf16:
+            reference = [scorer(backend, "packed")(r)[0] for r in requests]
+            half = TransformersBackend(name, dtype="bfloat16", prefix_cache="off")
+            half_s = interleaved({"floor": lambda r: floor(half, r), "packed": scorer(half, "packed")}, requests, repeats)
+            scores = half.score(requests)
+            half.close()
+            gap = max(abs(a.logprob - b.logprob) for x, y in zip(reference, scores) for a, b in zip(x, y))
+            same = sum(int(np.argmax([s.logprob for s in x]) == np.argmax([s.logprob for s in y])) for x, y in zip(reference, scores))
+            for row in rows_of(half_s, **{**common, "dtype": "bfloat16"}):
+                rows.append({**row, "vs_float32": round(seconds[row["method"]] / row["s_per_decision"], 2),
+                             "max_logprob_gap": round(gap, 3), "same_best_move": f"{same}/{n}"})
+    backend.close()
     return rows
 
 
@@ -145,7 +178,7 @@ def bench_server(n: int, repeats: int, console: Console) -> list[dict[str, Any]]
     with VLLMServer(python, model_dir(name), name, log_path=ROOT / "bench" / "out" / "vllm-server.log") as url:
         console.print(f"vLLM ready in {time.perf_counter() - start:.0f} s at {url}")
         clients = {c: OpenAIBackend(name, base_url=url, concurrency=c) for c in (1, 4, 16)}
-        requests = chess_requests(clients[1].format_prompt, n)
+        requests = workload_requests("chess", clients[1].format_prompt, n)
         one = clients[1]
 
         def calls(client: OpenAIBackend, per_call: int) -> Callable[[None], None]:
@@ -187,6 +220,7 @@ def table(title: str, rows: list[dict[str, Any]]) -> Table:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["smollm2-135m-instruct", "gemma3-270m"])
+    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--decisions", type=int, default=8, help="decisions per row (at least 8)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (the median is reported)")
     parser.add_argument("--no-naive", action="store_true", help="skip naive per-continuation scoring (slow: a forward pass per move)")
@@ -202,15 +236,20 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    load_at_start = os.getloadavg()
     rows = []
     for name in args.models:
-        rows += bench_model(name, args.decisions, args.repeats, args.bf16, console, not args.no_naive)
-        console.print(f"{name}: " + ", ".join(f"{r['dtype']} {r['method']} {r['x_floor']}x floor" for r in rows if r["model"] == name))
-    console.print(table(f"choose-mode decision vs the floor (one prompt forward), chess FEN, {machine}", rows))
+        rows += bench_model(name, args.workloads, args.decisions, args.repeats, args.bf16, not args.no_naive)
+        console.print(f"{name}: " + ", ".join(f"{r['workload']} {r['dtype']} {r['method']} {r['x_floor']}x floor"
+                                              for r in rows if r["model"] == name))
+    console.print(table(f"choose-mode decision vs the floor (one prompt forward), {machine}", rows))
     server = bench_server(max(args.decisions, 16), args.server_repeats, console) if args.vllm else []
     if server:
         console.print(table("--backend openai against a vLLM server (CPU, float32)", server))
-    out.write_text(json.dumps({"machine": machine, "torch": torch.__version__, "rows": rows, "server": server}, indent=2) + "\n")
+    load = os.getloadavg()
+    out.write_text(json.dumps({"machine": machine, "torch": torch.__version__, "load_average_at_start": load_at_start,
+                               "load_average_at_end": load,
+                               "rows": rows, "server": server}, indent=2) + "\n")
     console.print(f"written {out}")
 
 
