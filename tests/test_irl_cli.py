@@ -23,8 +23,8 @@ def runs(tmp_path_factory):
     common = ["--env", "frozenlake", "--episodes", "12", "--max-steps", "15", "--no-progress"]
     made = {}
     for name, extra in (
-        ("soft-ascii", ["--agent", "soft-optimal", "--temperature", "0.2", "--encoding", "ascii"]),
-        ("soft-coords", ["--agent", "soft-optimal", "--temperature", "0.2", "--encoding", "coords"]),
+        ("soft-ascii", ["--agent", "soft-optimal", "--temperature", "0.05", "--encoding", "ascii"]),
+        ("soft-coords", ["--agent", "soft-optimal", "--temperature", "0.05", "--encoding", "coords"]),
         ("random", ["--agent", "random"]),
     ):
         assert main(["baseline", *common, *extra, "--out", str(root / name)]) == 0

@@ -166,9 +166,11 @@ def _reward_figures(result: Any, tmp: Path) -> str:
 def consistency_matrices(result: Any) -> list[tuple[str, list[str], np.ndarray]]:
     """Per agent, environment and mode with two or more encodings: the distance between the
     objectives fitted under each pair of encodings (STARC for gridworlds, Pearson distance of
-    the weights for chess and games); ``nan`` where undefined."""
+    the weights for chess and games); ``nan`` where undefined, as where either fit explains
+    nothing (the headline's encoding consistency is undefined there too)."""
     from irl import reward_distance
     from irl.analysis import plots
+    from irl.analysis.scores import explains_nothing
     from irl.epic import pearson_distance
 
     groups: dict[tuple, list[Any]] = defaultdict(list)
@@ -187,7 +189,9 @@ def consistency_matrices(result: Any) -> list[tuple[str, list[str], np.ndarray]]
             for j in range(i + 1, n):
                 a, b = cells[i].report, cells[j].report
                 try:
-                    if mdp is None:
+                    if explains_nothing(a.explained) or explains_nothing(b.explained):
+                        d = None
+                    elif mdp is None:
                         d = pearson_distance(np.asarray(a.weights), np.asarray(b.weights))
                     else:
                         d = reward_distance(np.asarray(a.reward), np.asarray(b.reward), mdp, discount=mdp.discount)
@@ -208,9 +212,12 @@ def _consistency_figures(result: Any) -> str:
     tags = []
     for label, names, matrix in consistency_matrices(result):
         fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 1.0 * len(names) + 1.5))
-        im = ax.imshow(np.nan_to_num(matrix, nan=0.0), vmin=0.0, vmax=1.0, cmap="viridis")
+        cmap = matplotlib.colormaps["viridis"].copy()
+        cmap.set_bad("lightgrey")  # undefined pairs: grey, not the colour of "the same objective"
+        im = ax.imshow(np.ma.masked_invalid(matrix), vmin=0.0, vmax=1.0, cmap=cmap)
         for (i, j), v in np.ndenumerate(matrix):
-            ax.text(j, i, "n/a" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", color="white" if v < 0.6 else "black", fontsize=8)
+            ax.text(j, i, "n/a" if np.isnan(v) else f"{v:.2f}", ha="center", va="center",
+                    color="black" if np.isnan(v) or v >= 0.6 else "white", fontsize=8)
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
         ax.set_yticks(range(len(names)), names)
         ax.set_title(label, fontsize=9)

@@ -23,7 +23,7 @@ from harness.records import BASELINE_BACKEND
 from irl.analysis.games import is_game_env, load_game
 from irl.analysis.chess import chess_alignment, chess_explained, chess_gd, chess_l2, chess_stability, games_as_units
 from irl.analysis.runs import ChessRun, RunInfo, TabularRun, load_chess, load_tabular, read_info, run_kind
-from irl.analysis.scores import FitSettings, Score, boot_indices, quantile_score, return_score
+from irl.analysis.scores import WHY_NOISE, FitSettings, Score, boot_indices, explains_nothing, quantile_score, return_score
 from irl.analysis.tabular import TabularProblem, fit_with_bootstrap, score_tabular
 from irl.choice import fit_choice, pack_decisions
 from irl.epic import pearson_distance
@@ -218,19 +218,26 @@ def _analyse_chess(run: ChessRun, settings: FitSettings) -> _Analysis:
     W = np.array(boot)
     low, high = np.quantile(W, [settings.alpha / 2, 1 - settings.alpha / 2], axis=0)
     level = 1 - settings.alpha
+    what = "games" if is_game_env(run.info.env) else "chess"
+    explained = chess_explained(run, settings)
+    if explains_nothing(explained):
+        # As for tabular fits: weights fitted to noise say nothing about a goal.
+        stability = alignment = Score.missing(WHY_NOISE, level)
+    else:
+        stability, alignment = chess_stability(run, settings, l2=l2), chess_alignment(run, fit.weights, boot, settings)
     report = CoherenceReport(
         run_id=run.info.run_id, run_dir=run.info.run_dir, kind="chess", info=run.info.to_json(),
         settings=settings.to_json(), n_episodes=len(run.games), n_decisions=run.n_decisions, skipped=dict(run.skipped),
         targets=run.targets, feature_names=list(run.feature_names), weights=fit.weights.tolist(),
         weights_low=low.tolist(), weights_high=high.tolist(), distance="pearson",
-        explained=chess_explained(run, settings), stability=chess_stability(run, settings, l2=l2),
-        encoding_consistency=None, alignment_distance=Score.missing("chess has no tabular reward to compare", level),
-        alignment_regret=chess_alignment(run, fit.weights, boot, settings), gd=chess_gd(run, settings),
+        explained=explained, stability=stability,
+        encoding_consistency=None, alignment_distance=Score.missing(f"{what}: no tabular reward to compare", level),
+        alignment_regret=alignment, gd=chess_gd(run, settings),
         true_return=return_score(run.returns, settings.alpha),
-        meg_unknown=Score.missing("not computed for chess", level), meg_known=Score.missing("not computed for chess", level),
-        alignment_regret_soft=Score.missing("not computed for chess", level),
+        meg_unknown=Score.missing(f"not computed for {what}", level), meg_known=Score.missing(f"not computed for {what}", level),
+        alignment_regret_soft=Score.missing(f"not computed for {what}", level),
         l2=l2, converged=fit.converged,
-        notes=["chess has no tabular reward: stability and encoding consistency use the Pearson distance between weight vectors"],
+        notes=[f"{what}: no tabular reward; stability and encoding consistency use the Pearson distance between weight vectors"],
     )
     return _Analysis(report, fit.weights, boot, len(units), lambda a, b: pearson_distance(a, b))
 
@@ -252,8 +259,11 @@ def add_encoding_consistency(analyses: Sequence[_Analysis], alpha: float = 0.05)
                 ds = [a.distance(x, y) for y in ys]
                 return None if any(d is None or not math.isfinite(d) for d in ds) else float(np.mean(ds))
 
-            estimate = mean_distance(a.objective, [b.objective for b in others])
             n_boot = min(len(a.boot), *(len(b.boot) for b in others))
+            if any(explains_nothing(x.report.explained) for x in (a, *others)):
+                a.report.encoding_consistency = Score.missing(WHY_NOISE, level, n_boot)
+                continue
+            estimate = mean_distance(a.objective, [b.objective for b in others])
             if estimate is None:
                 a.report.encoding_consistency = Score.missing(f"{name} undefined: a fitted objective ranks nothing", level, n_boot)
                 continue

@@ -73,6 +73,16 @@ class Score:
         )
 
 
+#: Why a score is left undefined for a fit that explains nothing.
+WHY_NOISE = "the fit explains no more than chance (explained behaviour reaches 0): its reward is noise"
+
+
+def explains_nothing(explained: Score) -> bool:
+    """Whether a fit's explained behaviour reaches 0 (its interval, or its estimate without one):
+    its objective is noise, so no distance, regret, stability or consistency is read from it."""
+    return explained.ok and not (explained.low > 0 if math.isfinite(explained.low) else explained.estimate > 0)
+
+
 def quantile_score(values: Sequence[float | None], estimate: float | None, alpha: float, method: str) -> Score:
     """Estimate (default: the mean) and the central ``1 - alpha`` range of the defined ``values``."""
     v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)

@@ -78,6 +78,7 @@ import numpy as np
 
 from irl.analysis.runs import TabularRun
 from irl.analysis.scores import (
+    WHY_NOISE, explains_nothing,
     FitSettings,
     Score,
     bootstrap_mean_score,
@@ -367,8 +368,8 @@ def score_tabular(problem: TabularProblem, fit: TabularFit, boot: Sequence[Tabul
 
     truth = problem.true_reward
     method = f"STARC distance to the true reward; percentile bootstrap over episodes ({len(boot)} refits)"
-    noise = explained.ok and not (explained.low > 0 if math.isfinite(explained.low) else explained.estimate > 0)
-    why_noise = "the fit explains no more than chance (explained behaviour reaches 0): its reward is noise"
+    noise = explains_nothing(explained)
+    why_noise = WHY_NOISE
     if noise:
         # Two fits of noise are as far apart as noise makes them: no statement about a goal.
         stability = Score.missing(why_noise, 1 - alpha, stability.n)
