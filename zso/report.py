@@ -212,8 +212,8 @@ def _consistency_figures(result: Any) -> str:
     tags = []
     for label, names, matrix in consistency_matrices(result):
         fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 1.0 * len(names) + 1.5))
-        cmap = matplotlib.colormaps["viridis"].copy()
-        cmap.set_bad("lightgrey")  # undefined pairs: grey, not the colour of "the same objective"
+        # Undefined pairs grey, not the colour of "the same objective".
+        cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
         im = ax.imshow(np.ma.masked_invalid(matrix), vmin=0.0, vmax=1.0, cmap=cmap)
         for (i, j), v in np.ndenumerate(matrix):
             ax.text(j, i, "n/a" if np.isnan(v) else f"{v:.2f}", ha="center", va="center",
