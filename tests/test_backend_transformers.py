@@ -305,7 +305,11 @@ def test_score_several_requests(smollm2_backend):
     a = ScoreRequest(smollm2_backend.format_prompt("Say A."), ("A", " B"))
     b = ScoreRequest(smollm2_backend.format_prompt("Say B."), ("B",))
     both = smollm2_backend.score([a, b, ScoreRequest("x", ())])
-    assert both[:2] == [smollm2_backend.score([a])[0], smollm2_backend.score([b])[0]]
+    alone = [smollm2_backend.score([a])[0], smollm2_backend.score([b])[0]]
+    # The prefix cache may serve either from a stored prefix: equal to float32 rounding.
+    for together, single in zip(both[:2], alone):
+        assert [s.n_tokens for s in together] == [s.n_tokens for s in single]
+        assert [s.logprob for s in together] == pytest.approx([s.logprob for s in single], abs=1e-4)
     assert both[2] == []
     assert all(s.logprob < 0 for s in both[0] + both[1])
 
