@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -90,28 +88,15 @@ def test_meg_is_zero_for_the_uniform_policy_and_positive_for_an_optimiser():
     rng = np.random.default_rng(3)
     uniform = np.full((mdp.n_states, mdp.n_actions), 0.25)
 
-    def rollouts(policy, n):
-        out = []
-        for _ in range(n):
-            s, states, actions = 0, [0], []
-            for _ in range(20):
-                a = int(rng.choice(4, p=policy[s]))
-                s = int(rng.choice(mdp.n_states, p=mdp.transitions[s, a]))
-                actions.append(a)
-                states.append(s)
-                if mdp.terminal[s]:
-                    break
-            out.append((np.array(states[: len(actions) + (1 if mdp.terminal[s] else 0)]), np.array(actions)))
-        return out
 
-    random_trajs = rollouts(uniform, 400)
+    random_trajs = _episodes(mdp, uniform, 400, rng)
     ratios = meg_log_ratios(mdp.transitions, r, random_trajs, betas, horizon=20, discount=mdp.discount)
     assert np.all(ratios[len(betas) // 2] == 0.0)
     assert ratios.mean(axis=1).max() < 0.05  # in-sample max: only sampling noise above 0
     folds = np.array_split(np.arange(400), 5)
     assert abs(heldout_max(ratios, folds).mean()) < 0.05
     optimal = irl.hard_value_iteration(mdp.transitions, r, discount=mdp.discount).policy
-    good = rollouts(optimal, 50)
+    good = _episodes(mdp, optimal, 50, rng)
     gain = meg_log_ratios(mdp.transitions, r, good, betas, horizon=20, discount=mdp.discount).mean(axis=1).max()
     assert gain > 5.0  # six decisions each worth close to log 4
     assert episode_log_ratios(uniform, good).max() == pytest.approx(0.0)
@@ -131,29 +116,16 @@ def test_meg_of_a_uniform_agent_for_the_true_reward_is_zero():
     betas = meg_betas(r)
     uniform = np.full((mdp.n_states, mdp.n_actions), 0.25)
 
-    def episodes(policy, n, rng):
-        out = []
-        for _ in range(n):
-            s, states, actions = 0, [0], []
-            for _ in range(20):
-                a = int(rng.choice(4, p=policy[s]))
-                s = int(rng.choice(mdp.n_states, p=mdp.transitions[s, a]))
-                actions.append(a)
-                states.append(s)
-                if mdp.terminal[s]:
-                    break
-            out.append((np.array(states[: len(actions) + (1 if mdp.terminal[s] else 0)]), np.array(actions)))
-        return out
 
     rng = np.random.default_rng(5)
-    many = meg_log_ratios(mdp.transitions, r, episodes(uniform, 3000, rng), betas, horizon=20, discount=mdp.discount)
+    many = meg_log_ratios(mdp.transitions, r, _episodes(mdp, uniform, 3000, rng), betas, horizon=20, discount=mdp.discount)
     se = many.std(axis=1, ddof=1) / np.sqrt(many.shape[1])
     assert np.all(many.mean(axis=1) <= 2 * se + 1e-12)  # no fixed beta gains on average
 
     unguarded, guarded = [], []
     settings = FitSettings()
     for seed in range(8):
-        trajs = episodes(uniform, 50, np.random.default_rng(100 + seed))
+        trajs = _episodes(mdp, uniform, 50, np.random.default_rng(100 + seed))
         ratios, worst = meg_log_ratios(mdp.transitions, r, trajs, betas, horizon=20, discount=mdp.discount, worst=True)
         parts = folds(50, 5, seed)
         unguarded.append(heldout_max(ratios, parts).mean())
@@ -165,8 +137,24 @@ def test_meg_of_a_uniform_agent_for_the_true_reward_is_zero():
     assert max(guarded) == 0.0
 
     optimal = irl.hard_value_iteration(mdp.transitions, r, discount=mdp.discount).policy
-    good = episodes(optimal, 50, np.random.default_rng(9))
+    good = _episodes(mdp, optimal, 50, np.random.default_rng(9))
     ratios, worst = meg_log_ratios(mdp.transitions, r, good, betas, horizon=20, discount=mdp.discount, worst=True)
     gain = heldout_max(ratios, folds(50, 5, 0), worst=worst).mean()
     print(f"optimal agent: guarded MEG {gain:.2f} nats per episode (at most 6 log 4 = {6 * np.log(4):.2f})")
     assert gain > 0.5 * 6 * np.log(4)
+
+
+def _episodes(mdp, policy, n, rng, horizon=20):
+    """``n`` episodes of ``policy`` on ``mdp`` from state 0: (states incl. a terminal one, actions)."""
+    out = []
+    for _ in range(n):
+        s, states, actions = 0, [0], []
+        for _ in range(horizon):
+            a = int(rng.choice(mdp.n_actions, p=policy[s]))
+            s = int(rng.choice(mdp.n_states, p=mdp.transitions[s, a]))
+            actions.append(a)
+            states.append(s)
+            if mdp.terminal[s]:
+                break
+        out.append((np.array(states[: len(actions) + (1 if mdp.terminal[s] else 0)]), np.array(actions)))
+    return out
