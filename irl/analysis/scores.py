@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.stats import bootstrap_ci, mean_ci
+from harness.stats import MIN_UNITS, bootstrap_ci, mean_interval
 
 __all__ = ["Score", "FitSettings", "FORMS", "HORIZONS", "quantile_score", "ratio_score", "folds", "half_splits", "boot_indices", "return_score", "bootstrap_mean_score"]
 
@@ -215,8 +215,11 @@ def boot_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
 
 
 def return_score(returns: Sequence[float], alpha: float) -> Score:
-    """Mean episode return with a Student-t interval."""
+    """Mean episode return with the interval run summaries print (:func:`harness.stats.mean_interval`:
+    percentile bootstrap over episodes, within the range observed; none below 5 episodes)."""
     if not returns:
         return Score.missing("no finished episodes", 1 - alpha)
-    ci = mean_ci(returns, alpha=alpha)
-    return Score(float(ci.estimate), float(ci.low), float(ci.high), 1 - alpha, len(returns), "mean episode return; Student-t interval")
+    ci = mean_interval(returns, alpha=alpha)
+    method = "mean episode return; percentile bootstrap over episodes" if math.isfinite(ci.low) else \
+        f"mean episode return; no interval below {MIN_UNITS} episodes"
+    return Score(float(ci.estimate), float(ci.low), float(ci.high), 1 - alpha, len(returns), method)
