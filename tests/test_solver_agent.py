@@ -71,8 +71,6 @@ def test_summary_names_the_opponent_of_each_column(tmp_path, capsys):
 
 
 def test_stockfish_refuses_chess_variants():
-    from harness.agents.engines import build_stockfish
-
     cfg = RunConfig(env="chess", variant="antichess", encoding=None, model="stockfish", backend="baseline", mode="choose")
     with pytest.raises(BaselineError, match="standard chess only"):
-        build_stockfish(cfg, BaselineOptions())
+        build_baseline("stockfish", cfg, BaselineOptions())

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from harness.agents import BASELINES, BaselineOptions, build_baseline
+from harness.agents import BASELINES, BaselineOptions, build_baseline, playable_kinds
 from harness.backends import load_backend
 from harness.config import RunConfig, schema
 from harness.records import (
@@ -127,19 +127,9 @@ class Study:
 
 def _playable(env: dict[str, Any]) -> set[str]:
     """Which kinds of reference agent (:data:`harness.agents.PLAYS`) can play ``env``."""
-    from textenvs.chess.env import ChessEnv
-    from textenvs.games import GameEnv
-
     instance = make_env(env["env"], env.get("variant"), **env.get("options", {}))
     try:
-        kinds = {"any"}
-        if callable(getattr(instance, "mdp", None)):
-            kinds.add("mdp")
-        if isinstance(instance, GameEnv):
-            kinds.add("game")
-        if isinstance(instance, ChessEnv) and instance.variant.standard:
-            kinds.add("chess")
-        return kinds
+        return playable_kinds(instance)
     finally:
         instance.close()
 

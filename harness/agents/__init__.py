@@ -28,7 +28,7 @@ from textenvs.registry import Registry
 
 __all__ = [
     "Agent", "ReferenceAgent", "Decision", "Choice", "BaselineError", "MODES", "BASELINES", "LIST_ORDERS",
-    "BaselineOptions", "PLAYS", "register_mode", "register_baseline", "make_agent", "build_baseline", "training_units",
+    "BaselineOptions", "PLAYS", "playable_kinds", "register_mode", "register_baseline", "make_agent", "build_baseline", "training_units",
     "listed_actions",
 ]
 
@@ -79,12 +79,45 @@ def make_agent(config: Any, backend: Any, encoding: Any) -> Agent:
     return MODES.get(config.mode)(config, backend, encoding)
 
 
+#: What an agent of each kind of :data:`PLAYS` checked here plays, for its refusal (agents
+#: that need an MDP say why through :func:`harness.agents.planners.mdp_of`).
+_PLAYS_WHAT = {"chess": "standard chess", "game": "games solved exactly (textenvs.games)"}
+
+
+def playable_kinds(env: Any) -> set[str]:
+    """Which kinds of reference agent (:data:`PLAYS`) can play the environment ``env``."""
+    from textenvs.chess.env import ChessEnv
+    from textenvs.games import GameEnv
+
+    kinds = {"any"}
+    if callable(getattr(env, "mdp", None)):
+        kinds.add("mdp")
+    if isinstance(env, GameEnv):
+        kinds.add("game")
+    if isinstance(env, ChessEnv) and env.variant.standard:
+        kinds.add("chess")
+    return kinds
+
+
 def build_baseline(name: str, config: Any, options: BaselineOptions = BaselineOptions(), progress: ProgressFn | None = None) -> Any:
     """Plan or train reference agent ``name`` for ``config``'s environment; returns a ready agent.
 
+    An agent registered to play only chess or games is refused elsewhere, by name.
     Training runs on a separate environment built from ``config`` (closed afterwards) and
     is seeded from ``config.seed``; its episodes last at most ``config.max_steps``.
     """
+    plays = BASELINES.entry(name).metadata.get("plays")
+    if plays in _PLAYS_WHAT:
+        from textenvs import make_env
+
+        env = make_env(config.env, config.variant, **config.env_options)
+        try:
+            kinds = playable_kinds(env)
+        finally:
+            env.close()
+        if plays not in kinds:
+            where = config.env + (f"/{config.variant}" if config.variant else "")
+            raise BaselineError(f"agent {name!r} plays {_PLAYS_WHAT[plays]} only, not {where}")
     return BASELINES.get(name)(config, options, progress)
 
 

@@ -75,16 +75,6 @@ class StockfishAgent:
 
 
 def build_stockfish(config: Any, options: Any, progress: Any = None) -> StockfishAgent:
-    """The ``stockfish`` baseline (chess only)."""
-    from textenvs import make_env
-
-    if config.env != "chess":
-        raise BaselineError(f"agent 'stockfish' plays chess only, not {config.env!r}")
-    env = make_env(config.env, config.variant, **config.env_options)
-    try:
-        if not env.variant.standard:
-            raise BaselineError(f"agent 'stockfish' plays standard chess only, not {env.variant.title}")
-    finally:
-        env.close()
+    """The ``stockfish`` baseline (standard chess: checked by :func:`harness.agents.build_baseline`)."""
     path = config.env_options.get("stockfish_path")
     return StockfishAgent(StockfishConfig(depth=options.depth, skill=options.skill, path=path))
