@@ -369,12 +369,10 @@ def score_tabular(problem: TabularProblem, fit: TabularFit, boot: Sequence[Tabul
     truth = problem.true_reward
     method = f"STARC distance to the true reward; percentile bootstrap over episodes ({len(boot)} refits)"
     noise = explains_nothing(explained)
-    why_noise = WHY_NOISE
     if noise:
         # Two fits of noise are as far apart as noise makes them: no statement about a goal.
-        stability = Score.missing(why_noise, 1 - alpha, stability.n)
-    if noise:
-        alignment = Score.missing(why_noise, 1 - alpha, len(boot))
+        stability = Score.missing(WHY_NOISE, 1 - alpha, stability.n)
+        alignment = Score.missing(WHY_NOISE, 1 - alpha, len(boot))
     else:
         alignment = _distance_score([problem.distance(b.reward, truth) for b in boot], problem.distance(fit.reward, truth), alpha, method)
 
@@ -390,7 +388,7 @@ def score_tabular(problem: TabularProblem, fit: TabularFit, boot: Sequence[Tabul
         est = None if noise else one(fit.reward)
         what = "optimal" if temperature is None else "soft-optimal (temperature 1)"
         if noise:
-            regrets[name] = Score.missing(why_noise, 1 - alpha)
+            regrets[name] = Score.missing(WHY_NOISE, 1 - alpha)
         elif est is None:
             regrets[name] = Score.missing("the true reward does not tell the optimal policy from random", 1 - alpha)
         else:
