@@ -241,11 +241,31 @@ def test_packed_scoring_equals_cached_scoring_on_real_prompts(backend, monkeypat
     monkeypatch.setattr(backend, "scoring", "cached")
     cached = backend.score(requests)
     monkeypatch.setattr(backend, "scoring", "packed")
+    assert backend._head_is_plain()  # both embedded models: the sliced head, not the model's logits
     packed = backend.score(requests)
+    monkeypatch.setattr(backend, "_plain_head", False)
+    packed_logits = backend.score(requests)
+    for other in (cached, packed_logits):
+        gap = max(abs(a.logprob - b.logprob) for x, y in zip(other, packed) for a, b in zip(x, y))
+        print(f"\nlargest gap over {sum(map(len, packed))} continuations: {gap:.1e}")
+        assert gap < 1e-4
+        assert [[s.n_tokens for s in r] for r in packed] == [[s.n_tokens for s in r] for r in other]
+
+
+@pytest.mark.model
+def test_packed_scoring_keeps_the_models_logits_where_its_head_is_not_plain(gemma_backend, monkeypatch):
+    # Gemma's forward soft-caps its logits when its config asks (as Gemma 2 does): packed
+    # scoring must notice, and score with the model's own (capped) logits, as cached scoring does.
+    monkeypatch.setattr(gemma_backend.model.config, "final_logit_softcapping", 5.0)
+    monkeypatch.setattr(gemma_backend, "_plain_head", None)
+    assert not gemma_backend._head_is_plain()
+    requests = real_requests(gemma_backend, 2, 1)
+    monkeypatch.setattr(gemma_backend, "scoring", "cached")
+    cached = gemma_backend.score(requests)
+    monkeypatch.setattr(gemma_backend, "scoring", "packed")
+    packed = gemma_backend.score(requests)
     gap = max(abs(a.logprob - b.logprob) for x, y in zip(cached, packed) for a, b in zip(x, y))
-    print(f"\nlargest gap over {sum(map(len, packed))} continuations: {gap:.1e}")
     assert gap < 1e-4
-    assert [[s.n_tokens for s in r] for r in packed] == [[s.n_tokens for s in r] for r in cached]
 
 
 def test_unknown_scoring_lists_the_choices():
