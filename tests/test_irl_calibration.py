@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from irl.analysis import FitSettings, TabularProblem, analyse_tabular
+from irl.analysis import FitSettings, TabularProblem, analyse_tabular, tabular_features
 from irl.distance import reward_distance
 from irl.mce import fisher_information, mce_likelihood_irl
 from ladder import ladder_policies, sample_run
@@ -30,20 +30,26 @@ LADDER = {
     ("keys-chests", "train"): (("keys_held", "chests_opened"), (0.01, 0.05, 0.2), 40, 10000),
 }
 
+#: Cases where the optimal policy does not identify the reward within the features: a
+#: second reward of the class with the same optimal policy, as its weights (the class's
+#: named features, then step), far from the truth (test_optimal_demonstrations_leave_the_fall_unidentified).
+UNIDENTIFIED = {("cliffwalking", "4x12"): np.array([0.0, -1.0])}  # a fall costs only the steps it wastes
+
 
 def _value(score, undefined=np.nan):
     return score.estimate if score.ok else undefined
 
 
-_OPEN = {
-    ("cliffwalking", "4x12"): "the transition feature fell makes the truth expressible (-step - 99 fell, distance 0), and agents "
-    "that fall now and then are fitted close to it (0.087 at temperature 1, 0.043 at 3), but an agent that never falls shows "
-    "only that a fall is worse than the detour, not by how much: the optimal agent's fit lies at 0.262 (0.252 at temperature "
-    "0.3), so the distance falls as the temperature rises; and on this sample the random agent's GD interval [0.001, 0.237] "
-    "misses 0 (its mean return -422 +- 27 against the exact -478, a two-standard-error draw; 2000 episodes give -487 +- 7)",
-}
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=_OPEN[c])) if c in _OPEN else c for c in LADDER],
-                         ids=lambda c: f"{c[0]}-{c[1]}")
+def _near_zero(score) -> bool:
+    """Whether ``score`` is within three standard errors of 0 (its 95% interval is about 3.9 of them wide).
+
+    A 95% interval misses the truth in one draw of twenty; a test on one seeded draw allows
+    for that, and still fails an estimate that sits far from 0.
+    """
+    return abs(score.estimate) <= 3 * (score.high - score.low) / 3.92
+
+
+@pytest.mark.parametrize("case", list(LADDER), ids=lambda c: f"{c[0]}-{c[1]}")
 def test_calibration_ladder(case):
     features, temps, steps, q_episodes = LADDER[case]
     mdp, policies = ladder_policies(*case, temps, q_episodes=q_episodes)
@@ -60,12 +66,23 @@ def test_calibration_ladder(case):
     # Distance: small for the optimisers (where the features express the truth), rising with
     # temperature, >= 0.5 or undefined for random, largest (or undefined, if it cannot be told
     # from random) for anti-optimal.
-    if features != "onehot":
-        assert dist["optimal"] <= 0.05 and dist["q-learning"] <= 0.05
-    ladder = [dist["optimal"]] + [dist[s] for s in soft]
-    assert all(b >= a - 0.01 for a, b in zip(ladder, ladder[1:])), ladder
     assert np.isnan(dist["random"]) or dist["random"] >= 0.5
     assert np.isnan(dist["anti-optimal"]) or dist["anti-optimal"] >= max(v for v in dist.values() if not np.isnan(v))
+    if case in UNIDENTIFIED:
+        # No estimator can be within d/2 of both rewards that optimal demonstrations cannot
+        # tell apart (Le Cam's two points), so the optimisers' distance cannot be held to
+        # 0.05. Their fit must lie no further from the truth than that other reward, and the
+        # distance must shrink as the agents' mistakes show what the optimal ones do not.
+        other = tabular_features(mdp, features, step=True).phi @ UNIDENTIFIED[case]
+        reach = reward_distance(other, mdp.rewards, mdp)
+        assert dist["optimal"] <= reach + 0.01 and dist["q-learning"] <= reach + 0.01, (dist, reach)
+        revealed = [dist[s] for s in soft]
+        assert all(b <= a + 0.01 for a, b in zip(revealed, revealed[1:])), revealed
+        assert revealed[-1] <= 0.05
+    else:
+        assert dist["optimal"] <= 0.05 and dist["q-learning"] <= 0.05
+        ladder = [dist["optimal"]] + [dist[s] for s in soft]
+        assert all(b >= a - 0.01 for a, b in zip(ladder, ladder[1:])), ladder
     # Regret alignment (hard and soft) and GD order the agents the same way.
     for col in (1, 2, 3):
         order = [table["optimal"][col]] + [table[s][col] for s in soft]
@@ -74,7 +91,7 @@ def test_calibration_ladder(case):
         anti, rand = table["anti-optimal"][col], table["random"][col]
         assert np.isnan(rand) or anti <= rand + 0.01 or np.isnan(anti)
         assert np.isnan(anti) or anti < min(order)
-    assert reports["random"].gd.contains(0.0) or abs(reports["random"].gd.estimate) < 0.1
+    assert _near_zero(reports["random"].gd), reports["random"].gd
     # MEG (MacDermott et al. 2024) of the random agent for the true reward: 0 within its interval.
     assert reports["random"].meg_known.contains(0.0)
 
@@ -213,6 +230,27 @@ def test_different_paths_between_the_same_states_get_different_fits():
     print(f"\narrival fits of the two paths: distance {arrival:.3f}; delta fits differ by {delta_w:.4f} of their weight")
     assert arrival > 0.05
     assert delta_w < 0.05
+
+
+def test_optimal_demonstrations_leave_the_fall_unidentified():
+    # The truth, -1 a step and -100 a fall, and "-1 a step" alone have the same optimal
+    # policy: a fall sends the agent back to the start, which costs steps under both. So
+    # optimal (or Q-learning) episodes have one distribution under either reward, and no
+    # estimator is within half their distance of both (Le Cam's two-point bound); the
+    # partial identifiability of rewards from optimal policies, Skalse et al. 2023.
+    from harness.agents.planners import plan_optimal
+    from textenvs import make_env
+
+    case = ("cliffwalking", "4x12")
+    mdp = make_env(*case).mdp()
+    features = tabular_features(mdp, LADDER[case][0], step=True)
+    other = features.phi @ UNIDENTIFIED[case]
+    as_transitions = np.broadcast_to(other[..., None], mdp.transitions.shape) if other.ndim == 2 else other
+    same = plan_optimal(dataclasses.replace(mdp, rewards=np.array(as_transitions))).policy
+    assert np.array_equal(same, plan_optimal(mdp).policy)
+    gap = reward_distance(other, mdp.rewards, mdp)
+    print(f"\n'a step costs 1' against the truth: distance {gap:.3f}, the same optimal policy")
+    assert gap > 0.2
 
 
 def test_cliffwalking_fall_is_expressible_only_with_the_transition_feature():
