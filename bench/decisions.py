@@ -14,26 +14,29 @@ decision and repeats interleaved between methods (the median is reported):
 
 and reports decisions per second and the ratio of each to the floor. ``--bf16`` adds
 ``floor`` and ``packed`` in bfloat16: speed against float32 and the largest log-prob
-difference from float32 over the same decisions. ``--vllm``
-starts a real vLLM server (``.venv-vllm``, float32) for SmolLM2 and times
-``--backend openai`` one decision per call (one episode at a time, as game harnesses
-play, concurrency 1) and 16 decisions per call at concurrency 4 and 16.
+difference from float32 over the same decisions. ``--backend openai``
+(or ``--vllm``) starts a real vLLM server (``.venv-vllm``, float32) for SmolLM2, or uses
+the one at ``--url``, and times the OpenAI backend one decision per call (one episode at a
+time, as game harnesses play, concurrency 1) and 16 decisions per call at concurrency 4 and
+16; ``--backend openai`` alone skips the in-process rows.
 
     .venv/bin/python bench/decisions.py [--models smollm2-135m-instruct gemma3-270m] [--decisions 8]
-        [--workloads chess take-away] [--repeats 3] [--no-naive] [--bf16] [--vllm] [--server-repeats 1]
+        [--workloads chess take-away] [--repeats 3] [--no-naive] [--bf16]
+        [--backend transformers openai] [--url URL --server-model NAME] [--server-repeats 1]
         [--out bench/out/decisions.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -166,17 +169,29 @@ def bench_model(name: str, workloads: list[str], n: int, repeats: int, bf16: boo
     return rows
 
 
-def bench_server(n: int, repeats: int, console: Console) -> list[dict[str, Any]]:
-    from harness.backends.openai import OpenAIBackend
+@contextlib.contextmanager
+def served(name: str, url: str | None, console: Console) -> Iterator[str]:
+    """``url`` itself, or a vLLM CPU server (``.venv-vllm``, float32) for ``name``, started and stopped here."""
+    if url:
+        yield url
+        return
     from harness.backends.transformers import model_dir
     from harness.backends.vllm_server import VLLMServer
 
-    name = "smollm2-135m-instruct"
     python = ROOT / ".venv-vllm" / "bin" / "python"
     console.print(f"starting vLLM for {name} (a few minutes on 2 cores)...")
     start = time.perf_counter()
-    with VLLMServer(python, model_dir(name), name, log_path=ROOT / "bench" / "out" / "vllm-server.log") as url:
-        console.print(f"vLLM ready in {time.perf_counter() - start:.0f} s at {url}")
+    with VLLMServer(python, model_dir(name), name, log_path=ROOT / "bench" / "out" / "vllm-server.log") as started:
+        console.print(f"vLLM ready in {time.perf_counter() - start:.0f} s at {started}")
+        yield started
+
+
+def bench_server(n: int, repeats: int, console: Console, url: str | None = None,
+                 name: str = "smollm2-135m-instruct") -> list[dict[str, Any]]:
+    """Decisions per second of ``--backend openai`` at concurrency 1, 4 and 16 (module docstring)."""
+    from harness.backends.openai import OpenAIBackend
+
+    with served(name, url, console) as url:
         clients = {c: OpenAIBackend(name, base_url=url, concurrency=c) for c in (1, 4, 16)}
         requests = workload_requests("chess", clients[1].format_prompt, n)
         one = clients[1]
@@ -202,7 +217,7 @@ def bench_server(n: int, repeats: int, console: Console) -> list[dict[str, Any]]
         for client in clients.values():
             client.close()
     base = statistics.median(times[names[0]])
-    return [{"model": name, "backend": "openai -> vLLM CPU fp32", "how": k, "decisions": len(requests),
+    return [{"model": name, "backend": f"openai -> {url}", "how": k, "decisions": len(requests),
              "decisions_per_s": round(1 / statistics.median(v), 3), "x_one_per_call": round(base / statistics.median(v), 2)}
             for k, v in times.items()]
 
@@ -225,7 +240,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (the median is reported)")
     parser.add_argument("--no-naive", action="store_true", help="skip naive per-continuation scoring (slow: a forward pass per move)")
     parser.add_argument("--bf16", action="store_true", help="also time bfloat16 and compare its log-probs")
-    parser.add_argument("--vllm", action="store_true", help="also time --backend openai against a vLLM server")
+    parser.add_argument("--backend", nargs="+", default=["transformers"], choices=["transformers", "openai"],
+                        help="transformers: the in-process rows; openai: the server rows (a vLLM CPU server unless --url)")
+    parser.add_argument("--vllm", action="store_true", help="the same as adding --backend openai")
+    parser.add_argument("--url", help="an OpenAI-compatible server to time instead of starting vLLM (its model: --server-model)")
+    parser.add_argument("--server-model", default="smollm2-135m-instruct", help="the model the server serves (its tokenizer renders prompts)")
     parser.add_argument("--server-repeats", type=int, default=1, help="interleaved repeats against the server")
     parser.add_argument("--out", default="bench/out/decisions.json")
     args = parser.parse_args()
@@ -238,12 +257,15 @@ def main() -> None:
     machine = f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
     load_at_start = os.getloadavg()
     rows = []
-    for name in args.models:
+    backends = set(args.backend) | ({"openai"} if args.vllm or args.url else set())
+    for name in args.models if "transformers" in backends else []:
         rows += bench_model(name, args.workloads, args.decisions, args.repeats, args.bf16, not args.no_naive)
         console.print(f"{name}: " + ", ".join(f"{r['workload']} {r['dtype']} {r['method']} {r['x_floor']}x floor"
                                               for r in rows if r["model"] == name))
-    console.print(table(f"choose-mode decision vs the floor (one prompt forward), {machine}", rows))
-    server = bench_server(max(args.decisions, 16), args.server_repeats, console) if args.vllm else []
+    if rows:
+        console.print(table(f"choose-mode decision vs the floor (one prompt forward), {machine}", rows))
+    server = (bench_server(max(args.decisions, 16), args.server_repeats, console, args.url, args.server_model)
+              if "openai" in backends else [])
     if server:
         console.print(table("--backend openai against a vLLM server (CPU, float32)", server))
     load = os.getloadavg()
