@@ -466,3 +466,35 @@ def test_score_timing_is_printed(backend):
     scores = backend.score([request])[0]
     print(f"\n{backend.info().name}: 20 continuations scored in {time.perf_counter() - start:.3f} s")
     assert len(scores) == 20
+
+
+@pytest.mark.model
+def test_per_prompt_seeds_make_a_sampled_reply_independent_of_its_batch(smollm2_backend):
+    from harness.backends.base import GenerateOptions
+
+    fmt = smollm2_backend.format_prompt
+    a, b, c = (fmt(t) for t in ("Name a fruit.", "Write a chess move in UCI.", "Count to five."))
+    opts = dict(max_new_tokens=10, temperature=1.0, stop=())
+    alone = smollm2_backend.generate([a], GenerateOptions(**opts, seeds=(7,)))[0]
+    batched = smollm2_backend.generate([b, a, c], GenerateOptions(**opts, seeds=(11, 7, 13)))
+    assert batched[1] == alone
+    with pytest.raises(ValueError, match="2 seeds for 1 prompts"):
+        smollm2_backend.generate([a], GenerateOptions(**opts, seeds=(1, 2)))
+
+
+@pytest.mark.model
+def test_sampled_generate_run_gives_each_episode_the_same_replies_at_any_batch_size(smollm2_backend, tmp_path):
+    # A resumed run replays unfinished episodes in new batches; so does another --batch-size.
+    from harness.config import RunConfig
+    from harness.records import iter_steps
+    from harness.runner import Runner
+
+    replies = {}
+    for size in (1, 3):
+        cfg = RunConfig(env="frozenlake", encoding="ascii", mode="generate", episodes=3, max_steps=2, batch_size=size,
+                        seed=5, temperature=1.0, max_new_tokens=8, max_retries=1)
+        run = Runner(cfg, smollm2_backend).run(tmp_path / f"b{size}")
+        replies[size] = sorted((s["episode"], s["t"], s["reply"]) for s in iter_steps(run))
+    print(f"\n{len(replies[1])} steps; replies at batch size 1: {[r[2] for r in replies[1]]}")
+    assert replies[1] == replies[3]
+    assert len({r[2] for r in replies[1]}) > 1  # sampled, not one greedy reply

@@ -118,7 +118,7 @@ class GenerateAgent:
                 build_prompt(self.encoding, decisions[i].state, listed_actions(decisions[i], self.list_order), self.mode, feedback[i])
                 for i in pending
             ]
-            options = self._call_options()
+            options = self._call_options([decisions[i] for i in pending])
             start = time.perf_counter()
             replies = self.backend.generate([self.backend.format_prompt(p) for p in prompts], options)
             backend_s += time.perf_counter() - start
@@ -147,9 +147,16 @@ class GenerateAgent:
                 choices.append(Choice(action, "fallback", prompt, reply, None, None, tuple(attempts[i]), share))
         return choices
 
-    def _call_options(self) -> GenerateOptions:
+    def _call_options(self, decisions: Sequence[Decision]) -> GenerateOptions:
+        """Options of one backend call; sampled replies get one seed each, from their episode's stream.
+
+        So a reply depends on its episode alone, not on which episodes share the batch: a
+        resumed run, or one with another batch size, samples the same replies. Greedy
+        calls draw nothing from the streams.
+        """
         seed = int(self._seeds.integers(2**31 - 1))
-        return GenerateOptions(self.options.max_new_tokens, self.options.temperature, seed, self.options.stop)
+        seeds = tuple(int(d.rng.integers(2**31 - 1)) for d in decisions) if self.options.temperature > 0 else None
+        return GenerateOptions(self.options.max_new_tokens, self.options.temperature, seed, self.options.stop, seeds)
 
 
 def build_choose(config: Any, backend: Backend, encoding: Encoding[Any]) -> ChooseAgent:

@@ -30,6 +30,14 @@ class GenerateOptions:
     seed: int | None = None
     #: Generation stops at the first of these strings (it is cut from the reply).
     stop: tuple[str, ...] = ("\n",)
+    #: One seed per prompt, in place of ``seed``: each reply then depends on its own prompt
+    #: and seed only, not on the prompts it was batched with (so a resumed or re-batched
+    #: run samples the same replies).
+    seeds: tuple[int, ...] | None = None
+
+    def seed_of(self, i: int) -> int | None:
+        """The seed of prompt ``i``: ``seeds[i]``, else ``seed``."""
+        return self.seeds[i] if self.seeds is not None else self.seed
 
 
 @dataclass(frozen=True)

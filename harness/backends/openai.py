@@ -185,11 +185,13 @@ class OpenAIBackend:
             "model": self.model, "max_tokens": options.max_new_tokens, "temperature": options.temperature,
             "stop": list(options.stop) or None, **self._extra(),
         }
-        if options.seed is not None:
-            body["seed"] = options.seed
+        if options.seeds is not None and len(options.seeds) != len(prompts):
+            raise ValueError(f"{len(options.seeds)} seeds for {len(prompts)} prompts")
 
-        def one(prompt: str) -> str:
-            choice = self._choices(self._post("/completions", {**body, "prompt": self.wire_text(prompt)}), 1)[0]
+        def one(i: int) -> str:
+            seed = options.seed_of(i)
+            request = {**body, "prompt": self.wire_text(prompts[i]), **({"seed": seed} if seed is not None else {})}
+            choice = self._choices(self._post("/completions", request), 1)[0]
             text = choice.get("text")
             if not isinstance(text, str):
                 raise BackendError(f"{self.base_url}/completions returned no text: {str(choice)[:200]}")
@@ -197,7 +199,7 @@ class OpenAIBackend:
                 text = text.split(stop, 1)[0] if stop else text
             return clean_text(text)
 
-        return self._map(one, list(prompts))
+        return self._map(one, list(range(len(prompts))))
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:
         """Log-probability of each continuation; one request per prompt, ``concurrency`` at a time."""

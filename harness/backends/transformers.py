@@ -889,7 +889,7 @@ class TransformersBackend:
         """Replies to formatted prompts, decoded together as one left-padded batch.
 
         Greedy when ``options.temperature == 0``, else sampled with a generator seeded
-        from ``options.seed``. A reply ends at EOS, after ``max_new_tokens``, or at the
+        from ``options.seed``, or one per prompt seeded from ``options.seeds``. A reply ends at EOS, after ``max_new_tokens``, or at the
         first stop string, which is cut off; only the new text is returned.
         """
         if not prompts:
@@ -913,11 +913,15 @@ class TransformersBackend:
             inputs[r, width - len(row) :] = torch.tensor(row, device=dev)
             mask[r, width - len(row) :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        generator = torch.Generator(device=dev)
-        if options.seed is not None:
-            generator.manual_seed(options.seed)
-        else:
-            generator.seed()
+        if options.seeds is not None and len(options.seeds) != n:
+            raise ValueError(f"{len(options.seeds)} seeds for {n} prompts")
+        # One generator for the batch, or one per prompt (options.seeds).
+        generators = [torch.Generator(device=dev) for _ in range(n if options.seeds is not None else 1)]
+        for i, generator in enumerate(generators):
+            if options.seed_of(i) is not None:
+                generator.manual_seed(options.seed_of(i))
+            else:
+                generator.seed()
         stops = tuple(s for s in options.stop if s)
         new: list[list[int]] = [[] for _ in range(n)]
         fed = [0] * n  # new tokens that have run through the model (their keys/values are cached)
@@ -937,7 +941,10 @@ class TransformersBackend:
                 nxt = logits.argmax(dim=-1)
             else:
                 probs = torch.softmax(logits / options.temperature, dim=-1)
-                nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+                if len(generators) == 1:
+                    nxt = torch.multinomial(probs, 1, generator=generators[0]).squeeze(-1)
+                else:  # a row's draws come from its own generator, whatever else is in the batch
+                    nxt = torch.cat([torch.multinomial(probs[r], 1, generator=g) for r, g in enumerate(generators)])
             chosen = nxt.tolist()
             for r in range(n):
                 if done[r]:

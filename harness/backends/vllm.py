@@ -53,10 +53,10 @@ class VLLMBackend:
         return self.tokenizer.encode(text, add_special_tokens=not (bos and text.startswith(bos)))
 
     def generate(self, prompts: Sequence[str], options: GenerateOptions) -> list[str]:
-        params = self._vllm.SamplingParams(
-            max_tokens=options.max_new_tokens, temperature=options.temperature, seed=options.seed,
+        params = [self._vllm.SamplingParams(
+            max_tokens=options.max_new_tokens, temperature=options.temperature, seed=options.seed_of(i),
             stop=list(options.stop) or None,
-        )
+        ) for i in range(len(prompts))]
         inputs = [{"prompt_token_ids": self._encode(p)} for p in prompts]
         return [out.outputs[0].text for out in self.llm.generate(inputs, params, use_tqdm=False)]
 
