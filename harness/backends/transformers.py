@@ -565,9 +565,10 @@ class TransformersBackend:
             if decoder is not None and getattr(head, "bias", None) is None and head.weight.dim() == 2:
                 ids = torch.tensor([(self._prefix_ids + self.encode("The cat sat on"))[-4:]], device=self.device)
                 try:
-                    want = self._forward(input_ids=ids, logits_to_keep=1).logits[0, -1].float()
-                    hidden = decoder(input_ids=ids).last_hidden_state[0, -1:]
-                    got = (head.weight @ hidden.t())[:, 0].float()
+                    with torch.inference_mode():
+                        want = self._forward(input_ids=ids, logits_to_keep=1).logits[0, -1].float()
+                        hidden = decoder(input_ids=ids).last_hidden_state[0, -1:]
+                        got = (head.weight @ hidden.t())[:, 0].float()
                     self._plain_head = bool(torch.allclose(got, want, rtol=1e-3, atol=1e-3 * float(want.abs().max())))
                 except Exception as exc:  # an architecture this path does not know: use the model's own logits
                     log.debug("packed scoring keeps the model's logits: %s", exc)
