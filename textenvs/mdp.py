@@ -53,6 +53,11 @@ class TabularMDP:
     #: ``[S, A, S, k]`` named features of transitions (events such as "fell"), or ``None``.
     transition_features: np.ndarray | None = field(default=None)
     transition_feature_names: tuple[str, ...] = ()
+    #: The named state features a fit uses by default (``--features named``); ``None``: all
+    #: of them. An environment leaves out features that describe its layout rather than its
+    #: task (keys and chests: the raw row and column, which mean nothing on another layout
+    #: and, in a reward linear in them, extrapolate into rows no demonstration visits).
+    default_features: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         n, a, n2 = self.transitions.shape

@@ -41,7 +41,7 @@ FIT_FORMAT = "zso-irl-fit/2"
 def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--features", default="named", metavar="named|onehot|NAME,...",
-        help="tabular: the MDP's named features (default), one-hot states, or a comma list of feature "
+        help="tabular: the environment's default named features (default; keys-chests leaves out row and col), one-hot states, or a comma list of feature "
         "names; chess and games: 'named' (default set) or a comma list of their move features (chess's engine_eval_change needs Stockfish)",
     )
     p.add_argument("--form", choices=["arrival", "delta"], help="tabular reward form: arrival (default: the state arrived in) or "

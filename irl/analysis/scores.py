@@ -98,7 +98,7 @@ def quantile_score(values: Sequence[float | None], estimate: float | None, alpha
 class FitSettings:
     """How runs are fitted and scored (saved with every report)."""
 
-    #: Tabular: ``"named"`` (the MDP's named features), ``"onehot"``, or a tuple of
+    #: Tabular: ``"named"`` (the MDP's ``default_features``, else all its named features), ``"onehot"``, or a tuple of
     #: feature names. Chess: ``"named"`` (the default chess features) or a tuple of
     #: names in :data:`textenvs.chess.features.FEATURES`.
     features: str | tuple[str, ...] = "named"

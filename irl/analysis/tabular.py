@@ -148,7 +148,8 @@ def tabular_features(mdp: Any, features: str | Sequence[str] = "named", form: st
         names = tuple(mdp.state_labels) if len(mdp.state_labels) == mdp.n_states else tuple(f"s{i}" for i in range(mdp.n_states))
         events = events_all
     else:
-        asked = list(mdp.feature_names) + list(events_all) if features == "named" else [features] if isinstance(features, str) else list(features)
+        named = getattr(mdp, "default_features", None) or mdp.feature_names
+        asked = list(named) + list(events_all) if features == "named" else [features] if isinstance(features, str) else list(features)
         events = tuple(n for n in asked if n in events_all)
         cols = [n for n in asked if n not in events_all]
         state = np.asarray(mdp.feature_matrix(cols), dtype=float)

@@ -153,6 +153,8 @@ FEATURES = (
     "has_key", "keys_held", "keys_left", "chests_left", "chests_opened", "at_capacity",
     "on_key", "on_chest", "dist_to_chest", "dist_to_key", "row", "col",
 )
+#: What fits use by default: every feature but the raw coordinates (``TabularMDP.default_features``).
+DEFAULT_FEATURES = tuple(f for f in FEATURES if f not in ("row", "col"))
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,7 @@ def _export(layout: Layout, max_keys_held: int) -> _Exported:
     initial[0] = 1.0
     mdp = mdp_export.tabulate(
         len(found.states), ACTIONS, found.outcomes, initial, found.terminal,
-        features=np.array(features, dtype=float), feature_names=FEATURES,
+        features=np.array(features, dtype=float), feature_names=FEATURES, default_features=DEFAULT_FEATURES,
         state_labels=[_label(layout, st) for st in found.states],
         grid_shape=(layout.height, layout.width), positions=np.array([st.pos for st in found.states]),
     )

@@ -42,6 +42,7 @@ def tabulate(
     discount: float = DEFAULT_DISCOUNT,
     transition_features: np.ndarray | None = None,
     transition_feature_names: Sequence[str] = (),
+    default_features: Sequence[str] | None = None,
 ) -> TabularMDP:
     """A read-only :class:`TabularMDP` from ``(s, a, p, s', r)`` outcomes.
 
@@ -84,6 +85,7 @@ def tabulate(
         discount=float(discount),
         transition_features=tf,
         transition_feature_names=tuple(transition_feature_names),
+        default_features=None if default_features is None else tuple(default_features),
     )
     for array in (mdp.transitions, mdp.rewards, mdp.initial, mdp.terminal, mdp.features, mdp.positions, mdp.transition_features):
         if array is not None:
