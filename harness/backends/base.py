@@ -35,9 +35,16 @@ class GenerateOptions:
     #: run samples the same replies).
     seeds: tuple[int, ...] | None = None
 
-    def seed_of(self, i: int) -> int | None:
-        """The seed of prompt ``i``: ``seeds[i]``, else ``seed``."""
-        return self.seeds[i] if self.seeds is not None else self.seed
+    def prompt_seeds(self, n: int) -> list[int | None]:
+        """The seed of each of ``n`` prompts: ``seeds``, else ``seed`` for every one.
+
+        Raises ``ValueError`` when ``seeds`` has another length.
+        """
+        if self.seeds is None:
+            return [self.seed] * n
+        if len(self.seeds) != n:
+            raise ValueError(f"{len(self.seeds)} seeds for {n} prompts")
+        return list(self.seeds)
 
 
 @dataclass(frozen=True)

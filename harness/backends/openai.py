@@ -185,11 +185,10 @@ class OpenAIBackend:
             "model": self.model, "max_tokens": options.max_new_tokens, "temperature": options.temperature,
             "stop": list(options.stop) or None, **self._extra(),
         }
-        if options.seeds is not None and len(options.seeds) != len(prompts):
-            raise ValueError(f"{len(options.seeds)} seeds for {len(prompts)} prompts")
+        seeds = options.prompt_seeds(len(prompts))
 
         def one(i: int) -> str:
-            seed = options.seed_of(i)
+            seed = seeds[i]
             request = {**body, "prompt": self.wire_text(prompts[i]), **({"seed": seed} if seed is not None else {})}
             choice = self._choices(self._post("/completions", request), 1)[0]
             text = choice.get("text")

@@ -914,15 +914,14 @@ class TransformersBackend:
             inputs[r, width - len(row) :] = torch.tensor(row, device=dev)
             mask[r, width - len(row) :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        if options.seeds is not None and len(options.seeds) != n:
-            raise ValueError(f"{len(options.seeds)} seeds for {n} prompts")
         # One generator for the batch, or one per prompt (options.seeds).
-        generators = [torch.Generator(device=dev) for _ in range(n if options.seeds is not None else 1)]
-        for i, generator in enumerate(generators):
-            if options.seed_of(i) is not None:
-                generator.manual_seed(options.seed_of(i))
-            else:
+        seeds = options.prompt_seeds(n) if options.seeds is not None else [options.seed]
+        generators = [torch.Generator(device=dev) for _ in seeds]
+        for generator, seed in zip(generators, seeds):
+            if seed is None:
                 generator.seed()
+            else:
+                generator.manual_seed(seed)
         stops = tuple(s for s in options.stop if s)
         new: list[list[int]] = [[] for _ in range(n)]
         fed = [0] * n  # new tokens that have run through the model (their keys/values are cached)

@@ -54,9 +54,9 @@ class VLLMBackend:
 
     def generate(self, prompts: Sequence[str], options: GenerateOptions) -> list[str]:
         params = [self._vllm.SamplingParams(
-            max_tokens=options.max_new_tokens, temperature=options.temperature, seed=options.seed_of(i),
+            max_tokens=options.max_new_tokens, temperature=options.temperature, seed=seed,
             stop=list(options.stop) or None,
-        ) for i in range(len(prompts))]
+        ) for seed in options.prompt_seeds(len(prompts))]
         inputs = [{"prompt_token_ids": self._encode(p)} for p in prompts]
         return [out.outputs[0].text for out in self.llm.generate(inputs, params, use_tqdm=False)]
 
