@@ -113,7 +113,6 @@ def test_keys_chests_default_features_leave_out_the_layout():
     # With the raw row in its features, the optimal agent's fit planned on hard parks in
     # row 0, which no demonstration visits (regret alignment 0.37): a reward linear in a
     # coordinate extrapolates. Coordinates stay available by name.
-    from irl.analysis import tabular_features
     from textenvs import make_env
 
     mdp = make_env("keys-chests", "train").mdp()

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from harness.agents import BASELINES, BaselineOptions, build_baseline, playable_kinds
+from harness.agents import BASELINES, BaselineOptions, build_baseline, playable_kinds_of
 from harness.backends import load_backend
 from harness.config import RunConfig, schema
 from harness.records import (
@@ -127,11 +127,7 @@ class Study:
 
 def _playable(env: dict[str, Any]) -> set[str]:
     """Which kinds of reference agent (:data:`harness.agents.PLAYS`) can play ``env``."""
-    instance = make_env(env["env"], env.get("variant"), **env.get("options", {}))
-    try:
-        return playable_kinds(instance)
-    finally:
-        instance.close()
+    return playable_kinds_of(env["env"], env.get("variant"), env.get("options", {}))
 
 
 def _slug(text: str) -> str:

@@ -28,7 +28,7 @@ from textenvs.registry import Registry
 
 __all__ = [
     "Agent", "ReferenceAgent", "Decision", "Choice", "BaselineError", "MODES", "BASELINES", "LIST_ORDERS",
-    "BaselineOptions", "PLAYS", "playable_kinds", "register_mode", "register_baseline", "make_agent", "build_baseline", "training_units",
+    "BaselineOptions", "PLAYS", "playable_kinds", "playable_kinds_of", "register_mode", "register_baseline", "make_agent", "build_baseline", "training_units",
     "listed_actions",
 ]
 
@@ -99,23 +99,28 @@ def playable_kinds(env: Any) -> set[str]:
     return kinds
 
 
+def playable_kinds_of(env: str, variant: str | None = None, options: dict[str, Any] | None = None) -> set[str]:
+    """:func:`playable_kinds` of the environment ``make_env(env, variant, **options)`` (built and closed here)."""
+    from textenvs import make_env
+
+    instance = make_env(env, variant, **(options or {}))
+    try:
+        return playable_kinds(instance)
+    finally:
+        instance.close()
+
+
 def build_baseline(name: str, config: Any, options: BaselineOptions = BaselineOptions(), progress: ProgressFn | None = None) -> Any:
     """Plan or train reference agent ``name`` for ``config``'s environment; returns a ready agent.
 
-    An agent registered to play only chess or games is refused elsewhere, by name.
+    An agent registered to play only standard chess or exactly solved games is refused,
+    with :class:`BaselineError`, on any other environment.
     Training runs on a separate environment built from ``config`` (closed afterwards) and
     is seeded from ``config.seed``; its episodes last at most ``config.max_steps``.
     """
     plays = BASELINES.entry(name).metadata.get("plays")
     if plays in _PLAYS_WHAT:
-        from textenvs import make_env
-
-        env = make_env(config.env, config.variant, **config.env_options)
-        try:
-            kinds = playable_kinds(env)
-        finally:
-            env.close()
-        if plays not in kinds:
+        if plays not in playable_kinds_of(config.env, config.variant, config.env_options):
             where = config.env + (f"/{config.variant}" if config.variant else "")
             raise BaselineError(f"agent {name!r} plays {_PLAYS_WHAT[plays]} only, not {where}")
     return BASELINES.get(name)(config, options, progress)
