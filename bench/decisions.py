@@ -12,7 +12,10 @@ decision and repeats interleaved between methods (the median is reported):
 * ``cached``: ``score()`` with the prompt's cache repeated once per move (the old method);
 * ``naive``: one full forward pass of prompt + move per move (what simple harnesses do);
 
-and reports decisions per second and the ratio of each to the floor. ``--bf16`` adds
+and reports decisions per second and the ratio of each to the floor, next to the ratio of
+their multiply-adds in the linear layers (decoder tokens times the decoder's weights, plus
+LM-head rows times the head's): what exact scoring must compute, so a time ratio near it
+is at the hardware's limit. ``--bf16`` adds
 ``floor`` and ``packed`` in bfloat16: speed against float32 and the largest log-prob
 difference from float32 over the same decisions. ``--backend openai``
 (or ``--vllm``) starts a real vLLM server (``.venv-vllm``, float32) for SmolLM2, or uses
@@ -131,6 +134,24 @@ def rows_of(seconds: dict[str, float], **common: Any) -> list[dict[str, Any]]:
              "x_floor": round(s / seconds["floor"], 2)} for m, s in seconds.items()]
 
 
+def multiply_adds(backend: TransformersBackend) -> tuple[int, int]:
+    """Multiply-adds of the linear layers per token through the decoder, and per LM-head row."""
+    head = backend.model.get_output_embeddings()
+    per_token = sum(m.weight.numel() for m in backend.model.modules() if isinstance(m, torch.nn.Linear) and m is not head)
+    return per_token, head.weight.numel()
+
+
+def packed_work(backend: TransformersBackend, requests: list[ScoreRequest], prefix_cache: str,
+                per_token: int, per_row: int) -> tuple[int, int]:
+    """Linear-layer multiply-adds of packed scoring over ``requests``, and the prompt tokens it ran."""
+    empty_store(backend)
+    before = (backend.prefilled_tokens, backend.trie_tokens, backend.head_rows)
+    for request in requests:
+        scorer(backend, "packed", prefix_cache)(request)
+    prefilled, trie, heads = (now - then for now, then in zip((backend.prefilled_tokens, backend.trie_tokens, backend.head_rows), before))
+    return (prefilled + trie) * per_token + heads * per_row, prefilled
+
+
 def bench_model(name: str, workloads: list[str], n: int, repeats: int, bf16: bool, with_naive: bool = True) -> list[dict[str, Any]]:
     backend = TransformersBackend(name)
     rows: list[dict[str, Any]] = []
@@ -143,15 +164,16 @@ def bench_model(name: str, workloads: list[str], n: int, repeats: int, bf16: boo
         if with_naive:
             methods["naive"] = lambda r: naive(backend, r)
         seconds = interleaved(methods, requests, repeats, lambda: empty_store(backend))
-        empty_store(backend)
-        before = backend.prefilled_tokens
-        scorer(backend, "packed", "on")(requests[0])
-        for r in requests[1:]:
-            backend.score([r])
-        prefilled = backend.prefilled_tokens - before
+        per_token, per_row = multiply_adds(backend)
+        work = {"floor": sum(tokens) * per_token + n * per_row}
+        for method, prefix in (("packed", "off"), ("packed+prefix", "on")):
+            work[method], prefilled = packed_work(backend, requests, prefix, per_token, per_row)
         common = dict(model=name, workload=workload, dtype="float32", decisions=n, repeats=repeats,
                       prompt_tokens=f"{min(tokens)}-{max(tokens)}", moves=f"{min(moves)}-{max(moves)}")
         new = rows_of(seconds, **common)
+        for row in new:
+            if row["method"] in work:
+                row["x_floor_multiply_adds"] = round(work[row["method"]] / work["floor"], 2)
         next(r for r in new if r["method"] == "packed+prefix")["prompt_tokens_prefilled"] = f"{prefilled}/{sum(tokens)}"
         rows += new
         if bf16:

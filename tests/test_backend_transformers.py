@@ -131,6 +131,51 @@ def test_bfloat16_scores_close_to_float32(smollm2_backend):
     bf.close()
 
 
+needs_onednn = pytest.mark.skipif(tb._ONEDNN_LINEAR is None, reason="this torch build has no oneDNN linear")
+
+
+@needs_onednn
+@pytest.mark.model
+def test_onednn_layers_compute_the_models_own_products(backend):
+    # On CPU in float32 every linear layer runs through oneDNN: each must compute the
+    # product F.linear computes, the head's logits and its sliced normaliser alike.
+    layers = [m for m in backend.model.modules() if type(m) is torch.nn.Linear]
+    head = backend.model.get_output_embeddings()
+    assert backend.onednn_linears == len(layers) and head in layers
+    assert backend.info().details["linear_layers"] == "onednn"
+    gen = torch.Generator().manual_seed(0)
+    with torch.inference_mode():
+        for layer in (layers[0], layers[-2], head):
+            x = torch.randn(2, 7, layer.in_features, generator=gen)
+            want = torch.nn.functional.linear(x, layer.weight, layer.bias)
+            got = layer(x)
+            assert got.shape == want.shape
+            assert (got - want).abs().max() <= 1e-5 * want.abs().max()
+        hidden = x[0]
+        sliced = tb._logsumexp_rows(head.weight, hidden, slice_rows=10_000)  # a ragged last slice
+        whole = torch.logsumexp(torch.nn.functional.linear(hidden, head.weight), dim=-1)
+    assert torch.allclose(sliced, whole, atol=1e-5)
+
+
+@needs_onednn
+def test_onednn_only_where_it_keeps_the_arithmetic():
+    x = torch.randn(2, 3, 16)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 50), torch.nn.Linear(50, 8, dtype=torch.bfloat16))
+
+    class Quantised(torch.nn.Linear):  # a subclass computes something else: left alone
+        pass
+
+    model.append(Quantised(8, 4))
+    with torch.no_grad():
+        want = model[0](x)
+        assert tb.use_onednn_linears(model) == 1  # float32 nn.Linear only
+        assert torch.allclose(model[0](x), want, atol=1e-5)  # the bias is kept
+    assert "forward" not in vars(model[1]) and "forward" not in vars(model[2])
+    # With gradients on, a routed layer falls back to F.linear (oneDNN's op is for inference).
+    model[0](x).sum().backward()
+    assert model[0].weight.grad is not None
+
+
 # -- tokenizers ------------------------------------------------------------------------------
 
 
