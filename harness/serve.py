@@ -3,7 +3,8 @@
 Enough of the API for ``--backend openai`` and other clients that score with echoed
 log-probabilities: ``GET /v1/models`` and ``POST /v1/completions`` (``prompt`` as a string
 or a list; ``max_tokens``, ``temperature``, ``seed``, ``stop``; ``echo`` with ``logprobs``
-returns the prompt's tokens with their log-probabilities and generates nothing).
+returns the prompt's tokens with their log-probabilities and generates nothing, and takes
+the prompt as token ids too: a list of ids, or a list of such lists).
 Requests are served one at a time: the model is not shared between threads.
 """
 
@@ -50,17 +51,21 @@ class CompletionsServer(ThreadingHTTPServer):
 
     def completions(self, body: dict[str, Any]) -> dict[str, Any]:
         prompts = body.get("prompt")
-        if isinstance(prompts, str):
+        if isinstance(prompts, str) or (isinstance(prompts, list) and prompts and all(_is_token_id(t) for t in prompts)):
             prompts = [prompts]
-        if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
-            raise ValueError("'prompt' must be a string or a non-empty list of strings")
+        if not isinstance(prompts, list) or not prompts or not (
+                all(isinstance(p, str) for p in prompts) or all(_is_token_ids(p) for p in prompts)):
+            raise ValueError("'prompt' must be a string, a list of token ids, or a non-empty list of either")
+        echo = bool(body.get("echo")) and body.get("logprobs") is not None
+        if not isinstance(prompts[0], str) and not echo:
+            raise ValueError("token-id prompts are served for echo scoring only ('echo' with 'logprobs'); send text to generate")
         if len(prompts) > MAX_PROMPTS:
             raise ValueError(f"at most {MAX_PROMPTS} prompts per request, got {len(prompts)}")
         max_tokens = body.get("max_tokens", 16)
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 0 <= max_tokens <= self.max_tokens:
             raise ValueError(f"'max_tokens' must be a whole number from 0 to {self.max_tokens}, got {max_tokens!r}")
         with self.lock:
-            if body.get("echo") and body.get("logprobs") is not None:
+            if echo:
                 choices = [self._echo(i, p) for i, p in enumerate(prompts)]
             else:
                 stop = body.get("stop") or ()
@@ -73,10 +78,14 @@ class CompletionsServer(ThreadingHTTPServer):
         return {"id": f"cmpl-{time.time_ns()}", "object": "text_completion", "created": int(time.time()),
                 "model": self.model_name, "choices": choices}
 
-    def _echo(self, index: int, prompt: str) -> dict[str, Any]:
-        tokens = self.backend.token_logprobs(prompt)
+    def _echo(self, index: int, prompt: str | list[int]) -> dict[str, Any]:
+        if isinstance(prompt, str):
+            tokens = self.backend.token_logprobs(prompt)
+        else:
+            tokens = self.backend.ids_logprobs(prompt)
         return {
-            "index": index, "text": prompt, "finish_reason": "length",
+            "index": index, "text": prompt if isinstance(prompt, str) else "".join(t.text for t in tokens),
+            "finish_reason": "length",
             "logprobs": {
                 "tokens": [t.text for t in tokens],
                 "text_offset": [t.offset for t in tokens],
@@ -84,6 +93,14 @@ class CompletionsServer(ThreadingHTTPServer):
                 "top_logprobs": None,
             },
         }
+
+
+def _is_token_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_token_ids(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(_is_token_id(t) for t in value)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -254,3 +254,23 @@ def test_trie_scoring_scores_the_in_process_tokens(vllm_server, smollm2_backend)
     local = smollm2_backend.score([request])[0]
     assert [s.n_tokens for s in trie] == [s.n_tokens for s in local]
     assert [s.logprob for s in trie] == pytest.approx([s.logprob for s in local], abs=1e-3)
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("fixture", ["server", "vllm_server"])
+def test_echo_scores_a_merging_continuation_as_in_process(fixture, request, smollm2_backend):
+    # "\n\n" after the prompt's final "\n" merges with it, so the text would tokenize
+    # otherwise: echo sends that request as token ids, the continuation's own tokens after
+    # the prompt's, as the in-process backend scores it.
+    srv = request.getfixturevalue(fixture)
+    name = getattr(srv, "model_name", None) or srv.name
+    prompt = smollm2_backend.format_prompt("Say something.")
+    merging = "\n\nOK, here is a longer answer."
+    prompt_ids = smollm2_backend.encode(prompt)
+    assert smollm2_backend.encode(prompt + merging)[: len(prompt_ids)] != prompt_ids
+    score_request = ScoreRequest(prompt, (" yes", merging))
+    client = OpenAIBackend(name, base_url=srv.url, tokenizer="smollm2-135m-instruct", timeout_s=120)
+    remote = client.score([score_request])[0]
+    local = smollm2_backend.score([score_request])[0]
+    assert [s.n_tokens for s in remote] == [s.n_tokens for s in local]
+    assert [s.logprob for s in remote] == pytest.approx([s.logprob for s in local], abs=1e-3)

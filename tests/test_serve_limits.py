@@ -53,3 +53,31 @@ def test_oversized_requests_are_refused_with_a_reason(server, body, status, word
 def test_a_request_within_the_bounds_is_served(server):
     code, answer = _post(server, json.dumps({"prompt": "Hello", "max_tokens": 2}).encode())
     assert code == 200 and len(answer["choices"]) == 1
+
+
+@pytest.mark.model
+def test_token_id_prompts_echo_the_same_log_probs_as_their_text(server, smollm2_backend):
+    text = "The cat sat on the mat."
+    ids = smollm2_backend.encode(text)
+    code, by_text = _post(server, json.dumps({"prompt": text, "echo": True, "logprobs": 0, "max_tokens": 0}).encode())
+    assert code == 200
+    for prompt in (ids, [ids, ids]):  # one list of ids, or a list of them
+        code, by_ids = _post(server, json.dumps({"prompt": prompt, "echo": True, "logprobs": 0, "max_tokens": 0}).encode())
+        assert code == 200 and len(by_ids["choices"]) == (2 if prompt is not ids else 1)
+        for choice in by_ids["choices"]:
+            assert choice["logprobs"]["tokens"] == by_text["choices"][0]["logprobs"]["tokens"]
+            assert choice["logprobs"]["token_logprobs"] == pytest.approx(by_text["choices"][0]["logprobs"]["token_logprobs"])
+            assert choice["text"] == text
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("body, words", [
+    ({"prompt": [1, 2, 3], "max_tokens": 2}, "echo scoring only"),
+    ({"prompt": [1, 10**9], "echo": True, "logprobs": 0, "max_tokens": 0}, "outside the vocabulary"),
+    ({"prompt": [[1, 2], "text"], "echo": True, "logprobs": 0}, "list of token ids"),
+    ({"prompt": [[]], "echo": True, "logprobs": 0}, "list of token ids"),
+    ({"prompt": [1, True], "echo": True, "logprobs": 0}, "list of token ids"),
+])
+def test_bad_token_id_prompts_are_refused_with_a_reason(server, body, words):
+    code, answer = _post(server, json.dumps(body).encode())
+    assert code == 400 and words in answer["error"]["message"]

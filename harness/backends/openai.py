@@ -13,8 +13,11 @@ the rendering cannot be checked against the in-process one, and a warning says s
 * ``score`` sends one request per prompt with ``prompt + continuation`` for each
   continuation, ``echo=true``, ``logprobs=0`` and ``max_tokens=1``. With a tokenizer the
   continuation is its tokens after the prompt's, counted as the in-process backend counts
-  them, and the server's echoed token count is checked against the client's; without one,
-  echoed tokens that carry text of the continuation (by ``text_offset``) are summed.
+  them, and the server's echoed token count is checked against the client's; where a
+  continuation's first characters would merge with the prompt's last token, the request
+  goes as token ids (the prompt's, then the continuation's own), as in-process scores it.
+  Without a tokenizer, echoed tokens that carry text of the continuation (by
+  ``text_offset``) are summed.
   vLLM computes such prompt log-probabilities without its prefix cache and with the LM
   head at every prompt position, so each continuation costs a full prefill;
 * ``score`` with ``scoring="trie"`` (vLLM only: its ``logprob_token_ids`` extension; needs
@@ -22,10 +25,8 @@ the rendering cannot be checked against the in-process one, and a warning says s
   continuations' tokens that has children, each asking with ``max_tokens=1`` for the
   log-probabilities of its children's tokens only. The prompt goes first, alone, so that
   the other paths read its key/value cache from vLLM's prefix cache. The same
-  log-probabilities as ``echo`` (and as in-process; where a continuation's first
-  characters would merge with the prompt's last token, it scores the continuation's own
-  tokens after the prompt's, as the in-process backend does, where ``echo`` takes the
-  merged text's), at a fraction of the server's work on chess (README, "Against a server").
+  log-probabilities as ``echo`` and as in-process, at a fraction of the server's work on
+  chess (README, "Against a server").
 
 Requests run on a pool of ``concurrency`` threads. Connection errors (refused, reset, a
 server that died mid-answer), time-outs (``timeout_s`` per attempt), 429 and 5xx are
@@ -214,21 +215,45 @@ class OpenAIBackend:
             return self._score_trie(request)
         prompt = self.wire_text(request.prompt)
         texts = [prompt + c for c in request.continuations]
-        body = {"model": self.model, "prompt": texts, "max_tokens": 1, "echo": True, "logprobs": 0,
-                "temperature": 0.0, **self._extra()}
-        choices = self._choices(self._post("/completions", body), len(texts))
         if self.tokenizer is None:
+            body = {"model": self.model, "prompt": texts, "max_tokens": 1, "echo": True, "logprobs": 0,
+                    "temperature": 0.0, **self._extra()}
+            choices = self._choices(self._post("/completions", body), len(texts))
             return [_offset_logprob(c, len(prompt), len(t), self.base_url) for c, t in zip(choices, texts)]
-        encode = lambda text: list(self.tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
-        prompt_ids = encode(prompt)
-        scores = []
-        for choice, text, cont in zip(choices, texts, request.continuations):
-            full = encode(text)
-            n = len(prompt_ids)
-            # As the in-process backend: the tokens past the prompt's, else the continuation alone.
-            n_cont = len(full) - n if len(full) > n and full[:n] == prompt_ids else len(encode(cont))
-            scores.append(_counted_logprob(choice, len(full), n_cont, cont, self.base_url))
-        return scores
+        prompt_ids = self._encode(prompt)
+        rows = [self._continuation_tokens(prompt, prompt_ids, cont) for cont in request.continuations]
+        # Text, so the server's tokenizer is checked against the client's; token ids where a
+        # continuation's first characters would merge with the prompt's last token.
+        merged = any(not joined for _, _, joined in rows)
+        body = {"model": self.model, "prompt": [ids for ids, _, _ in rows] if merged else texts, "max_tokens": 1,
+                "echo": True, "logprobs": 0, "temperature": 0.0, **self._extra()}
+        try:
+            choices = self._choices(self._post("/completions", body), len(texts))
+        except BackendError as exc:
+            if not merged:
+                raise
+            raise BackendError(
+                f"{exc}; a continuation of this prompt merges with its last token, so the request was sent as "
+                "token ids (scored as in-process scores it): the server must take token-id prompts (vLLM, "
+                "llama.cpp and zso serve do), or use -b tokenizer=none"
+            ) from exc
+        return [_counted_logprob(choice, len(ids), n_cont, cont, self.base_url)
+                for choice, (ids, n_cont, _), cont in zip(choices, rows, request.continuations)]
+
+    def _continuation_tokens(self, prompt: str, prompt_ids: list[int], cont: str) -> tuple[list[int], int, bool]:
+        """Prompt and continuation token ids, the continuation's token count, and whether its tokens follow the prompt's.
+
+        As the in-process backend: the tokens of ``prompt + cont`` past the prompt's, else
+        (the texts merge at the boundary) the continuation's own tokens after the prompt's.
+        """
+        full = self._encode(prompt + cont)
+        n = len(prompt_ids)
+        if len(full) > n and full[:n] == prompt_ids:
+            return full, len(full) - n, True
+        ids = self._encode(cont)
+        if not ids:
+            raise ValueError(f"continuation {cont!r} encodes to no tokens")
+        return prompt_ids + ids, len(ids), False
 
     def _encode(self, text: str) -> list[int]:
         return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
@@ -240,14 +265,7 @@ class OpenAIBackend:
         if not prompt_ids:
             raise ValueError("scoring='trie' cannot score after an empty prompt")
         n = len(prompt_ids)
-        paths = []
-        for cont in request.continuations:
-            # As the in-process backend: the tokens past the prompt's, else the continuation alone.
-            full = self._encode(prompt + cont)
-            ids = full[n:] if len(full) > n and full[:n] == prompt_ids else self._encode(cont)
-            if not ids:
-                raise ValueError(f"continuation {cont!r} encodes to no tokens")
-            paths.append(tuple(ids))
+        paths = [tuple(self._continuation_tokens(prompt, prompt_ids, cont)[0][n:]) for cont in request.continuations]
         children: dict[tuple[int, ...], set[int]] = {}
         for ids in paths:
             for depth in range(len(ids)):

@@ -710,6 +710,23 @@ class TransformersBackend:
         ids = self._prompt_ids(text)
         added = 1 if self._prefix_ids and ids[: len(self._prefix_ids)] == self._prefix_ids and not (
             self.tokenizer.bos_token and text.startswith(self.tokenizer.bos_token)) else 0
+        return self._token_logprobs(ids, added)
+
+    def ids_logprobs(self, ids: Sequence[int]) -> list[TokenLogprob]:
+        """:meth:`token_logprobs` for a text given as token ids (nothing is added in front).
+
+        Raises ``ValueError`` for an empty list or an id outside the vocabulary.
+        """
+        ids = [int(i) for i in ids]
+        if not ids:
+            raise ValueError("no token ids to score")
+        bad = [i for i in ids if not 0 <= i < self._vocab]
+        if bad:
+            raise ValueError(f"token ids outside the vocabulary (0 to {self._vocab - 1}): {bad[:5]}")
+        return self._token_logprobs(ids, 0)
+
+    def _token_logprobs(self, ids: list[int], added: int) -> list[TokenLogprob]:
+        """Tokens ``added...`` of ``ids`` with their offsets and log-probabilities."""
         with torch.inference_mode():
             logits = self._forward(input_ids=torch.tensor([ids], device=self.device)).logits[0]
             targets = torch.tensor(ids[1:], device=self.device)
