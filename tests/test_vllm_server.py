@@ -241,3 +241,25 @@ def test_an_undecodable_reply_becomes_an_invalid_reply(proxy, tmp_path):
     step = _steps(run)[0]
     assert step["reply"].startswith("\ufffd")
     assert step["action_source"] == "fallback"
+
+
+def test_a_server_refusing_token_ids_says_why(proxy, smollm2_backend):
+    # A continuation that merges with the prompt's last token goes as token ids: a server
+    # that refuses them gets an error that says so, and how to do without.
+    p = proxy([400])
+    request = ScoreRequest(smollm2_backend.format_prompt("Say something."), ("\n\nOK, here is a longer answer.",))
+    with pytest.raises(BackendError, match="answered 400.*token-id prompts.*tokenizer=none"):
+        _client(p.url).score([request])
+    assert p.seen == 1
+
+
+def test_extra_server_flags_are_passed_and_managed_ones_refused():
+    from harness.backends.vllm_server import MANAGED_FLAGS, VLLMServer
+
+    server = VLLMServer("python", "/models/m", "m", extra_args=("--tensor-parallel-size", "2", "--enable-prefix-caching"))
+    command = server.command(8123)
+    assert command[-3:] == ["--tensor-parallel-size", "2", "--enable-prefix-caching"]
+    assert command[command.index("--port") + 1] == "8123"
+    for flag in MANAGED_FLAGS:
+        with pytest.raises(ValueError, match=f"cannot set {flag}"):
+            VLLMServer("python", "/models/m", "m", extra_args=(f"{flag}=x",))

@@ -26,7 +26,10 @@ from typing import Any
 
 from harness.backends.base import BackendError
 
-__all__ = ["VLLMServer", "free_port"]
+__all__ = ["MANAGED_FLAGS", "VLLMServer", "free_port"]
+
+#: Server flags :class:`VLLMServer` sets from its own fields.
+MANAGED_FLAGS = ("--model", "--served-model-name", "--host", "--port", "--max-model-len", "--dtype")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -54,10 +57,26 @@ class VLLMServer:
     log_path: str | os.PathLike[str] | None = None
     #: GiB of key/value cache (vLLM's CPU build reserves it up front).
     kv_cache_gib: int = 1
+    #: More server flags, passed as they are (``("--tensor-parallel-size", "4")``); not the
+    #: ones this class sets itself (:data:`MANAGED_FLAGS`).
+    extra_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        self.extra_args = tuple(str(a) for a in self.extra_args)
+        managed = sorted({a.split("=", 1)[0] for a in self.extra_args} & set(MANAGED_FLAGS))
+        if managed:
+            raise ValueError(f"extra_args cannot set {', '.join(managed)}: VLLMServer sets them (use its fields)")
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
+
+    def command(self, port: int) -> list[str]:
+        """The server's command line for ``port``."""
+        return [
+            str(self.python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(self.model),
+            "--served-model-name", self.name, "--host", "127.0.0.1", "--port", str(port),
+            "--max-model-len", str(self.max_model_len), "--dtype", self.dtype, "--disable-log-stats",
+            *self.extra_args,
+        ]
 
     def start(self) -> str:
         """Start the server and wait until it answers; its ``/v1`` URL."""
@@ -69,13 +88,8 @@ class VLLMServer:
             self.log_path = tempfile.mkstemp(prefix="vllm-server-", suffix=".log")[1]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1",
                "DO_NOT_TRACK": "1", "VLLM_CPU_KVCACHE_SPACE": str(self.kv_cache_gib), "PYTHONUNBUFFERED": "1"}
-        command = [
-            str(self.python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(self.model),
-            "--served-model-name", self.name, "--host", "127.0.0.1", "--port", str(port),
-            "--max-model-len", str(self.max_model_len), "--dtype", self.dtype, "--disable-log-stats",
-        ]
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+            self.process = subprocess.Popen(self.command(port), stdout=log, stderr=subprocess.STDOUT, env=env,
                                             start_new_session=True)
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
