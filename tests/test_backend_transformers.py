@@ -321,6 +321,23 @@ def test_unknown_scoring_lists_the_choices():
         TransformersBackend("smollm2-135m-instruct", scoring="trie")
 
 
+def test_unknown_linear_layers_lists_the_choices():
+    with pytest.raises(ValueError, match="onednn, torch"):
+        TransformersBackend("smollm2-135m-instruct", linear_layers="mkl")
+
+
+@pytest.mark.model
+def test_torch_linear_layers_score_as_onednn_ones(smollm2_backend):
+    plain = TransformersBackend("smollm2-135m-instruct", linear_layers="torch")
+    assert plain.onednn_linears == 0 and plain.info().details["linear_layers"] == "torch"
+    assert not any("forward" in vars(m) for m in plain.model.modules())
+    requests = real_requests(plain, 2, 1)
+    got, want = plain.score(requests), smollm2_backend.score(requests)
+    gap = max(abs(a.logprob - b.logprob) for x, y in zip(got, want) for a, b in zip(x, y))
+    assert gap < 1e-4
+    plain.close()
+
+
 def test_unknown_prefix_cache_lists_the_choices():
     with pytest.raises(ValueError, match="on, off"):
         TransformersBackend("smollm2-135m-instruct", prefix_cache="yes")

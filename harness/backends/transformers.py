@@ -67,7 +67,7 @@ except ImportError as exc:  # pragma: no cover - both are core dependencies
         f"the transformers backend needs torch and transformers ({exc}): pip install torch transformers"
     ) from exc
 
-__all__ = ["CONVERSION_VERSION", "DTYPES", "PREFIX_CACHE", "SCORING", "TokenLogprob", "TransformersBackend", "converted_dir", "load_tokenizer", "model_dir",
+__all__ = ["CONVERSION_VERSION", "DTYPES", "LINEAR_LAYERS", "PREFIX_CACHE", "SCORING", "TokenLogprob", "TransformersBackend", "converted_dir", "load_tokenizer", "model_dir",
            "prefix_ids"]
 
 
@@ -89,6 +89,10 @@ SCORING = ("packed", "cached")
 #: Accepted values of ``prefix_cache``: reuse the key/value cache of the longest token
 #: prefix a prompt shares with recent ones (packed scoring and generation), or not.
 PREFIX_CACHE = ("on", "off")
+
+#: Accepted values of ``linear_layers``: float32 linear layers on CPU through oneDNN where
+#: it runs (:func:`use_onednn_linears`), or torch's own ``F.linear`` everywhere.
+LINEAR_LAYERS = ("onednn", "torch")
 
 #: Token sequences whose key/value cache the prefix store keeps (least recently used dropped).
 _PREFIX_ENTRIES = 8
@@ -113,9 +117,23 @@ _HEAD_SLICE = 32768
 
 
 def _onednn_linear_op() -> Any:
-    """oneDNN's linear on dense tensors (``torch.ops.mkldnn._linear_pointwise``), or None."""
+    """oneDNN's linear on dense tensors (``torch.ops.mkldnn._linear_pointwise``), or None.
+
+    None where this torch build lacks it, or where it fails or disagrees with ``F.linear``
+    on a small product (tried once, at import).
+    """
     op = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
-    return op if op is not None and torch.backends.mkldnn.is_available() else None
+    if op is None or not torch.backends.mkldnn.is_available():
+        return None
+    gen = torch.Generator().manual_seed(0)
+    x, w, b = torch.randn(3, 2, 16, generator=gen), torch.randn(8, 16, generator=gen), torch.randn(8, generator=gen)
+    try:
+        with torch.no_grad():
+            agrees = torch.allclose(op(x, w, b, "none", [], ""), torch.nn.functional.linear(x, w, b), atol=1e-5)
+    except Exception as exc:  # a build or CPU this op does not run on: torch's own linear
+        log.debug("oneDNN linear unavailable: %s", exc)
+        return None
+    return op if agrees else None
 
 
 _ONEDNN_LINEAR = _onednn_linear_op()
@@ -126,7 +144,7 @@ def _onednn_runs(weight: torch.Tensor) -> bool:
     return _ONEDNN_LINEAR is not None and weight.device.type == "cpu" and weight.dtype == torch.float32
 
 
-def _linear(weight: torch.Tensor, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def _linear(weight: torch.Tensor, x: torch.Tensor, bias: torch.Tensor | None = None, *, onednn: bool = True) -> torch.Tensor:
     """``x @ weight.T (+ bias)``: through oneDNN on CPU in float32 without autograd, else ``F.linear``.
 
     On a 2-core CPU oneDNN runs these float32 products 1.1x to 3.5x faster than
@@ -135,7 +153,7 @@ def _linear(weight: torch.Tensor, x: torch.Tensor, bias: torch.Tensor | None = N
     with the same float32 arithmetic (within 1e-5 relative). It takes the weight as it
     is: no copy, no repacking.
     """
-    if _onednn_runs(weight) and x.dtype == torch.float32 and not torch.is_grad_enabled():
+    if onednn and _onednn_runs(weight) and x.dtype == torch.float32 and not torch.is_grad_enabled():
         return _ONEDNN_LINEAR(x, weight, bias, "none", [], "")
     return torch.nn.functional.linear(x, weight, bias)
 
@@ -159,7 +177,8 @@ def _linear_forward(module: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return _linear(module.weight, x, module.bias)
 
 
-def _logsumexp_rows(weight: torch.Tensor, hidden: torch.Tensor, slice_rows: int = _HEAD_SLICE) -> torch.Tensor:
+def _logsumexp_rows(weight: torch.Tensor, hidden: torch.Tensor, slice_rows: int = _HEAD_SLICE, *,
+                    onednn: bool = True) -> torch.Tensor:
     """``logsumexp(hidden @ weight.T, dim=-1)`` for ``hidden`` [N, D] and ``weight`` [V, D], in float32.
 
     One slice of the vocabulary at a time (:func:`_linear`), so each slice's logits
@@ -167,7 +186,7 @@ def _logsumexp_rows(weight: torch.Tensor, hidden: torch.Tensor, slice_rows: int 
     Gemma's 262k-word head on a 2-core CPU, 0.09 s against 0.12 s to 0.14 s for the
     whole product then its logsumexp (``bench/decisions.py``).
     """
-    parts = [torch.logsumexp(_linear(weight[s : s + slice_rows], hidden).float(), dim=-1)
+    parts = [torch.logsumexp(_linear(weight[s : s + slice_rows], hidden, onednn=onednn).float(), dim=-1)
              for s in range(0, weight.shape[0], slice_rows)]
     return torch.logsumexp(torch.stack(parts), dim=0)
 
@@ -503,7 +522,9 @@ class TransformersBackend:
     ``prefix_cache`` is one of :data:`PREFIX_CACHE`: with ``"on"`` the key/value cache of
     the last few prompts (and generated replies) is kept, and a later prompt computes only
     its tokens after the longest prefix of token ids it shares with one of them (a chat
-    template's system turn, a game's rules, a retry's first attempt). An unknown name raises
+    template's system turn, a game's rules, a retry's first attempt). ``linear_layers`` is
+    one of :data:`LINEAR_LAYERS`: with ``"onednn"`` float32 linear layers on CPU run through
+    oneDNN (:func:`use_onednn_linears`). An unknown name raises
     :class:`~harness.models.UnknownModelError`, a missing weights package
     :class:`~harness.backends.base.MissingDependencyError`, and a model that cannot be
     converted or loaded :class:`~harness.backends.base.BackendError`.
@@ -521,7 +542,7 @@ class TransformersBackend:
 
     def __init__(
         self, model: str, dtype: str = "float32", threads: int | None = None, device: str = "cpu",
-        scoring: str = "packed", prefix_cache: str = "on",
+        scoring: str = "packed", prefix_cache: str = "on", linear_layers: str = "onednn",
     ):
         if dtype not in DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
@@ -531,6 +552,8 @@ class TransformersBackend:
         if prefix_cache not in PREFIX_CACHE:
             raise ValueError(f"unknown prefix_cache {prefix_cache!r}; choose one of: {', '.join(PREFIX_CACHE)}")
         self.prefix_cache = prefix_cache
+        if linear_layers not in LINEAR_LAYERS:
+            raise ValueError(f"unknown linear_layers {linear_layers!r}; choose one of: {', '.join(LINEAR_LAYERS)}")
         self._store = _PrefixStore(_PREFIX_ENTRIES)
         self.prefilled_tokens = 0
         self.reused_tokens = 0
@@ -564,7 +587,7 @@ class TransformersBackend:
                 str(model_dir), dtype=DTYPES[dtype], local_files_only=True
             )
             self.model.to(self.device).eval()
-            self.onednn_linears = use_onednn_linears(self.model)
+            self.onednn_linears = use_onednn_linears(self.model) if linear_layers == "onednn" else 0
             if self.source.format == "hf":
                 self.weights_sha256 = _load_dir_sha(path)
         except MissingDependencyError:
@@ -894,7 +917,8 @@ class TransformersBackend:
             hidden = self.model.get_decoder()(**inputs).last_hidden_state[0, keep_rows]
             weight = self.model.get_output_embeddings().weight
             picked = (hidden[rows] * weight[targets]).sum(-1).float()
-            node_lp = (picked - _logsumexp_rows(weight, hidden)[rows]).double().tolist()
+            normaliser = _logsumexp_rows(weight, hidden, onednn=self.onednn_linears > 0)
+            node_lp = (picked - normaliser[rows]).double().tolist()
         else:
             logits = self._forward(**inputs, logits_to_keep=keep_rows).logits[0].float()
             node_lp = (logits[rows, targets] - torch.logsumexp(logits, dim=-1)[rows]).double().tolist()
