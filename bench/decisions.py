@@ -17,14 +17,16 @@ their multiply-adds in the linear layers (decoder tokens times the decoder's wei
 LM-head rows times the head's): what exact scoring must compute, so a time ratio near it
 is at the hardware's limit. ``--bf16`` adds
 ``floor`` and ``packed`` in bfloat16: speed against float32 and the largest log-prob
-difference from float32 over the same decisions. ``--backend openai``
+difference from float32 over the same decisions. ``--torch-layers`` adds the floor,
+``packed+prefix`` and a 24-token greedy reply with torch's own linear layers
+(``linear_layers="torch"``), interleaved with the same on oneDNN's. ``--backend openai``
 (or ``--vllm``) starts a real vLLM server (``.venv-vllm``, float32) for SmolLM2, or uses
 the one at ``--url``, and times the OpenAI backend one decision per call (one episode at a
 time, as game harnesses play, concurrency 1) and 16 decisions per call at concurrency 4 and
 16; ``--backend openai`` alone skips the in-process rows.
 
     .venv/bin/python bench/decisions.py [--models smollm2-135m-instruct gemma3-270m] [--decisions 8]
-        [--workloads chess take-away] [--repeats 3] [--no-naive] [--bf16]
+        [--workloads chess take-away] [--repeats 3] [--no-naive] [--bf16] [--torch-layers]
         [--backend transformers openai] [--url URL --server-model NAME] [--server-repeats 1]
         [--out bench/out/decisions.json]
 """
@@ -46,7 +48,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from harness.backends.base import ScoreRequest
+from harness.backends.base import GenerateOptions, ScoreRequest
 from harness.backends.transformers import TransformersBackend, _PrefixStore, _PREFIX_ENTRIES
 from textenvs import build_prompt, get_encoding, make_env
 
@@ -152,7 +154,38 @@ def packed_work(backend: TransformersBackend, requests: list[ScoreRequest], pref
     return (prefilled + trie) * per_token + heads * per_row, prefilled
 
 
-def bench_model(name: str, workloads: list[str], n: int, repeats: int, bf16: bool, with_naive: bool = True) -> list[dict[str, Any]]:
+def greedy_reply(backend: TransformersBackend, request: ScoreRequest, tokens: int = 24) -> None:
+    """A greedy reply of exactly ``tokens`` tokens to the request's prompt (end-of-text ignored)."""
+    eos, backend._eos_ids = backend._eos_ids, set()
+    try:
+        backend.generate([request.prompt], GenerateOptions(max_new_tokens=tokens))
+    finally:
+        backend._eos_ids = eos
+
+
+def against_torch_layers(backend: TransformersBackend, name: str, requests: list[ScoreRequest], repeats: int,
+                         common: dict[str, Any]) -> list[dict[str, Any]]:
+    """The floor, packed+prefix scoring and a 24-token greedy reply with torch's own linear
+    layers (``linear_layers="torch"``), interleaved with the same on ``backend`` (oneDNN)."""
+    plain = TransformersBackend(name, linear_layers="torch")
+    methods: dict[str, Callable[[ScoreRequest], Any]] = {}
+    for label, b in (("onednn", backend), ("torch", plain)):
+        methods[f"floor/{label}"] = lambda r, b=b: floor(b, r)
+        methods[f"packed+prefix/{label}"] = scorer(b, "packed", "on")
+        methods[f"greedy 24 tokens/{label}"] = lambda r, b=b: greedy_reply(b, r) if r is requests[0] else None
+    seconds = interleaved(methods, requests, repeats, lambda: (empty_store(backend), empty_store(plain)))
+    plain.close()
+    rows = []
+    for method in ("floor", "packed+prefix", "greedy 24 tokens"):
+        per = len(requests) if method == "greedy 24 tokens" else 1  # one reply per pass
+        fast, slow = seconds[f"{method}/onednn"] * per, seconds[f"{method}/torch"] * per
+        rows.append({**common, "method": f"{method}, torch layers", "s_per_decision": round(slow, 4),
+                     "onednn_s": round(fast, 4), "onednn_speedup": round(slow / fast, 2)})
+    return rows
+
+
+def bench_model(name: str, workloads: list[str], n: int, repeats: int, bf16: bool, with_naive: bool = True,
+                torch_layers: bool = False) -> list[dict[str, Any]]:
     backend = TransformersBackend(name)
     rows: list[dict[str, Any]] = []
     for workload in workloads:
@@ -176,6 +209,8 @@ def bench_model(name: str, workloads: list[str], n: int, repeats: int, bf16: boo
                 row["x_floor_multiply_adds"] = round(work[row["method"]] / work["floor"], 2)
         next(r for r in new if r["method"] == "packed+prefix")["prompt_tokens_prefilled"] = f"{prefilled}/{sum(tokens)}"
         rows += new
+        if torch_layers:
+            rows += against_torch_layers(backend, name, requests, repeats, common)
         if bf16:
             reference = [scorer(backend, "packed")(r)[0] for r in requests]
             half = TransformersBackend(name, dtype="bfloat16", prefix_cache="off")
@@ -262,6 +297,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (the median is reported)")
     parser.add_argument("--no-naive", action="store_true", help="skip naive per-continuation scoring (slow: a forward pass per move)")
     parser.add_argument("--bf16", action="store_true", help="also time bfloat16 and compare its log-probs")
+    parser.add_argument("--torch-layers", action="store_true",
+                        help="also time the floor, packed+prefix and a greedy reply with torch's own linear layers")
     parser.add_argument("--backend", nargs="+", default=["transformers"], choices=["transformers", "openai"],
                         help="transformers: the in-process rows; openai: the server rows (a vLLM CPU server unless --url)")
     parser.add_argument("--vllm", action="store_true", help="the same as adding --backend openai")
@@ -281,9 +318,10 @@ def main() -> None:
     rows = []
     backends = set(args.backend) | ({"openai"} if args.vllm or args.url else set())
     for name in args.models if "transformers" in backends else []:
-        rows += bench_model(name, args.workloads, args.decisions, args.repeats, args.bf16, not args.no_naive)
+        rows += bench_model(name, args.workloads, args.decisions, args.repeats, args.bf16, not args.no_naive,
+                            args.torch_layers)
         console.print(f"{name}: " + ", ".join(f"{r['workload']} {r['dtype']} {r['method']} {r['x_floor']}x floor"
-                                              for r in rows if r["model"] == name))
+                                              for r in rows if r["model"] == name and "x_floor" in r))
     if rows:
         console.print(table(f"choose-mode decision vs the floor (one prompt forward), {machine}", rows))
     server = (bench_server(max(args.decisions, 16), args.server_repeats, console, args.url, args.server_model)
