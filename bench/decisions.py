@@ -19,14 +19,16 @@ is at the hardware's limit. ``--bf16`` adds
 ``floor`` and ``packed`` in bfloat16: speed against float32 and the largest log-prob
 difference from float32 over the same decisions. ``--torch-layers`` adds the floor,
 ``packed+prefix`` and a 24-token greedy reply with torch's own linear layers
-(``linear_layers="torch"``), interleaved with the same on oneDNN's. ``--backend openai``
+(``linear_layers="torch"``), interleaved with the same on oneDNN's. ``--prompt-batch N``
+adds the decisions scored in one ``score()`` call, ``N`` prompts right-padded into each
+packed pass (``prompt_batch``; for GPUs). ``--backend openai``
 (or ``--vllm``) starts a real vLLM server (``.venv-vllm``, float32) for SmolLM2, or uses
 the one at ``--url``, and times the OpenAI backend one decision per call (one episode at a
 time, as game harnesses play, concurrency 1) and 16 decisions per call at concurrency 4 and
 16; ``--backend openai`` alone skips the in-process rows.
 
     .venv/bin/python bench/decisions.py [--models smollm2-135m-instruct gemma3-270m] [--decisions 8]
-        [--workloads chess take-away] [--repeats 3] [--no-naive] [--bf16] [--torch-layers]
+        [--workloads chess take-away] [--repeats 3] [--no-naive] [--bf16] [--torch-layers] [--prompt-batch N]
         [--backend transformers openai] [--url URL --server-model NAME] [--server-repeats 1]
         [--out bench/out/decisions.json]
 """
@@ -154,6 +156,15 @@ def packed_work(backend: TransformersBackend, requests: list[ScoreRequest], pref
     return (prefilled + trie) * per_token + heads * per_row, prefilled
 
 
+def batched(backend: TransformersBackend, requests: list[ScoreRequest], prompt_batch: int) -> None:
+    """All ``requests`` in one ``score()`` call, ``prompt_batch`` prompts per packed pass."""
+    backend.scoring, backend.prefix_cache, backend.prompt_batch = "packed", "off", prompt_batch
+    try:
+        backend.score(requests)
+    finally:
+        backend.prompt_batch = 1
+
+
 def greedy_reply(backend: TransformersBackend, request: ScoreRequest, tokens: int = 24) -> None:
     """A greedy reply of exactly ``tokens`` tokens to the request's prompt (end-of-text ignored)."""
     eos, backend._eos_ids = backend._eos_ids, set()
@@ -185,7 +196,7 @@ def against_torch_layers(backend: TransformersBackend, name: str, requests: list
 
 
 def bench_model(name: str, workloads: list[str], n: int, repeats: int, bf16: bool, with_naive: bool = True,
-                torch_layers: bool = False) -> list[dict[str, Any]]:
+                torch_layers: bool = False, prompt_batch: int = 1) -> list[dict[str, Any]]:
     backend = TransformersBackend(name)
     rows: list[dict[str, Any]] = []
     for workload in workloads:
@@ -196,6 +207,8 @@ def bench_model(name: str, workloads: list[str], n: int, repeats: int, bf16: boo
                    "packed+prefix": scorer(backend, "packed", "on"), "cached": scorer(backend, "cached")}
         if with_naive:
             methods["naive"] = lambda r: naive(backend, r)
+        if prompt_batch > 1:  # the whole pass in one score() call, prompt_batch prompts per forward pass
+            methods[f"packed, {prompt_batch} per pass"] = lambda r: batched(backend, requests, prompt_batch) if r is requests[0] else None
         seconds = interleaved(methods, requests, repeats, lambda: empty_store(backend))
         per_token, per_row = multiply_adds(backend)
         work = {"floor": sum(tokens) * per_token + n * per_row}
@@ -297,6 +310,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (the median is reported)")
     parser.add_argument("--no-naive", action="store_true", help="skip naive per-continuation scoring (slow: a forward pass per move)")
     parser.add_argument("--bf16", action="store_true", help="also time bfloat16 and compare its log-probs")
+    parser.add_argument("--prompt-batch", type=int, default=1,
+                        help="also time the decisions scored in one call, this many prompts per packed pass")
     parser.add_argument("--torch-layers", action="store_true",
                         help="also time the floor, packed+prefix and a greedy reply with torch's own linear layers")
     parser.add_argument("--backend", nargs="+", default=["transformers"], choices=["transformers", "openai"],
@@ -319,7 +334,7 @@ def main() -> None:
     backends = set(args.backend) | ({"openai"} if args.vllm or args.url else set())
     for name in args.models if "transformers" in backends else []:
         rows += bench_model(name, args.workloads, args.decisions, args.repeats, args.bf16, not args.no_naive,
-                            args.torch_layers)
+                            args.torch_layers, args.prompt_batch)
         console.print(f"{name}: " + ", ".join(f"{r['workload']} {r['dtype']} {r['method']} {r['x_floor']}x floor"
                                               for r in rows if r["model"] == name and "x_floor" in r))
     if rows:

@@ -301,6 +301,29 @@ def test_packed_scoring_equals_cached_scoring_on_real_prompts(backend, monkeypat
 
 
 @pytest.mark.model
+def test_prompts_batched_in_one_pass_score_as_one_at_a_time(backend, monkeypatch):
+    requests = real_requests(backend, 6, 3)
+    requests.insert(4, ScoreRequest(requests[0].prompt, ()))  # nothing to score: left out of the batch
+    assert backend.prompt_batch == 1 and backend.info().details["prompt_batch"] == 1  # "auto" on CPU
+    alone = backend.score(requests)
+    monkeypatch.setattr(backend, "prompt_batch", 4)  # batches of 4, 4 and 1, right-padded
+    before = backend.trie_tokens
+    batched = backend.score(requests)
+    assert backend.trie_tokens > before
+    assert batched[4] == []
+    assert [[s.n_tokens for s in r] for r in batched] == [[s.n_tokens for s in r] for r in alone]
+    gap = max(abs(a.logprob - b.logprob) for x, y in zip(alone, batched) for a, b in zip(x, y))
+    print(f"\nlargest gap, batched against one at a time: {gap:.1e}")
+    assert gap < 1e-4
+
+
+@pytest.mark.parametrize("value", [0, -2, "many", 2.5, True])
+def test_bad_prompt_batch(value):
+    with pytest.raises(ValueError, match="prompt_batch"):
+        TransformersBackend("smollm2-135m-instruct", prompt_batch=value)
+
+
+@pytest.mark.model
 def test_packed_scoring_keeps_the_models_logits_where_its_head_is_not_plain(gemma_backend, monkeypatch):
     # Gemma's forward soft-caps its logits when its config asks (as Gemma 2 does): packed
     # scoring must notice, and score with the model's own (capped) logits, as cached scoring does.

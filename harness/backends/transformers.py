@@ -94,6 +94,10 @@ PREFIX_CACHE = ("on", "off")
 #: it runs (:func:`use_onednn_linears`), or torch's own ``F.linear`` everywhere.
 LINEAR_LAYERS = ("onednn", "torch")
 
+#: Prompts per packed scoring pass with ``prompt_batch="auto"`` off the CPU (on the CPU:
+#: one, since a prompt's matrix products already fill its cores).
+_GPU_PROMPT_BATCH = 16
+
 #: Token sequences whose key/value cache the prefix store keeps (least recently used dropped).
 _PREFIX_ENTRIES = 8
 
@@ -186,6 +190,7 @@ def _logsumexp_rows(weight: torch.Tensor, hidden: torch.Tensor, slice_rows: int 
     Gemma's 262k-word head on a 2-core CPU, 0.09 s against 0.12 s to 0.14 s for the
     whole product then its logsumexp (``bench/decisions.py``).
     """
+    slice_rows = max(1024, min(slice_rows, _LOGIT_BUDGET // max(1, hidden.shape[0])))  # bounded memory for many rows
     parts = [torch.logsumexp(_linear(weight[s : s + slice_rows], hidden, onednn=onednn).float(), dim=-1)
              for s in range(0, weight.shape[0], slice_rows)]
     return torch.logsumexp(torch.stack(parts), dim=0)
@@ -506,6 +511,73 @@ class _PrefixStore:
         del self.entries[: -self.size]
 
 
+@dataclass(frozen=True)
+class _TrieLayout:
+    """A prompt and the trie of its continuations' tokens, laid out as one packed sequence.
+
+    ``sequence`` holds the prompt's ids then the token of each trie node that has children
+    (a leaf's token is only a target), at ``positions`` prompt length + depth; position
+    ``i`` may attend to ``j`` where ``allowed[i, j]`` (the prompt causally, a node the
+    prompt and its own ancestors). ``source`` are the sequence positions the LM head reads
+    (the prompt's last, then the fed nodes); trie node ``k`` has token ``targets[k]``,
+    predicted by head row ``rows[k]``; continuation ``i`` is the nodes ``paths[i]``.
+    """
+
+    n_prompt: int
+    fed: int
+    sequence: list[int]
+    positions: list[int]
+    allowed: torch.Tensor
+    source: list[int]
+    rows: list[int]
+    targets: list[int]
+    paths: list[list[int]]
+
+    @classmethod
+    def of(cls, prompt_ids: list[int], conts: list[list[int]]) -> "_TrieLayout":
+        n_prompt = len(prompt_ids)
+        node_of: dict[tuple[int, ...], int] = {}
+        parents: list[int] = []  # -1: the prompt
+        tokens: list[int] = []
+        depths: list[int] = []
+        paths: list[list[int]] = []
+        for c in conts:
+            path, parent = [], -1
+            for k in range(len(c)):
+                key = tuple(c[: k + 1])
+                node = node_of.get(key)
+                if node is None:
+                    node = node_of[key] = len(tokens)
+                    parents.append(parent)
+                    tokens.append(c[k])
+                    depths.append(k)
+                path.append(node)
+                parent = node
+            paths.append(path)
+        # Only nodes with children run through the model: a leaf's token is a target, read
+        # from its parent's row, and nothing attends to it.
+        fed = sorted({p for p in parents if p >= 0})
+        slot = {node: n_prompt + i for i, node in enumerate(fed)}  # sequence position of a fed node
+        length = n_prompt + len(fed)
+        allowed = torch.zeros((length, length), dtype=torch.bool)
+        allowed[:n_prompt, :n_prompt] = torch.ones((n_prompt, n_prompt), dtype=torch.bool).tril()
+        allowed[n_prompt:, :n_prompt] = True
+        for node in fed:
+            at = node
+            while at >= 0:
+                allowed[slot[node], slot[at]] = True
+                at = parents[at]
+        # Rows of the LM head: the position that predicts each node's token (its parent's).
+        source = sorted({n_prompt - 1 if p < 0 else slot[p] for p in parents})
+        row_of = {pos: r for r, pos in enumerate(source)}
+        return cls(
+            n_prompt=n_prompt, fed=len(fed), sequence=prompt_ids + [tokens[n] for n in fed],
+            positions=list(range(n_prompt)) + [n_prompt + depths[n] for n in fed], allowed=allowed,
+            source=source, rows=[row_of[n_prompt - 1 if p < 0 else slot[p]] for p in parents], targets=tokens,
+            paths=paths,
+        )
+
+
 def _load_dir_sha(directory: Path) -> str | None:
     """sha256 of a model directory's weights when they are one file."""
     files = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("pytorch_model*.bin"))
@@ -522,7 +594,9 @@ class TransformersBackend:
     ``prefix_cache`` is one of :data:`PREFIX_CACHE`: with ``"on"`` the key/value cache of
     the last few prompts (and generated replies) is kept, and a later prompt computes only
     its tokens after the longest prefix of token ids it shares with one of them (a chat
-    template's system turn, a game's rules, a retry's first attempt). ``linear_layers`` is
+    template's system turn, a game's rules, a retry's first attempt). ``prompt_batch``
+    prompts are scored in one packed pass, right-padded (``"auto"``: 1 on CPU, 16 on a GPU;
+    a batch runs whole prompts, without the prefix cache). ``linear_layers`` is
     one of :data:`LINEAR_LAYERS`: with ``"onednn"`` float32 linear layers on CPU run through
     oneDNN (:func:`use_onednn_linears`). An unknown name raises
     :class:`~harness.models.UnknownModelError`, a missing weights package
@@ -543,6 +617,7 @@ class TransformersBackend:
     def __init__(
         self, model: str, dtype: str = "float32", threads: int | None = None, device: str = "cpu",
         scoring: str = "packed", prefix_cache: str = "on", linear_layers: str = "onednn",
+        prompt_batch: int | str = "auto",
     ):
         if dtype not in DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
@@ -568,6 +643,11 @@ class TransformersBackend:
         except RuntimeError as exc:
             raise ValueError(f"bad device {device!r}: {exc}") from None
         self.dtype = dtype
+        if prompt_batch == "auto":
+            prompt_batch = 1 if self.device.type == "cpu" else _GPU_PROMPT_BATCH
+        if not isinstance(prompt_batch, int) or isinstance(prompt_batch, bool) or prompt_batch < 1:
+            raise ValueError(f"prompt_batch must be 'auto' or a whole number of at least 1, not {prompt_batch!r}")
+        self.prompt_batch = prompt_batch
         self.source: ModelSource = resolve_model(model)
         start = time.perf_counter()
         self.weights_sha256: str | None = None
@@ -772,6 +852,7 @@ class TransformersBackend:
             "device": str(self.device),
             "scoring": self.scoring,
             "prefix_cache": self.prefix_cache,
+            "prompt_batch": self.prompt_batch,
             "linear_layers": "onednn" if self.onednn_linears else "torch",
             "n_params": sum(p.numel() for p in self.model.parameters()),
             "format": self.source.format,
@@ -814,16 +895,35 @@ class TransformersBackend:
         ``prefix_cache="on"`` runs only the prompt's tokens after its longest stored prefix.
         """
         with torch.inference_mode():
-            return [self._score_request(r) for r in requests]
+            prepared = [self._tokens_of(r) for r in requests]
+            scores: list[list[ContinuationScore] | None] = [None] * len(prepared)
+            if self.prompt_batch > 1 and self.scoring == "packed" and self._head_is_plain():
+                batchable = [i for i, (p, c) in enumerate(prepared) if c and self._packable(len(p), max(map(len, c)))
+                             and self._one_pass(c)]
+                for start in range(0, len(batchable), self.prompt_batch):
+                    chunk = batchable[start: start + self.prompt_batch]
+                    for i, result in zip(chunk, self._packed_batch([prepared[i] for i in chunk])):
+                        scores[i] = result
+            return [s if s is not None else self._score_tokens(*prepared[i]) for i, s in enumerate(scores)]
 
-    def _score_request(self, request: ScoreRequest) -> list[ContinuationScore]:
+    def _tokens_of(self, request: ScoreRequest) -> tuple[list[int], list[list[int]]]:
+        """The request's prompt ids and each continuation's ids (none without continuations)."""
         if not request.continuations:
-            return []
+            return [], []
         prompt_ids = self._prompt_ids(request.prompt)
-        conts = [self.continuation_ids(request.prompt, c, prompt_ids) for c in request.continuations]
+        return prompt_ids, [self.continuation_ids(request.prompt, c, prompt_ids) for c in request.continuations]
+
+    def _score_tokens(self, prompt_ids: list[int], conts: list[list[int]]) -> list[ContinuationScore]:
+        if not conts:
+            return []
         if self.scoring == "packed" and self._packable(len(prompt_ids), max(len(c) for c in conts)):
             return self._score_packed(prompt_ids, conts)
         return self._score_cached(prompt_ids, conts)
+
+    def _one_pass(self, conts: list[list[int]]) -> bool:
+        """Whether packed scoring takes these continuations in one pass (see :meth:`_score_packed`)."""
+        inner = {tuple(c[:k]) for c in conts for k in range(1, len(c))}
+        return 1 + len(inner) <= max(1, _LOGIT_BUDGET // self._vocab)
 
     def _packable(self, n_prompt: int, depth: int) -> bool:
         """Whether a custom 4D mask gives the model's own attention here."""
@@ -856,75 +956,87 @@ class TransformersBackend:
         return [ContinuationScore(logprob=t, n_tokens=len(c)) for t, c in zip(totals, conts)]
 
     def _packed_forward(self, prompt_ids: list[int], conts: list[list[int]]) -> list[float]:
-        n_prompt, dev = len(prompt_ids), self.device
-        node_of: dict[tuple[int, ...], int] = {}
-        parents: list[int] = []  # -1: the prompt
-        tokens: list[int] = []
-        depths: list[int] = []
-        paths: list[list[int]] = []
-        for c in conts:
-            path, parent = [], -1
-            for k in range(len(c)):
-                key = tuple(c[: k + 1])
-                node = node_of.get(key)
-                if node is None:
-                    node = node_of[key] = len(tokens)
-                    parents.append(parent)
-                    tokens.append(c[k])
-                    depths.append(k)
-                path.append(node)
-                parent = node
-            paths.append(path)
-        # Only nodes with children run through the model: a leaf's token is a target, read
-        # from its parent's row, and nothing attends to it.
-        fed = sorted({p for p in parents if p >= 0})
-        slot = {node: n_prompt + i for i, node in enumerate(fed)}  # sequence position of a fed node
-        length = n_prompt + len(fed)
-        allowed = torch.zeros((length, length), dtype=torch.bool)
-        allowed[:n_prompt, :n_prompt] = torch.ones((n_prompt, n_prompt), dtype=torch.bool).tril()
-        allowed[n_prompt:, :n_prompt] = True
-        for node in fed:
-            at = node
-            while at >= 0:
-                allowed[slot[node], slot[at]] = True
-                at = parents[at]
+        lay = _TrieLayout.of(prompt_ids, conts)
+        dev = self.device
+        self.trie_tokens += lay.fed
+        self.head_rows += len(lay.source)
         # The first `reused` prompt positions come from the prefix cache: only the rest run.
         reused, past = self._reusable(prompt_ids)
         keep = self.prefix_cache == "on"
         dtype = self.model.dtype
+        length = len(lay.sequence)
         mask = torch.zeros((1, 1, length - reused, length), dtype=dtype)
-        mask.masked_fill_(~allowed[reused:], torch.finfo(dtype).min)
-        positions = list(range(n_prompt)) + [n_prompt + depths[n] for n in fed]
-        sequence = prompt_ids + [tokens[n] for n in fed]
-        # Rows of the LM head: the position that predicts each node's token (its parent's).
-        source = sorted({n_prompt - 1 if p < 0 else slot[p] for p in parents})
-        self.trie_tokens += len(fed)
-        self.head_rows += len(source)
-        row_of = {pos: r for r, pos in enumerate(source)}
+        mask.masked_fill_(~lay.allowed[reused:], torch.finfo(dtype).min)
         inputs = dict(
-            input_ids=torch.tensor([sequence[reused:]], device=dev),
+            input_ids=torch.tensor([lay.sequence[reused:]], device=dev),
             attention_mask=mask.to(dev),
-            position_ids=torch.tensor([positions[reused:]], device=dev),
+            position_ids=torch.tensor([lay.positions[reused:]], device=dev),
             past_key_values=past if keep else None,
             use_cache=keep,
         )
-        rows = torch.tensor([row_of[n_prompt - 1 if p < 0 else slot[p]] for p in parents], device=dev)
-        targets = torch.tensor(tokens, device=dev)
-        keep_rows = torch.tensor([pos - reused for pos in source], device=dev)
+        keep_rows = torch.tensor([pos - reused for pos in lay.source], device=dev)
         if self._head_is_plain():
             # The decoder's hidden states, and the head applied one vocabulary slice at a
             # time: the node logits and each row's normaliser, never all the logits at once.
-            hidden = self.model.get_decoder()(**inputs).last_hidden_state[0, keep_rows]
-            weight = self.model.get_output_embeddings().weight
-            picked = (hidden[rows] * weight[targets]).sum(-1).float()
-            normaliser = _logsumexp_rows(weight, hidden, onednn=self.onednn_linears > 0)
-            node_lp = (picked - normaliser[rows]).double().tolist()
+            node_lp = self._node_logprobs([self.model.get_decoder()(**inputs).last_hidden_state[0, keep_rows]], [lay])[0]
         else:
             logits = self._forward(**inputs, logits_to_keep=keep_rows).logits[0].float()
+            rows, targets = torch.tensor(lay.rows, device=dev), torch.tensor(lay.targets, device=dev)
             node_lp = (logits[rows, targets] - torch.logsumexp(logits, dim=-1)[rows]).double().tolist()
         if keep:  # the prompt's positions come first, and attend to the prompt only
             self._remember(prompt_ids, past)
-        return [sum(node_lp[n] for n in path) for path in paths]
+        return [sum(node_lp[n] for n in path) for path in lay.paths]
+
+    def _node_logprobs(self, hidden: list[torch.Tensor], lays: list[_TrieLayout]) -> list[list[float]]:
+        """Each trie node's log-probability, from the hidden states at each layout's head rows.
+
+        The head runs once over all the layouts' rows, one vocabulary slice at a time.
+        """
+        dev = self.device
+        weight = self.model.get_output_embeddings().weight
+        offsets = [0]
+        for lay in lays:
+            offsets.append(offsets[-1] + len(lay.source))
+        rows = torch.tensor([offsets[i] + r for i, lay in enumerate(lays) for r in lay.rows], device=dev)
+        targets = torch.tensor([t for lay in lays for t in lay.targets], device=dev)
+        every = torch.cat(hidden)
+        picked = (every[rows] * weight[targets]).sum(-1).float()
+        normaliser = _logsumexp_rows(weight, every, onednn=self.onednn_linears > 0)
+        flat = (picked - normaliser[rows]).double().tolist()
+        out, at = [], 0
+        for lay in lays:
+            out.append(flat[at: at + len(lay.rows)])
+            at += len(lay.rows)
+        return out
+
+    def _packed_batch(self, items: list[tuple[list[int], list[list[int]]]]) -> list[list[ContinuationScore]]:
+        """Several prompts' packed sequences, right-padded into one batch (``prompt_batch``).
+
+        Each row keeps its own tree mask; a pad position attends only to itself. No prefix
+        cache: whole prompts run. Needs a plain head (see :meth:`_head_is_plain`).
+        """
+        lays = [_TrieLayout.of(prompt_ids, conts) for prompt_ids, conts in items]
+        dev, dtype = self.device, self.model.dtype
+        width = max(len(lay.sequence) for lay in lays)
+        ids = torch.full((len(lays), width), self._pad_id, dtype=torch.long)
+        positions = torch.zeros((len(lays), width), dtype=torch.long)
+        allowed = torch.eye(width, dtype=torch.bool).repeat(len(lays), 1, 1)
+        for b, lay in enumerate(lays):
+            n = len(lay.sequence)
+            ids[b, :n] = torch.tensor(lay.sequence)
+            positions[b, :n] = torch.tensor(lay.positions)
+            allowed[b, :n, :n] = lay.allowed
+            self.trie_tokens += lay.fed
+            self.head_rows += len(lay.source)
+            self.prefilled_tokens += lay.n_prompt
+        mask = torch.zeros((len(lays), 1, width, width), dtype=dtype)
+        mask.masked_fill_(~allowed.unsqueeze(1), torch.finfo(dtype).min)
+        hidden = self.model.get_decoder()(input_ids=ids.to(dev), attention_mask=mask.to(dev),
+                                          position_ids=positions.to(dev), use_cache=False).last_hidden_state
+        rows = [hidden[b, torch.tensor(lay.source, device=dev)] for b, lay in enumerate(lays)]
+        node_lps = self._node_logprobs(rows, lays)
+        return [[ContinuationScore(logprob=sum(lp[n] for n in path), n_tokens=len(c)) for path, c in zip(lay.paths, conts)]
+                for lay, lp, (_, conts) in zip(lays, node_lps, items)]
 
     def _score_cached(self, prompt_ids: list[int], conts: list[list[int]]) -> list[ContinuationScore]:
         out = self._forward(
