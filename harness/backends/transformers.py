@@ -579,6 +579,11 @@ class _TrieLayout:
         )
 
 
+def _additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The attention mask a model adds to its scores: 0 where ``allowed``, the dtype's minimum elsewhere."""
+    return torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
+
+
 def _load_dir_sha(directory: Path) -> str | None:
     """sha256 of a model directory's weights when they are one file."""
     files = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("pytorch_model*.bin"))
@@ -900,7 +905,7 @@ class TransformersBackend:
             scores: list[list[ContinuationScore] | None] = [None] * len(prepared)
             if self.prompt_batch > 1 and self.scoring == "packed" and self._head_is_plain():
                 batchable = [i for i, (p, c) in enumerate(prepared) if c and self._packable(len(p), max(map(len, c)))
-                             and self._one_pass(c)]
+                             and len(self._pass_groups(c)) == 1]
                 for start in range(0, len(batchable), self.prompt_batch):
                     chunk = batchable[start: start + self.prompt_batch]
                     for i, result in zip(chunk, self._packed_batch([prepared[i] for i in chunk])):
@@ -921,11 +926,6 @@ class TransformersBackend:
             return self._score_packed(prompt_ids, conts)
         return self._score_cached(prompt_ids, conts)
 
-    def _one_pass(self, conts: list[list[int]]) -> bool:
-        """Whether packed scoring takes these continuations in one pass (see :meth:`_score_packed`)."""
-        inner = {tuple(c[:k]) for c in conts for k in range(1, len(c))}
-        return 1 + len(inner) <= max(1, _LOGIT_BUDGET // self._vocab)
-
     def _packable(self, n_prompt: int, depth: int) -> bool:
         """Whether a custom 4D mask gives the model's own attention here."""
         if self._keep != "logits_to_keep" or "position_ids" not in self._accepts:
@@ -936,8 +936,8 @@ class TransformersBackend:
         # A custom mask replaces the sliding-window one: fine while every key is in the window.
         return not window or n_prompt + depth <= int(window)
 
-    def _score_packed(self, prompt_ids: list[int], conts: list[list[int]]) -> list[ContinuationScore]:
-        """Prompt + trie of continuations in one forward pass (see :meth:`score`)."""
+    def _pass_groups(self, conts: list[list[int]]) -> list[list[int]]:
+        """Continuations (by index) per packed pass: at most ``_LOGIT_BUDGET`` logits of LM-head rows each."""
         groups: list[list[int]] = [[]]
         heads, seen = 1, set()  # LM-head rows of the current group: the prompt's last position + inner nodes
         limit = max(1, _LOGIT_BUDGET // self._vocab)
@@ -950,8 +950,12 @@ class TransformersBackend:
             groups[-1].append(i)
             seen |= inner
             heads += len(inner)
+        return groups
+
+    def _score_packed(self, prompt_ids: list[int], conts: list[list[int]]) -> list[ContinuationScore]:
+        """Prompt + trie of continuations in one forward pass per group (see :meth:`score`)."""
         totals: list[float] = [0.0] * len(conts)
-        for group in groups:
+        for group in self._pass_groups(conts):
             for i, value in zip(group, self._packed_forward(prompt_ids, [conts[i] for i in group])):
                 totals[i] = value
         return [ContinuationScore(logprob=t, n_tokens=len(c)) for t, c in zip(totals, conts)]
@@ -964,13 +968,9 @@ class TransformersBackend:
         # The first `reused` prompt positions come from the prefix cache: only the rest run.
         reused, past = self._reusable(prompt_ids)
         keep = self.prefix_cache == "on"
-        dtype = self.model.dtype
-        length = len(lay.sequence)
-        mask = torch.zeros((1, 1, length - reused, length), dtype=dtype)
-        mask.masked_fill_(~lay.allowed[reused:], torch.finfo(dtype).min)
         inputs = dict(
             input_ids=torch.tensor([lay.sequence[reused:]], device=dev),
-            attention_mask=mask.to(dev),
+            attention_mask=_additive_mask(lay.allowed[reused:], self.model.dtype)[None, None].to(dev),
             position_ids=torch.tensor([lay.positions[reused:]], device=dev),
             past_key_values=past if keep else None,
             use_cache=keep,
@@ -1030,8 +1030,7 @@ class TransformersBackend:
             self.trie_tokens += lay.fed
             self.head_rows += len(lay.source)
             self.prefilled_tokens += lay.n_prompt
-        mask = torch.zeros((len(lays), 1, width, width), dtype=dtype)
-        mask.masked_fill_(~allowed.unsqueeze(1), torch.finfo(dtype).min)
+        mask = _additive_mask(allowed, dtype).unsqueeze(1)
         hidden = self.model.get_decoder()(input_ids=ids.to(dev), attention_mask=mask.to(dev),
                                           position_ids=positions.to(dev), use_cache=False).last_hidden_state
         rows = [hidden[b, torch.tensor(lay.source, device=dev)] for b, lay in enumerate(lays)]
