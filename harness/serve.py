@@ -51,7 +51,7 @@ class CompletionsServer(ThreadingHTTPServer):
 
     def completions(self, body: dict[str, Any]) -> dict[str, Any]:
         prompts = body.get("prompt")
-        if isinstance(prompts, str) or (isinstance(prompts, list) and prompts and all(_is_token_id(t) for t in prompts)):
+        if isinstance(prompts, str) or _is_token_ids(prompts):
             prompts = [prompts]
         if not isinstance(prompts, list) or not prompts or not (
                 all(isinstance(p, str) for p in prompts) or all(_is_token_ids(p) for p in prompts)):
@@ -80,12 +80,12 @@ class CompletionsServer(ThreadingHTTPServer):
 
     def _echo(self, index: int, prompt: str | list[int]) -> dict[str, Any]:
         if isinstance(prompt, str):
-            tokens = self.backend.token_logprobs(prompt)
+            tokens, text = self.backend.token_logprobs(prompt), prompt
         else:
             tokens = self.backend.ids_logprobs(prompt)
+            text = "".join(t.text for t in tokens)
         return {
-            "index": index, "text": prompt if isinstance(prompt, str) else "".join(t.text for t in tokens),
-            "finish_reason": "length",
+            "index": index, "text": text, "finish_reason": "length",
             "logprobs": {
                 "tokens": [t.text for t in tokens],
                 "text_offset": [t.offset for t in tokens],

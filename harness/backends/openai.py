@@ -215,16 +215,13 @@ class OpenAIBackend:
             return self._score_trie(request)
         prompt = self.wire_text(request.prompt)
         texts = [prompt + c for c in request.continuations]
-        if self.tokenizer is None:
-            body = {"model": self.model, "prompt": texts, "max_tokens": 1, "echo": True, "logprobs": 0,
-                    "temperature": 0.0, **self._extra()}
-            choices = self._choices(self._post("/completions", body), len(texts))
-            return [_offset_logprob(c, len(prompt), len(t), self.base_url) for c, t in zip(choices, texts)]
-        prompt_ids = self._encode(prompt)
-        rows = [self._continuation_tokens(prompt, prompt_ids, cont) for cont in request.continuations]
-        # Text, so the server's tokenizer is checked against the client's; token ids where a
-        # continuation's first characters would merge with the prompt's last token.
-        merged = any(not joined for _, _, joined in rows)
+        rows, merged = [], False
+        if self.tokenizer is not None:
+            prompt_ids = self._encode(prompt)
+            rows = [self._continuation_tokens(prompt, prompt_ids, cont) for cont in request.continuations]
+            # Text, so the server's tokenizer is checked against the client's; token ids where a
+            # continuation's first characters would merge with the prompt's last token.
+            merged = any(not joined for _, _, joined in rows)
         body = {"model": self.model, "prompt": [ids for ids, _, _ in rows] if merged else texts, "max_tokens": 1,
                 "echo": True, "logprobs": 0, "temperature": 0.0, **self._extra()}
         try:
@@ -237,6 +234,8 @@ class OpenAIBackend:
                 "token ids (scored as in-process scores it): the server must take token-id prompts (vLLM, "
                 "llama.cpp and zso serve do), or use -b tokenizer=none"
             ) from exc
+        if self.tokenizer is None:
+            return [_offset_logprob(c, len(prompt), len(t), self.base_url) for c, t in zip(choices, texts)]
         return [_counted_logprob(choice, len(ids), n_cont, cont, self.base_url)
                 for choice, (ids, n_cont, _), cont in zip(choices, rows, request.continuations)]
 
