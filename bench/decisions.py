@@ -156,6 +156,14 @@ def packed_work(backend: TransformersBackend, requests: list[ScoreRequest], pref
     return (prefilled + trie) * per_token + heads * per_row, prefilled
 
 
+def once_per_pass(fn: Callable[[], Any], requests: list[ScoreRequest]) -> Callable[[ScoreRequest], Any]:
+    """A method for :func:`interleaved` that runs ``fn`` once per pass over ``requests`` (at the first).
+
+    Its time per decision is then ``fn``'s time over ``len(requests)``.
+    """
+    return lambda request: fn() if request is requests[0] else None
+
+
 def batched(backend: TransformersBackend, requests: list[ScoreRequest], prompt_batch: int) -> None:
     """All ``requests`` in one ``score()`` call, ``prompt_batch`` prompts per packed pass."""
     backend.scoring, backend.prefix_cache, backend.prompt_batch = "packed", "off", prompt_batch
@@ -183,12 +191,12 @@ def against_torch_layers(backend: TransformersBackend, name: str, requests: list
     for label, b in (("onednn", backend), ("torch", plain)):
         methods[f"floor/{label}"] = lambda r, b=b: floor(b, r)
         methods[f"packed+prefix/{label}"] = scorer(b, "packed", "on")
-        methods[f"greedy 24 tokens/{label}"] = lambda r, b=b: greedy_reply(b, r) if r is requests[0] else None
+        methods[f"greedy 24 tokens/{label}"] = once_per_pass(lambda b=b: greedy_reply(b, requests[0]), requests)
     seconds = interleaved(methods, requests, repeats, lambda: (empty_store(backend), empty_store(plain)))
     plain.close()
     rows = []
     for method in ("floor", "packed+prefix", "greedy 24 tokens"):
-        per = len(requests) if method == "greedy 24 tokens" else 1  # one reply per pass
+        per = len(requests) if method == "greedy 24 tokens" else 1  # once_per_pass: one reply per pass
         fast, slow = seconds[f"{method}/onednn"] * per, seconds[f"{method}/torch"] * per
         rows.append({**common, "method": f"{method}, torch layers", "s_per_decision": round(slow, 4),
                      "onednn_s": round(fast, 4), "onednn_speedup": round(slow / fast, 2)})
@@ -208,7 +216,7 @@ def bench_model(name: str, workloads: list[str], n: int, repeats: int, bf16: boo
         if with_naive:
             methods["naive"] = lambda r: naive(backend, r)
         if prompt_batch > 1:  # the whole pass in one score() call, prompt_batch prompts per forward pass
-            methods[f"packed, {prompt_batch} per pass"] = lambda r: batched(backend, requests, prompt_batch) if r is requests[0] else None
+            methods[f"packed, {prompt_batch} per pass"] = once_per_pass(lambda: batched(backend, requests, prompt_batch), requests)
         seconds = interleaved(methods, requests, repeats, lambda: empty_store(backend))
         per_token, per_row = multiply_adds(backend)
         work = {"floor": sum(tokens) * per_token + n * per_row}
