@@ -10,7 +10,8 @@ from harness.config import RunConfig
 from harness.agents import BaselineOptions, build_baseline
 from harness.runner import Runner
 from irl.analysis import FitSettings, analyse_runs
-from irl.analysis.games import is_game_env, load_game
+from irl.analysis.games import load_game
+from irl.analysis.kinds import fit_kind_of
 from harness.agents.solvers import SolverAgent
 
 SETTINGS = FitSettings(n_boot=20, splits=4, folds=3)
@@ -24,7 +25,9 @@ def _run(tmp_path, name, agent):
 
 
 def test_game_runs_are_recognised_and_replayed(tmp_path):
-    assert is_game_env("take-away") and is_game_env("mnk") and not is_game_env("frozenlake") and not is_game_env("chess")
+    kinds = {env: fit_kind_of(env) for env in ("take-away", "mnk", "frozenlake", "chess")}
+    assert {env: k.name for env, k in kinds.items()} == {"take-away": "game", "mnk": "game", "frozenlake": "tabular", "chess": "chess"}
+    assert fit_kind_of("chess", options={"rules": "atomic"}) is None  # Stockfish and the chess features read standard chess only
     run = load_game(_run(tmp_path, "exact", SolverAgent()))
     assert "value" in run.feature_names and run.n_decisions > 24
     for game in run.games:

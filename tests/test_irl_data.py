@@ -18,7 +18,8 @@ from harness.runner import Runner
 from irl.choice import Decision
 from irl.analysis.tabular import tabular_features
 from irl.distance import reward_distance
-from irl.analysis.runs import load_chess, load_run, load_tabular, read_info
+from irl.analysis.kinds import fit_kind_of
+from irl.analysis.runs import load_chess, load_tabular, read_info
 from textenvs.chess.features import FEATURES, feature_matrix, register_feature, resolve_features
 from irl.mce import empirical_occupancy
 from textenvs import UnknownIdError, make_env
@@ -118,11 +119,11 @@ def test_a_run_that_does_not_fit_the_mdp_is_refused(soft_run):
         load_tabular(soft_run, mdp=other)
 
 
-def test_read_info_and_load_run_dispatch(soft_run):
+def test_read_info_and_the_fit_kind_of_a_run(soft_run):
     info = read_info(soft_run)
     assert info.agent == "baseline:soft-optimal" and info.env_label == "frozenlake/4x4" and info.encoding == "ascii"
     assert info.group_key()[0] == "soft-optimal"
-    assert type(load_run(soft_run)).__name__ == "TabularRun"
+    assert fit_kind_of(info.env, info.variant, info.options).name == "tabular"
 
 
 # -- tabular features and distances ---------------------------------------------------------

@@ -22,7 +22,7 @@ from textenvs.registry import DuplicateIdError, Registry, UnknownIdError, check_
 __all__ = [
     "ENVS", "ENCODINGS", "Encoding", "TextEnv", "ActionError", "AmbiguousActionError",
     "IllegalActionError", "UnparseableActionError", "DuplicateIdError", "UnknownIdError",
-    "OptionError", "make_env", "get_encoding", "encodings_for", "register_encoding",
+    "OptionError", "make_env", "resolve_env", "get_encoding", "encodings_for", "register_encoding",
     "build_prompt", "match_named_action",
 ]
 
@@ -57,8 +57,8 @@ def encodings_for(env: str) -> list[str]:
     return [key.split("/", 1)[1] for key in ENCODINGS.names() if key.split("/", 1)[0] == env]
 
 
-def make_env(env: str, variant: str | None = None, **options: Any) -> Any:
-    """Build environment ``env`` (a ``gymnasium.Env`` implementing :class:`TextEnv`).
+def resolve_env(env: str, variant: str | None = None, **options: Any) -> tuple[type, dict[str, Any]]:
+    """The class of environment ``env`` and the constructor options ``make_env`` would pass it.
 
     ``variant`` picks a named preset of options; explicit ``options`` override it.
     Unknown variants and options raise :class:`OptionError` naming what is accepted.
@@ -75,6 +75,16 @@ def make_env(env: str, variant: str | None = None, **options: Any) -> Any:
         check_options(cls, options, f"option of environment {env!r}")
     except UnknownIdError as exc:
         raise OptionError(str(exc)) from None
+    return cls, options
+
+
+def make_env(env: str, variant: str | None = None, **options: Any) -> Any:
+    """Build environment ``env`` (a ``gymnasium.Env`` implementing :class:`TextEnv`).
+
+    ``variant`` picks a named preset of options; explicit ``options`` override it
+    (:func:`resolve_env`).
+    """
+    cls, options = resolve_env(env, variant, **options)
     return cls(**options)
 
 

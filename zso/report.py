@@ -182,7 +182,7 @@ def consistency_matrices(result: Any) -> list[tuple[str, list[str], np.ndarray]]
     for (model, env, variant, mode), cells in groups.items():
         if len(cells) < 2:
             continue
-        mdp = plots.report_mdp(cells[0].report) if cells[0].report.kind != "chess" else None
+        mdp = plots.report_mdp(cells[0].report) if cells[0].report.kind == "tabular" else None
         n = len(cells)
         matrix = np.zeros((n, n))
         for i in range(n):

@@ -38,7 +38,7 @@ from harness.records import (
 )
 from harness.runner import Runner, code_revision
 from harness.summary import RunSummary, summarize
-from textenvs import encodings_for, make_env
+from textenvs import encodings_for
 from zso.report import HEADLINE_COLUMNS, write_report
 
 if sys.version_info >= (3, 11):
@@ -382,18 +382,11 @@ def _settings(study: Study) -> Any:
 
 
 def _fittable(run_dir: Path) -> bool:
-    """Whether :mod:`irl.analysis` can fit this run: chess, a game given by its rules, or an environment with an exact MDP."""
-    from irl.analysis.games import is_game_env
+    """Whether :mod:`irl.analysis` has a fit for this run's environment (:func:`irl.analysis.kinds.fit_kind_of`)."""
+    from irl.analysis.kinds import fit_kind_of
 
-    manifest = read_manifest(run_dir)
-    env = manifest["config"]["env"]
-    if env == "chess" or is_game_env(env):
-        return True
-    instance = make_env(env, manifest["config"].get("variant"), **manifest["config"].get("env_options", {}))
-    try:
-        return callable(getattr(instance, "mdp", None))
-    finally:
-        instance.close()
+    config = read_manifest(run_dir)["config"]
+    return fit_kind_of(config["env"], config.get("variant"), config.get("env_options", {})) is not None
 
 
 def _analyse(study: Study, out: Path, results: list[CellResult], report: Progress) -> list[str]:

@@ -24,6 +24,7 @@ from harness.agents.base import (
 )
 from harness.agents.engines import StockfishConfig
 from harness.agents.learners import PPOConfig, QLearningConfig
+from textenvs.capabilities import CAPABILITIES, SOLVED_GAME, STANDARD_CHESS, capabilities, capabilities_of
 from textenvs.registry import Registry
 
 __all__ = [
@@ -46,9 +47,9 @@ def register_mode(name: str, builder: Any, description: str = "", parses_replies
     MODES.register(name, builder, description, parses_replies=parses_replies)
 
 
-#: What a reference agent can play: any environment, those with an exact tabular MDP
-#: (``env.mdp()``), standard chess, or games solved exactly (``textenvs.games``).
-PLAYS = ("any", "mdp", "chess", "game")
+#: What a reference agent can play: any environment, or those with one capability of
+#: :mod:`textenvs.capabilities` (an exact MDP, standard chess, a game solved exactly).
+PLAYS = ("any",) + CAPABILITIES
 
 
 def register_baseline(
@@ -81,33 +82,17 @@ def make_agent(config: Any, backend: Any, encoding: Any) -> Agent:
 
 #: What an agent of each kind of :data:`PLAYS` checked here plays, for its refusal (agents
 #: that need an MDP say why through :func:`harness.agents.planners.mdp_of`).
-_PLAYS_WHAT = {"chess": "standard chess", "game": "games solved exactly (textenvs.games)"}
+_PLAYS_WHAT = {STANDARD_CHESS: "standard chess", SOLVED_GAME: "games solved exactly (textenvs.games)"}
 
 
 def playable_kinds(env: Any) -> set[str]:
     """Which kinds of reference agent (:data:`PLAYS`) can play the environment ``env``."""
-    from textenvs.chess.env import ChessEnv
-    from textenvs.games import GameEnv
-
-    kinds = {"any"}
-    if callable(getattr(env, "mdp", None)):
-        kinds.add("mdp")
-    if isinstance(env, GameEnv):
-        kinds.add("game")
-    if isinstance(env, ChessEnv) and env.variant.standard:
-        kinds.add("chess")
-    return kinds
+    return {"any", *capabilities(env)}
 
 
 def playable_kinds_of(env: str, variant: str | None = None, options: dict[str, Any] | None = None) -> set[str]:
     """:func:`playable_kinds` of the environment ``make_env(env, variant, **options)`` (built and closed here)."""
-    from textenvs import make_env
-
-    instance = make_env(env, variant, **(options or {}))
-    try:
-        return playable_kinds(instance)
-    finally:
-        instance.close()
+    return {"any", *capabilities_of(env, variant, options)}
 
 
 def build_baseline(name: str, config: Any, options: BaselineOptions = BaselineOptions(), progress: ProgressFn | None = None) -> Any:
@@ -145,6 +130,6 @@ register_baseline("q-learning", "harness.agents.learners:build_q_learning", "tab
 register_baseline("ppo", "harness.agents.learners:build_ppo", "stable-baselines3 PPO", training=("steps", "train_steps"))
 register_baseline("feature-seeker", "harness.agents.planners:build_feature_seeker",
                   "optimal for the gains of one named feature (a proxy objective)")
-register_baseline("stockfish", "harness.agents.engines:build_stockfish", "Stockfish at a fixed depth (chess)", plays="chess")
+register_baseline("stockfish", "harness.agents.engines:build_stockfish", "Stockfish at a fixed depth (chess)", plays=STANDARD_CHESS)
 register_baseline("solver", "harness.agents.solvers:build_solver", "exact game solver: uniform over the moves of the best outcome (games)",
-                  plays="game")
+                  plays=SOLVED_GAME)

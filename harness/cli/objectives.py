@@ -194,7 +194,7 @@ def _plot_report(report: Any, out_dir: Path, aggregate: str = "mean") -> Path:
     """Save the plot of one report under ``out_dir``."""
     from irl.analysis import plots
 
-    suffix = "weights" if report.kind == "chess" else "reward"
+    suffix = "reward" if report.kind == "tabular" else "weights"
     return plots.plot_report(report, out_dir / f"{_safe(report.run_id)}-{suffix}.png", aggregate)
 
 

@@ -23,7 +23,6 @@ from typing import Sequence
 
 import numpy as np
 
-from irl.analysis.games import is_game_env
 from irl.analysis.runs import ChessRun
 from irl.analysis.scores import FitSettings, Score, quantile_score, ratio_score, half_splits
 from irl.choice import cross_validate, explained_behaviour, fit_choice, pack_decisions
@@ -91,7 +90,7 @@ def _gains(utilities: Sequence[np.ndarray], picks: Sequence[int]) -> tuple[float
 
 def _reference(run: ChessRun) -> tuple[str, str]:
     """What the reference utility is called in ``run``'s footnotes, and why it can be missing."""
-    if is_game_env(run.info.env):
+    if run.kind == "game":
         return "exact move value", "needs the exact value of every legal move (recorded by every game run; none found)"
     return "Stockfish gain", "needs Stockfish's evaluation of every legal move (Stockfish not found, or chess alignment off)"
 

@@ -25,15 +25,7 @@ from harness.records import ResultsError
 from irl.analysis.runs import TARGETS, ChessGame, ChessRun, _finished, choice_target, read_info
 from irl.choice import Decision
 
-__all__ = ["is_game_env", "load_game"]
-
-
-def is_game_env(env_id: str) -> bool:
-    """Whether environment ``env_id`` is a game given by its rules (a :class:`textenvs.games.env.GameEnv`)."""
-    from textenvs import ENVS
-    from textenvs.games.env import GameEnv
-
-    return env_id in ENVS and issubclass(ENVS.get(env_id), GameEnv)
+__all__ = ["load_game"]
 
 
 def load_game(run_dir: str | Path, features: Sequence[str] | None = None, *, targets: str = "probs") -> ChessRun:
@@ -84,4 +76,4 @@ def load_game(run_dir: str | Path, features: Sequence[str] | None = None, *, tar
         env.close()
     returns = tuple(float(r.total_reward) for r in records)
     used = "probs" if targets == "probs" and all_probs and games else "actions"
-    return ChessRun(info, tuple(games), tuple(names or ()), returns, used, dict(skipped))
+    return ChessRun(info, tuple(games), tuple(names or ()), returns, used, dict(skipped), kind="game")

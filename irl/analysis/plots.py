@@ -212,18 +212,31 @@ def report_mdp(report: Any) -> Any:
         env.close()
 
 
-def plot_report(report: Any, path: str | Path, aggregate: str = "mean") -> Path:
-    """The picture of one report: chess weights with intervals, or the fitted reward map next to the true one."""
-    title = f"{report.agent} on {report.env_label} / {report.info.get('encoding')} / {report.info.get('mode')}"
-    if report.kind == "chess":
-        return plot_chess_weights(
-            report.feature_names, report.weights,
-            [np.nan if v is None else v for v in report.weights_low],
-            [np.nan if v is None else v for v in report.weights_high],
-            path, title=title,
-        )
+def _title(report: Any) -> str:
+    return f"{report.agent} on {report.env_label} / {report.info.get('encoding')} / {report.info.get('mode')}"
+
+
+def plot_weights_report(report: Any, path: str | Path, aggregate: str = "mean") -> Path:
+    """The figure of a choice-model report (chess, games): its feature weights with their intervals."""
+    return plot_chess_weights(
+        report.feature_names, report.weights,
+        [np.nan if v is None else v for v in report.weights_low],
+        [np.nan if v is None else v for v in report.weights_high],
+        path, title=_title(report),
+    )
+
+
+def plot_reward_report(report: Any, path: str | Path, aggregate: str = "mean") -> Path:
+    """The figure of a tabular report: the fitted reward map next to the true one."""
     return plot_tabular_reward(
         report_mdp(report), np.asarray(report.reward, dtype=float), path,
-        state_score=None if report.state_score is None else np.asarray(report.state_score, dtype=float), title=title,
+        state_score=None if report.state_score is None else np.asarray(report.state_score, dtype=float), title=_title(report),
         aggregate=aggregate,
     )
+
+
+def plot_report(report: Any, path: str | Path, aggregate: str = "mean") -> Path:
+    """The figure of one report, as its fit kind draws it (:mod:`irl.analysis.kinds`)."""
+    from irl.analysis.kinds import plot_of
+
+    return plot_of(report.kind)(report, path, aggregate)

@@ -19,10 +19,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from harness.records import BASELINE_BACKEND
-from irl.analysis.games import is_game_env, load_game
+from harness.records import BASELINE_BACKEND, ResultsError
+from irl.analysis.games import load_game
 from irl.analysis.chess import chess_alignment, chess_explained, chess_gd, chess_l2, chess_stability, games_as_units
-from irl.analysis.runs import ChessRun, RunInfo, TabularRun, load_chess, load_tabular, read_info, run_kind
+from irl.analysis.kinds import FIT_KINDS, fit_kind_of
+from irl.analysis.runs import ChessRun, RunInfo, TabularRun, load_chess, load_tabular, read_info
 from irl.analysis.scores import WHY_NOISE, FitSettings, Score, boot_indices, explains_nothing, quantile_score, return_score
 from irl.analysis.tabular import TabularProblem, fit_with_bootstrap, score_tabular
 from irl.choice import fit_choice, pack_decisions
@@ -50,7 +51,7 @@ class CoherenceReport:
 
     run_id: str
     run_dir: str
-    #: ``"tabular"`` or ``"chess"``.
+    #: The fit kind (:data:`irl.analysis.kinds.FIT_KINDS`): ``"tabular"``, ``"chess"`` or ``"game"``.
     kind: str
     #: The run's identity (model, backend, env, variant, options, encoding, mode, ...).
     info: dict[str, Any]
@@ -218,7 +219,7 @@ def _analyse_chess(run: ChessRun, settings: FitSettings) -> _Analysis:
     W = np.array(boot)
     low, high = np.quantile(W, [settings.alpha / 2, 1 - settings.alpha / 2], axis=0)
     level = 1 - settings.alpha
-    what = "games" if is_game_env(run.info.env) else "chess"
+    what = FIT_KINDS.entry(run.kind).metadata["what"]
     explained = chess_explained(run, settings)
     if explains_nothing(explained):
         # As for tabular fits: weights fitted to noise say nothing about a goal.
@@ -226,7 +227,7 @@ def _analyse_chess(run: ChessRun, settings: FitSettings) -> _Analysis:
     else:
         stability, alignment = chess_stability(run, settings, l2=l2), chess_alignment(run, fit.weights, boot, settings)
     report = CoherenceReport(
-        run_id=run.info.run_id, run_dir=run.info.run_dir, kind="chess", info=run.info.to_json(),
+        run_id=run.info.run_id, run_dir=run.info.run_dir, kind=run.kind, info=run.info.to_json(),
         settings=settings.to_json(), n_episodes=len(run.games), n_decisions=run.n_decisions, skipped=dict(run.skipped),
         targets=run.targets, feature_names=list(run.feature_names), weights=fit.weights.tolist(),
         weights_low=low.tolist(), weights_high=high.tolist(), distance="pearson",
@@ -275,6 +276,33 @@ def add_encoding_consistency(analyses: Sequence[_Analysis], alpha: float = 0.05)
             )
 
 
+def analyse_tabular_dir(run_dir: str | Path, settings: FitSettings) -> _Analysis:
+    """The ``tabular`` fit kind: MCE IRL on the environment's exact MDP."""
+    return _analyse_tabular(load_tabular(run_dir), settings)
+
+
+def _choice_features(settings: FitSettings, what: str) -> Sequence[str] | None:
+    names = None if settings.features == "named" else settings.features
+    if isinstance(names, str):
+        raise ValueError(f"features {names!r} do not apply to {what}; give {what} feature names")
+    return names
+
+
+def analyse_game_dir(run_dir: str | Path, settings: FitSettings) -> _Analysis:
+    """The ``game`` fit kind: the choice model, with the exact move values as the reference."""
+    return _analyse_chess(load_game(run_dir, _choice_features(settings, "games"), targets=settings.targets), settings)
+
+
+def analyse_chess_dir(run_dir: str | Path, settings: FitSettings) -> _Analysis:
+    """The ``chess`` fit kind: the choice model, with Stockfish's evaluation as the reference when it is installed."""
+    from textenvs.chess.engine import stockfish_available
+
+    utility = settings.chess_alignment and stockfish_available()
+    run = load_chess(run_dir, _choice_features(settings, "chess"), targets=settings.targets,
+                     engine_depth=settings.engine_depth, utility=utility)
+    return _analyse_chess(run, settings)
+
+
 def analyse_runs(
     run_dirs: Sequence[str | Path],
     settings: FitSettings = FitSettings(),
@@ -283,6 +311,7 @@ def analyse_runs(
 ) -> list[CoherenceReport]:
     """Load, fit and score every run, then compare runs of one agent across encodings.
 
+    Each run gets the fit of its environment's kind (:func:`irl.analysis.kinds.fit_kind_of`).
     ``progress(done, total, label)`` is called before and after each run.
     """
     analyses = []
@@ -291,22 +320,10 @@ def analyse_runs(
         info = read_info(run_dir)
         if progress is not None:
             progress(i, total, info.run_id)
-        if is_game_env(info.env):
-            names = None if settings.features == "named" else settings.features
-            if isinstance(names, str):
-                raise ValueError(f"features {names!r} do not apply to games; give game feature names")
-            analyses.append(_analyse_chess(load_game(run_dir, names, targets=settings.targets), settings))
-        elif run_kind(info) == "chess":
-            names = None if settings.features == "named" else settings.features
-            if isinstance(names, str):
-                raise ValueError(f"features {names!r} do not apply to chess; give chess feature names")
-            from textenvs.chess.engine import stockfish_available
-
-            utility = settings.chess_alignment and stockfish_available()
-            chess_run = load_chess(run_dir, names, targets=settings.targets, engine_depth=settings.engine_depth, utility=utility)
-            analyses.append(_analyse_chess(chess_run, settings))
-        else:
-            analyses.append(_analyse_tabular(load_tabular(run_dir), settings))
+        kind = fit_kind_of(info.env, info.variant, info.options)
+        if kind is None:
+            raise ResultsError(f"{run_dir}: no objective fit for {info.env_label} (it has no exact MDP, is not a solved game and is not standard chess)")
+        analyses.append(kind.load()(run_dir, settings))
         if progress is not None:
             progress(i + 1, total, info.run_id)
     add_encoding_consistency(analyses, settings.alpha)

@@ -41,11 +41,9 @@ __all__ = [
     "ChessGame",
     "ChessRun",
     "TARGETS",
-    "run_kind",
     "read_info",
     "load_tabular",
     "load_chess",
-    "load_run",
 ]
 
 #: What a fit is fitted to: the recorded action distributions where present, or the actions.
@@ -120,11 +118,6 @@ def read_info(run_dir: str | Path) -> RunInfo:
         seed=int(cfg.get("seed", 0)),
         is_baseline=manifest.is_baseline,
     )
-
-
-def run_kind(info: RunInfo) -> str:
-    """``"chess"`` or ``"tabular"`` (every other environment must export an MDP)."""
-    return "chess" if info.env == "chess" else "tabular"
 
 
 def _finished(run_dir: str | Path) -> tuple[list[EpisodeRecord], dict[int, list[StepRecord]]]:
@@ -345,6 +338,8 @@ class ChessRun:
     #: ``"probs"`` when every target is a recorded distribution, else ``"actions"``.
     targets: str
     skipped: dict[str, int] = field(default_factory=dict)
+    #: The fit kind (:mod:`irl.analysis.kinds`): ``"chess"``, or ``"game"`` for a game solved exactly.
+    kind: str = "chess"
 
     @property
     def decisions(self) -> list[Decision]:
@@ -397,7 +392,7 @@ def load_chess(
     if targets not in TARGETS:
         raise ValueError(f"targets must be one of {TARGETS}, got {targets!r}")
     info = read_info(run_dir)
-    if run_kind(info) != "chess":
+    if info.env != "chess":
         raise ResultsError(f"{run_dir}: a {info.env} run, not chess")
     rules = (load_manifest(run_dir).environment.get("description") or {}).get("rules", "standard")
     if rules != "standard":
@@ -447,14 +442,3 @@ def load_chess(
     returns = tuple(float(r.total_reward) for r in records)
     used = "probs" if targets == "probs" and all_probs and games else "actions"
     return ChessRun(info, tuple(games), tuple(names), returns, used, dict(skipped))
-
-
-def load_run(run_dir: str | Path, *, features: Sequence[str] | None = None, targets: str = "probs", **chess_options: Any) -> TabularRun | ChessRun:
-    """:func:`load_chess` or :func:`load_tabular`, as the manifest's environment says.
-
-    ``features`` (chess feature names) and ``chess_options`` apply to chess runs only.
-    """
-    info = read_info(run_dir)
-    if run_kind(info) == "chess":
-        return load_chess(run_dir, features, targets=targets, **chess_options)
-    return load_tabular(run_dir)

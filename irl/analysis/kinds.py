@@ -1,0 +1,59 @@
+"""Fit kinds: which fit a run gets, looked up from the capabilities of its environment.
+
+Each kind names the capability of :mod:`textenvs.capabilities` it needs, the function that
+loads, fits and scores a run directory (``(run_dir, settings) -> analysis``), the figure of
+its report, and the distance its stability and encoding consistency use. The first kind
+whose capability the environment has decides; an environment with none gets no fit.
+``zso irl``, ``zso compare``, the study and its report all ask :func:`fit_kind_of`.
+
+Adding a kind is one function that returns an analysis (see :mod:`irl.analysis.report`) and
+one :func:`register_fit_kind` call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textenvs.capabilities import EXACT_MDP, SOLVED_GAME, STANDARD_CHESS, capabilities_of
+from textenvs.registry import Entry, Registry
+
+__all__ = ["FIT_KINDS", "register_fit_kind", "fit_kind_of", "fit_kind_for"]
+
+#: name -> ``(run_dir, settings) -> _Analysis``. Metadata: ``needs`` (a capability),
+#: ``plot`` (``(report, path, aggregate) -> path``, or a lazy ``"module:function"``),
+#: ``distance`` (``"starc"`` or ``"pearson"``), ``what`` (how footnotes name its runs).
+FIT_KINDS: Registry[Any] = Registry("fit kind")
+
+
+def register_fit_kind(name: str, analyse: Any, *, needs: str, plot: Any, distance: str, what: str, description: str = "") -> None:
+    """Register a fit kind (see the module docstring); targets may be lazy ``"module:function"`` strings."""
+    FIT_KINDS.register(name, analyse, description, needs=needs, plot=plot, distance=distance, what=what)
+
+
+def fit_kind_for(capabilities: frozenset[str] | set[str]) -> Entry[Any] | None:
+    """The first registered kind whose capability is among ``capabilities``, or ``None``."""
+    return next((kind for kind in FIT_KINDS if kind.metadata["needs"] in capabilities), None)
+
+
+def fit_kind_of(env: str, variant: str | None = None, options: dict[str, Any] | None = None) -> Entry[Any] | None:
+    """The fit kind of runs on ``env`` (with ``variant`` and ``options``), or ``None`` when there is no fit."""
+    return fit_kind_for(capabilities_of(env, variant, options))
+
+
+def plot_of(kind: str) -> Any:
+    """The figure function of fit kind ``kind``."""
+    return Entry(f"plot of {kind}", FIT_KINDS.entry(kind).metadata["plot"]).load()
+
+
+register_fit_kind(
+    "game", "irl.analysis.report:analyse_game_dir", needs=SOLVED_GAME, plot="irl.analysis.plots:plot_weights_report",
+    distance="pearson", what="games", description="choice model over legal moves; exact move values as the reference",
+)
+register_fit_kind(
+    "chess", "irl.analysis.report:analyse_chess_dir", needs=STANDARD_CHESS, plot="irl.analysis.plots:plot_weights_report",
+    distance="pearson", what="chess", description="choice model over legal moves; Stockfish's evaluation as the reference",
+)
+register_fit_kind(
+    "tabular", "irl.analysis.report:analyse_tabular_dir", needs=EXACT_MDP, plot="irl.analysis.plots:plot_reward_report",
+    distance="starc", what="gridworlds", description="MCE IRL on the exact MDP",
+)

@@ -1,0 +1,63 @@
+"""What an environment offers beyond play: the one vocabulary that reference agents, fits and
+the study ask, instead of each testing environment classes for itself.
+
+* :data:`EXACT_MDP`: ``env.mdp()`` exports the exact tabular MDP (gridworlds): planners,
+  learners and MCE IRL fits need it.
+* :data:`SOLVED_GAME`: a game given by its rules and solved exactly (:mod:`textenvs.games`):
+  every legal move's game-theoretic value is known.
+* :data:`CHESS`: chess or one of its variants (:mod:`textenvs.chess`): move features exist.
+* :data:`STANDARD_CHESS`: standard chess, which Stockfish plays and grades.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["EXACT_MDP", "SOLVED_GAME", "CHESS", "STANDARD_CHESS", "CAPABILITIES", "capabilities", "capabilities_of"]
+
+EXACT_MDP = "mdp"
+SOLVED_GAME = "game"
+CHESS = "chess"
+STANDARD_CHESS = "standard-chess"
+#: Every capability, in the order the fits look for them (the first that applies decides).
+CAPABILITIES = (SOLVED_GAME, CHESS, STANDARD_CHESS, EXACT_MDP)
+
+
+def capabilities(env: Any) -> frozenset[str]:
+    """The capabilities of the environment instance ``env``."""
+    from textenvs.chess.env import ChessEnv
+    from textenvs.games.env import GameEnv
+
+    found = set()
+    if callable(getattr(env, "mdp", None)):
+        found.add(EXACT_MDP)
+    if isinstance(env, GameEnv):
+        found.add(SOLVED_GAME)
+    if isinstance(env, ChessEnv):
+        found.add(CHESS)
+        if env.variant.standard:
+            found.add(STANDARD_CHESS)
+    return frozenset(found)
+
+
+def capabilities_of(env: str, variant: str | None = None, options: dict[str, Any] | None = None) -> frozenset[str]:
+    """The capabilities of ``make_env(env, variant, **options)``, read from its class and options.
+
+    Nothing is built: a chess environment would start Stockfish, or load a model opponent.
+    """
+    from textenvs import resolve_env
+    from textenvs.chess.env import ChessEnv
+    from textenvs.chess.variants import get_variant
+    from textenvs.games.env import GameEnv
+
+    cls, resolved = resolve_env(env, variant, **(options or {}))
+    found = set()
+    if callable(getattr(cls, "mdp", None)):
+        found.add(EXACT_MDP)
+    if issubclass(cls, GameEnv):
+        found.add(SOLVED_GAME)
+    if issubclass(cls, ChessEnv):
+        found.add(CHESS)
+        if get_variant(resolved.get("rules", "standard")).standard:
+            found.add(STANDARD_CHESS)
+    return frozenset(found)
