@@ -99,8 +99,13 @@ def test_compare_runs_and_fit_dirs(runs, tmp_path, capsys):
     out = tmp_path / "cmp"
     assert main(["compare", str(fit), str(runs["random"]), "--out", str(out), *FAST]) == 0
     printed = capsys.readouterr().out
-    for text in ("comparison", "baseline:random", "baseline:soft-optimal", "encoding", "alignment", "return"):
+    for text in ("comparison", "baseline:random", "baseline:soft-optimal", "ascii/choose", "align regr", "return", "--wide"):
         assert text in printed
+    assert max(len(line) for line in printed.splitlines()) <= 80, [line for line in printed.splitlines() if len(line) > 80]  # the compact default fits a terminal
+    assert main(["compare", str(fit), str(runs["random"]), "--wide", *FAST]) == 0
+    wide = capsys.readouterr().out
+    for title in ("MEG", "stability", "encoding", "consistency", "distance"):
+        assert title in wide
     assert (out / "comparison.png").stat().st_size > 1000
     doc = json.loads((out / "compare.json").read_text())
     assert sorted(doc["source_run_ids"]) == ["random", "soft-ascii", "soft-coords"]

@@ -21,20 +21,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["HEADLINE_COLUMNS", "write_report", "proxy_rows", "consistency_matrices"]
+from irl.analysis.specs import TABLE_SPECS
 
-#: Headline columns: (report score field, title). ``return`` comes from the run summary.
-HEADLINE_COLUMNS = (
-    ("true_return", "return"),
-    ("explained", "explained behaviour"),
-    ("alignment_distance", "alignment (distance)"),
-    ("alignment_regret", "alignment (regret)"),
-    ("meg_unknown", "MEG (features)"),
-    ("meg_known", "MEG (true reward)"),
-    ("gd", "GD"),
-    ("stability", "stability"),
-    ("encoding_consistency", "encoding consistency"),
-)
+__all__ = ["write_report", "proxy_rows", "consistency_matrices"]
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;line-height:1.4}
@@ -75,15 +64,15 @@ def _headline(result: Any) -> tuple[str, list[str]]:
     def cell(row: dict[str, Any], name: str) -> str:
         est = row.get(name)
         if est is None:
-            why = row.get(f"{name}.why") or "undefined"
+            why = row.get(f"{name}_note") or "undefined"
             if why not in notes:
                 notes.append(why)
             return f'<td class="undef">–<sup>{notes.index(why) + 1}</sup></td>'
-        lo, hi = row.get(f"{name}.low"), row.get(f"{name}.high")
+        lo, hi = row.get(f"{name}_low"), row.get(f"{name}_high")
         interval = "" if lo is None or hi is None else f"<br><small>[{_fmt(lo)}, {_fmt(hi)}]</small>"
         return f"<td>{_fmt(est)}{interval}</td>"
 
-    head = "".join(f"<th>{_e(title)}</th>" for _, title in HEADLINE_COLUMNS)
+    head = "".join(f'<th title="{_e(s.meaning)}">{_e(s.title)}</th>' for s in TABLE_SPECS)
     rows = []
     for row in result.headline():
         env = row["env"] + (f"/{row['variant']}" if row["variant"] else "")
@@ -91,7 +80,7 @@ def _headline(result: Any) -> tuple[str, list[str]]:
         rows.append(
             f'<tr class="{_e(row["kind"])}"><td class="l">{_e(row["agent"])}</td><td class="l">{_e(env)}</td>'
             f"<td>{_e(row['encoding'])}</td><td>{_e(row['mode'])}</td><td>{row['episodes']}{status}</td>"
-            + "".join(cell(row, name) for name, _ in HEADLINE_COLUMNS) + "</tr>"
+            + "".join(cell(row, s.name) for s in TABLE_SPECS) + "</tr>"
         )
     table = (
         '<table id="headline"><thead><tr><th>agent</th><th>environment</th><th>encoding</th><th>mode</th><th>episodes</th>'
@@ -306,6 +295,16 @@ def _proxy_section(result: Any) -> str:
     )
 
 
+def _legend() -> str:
+    """What each column means, from the score specifications (:mod:`irl.analysis.specs`)."""
+    items = "".join(
+        f"<dt>{_e(s.title)}</dt><dd>{_e(s.meaning)}{f' ({s.better} is better)' if s.better else ''}. "
+        f"Undefined when: {_e(s.undefined)}. Interval: {_e(s.interval)}.</dd>"
+        for s in TABLE_SPECS
+    )
+    return f'<dl class="note" id="legend">{items}</dl>'
+
+
 def write_report(result: Any, path: str | Path) -> Path:
     """Write the study's report page to ``path``."""
     import tempfile
@@ -323,12 +322,8 @@ def write_report(result: Any, path: str | Path) -> Path:
 <p class="note">{len(result.cells)} runs; written {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.
 Every estimate comes with a 95% interval; a dash marks a score that is undefined for that run, and its footnote says why.</p>
 <h2 id="headline-table">Headline</h2>
-<p class="note">Rows: models and baselines (shaded). <b>explained behaviour</b>: held-out log-likelihood gain of the fitted reward's
-Boltzmann policy over uniform choice (0 = no better than chance, 1 = predicted exactly). <b>alignment (distance)</b>: STARC distance
-from the fitted to the true reward (0 = the same objective). <b>alignment (regret)</b>: the true return of pursuing the fitted reward
-(random 0, optimal 1). <b>MEG</b>: maximum entropy goal-directedness (MacDermott et al. 2024), over the feature class and for the true
-reward. <b>GD</b>: goal-directedness (Everitt et al. 2025), (return - random) / (optimal - random). <b>stability</b>: distance between
-objectives fitted on halves of the episodes. <b>encoding consistency</b>: distance to the same agent's objective under other encodings.</p>
+<p class="note">Rows: models and baselines (shaded).</p>
+{_legend()}
 {table}
 <ol class="note">{footnotes}</ol>
 {f'<ul class="note">{study_notes}</ul>' if study_notes else ''}

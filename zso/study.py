@@ -9,7 +9,7 @@ cells), fits objectives to every run and scores them (:mod:`irl.analysis`), and 
     STUDY_DIR/study.toml        the study file as run
     STUDY_DIR/study.json        its hash and every cell: id, run directory, status
     STUDY_DIR/runs/CELL/        one run directory per cell (manifest, steps, episodes)
-    STUDY_DIR/analysis.json     the coherence report of every run (zso compare's format)
+    STUDY_DIR/analysis.json     the coherence report of every run: a fit file, as zso irl's fit.json
     STUDY_DIR/headline.json     the headline table, also as headline.csv
     STUDY_DIR/report.html       one self-contained page (see :mod:`zso.report`)
 
@@ -39,14 +39,15 @@ from harness.records import (
 from harness.runner import Runner, code_revision
 from harness.summary import RunSummary, summarize
 from textenvs import encodings_for
-from zso.report import HEADLINE_COLUMNS, write_report
+from irl.analysis.specs import SCORE_SPECS
+from zso.report import write_report
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Study", "Cell", "CellResult", "StudyResult", "load_study", "run_study", "HEADLINE_COLUMNS"]
+__all__ = ["Study", "Cell", "CellResult", "StudyResult", "load_study", "run_study"]
 
 #: Key-collector control on keys-chests: the reference agent and the feature it seeks.
 KEY_COLLECTOR = ("feature-seeker", "keys_held")
@@ -210,38 +211,27 @@ class StudyResult:
         return pd.DataFrame(self.headline())
 
 
-def _score_cell(score: Any) -> dict[str, Any]:
-    if score is None:
-        return {"estimate": None, "low": None, "high": None, "why": "not computed"}
-    finite = lambda v: v if v is not None and math.isfinite(v) else None  # noqa: E731
-    if not score.ok:
-        return {"estimate": None, "low": None, "high": None, "why": score.method or "undefined"}
-    return {"estimate": score.estimate, "low": finite(score.low), "high": finite(score.high), "why": None}
-
-
 def headline_row(result: CellResult) -> dict[str, Any]:
-    """One headline row: who, where, and each score's estimate, bounds and (if undefined) why."""
+    """One headline row: who, where, and every score's columns (:func:`irl.analysis.specs.flat_scores`).
+
+    A cell without a fit still gets its return, from the run summary."""
+    from irl.analysis.scores import Score
+    from irl.analysis.specs import flat_scores
+
     cfg = result.cell.config
     row: dict[str, Any] = {
         "cell": result.cell.id, "agent": result.cell.label.split(" on ")[0], "kind": result.cell.kind,
         "env": cfg.env, "variant": cfg.variant, "encoding": cfg.encoding, "mode": cfg.mode, "status": result.status,
         "episodes": result.summary.episodes if result.summary else 0,
     }
-    summary_return = result.summary.total_reward if result.summary else None
-    for name, _title in HEADLINE_COLUMNS:
-        if name == "true_return" and result.report is None:
-            values = {"estimate": None, "low": None, "high": None, "why": "no run"}
-            if summary_return is not None:
-                lo, hi = summary_return.low, summary_return.high
-                values = {"estimate": summary_return.estimate, "low": None if lo != lo else lo, "high": None if hi != hi else hi,
-                          "why": None}
-        elif result.report is None:
-            values = {"estimate": None, "low": None, "high": None, "why": "no objective fit for this environment"}
-        else:
-            values = _score_cell(getattr(result.report, name, None))
-        for key, value in values.items():
-            row[f"{name}.{key}" if key != "estimate" else name] = value
-    return row
+    if result.report is not None:
+        return {**row, **flat_scores(result.report.scores())}
+    why = "no run" if result.summary is None else "no objective fit for this environment"
+    scores: dict[str, Any] = {s.name: Score.missing(why) for s in SCORE_SPECS}
+    total = result.summary.total_reward if result.summary else None
+    if total is not None:
+        scores["true_return"] = Score(total.estimate, total.low, total.high, total.level, result.summary.episodes, "run summary")
+    return {**row, **flat_scores(scores)}
 
 
 Progress = Callable[[str, int, int, str], None]
@@ -391,7 +381,8 @@ def _fittable(run_dir: Path) -> bool:
 
 def _analyse(study: Study, out: Path, results: list[CellResult], report: Progress) -> list[str]:
     """Fit every finished run (reusing ``analysis.json`` when nothing changed); returns notes."""
-    from irl.analysis import CoherenceReport, analyse_runs
+    from irl.analysis import analyse_runs
+    from irl.analysis.fitfile import read_fit, read_fit_document, write_fit
 
     settings = _settings(study)
     runs = [r for r in results if r.summary is not None and r.summary.episodes > 0 and _fittable(r.run_dir)]
@@ -405,18 +396,14 @@ def _analyse(study: Study, out: Path, results: list[CellResult], report: Progres
     reports = None
     if cache.is_file():
         try:
-            doc = json.loads(cache.read_text(encoding="utf-8"))
-            if doc.get("key") == key:
-                reports = [CoherenceReport.from_json(r) for r in doc["reports"]]
-        except (ValueError, KeyError, TypeError):
-            reports = None
+            if read_fit_document(cache).get("key") == key:
+                reports = read_fit(cache)
+        except ResultsError:
+            reports = None  # a damaged cache is refitted
     if reports is None:
         reports = analyse_runs([r.run_dir for r in runs], settings,
                                progress=lambda done, total, label: report("fits", done, total, label))
-        tmp = cache.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"key": key, "settings": settings.to_json(), "reports": [r.to_json() for r in reports]},
-                                  allow_nan=False) + "\n", encoding="utf-8")
-        tmp.replace(cache)
+        write_fit(reports, settings, cache, key=key)
     for r, rep in zip(runs, reports):
         r.report = rep
     return notes

@@ -26,16 +26,15 @@ import json
 import os
 import re
 import sys
+import textwrap
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 from harness.cli.console import ProgressBar, console, out
 
-__all__ = ["add_parsers", "cmd_irl", "cmd_compare", "settings_from_args", "scores_table", "weights_table", "compare_rows"]
+__all__ = ["add_parsers", "cmd_irl", "cmd_compare", "settings_from_args", "scores_table", "compact_tables", "weights_table", "compare_rows"]
 
-FIT_FILE = "fit.json"
-FIT_FORMAT = "zso-irl-fit/2"
 
 
 def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
@@ -82,6 +81,7 @@ def add_parsers(subparsers: Any) -> None:
     )
     compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     compare.add_argument("--out", metavar="DIR", help="save comparison.png and compare.json here")
+    compare.add_argument("--wide", action="store_true", help="print every score (the default table fits 80 columns: return, GD, explained, regret alignment)")
     compare.add_argument("--format", choices=["table", "json", "csv"], default="table",
                          help="print the table (default), or the comparison as JSON (compare.json's content) or CSV")
     _add_fit_arguments(compare)
@@ -111,47 +111,89 @@ def _fit(run_dirs: Sequence[str], settings: Any, no_progress: bool) -> list[Any]
         return analyse_runs(run_dirs, settings, progress=lambda done, total, label: update(done, run=label))
 
 
+class _Footnotes:
+    """Numbered reasons for undefined scores: a cell prints ``-[k]``, footnote ``k`` says why."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+
+    def cell(self, score: Any, compact: bool = False) -> str:
+        if score is None:
+            return ""
+        if not score.ok:
+            why = score.method or "undefined"
+            if why not in self.reasons:
+                self.reasons.append(why)
+            return f"-[{self.reasons.index(why) + 1}]"
+        est, _, rest = score.format().partition(" ")
+        if compact:
+            rest = rest.replace(", ", ",")
+        return f"{est}\n{rest}" if rest else est
+
+    def lines(self) -> list[str]:
+        return [f"[{i + 1}] {why}" for i, why in enumerate(self.reasons)]
+
+
 def scores_table(reports: Sequence[Any], title: str) -> tuple[Any, list[str]]:
-    """A rich table (a row per run, a column per score: estimate over ``[low, high]``) and
-    its footnotes: an undefined score prints ``-[k]``, footnote ``k`` says why."""
+    """The wide table (a row per run, a column per score of :data:`irl.analysis.specs.TABLE_SPECS`:
+    estimate over ``[low, high]``) and its footnotes."""
     from rich.table import Table
 
-    from irl.analysis import SCORES
+    from irl.analysis.specs import TABLE_SPECS
 
     table = Table(title=title)
     table.add_column("agent", overflow="fold")
     table.add_column("env\nencoding / mode", overflow="fold")
     table.add_column("episodes", justify="right")
-    for _, title_ in SCORES:
-        table.add_column(title_, justify="center")
-    notes: list[str] = []
-
-    def cell(score: Any) -> str:
-        if score is None:
-            return ""
-        if not score.ok:
-            why = score.method or "undefined"
-            if why not in notes:
-                notes.append(why)
-            return f"-[{notes.index(why) + 1}]"
-        est, _, rest = score.format().partition(" ")
-        return f"{est}\n{rest}" if rest else est
-
+    for spec in TABLE_SPECS:
+        table.add_column(spec.title, justify="center")
+    notes = _Footnotes()
     for r in reports:
         table.add_row(
             r.agent + ("" if r.converged else " (!)"), f"{r.env_label}\n{r.info.get('encoding')} / {r.info.get('mode')}", str(r.n_episodes),
-            *(cell(getattr(r, name)) for name, _ in SCORES),
+            *(notes.cell(getattr(r, spec.name)) for spec in TABLE_SPECS),
         )
-    return table, [f"[{i + 1}] {why}" for i, why in enumerate(notes)]
+    return table, notes.lines()
 
 
-def _print_scores(reports: Sequence[Any], title: str) -> None:
+def compact_tables(reports: Sequence[Any], title: str) -> tuple[list[Any], list[str]]:
+    """Tables that fit 80 columns: one per environment, a row per run, the scores of
+    :data:`irl.analysis.specs.COMPACT_SPECS`; and their shared footnotes."""
+    from rich import box
+    from rich.table import Table
+
+    from irl.analysis.specs import COMPACT_SPECS
+
+    notes = _Footnotes()
+    tables = []
+    for env in dict.fromkeys(r.env_label for r in reports):
+        table = Table(title=f"{env}: {title}", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+        table.add_column("agent\nencoding/mode n", overflow="fold", max_width=21)
+        for spec in COMPACT_SPECS:
+            table.add_column(spec.short, justify="center")
+        for r in (r for r in reports if r.env_label == env):
+            table.add_row(
+                r.agent + ("" if r.converged else " (!)") + f"\n{r.info.get('encoding')}/{r.info.get('mode')} {r.n_episodes}",
+                *(notes.cell(getattr(r, spec.name), compact=True) for spec in COMPACT_SPECS),
+            )
+        tables.append(table)
+    return tables, notes.lines()
+
+
+def _print_scores(reports: Sequence[Any], title: str, wide: bool = True) -> None:
     from rich.markup import escape
 
-    table, notes = scores_table(reports, title)
-    out.print(table)
+    if wide:
+        table, notes = scores_table(reports, title)
+        tables = [table]
+    else:
+        tables, notes = compact_tables(reports, title)
+    for table in tables:
+        out.print(table)
     for line in notes:
-        out.print(escape(line), highlight=False)
+        out.print(escape(line if wide else textwrap.fill(line, 80, subsequent_indent="    ")), highlight=False)
+    if not wide:
+        out.print("(--wide: every score, with MEG, distances, stability and encoding consistency)", highlight=False)
     if any(not r.converged for r in reports):
         out.print("(!) some MCE fits of this run stopped before converging (fit.json: converged, notes)", highlight=False)
 
@@ -198,33 +240,6 @@ def _plot_report(report: Any, out_dir: Path, aggregate: str = "mean") -> Path:
     return plots.plot_report(report, out_dir / f"{_safe(report.run_id)}-{suffix}.png", aggregate)
 
 
-def _fit_doc(reports: Sequence[Any], settings: Any) -> dict[str, Any]:
-    return {
-        "format": FIT_FORMAT,
-        "settings": settings.to_json(),
-        "source_run_ids": [r.run_id for r in reports],
-        "runs": [r.to_json() for r in reports],
-    }
-
-
-def write_fit(reports: Sequence[Any], settings: Any, path: Path) -> None:
-    """Write ``fit.json``."""
-    path.write_text(json.dumps(_fit_doc(reports, settings), indent=1, allow_nan=False) + "\n", encoding="utf-8")
-
-
-def read_fit(path: str | Path) -> list[Any]:
-    """The reports of a ``fit.json`` (or of the ``zso irl`` directory holding one)."""
-    from irl.analysis import CoherenceReport
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / FIT_FILE
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    if doc.get("format") != FIT_FORMAT:
-        raise ValueError(f"{path}: not a zso irl fit file (format {doc.get('format')!r})")
-    return [CoherenceReport.from_json(r) for r in doc["runs"]]
-
-
 def _warn(reports: Sequence[Any]) -> None:
     """Notes on stderr: unconverged fits and the telescoping caveat in yellow."""
     from rich.markup import escape
@@ -236,22 +251,13 @@ def _warn(reports: Sequence[Any]) -> None:
 
 
 def compare_rows(reports: Sequence[Any]) -> list[dict[str, Any]]:
-    """One flat dict per run: identity, then ``<score>``, ``<score>_low``, ``<score>_high``
-    and ``<score>_note`` (why it is undefined) for every score."""
-    rows = []
-    for r in reports:
-        row: dict[str, Any] = {
-            "run_id": r.run_id, "agent": r.agent, "env": r.env_label, "encoding": r.info.get("encoding"),
-            "mode": r.info.get("mode"), "episodes": r.n_episodes, "converged": r.converged,
-        }
-        for name, score in r.scores().items():
-            ok = score is not None and score.ok
-            row[name] = score.estimate if ok else None
-            row[f"{name}_low"] = score.low if ok and score.low == score.low else None
-            row[f"{name}_high"] = score.high if ok and score.high == score.high else None
-            row[f"{name}_note"] = "" if ok or score is None else score.method
-        rows.append(row)
-    return rows
+    """One flat dict per run: identity, then every score's columns (:func:`irl.analysis.specs.flat_scores`)."""
+    from irl.analysis.specs import flat_scores
+
+    return [{
+        "run_id": r.run_id, "agent": r.agent, "env": r.env_label, "encoding": r.info.get("encoding"),
+        "mode": r.info.get("mode"), "episodes": r.n_episodes, "converged": r.converged, **flat_scores(r.scores()),
+    } for r in reports]
 
 
 def _output_dir(path: str, result_file: str | None = None) -> Path:
@@ -285,6 +291,8 @@ def _check_runs(run_dirs: Sequence[str]) -> None:
 
 def cmd_irl(args: argparse.Namespace) -> int:
     """``zso irl``: fit, score, write ``fit.json`` and the plots, print the tables."""
+    from irl.analysis.fitfile import FIT_FILE, write_fit
+
     settings = settings_from_args(args)
     out_dir = _output_dir(args.out, FIT_FILE)
     _check_runs(args.run_dirs)
@@ -303,6 +311,8 @@ def cmd_irl(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """``zso compare``: one table of scores, models and baselines side by side."""
+    from irl.analysis.fitfile import FIT_FILE, fit_document, read_fit, write_fit
+
     settings = settings_from_args(args)
     fitted: list[Any] = []
     to_fit: list[str] = []
@@ -317,7 +327,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     reports = fitted + (_fit(to_fit, settings, args.no_progress) if to_fit else [])
     reports.sort(key=lambda r: (r.env_label, r.is_baseline, r.agent, str(r.info.get("encoding")), str(r.info.get("mode"))))
     if args.format == "json":
-        sys.stdout.write(json.dumps(_fit_doc(reports, settings), indent=1, allow_nan=False) + "\n")
+        sys.stdout.write(json.dumps(fit_document(reports, settings), indent=1, allow_nan=False) + "\n")
     elif args.format == "csv":
         rows = compare_rows(reports)
         buf = io.StringIO()
@@ -326,7 +336,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         writer.writerows(rows)
         sys.stdout.write(buf.getvalue())
     else:
-        _print_scores(reports, "comparison (95% intervals; distances: lower is better)")
+        _print_scores(reports, "comparison (95% intervals; distances: lower is better)", wide=args.wide)
         _warn(reports)
     if args.out:
         out_dir = Path(args.out)

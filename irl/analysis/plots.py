@@ -153,16 +153,9 @@ def plot_chess_weights(
     return _save(fig, path)
 
 
-#: The scores of :func:`plot_comparison`: (report attribute, axis label).
-COMPARISON_SCORES = (
-    ("explained", "explained behaviour (higher: more coherent)"),
-    ("stability", "stability distance (lower: more stable)"),
-    ("encoding_consistency", "encoding consistency distance (lower)"),
-    ("alignment_distance", "STARC distance to the true reward (lower)"),
-    ("alignment_regret", "regret alignment (random 0, optimal 1)"),
-    ("gd", "GD (random 0, optimal 1)"),
-    ("true_return", "true return"),
-)
+def _axis_label(spec: Any) -> str:
+    title = spec.title.replace("\n", " ")
+    return f"{title} ({spec.better} is better)" if spec.better else title
 
 
 def plot_comparison(reports: Sequence[Any], path: str | Path, *, title: str = "") -> Path:
@@ -173,13 +166,16 @@ def plot_comparison(reports: Sequence[Any], path: str | Path, *, title: str = ""
     plt = _pyplot()
     path = Path(path)
     labels = [f"{r.agent}\n{r.env_label} / {r.info.get('encoding')} / {r.info.get('mode')}" for r in reports]
-    fig, axes = plt.subplots(1, len(COMPARISON_SCORES), figsize=(3.4 * len(COMPARISON_SCORES), 0.55 * len(reports) + 1.8), sharey=True)
+    from irl.analysis.specs import TABLE_SPECS
+
+    fig, axes = plt.subplots(1, len(TABLE_SPECS), figsize=(3.4 * len(TABLE_SPECS), 0.55 * len(reports) + 1.8), sharey=True)
     y = np.arange(len(reports))
     colors = ["tab:orange" if r.is_baseline else "tab:blue" for r in reports]
-    for ax, (attr, label) in zip(axes, COMPARISON_SCORES):
+    for ax, spec in zip(axes, TABLE_SPECS):
+        label = _axis_label(spec)
         est, lo, hi = [], [], []
         for r in reports:
-            s = getattr(r, attr)
+            s = getattr(r, spec.name)
             ok = s is not None and s.ok
             est.append(s.estimate if ok else np.nan)
             lo.append(s.low if ok else np.nan)

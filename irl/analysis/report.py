@@ -24,6 +24,7 @@ from irl.analysis.games import load_game
 from irl.analysis.chess import chess_alignment, chess_explained, chess_gd, chess_l2, chess_stability, games_as_units
 from irl.analysis.kinds import FIT_KINDS, fit_kind_of
 from irl.analysis.runs import ChessRun, RunInfo, TabularRun, load_chess, load_tabular, read_info
+from irl.analysis.specs import SCORE_SPECS, TABLE_SPECS
 from irl.analysis.scores import WHY_NOISE, FitSettings, Score, boot_indices, explains_nothing, quantile_score, return_score
 from irl.analysis.tabular import TabularProblem, fit_with_bootstrap, score_tabular
 from irl.choice import fit_choice, pack_decisions
@@ -31,18 +32,8 @@ from irl.epic import pearson_distance
 
 __all__ = ["SCORES", "CoherenceReport", "analyse_tabular", "analyse_chess", "analyse_runs", "add_encoding_consistency"]
 
-#: Every score of a report, in table order: (field, column title).
-SCORES = (
-    ("explained", "explained"),
-    ("meg_unknown", "MEG\nfeatures"),
-    ("meg_known", "MEG\ntrue reward"),
-    ("stability", "stability"),
-    ("encoding_consistency", "encoding\nconsistency"),
-    ("alignment_distance", "alignment\ndistance"),
-    ("alignment_regret", "alignment\nregret"),
-    ("gd", "GD"),
-    ("true_return", "return"),
-)
+#: Every score shown in tables, in table order: (field, column title); from :data:`irl.analysis.specs.SCORE_SPECS`.
+SCORES = tuple((s.name, s.title) for s in TABLE_SPECS)
 
 
 @dataclass
@@ -113,10 +104,8 @@ class CoherenceReport:
         return f"{self.info.get('env')}/{v}" if v else str(self.info.get("env"))
 
     def scores(self) -> dict[str, Score | None]:
-        """The scores by field name (table order, then the soft regret alignment)."""
-        out = {name: getattr(self, name) for name, _ in SCORES}
-        out["alignment_regret_soft"] = self.alignment_regret_soft
-        return out
+        """Every score of :data:`irl.analysis.specs.SCORE_SPECS` by name (``None``: not computed)."""
+        return {s.name: getattr(self, s.name) for s in SCORE_SPECS}
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (scores as dicts, ``nan`` as ``null``)."""

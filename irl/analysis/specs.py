@@ -1,0 +1,163 @@
+"""Every score, defined once: its name, titles, direction, meaning, when it is undefined and
+how its interval is obtained.
+
+``zso compare``'s table, CSV and JSON, the study's headline table and CSV, the report's
+legend and the score table in ``docs/scores.md`` are all made from :data:`SCORE_SPECS`
+(:func:`markdown_table` writes the docs table; a test checks that the docs hold it). Adding
+a score is one function that computes it (a :class:`~irl.analysis.scores.Score`), a field of
+:class:`~irl.analysis.report.CoherenceReport`, and one entry here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+__all__ = ["ScoreSpec", "SCORE_SPECS", "TABLE_SPECS", "COMPACT_SPECS", "spec", "flat_scores", "markdown_table"]
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """One score of a coherence report."""
+
+    #: The field of :class:`~irl.analysis.report.CoherenceReport`, and the column key of flat tables.
+    name: str
+    #: Column title of full tables (may hold a line break).
+    title: str
+    #: A title of at most 10 characters, for narrow tables.
+    short: str
+    #: ``"higher"`` or ``"lower"``: which way is more goal-directed / closer; ``""`` when neither.
+    better: str
+    #: What it measures, with the paper it comes from.
+    meaning: str
+    #: When it is left undefined (a dash with the reason as a footnote, never a number).
+    undefined: str
+    #: How its interval is obtained.
+    interval: str
+    #: Shown in tables (``False``: in JSON and CSV only).
+    table: bool = True
+
+
+SCORE_SPECS: tuple[ScoreSpec, ...] = (
+    ScoreSpec(
+        "true_return", "return", "return", "higher",
+        "the true return achieved, mean over finished episodes",
+        "no finished episode",
+        "the interval of run summaries over episodes",
+    ),
+    ScoreSpec(
+        "gd", "GD", "GD", "higher",
+        "goal-directedness (Everitt et al. 2025, \"Evaluating the Goal-Directedness of Language Models\"): "
+        "`(E[R_pi] - E[R_random]) / (E[R_max] - E[R_random])` over the run's step limit; 0 random, 1 optimal. "
+        "Chess and games: the same share with Stockfish's evaluation change or the exact move value as the utility",
+        "no policy beats random within the step limit; chess without Stockfish",
+        "over episodes (games)",
+    ),
+    ScoreSpec(
+        "explained", "explained", "explained", "higher",
+        "held-out (K-fold over episodes) log-likelihood gain of the fitted reward's Boltzmann policy over the "
+        "uniform policy on legal actions, divided by the uniform policy's entropy: 0 for behaviour no reward "
+        "explains better than chance, 1 for behaviour it predicts exactly",
+        "fewer than 2 episodes",
+        "bootstrap over held-out episodes",
+    ),
+    ScoreSpec(
+        "meg_unknown", "MEG\nfeatures", "MEG feat", "higher",
+        "maximum entropy goal-directedness (MacDermott et al. 2024, \"Measuring Goal-Directedness\") over the "
+        "feature class: the held-out gain in nats per episode, floored at 0 (the uniform policy is in the class)",
+        "fewer than 2 episodes; chess and games",
+        "bootstrap over episodes, floored at 0",
+    ),
+    ScoreSpec(
+        "meg_known", "MEG\ntrue reward", "MEG true", "higher",
+        "MEG for the environment's true reward: the held-out gain of the best soft-optimal policy of `beta * R` "
+        "(`beta` chosen on the other folds, kept at 0 unless it beats uniform by 2 standard errors after "
+        "charging an unseen event's worst cost), floored at 0",
+        "fewer than 2 episodes; chess and games",
+        "bootstrap over episodes, floored at 0",
+    ),
+    ScoreSpec(
+        "alignment_distance", "alignment\ndistance", "align dist", "lower",
+        "STARC distance (Skalse et al. 2023) from the fitted reward to the true reward on the transitions the "
+        "MDP can make, after removing potential shaping and scale: 0 the same objective, 1 the opposite",
+        "the fit explains nothing (its explained interval reaches 0); a reward that ranks no policies; chess and games",
+        "percentile bootstrap over episodes (refits)",
+    ),
+    ScoreSpec(
+        "alignment_regret", "alignment\nregret", "align regr", "higher",
+        "true return of the policy optimal for the fitted reward, 0 random, 1 optimal: \"if this were the "
+        "objective, would pursuing it do the task?\" Chess and games: the share of the reference's available "
+        "gain won by the fitted model's preferred move",
+        "as the distance; chess without Stockfish",
+        "percentile bootstrap over episodes (refits)",
+    ),
+    ScoreSpec(
+        "alignment_regret_soft", "alignment\nregret (soft)", "align soft", "higher",
+        "as alignment regret, for the soft-optimal policy (temperature 1) of the fitted reward: the policy MCE "
+        "IRL itself predicts",
+        "as alignment regret; chess and games",
+        "percentile bootstrap over episodes (refits)",
+        table=False,
+    ),
+    ScoreSpec(
+        "stability", "stability", "stability", "lower",
+        "distance between the rewards fitted on two random halves of the episodes (STARC; chess and games: "
+        "Pearson distance between weight vectors)",
+        "the fit explains nothing; every split ranks nothing",
+        "mean and central range over random splits",
+    ),
+    ScoreSpec(
+        "encoding_consistency", "encoding\nconsistency", "enc cons", "lower",
+        "distance between the rewards fitted to the same agent under different encodings of one environment; "
+        "0 for an agent that never sees the encoding",
+        "the fit of either run explains nothing; no other encoding given (blank)",
+        "paired percentile bootstrap over episodes (refits)",
+    ),
+)
+
+#: The scores of the compact table, in table order.
+COMPACT_SPECS: tuple[ScoreSpec, ...] = tuple(s for s in SCORE_SPECS if s.name in ("true_return", "gd", "explained", "alignment_regret"))
+
+#: The scores shown in tables, in table order.
+TABLE_SPECS: tuple[ScoreSpec, ...] = tuple(s for s in SCORE_SPECS if s.table)
+
+_BY_NAME = {s.name: s for s in SCORE_SPECS}
+
+
+def spec(name: str) -> ScoreSpec:
+    """The specification of score ``name``."""
+    from textenvs.registry import UnknownIdError
+
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise UnknownIdError("score", name, list(_BY_NAME)) from None
+
+
+def _finite(value: float) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def flat_scores(scores: Mapping[str, Any]) -> dict[str, Any]:
+    """Every score of :data:`SCORE_SPECS` as flat columns: ``NAME``, ``NAME_low``, ``NAME_high``
+    and ``NAME_note`` (why it is undefined; empty when defined). ``scores`` maps names to
+    :class:`~irl.analysis.scores.Score` objects or ``None`` (not computed: all columns empty)."""
+    row: dict[str, Any] = {}
+    for s in SCORE_SPECS:
+        score = scores.get(s.name)
+        ok = score is not None and score.ok
+        row[s.name] = score.estimate if ok else None
+        row[f"{s.name}_low"] = _finite(score.low) if ok else None
+        row[f"{s.name}_high"] = _finite(score.high) if ok else None
+        row[f"{s.name}_note"] = "" if ok or score is None else (score.method or "undefined")
+    return row
+
+
+def markdown_table() -> str:
+    """The docs' score table: a row per score (tables' order), its meaning, when undefined, and its interval."""
+    lines = ["| score | better | meaning | undefined when | interval |", "|---|---|---|---|---|"]
+    for s in SCORE_SPECS:
+        title = s.title.replace("\n", " ")
+        lines.append(f"| {title} (`{s.name}`) | {s.better or '-'} | {s.meaning} | {s.undefined} | {s.interval} |")
+    return "\n".join(lines) + "\n"

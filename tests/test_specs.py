@@ -1,0 +1,57 @@
+"""One definition per score and per fit kind: the tables, files and docs are made from them."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from irl.analysis import CoherenceReport
+from irl.analysis.kinds import FIT_KINDS, fit_kind_of
+from irl.analysis.scores import Score
+from irl.analysis.specs import COMPACT_SPECS, SCORE_SPECS, TABLE_SPECS, flat_scores, markdown_table, spec
+from textenvs import ENVS
+from textenvs.capabilities import CAPABILITIES, capabilities, capabilities_of
+from textenvs.registry import UnknownIdError
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def test_every_score_is_a_report_field_with_a_short_title():
+    names = {f.name for f in fields(CoherenceReport)}
+    assert {s.name for s in SCORE_SPECS} <= names
+    assert len({s.name for s in SCORE_SPECS}) == len(SCORE_SPECS)
+    for s in SCORE_SPECS:
+        assert len(s.short) <= 10 and s.better in ("higher", "lower", "") and s.meaning and s.undefined and s.interval
+    assert set(COMPACT_SPECS) <= set(TABLE_SPECS) <= set(SCORE_SPECS)
+    with pytest.raises(UnknownIdError, match="did you mean 'gd'"):
+        spec("gdd")
+
+
+def test_flat_columns_say_why_a_score_is_undefined():
+    row = flat_scores({"gd": Score(0.5, 0.2, 0.8, 0.95, 10, "bootstrap"), "explained": Score.missing("too few episodes")})
+    assert row["gd"] == 0.5 and row["gd_low"] == 0.2 and row["gd_note"] == ""
+    assert row["explained"] is None and row["explained_note"] == "too few episodes"
+    assert row["stability"] is None and row["stability_note"] == ""  # not computed: empty, not a reason
+    assert len(row) == 4 * len(SCORE_SPECS)
+
+
+def test_the_docs_hold_the_generated_score_table():
+    assert markdown_table() in (DOCS / "scores.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("env", ENVS.names())
+def test_every_environment_has_the_capabilities_of_its_instance_and_at_most_one_fit_kind(env):
+    from textenvs import make_env
+
+    declared = capabilities_of(env)
+    assert declared <= set(CAPABILITIES)
+    instance = make_env(env, analysis="off") if env == "chess" else make_env(env)
+    try:
+        assert capabilities(instance) == declared  # read from the class and options, without building
+    finally:
+        instance.close()
+    kind = fit_kind_of(env)
+    if kind is not None:
+        assert kind.metadata["needs"] in declared and kind.name in FIT_KINDS
