@@ -544,19 +544,6 @@ def test_generate_edge_cases(smollm2_backend):
 
 
 @pytest.mark.model
-def test_score_timing_is_printed(backend):
-    prompt = backend.format_prompt("Choose a chess move for white from the starting position.")
-    moves = ["a2a3", "a2a4", "b2b3", "b2b4", "c2c3", "c2c4", "d2d3", "d2d4", "e2e3", "e2e4",
-             "f2f3", "f2f4", "g2g3", "g2g4", "h2h3", "h2h4", "b1a3", "b1c3", "g1f3", "g1h3"]
-    request = ScoreRequest(prompt, tuple(" " + m for m in moves))
-    backend.score([request])  # warm up
-    start = time.perf_counter()
-    scores = backend.score([request])[0]
-    print(f"\n{backend.info().name}: 20 continuations scored in {time.perf_counter() - start:.3f} s")
-    assert len(scores) == 20
-
-
-@pytest.mark.model
 def test_per_prompt_seeds_make_a_sampled_reply_independent_of_its_batch(smollm2_backend):
     from harness.backends.base import GenerateOptions
 
