@@ -22,6 +22,7 @@ from textenvs import ENVS, AmbiguousActionError, IllegalActionError, OptionError
 from textenvs.chess import parse_move
 from textenvs.chess.encodings import AsciiEncoding, PgnEncoding, PiecesEncoding
 from textenvs.chess.variants import VARIANTS, get_variant
+from doc_examples import example
 
 NAMES = [name for name in VARIANTS if name != "standard"]
 SMOLLM2 = "smollm2-135m-instruct"
@@ -280,8 +281,7 @@ def test_smollm2_generates_three_check_moves_and_refusals_are_told_apart(smollm2
 
 @pytest.mark.model
 def test_the_readme_variant_command_runs_verbatim(tmp_path):
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    script = readme.split("<!-- example: chess-variants -->", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    script = example("chess-variants").split("```sh\n", 1)[1].split("```", 1)[0]
     script = script.replace(".venv/bin/zso", str(Path(sys.executable).parent / "zso"))
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True, text=True,
                           timeout=600, env={**os.environ, "COLUMNS": "200"})

@@ -12,6 +12,7 @@ from harness.records import iter_episodes, read_manifest
 from textenvs import ENCODINGS
 
 from test_runner import replay_chess
+from doc_examples import example
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -83,7 +84,7 @@ def test_run_then_validate_with_each_embedded_model(capsys, tmp_path, model, mod
 @pytest.mark.model
 def test_the_readme_encoding_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    text = README.read_text().split("<!-- example: encoding -->", 1)[1]
+    text = example("encoding")
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)[:2]
     assert len(blocks[0].strip().splitlines()) <= 12
     scope: dict = {}
@@ -107,7 +108,7 @@ def test_the_readme_irl_pipeline_runs_verbatim(tmp_path):
     import subprocess
     import sys
 
-    text = README.read_text().split("<!-- example: pipeline -->", 1)[1]
+    text = example("pipeline")
     script = re.search(r"```sh\n(.*?)```", text, re.S).group(1)
     zso = Path(sys.executable).parent / "zso"
     script = script.replace("Z=.venv/bin/zso", f"Z={zso}")

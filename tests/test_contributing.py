@@ -21,14 +21,11 @@ from harness.records import load_episodes, load_manifest, load_steps
 from harness.validate import validate_run
 from textenvs import ENCODINGS, ENVS, encodings_for, get_encoding, make_env
 from textenvs.planning import hard_value_iteration
-
-README = Path(__file__).resolve().parents[1] / "README.md"
-
+from doc_examples import example as doc_example
 
 def example(name: str) -> str:
-    """The python block after ``<!-- example: NAME -->`` in the README."""
-    text = README.read_text(encoding="utf-8").split(f"<!-- example: {name} -->", 1)[1]
-    return re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    """The python block after ``<!-- example: NAME -->`` in the docs."""
+    return re.search(r"```python\n(.*?)```", doc_example(name), re.S).group(1)
 
 
 @pytest.fixture

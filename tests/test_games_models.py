@@ -21,6 +21,7 @@ from harness.summary import summarize
 from harness.validate import validate_run
 from textenvs import ENVS, encodings_for, make_env
 from textenvs.games import solver_for
+from doc_examples import example
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 RATES = ("optimal_move", "random_optimal")
@@ -115,7 +116,7 @@ GRUNDY_ZERO = {1, 2, 4, 7, 10}  # Grundy's game: single piles of 1..12 with Grun
 
 @pytest.mark.model
 def test_the_readme_user_game_runs_verbatim(tmp_path):
-    text = README.read_text().split("<!-- example: game -->", 1)[1]
+    text = example("game")
     code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
     script = re.search(r"```sh\n(.*?)```", text, re.S).group(1)
     (tmp_path / "grundy.py").write_text(code)

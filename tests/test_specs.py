@@ -55,3 +55,23 @@ def test_every_environment_has_the_capabilities_of_its_instance_and_at_most_one_
     kind = fit_kind_of(env)
     if kind is not None:
         assert kind.metadata["needs"] in declared and kind.name in FIT_KINDS
+
+
+def test_the_readme_is_short_holds_the_score_summary_and_links_every_page():
+    from irl.analysis.specs import summary_table
+
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) < 350
+    assert summary_table() in readme
+    for page in DOCS.glob("*.md"):
+        assert f"(docs/{page.name})" in readme, f"README links no docs/{page.name}"
+
+
+def test_every_marked_example_is_run_by_a_test():
+    import re
+
+    from doc_examples import examples
+
+    tests = "".join(p.read_text(encoding="utf-8") for p in (DOCS.parent / "tests").glob("test_*.py"))
+    used = set(re.findall(r'example\("([\w-]+)"\)', tests))
+    assert set(examples()) <= used, f"examples no test runs: {sorted(set(examples()) - used)}"

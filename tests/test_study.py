@@ -19,6 +19,7 @@ import pytest
 from harness.cli import main
 from harness.records import read_manifest
 from zso.study import StudyError, load_study, run_study
+from doc_examples import example
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "study-smoke.toml"
@@ -160,7 +161,7 @@ def test_a_changed_study_runs_only_its_new_cells(smoke, tmp_path, capsys):
 
 @pytest.mark.model
 def test_the_readme_python_snippet_runs(smoke, tmp_path, monkeypatch, capsys):
-    readme = (ROOT / "README.md").read_text(encoding="utf-8").split("<!-- example: study -->", 1)[1]
+    readme = example("study")
     snippet = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
     (tmp_path / "configs").mkdir()
     shutil.copy(SMOKE, tmp_path / "configs" / "study-smoke.toml")

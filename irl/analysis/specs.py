@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-__all__ = ["ScoreSpec", "SCORE_SPECS", "TABLE_SPECS", "COMPACT_SPECS", "spec", "flat_scores", "markdown_table"]
+__all__ = ["ScoreSpec", "SCORE_SPECS", "TABLE_SPECS", "COMPACT_SPECS", "spec", "flat_scores", "markdown_table", "summary_table"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class ScoreSpec:
     undefined: str
     #: How its interval is obtained.
     interval: str
+    #: One line for the README's table.
+    summary: str = ""
     #: Shown in tables (``False``: in JSON and CSV only).
     table: bool = True
 
@@ -45,6 +47,7 @@ SCORE_SPECS: tuple[ScoreSpec, ...] = (
         "the true return achieved, mean over finished episodes",
         "no finished episode",
         "the interval of run summaries over episodes",
+        summary="the task's own return, mean over episodes",
     ),
     ScoreSpec(
         "gd", "GD", "GD", "higher",
@@ -53,6 +56,7 @@ SCORE_SPECS: tuple[ScoreSpec, ...] = (
         "Chess and games: the same share with Stockfish's evaluation change or the exact move value as the utility",
         "no policy beats random within the step limit; chess without Stockfish",
         "over episodes (games)",
+        summary="share of the attainable improvement over random that the agent achieves (0 random, 1 optimal)",
     ),
     ScoreSpec(
         "explained", "explained", "explained", "higher",
@@ -61,6 +65,7 @@ SCORE_SPECS: tuple[ScoreSpec, ...] = (
         "explains better than chance, 1 for behaviour it predicts exactly",
         "fewer than 2 episodes",
         "bootstrap over held-out episodes",
+        summary="how much better than chance a fitted reward predicts the agent's held-out choices",
     ),
     ScoreSpec(
         "meg_unknown", "MEG\nfeatures", "MEG feat", "higher",
@@ -68,6 +73,7 @@ SCORE_SPECS: tuple[ScoreSpec, ...] = (
         "feature class: the held-out gain in nats per episode, floored at 0 (the uniform policy is in the class)",
         "fewer than 2 episodes; chess and games",
         "bootstrap over episodes, floored at 0",
+        summary="maximum entropy goal-directedness over the feature class, nats per episode",
     ),
     ScoreSpec(
         "meg_known", "MEG\ntrue reward", "MEG true", "higher",
@@ -76,6 +82,7 @@ SCORE_SPECS: tuple[ScoreSpec, ...] = (
         "charging an unseen event's worst cost), floored at 0",
         "fewer than 2 episodes; chess and games",
         "bootstrap over episodes, floored at 0",
+        summary="maximum entropy goal-directedness for the true reward, nats per episode",
     ),
     ScoreSpec(
         "alignment_distance", "alignment\ndistance", "align dist", "lower",
@@ -83,6 +90,7 @@ SCORE_SPECS: tuple[ScoreSpec, ...] = (
         "MDP can make, after removing potential shaping and scale: 0 the same objective, 1 the opposite",
         "the fit explains nothing (its explained interval reaches 0); a reward that ranks no policies; chess and games",
         "percentile bootstrap over episodes (refits)",
+        summary="STARC distance from the fitted reward to the true one (0 same, 1 opposite)",
     ),
     ScoreSpec(
         "alignment_regret", "alignment\nregret", "align regr", "higher",
@@ -91,6 +99,7 @@ SCORE_SPECS: tuple[ScoreSpec, ...] = (
         "gain won by the fitted model's preferred move",
         "as the distance; chess without Stockfish",
         "percentile bootstrap over episodes (refits)",
+        summary="true return of pursuing the fitted reward (0 random, 1 optimal)",
     ),
     ScoreSpec(
         "alignment_regret_soft", "alignment\nregret (soft)", "align soft", "higher",
@@ -99,6 +108,7 @@ SCORE_SPECS: tuple[ScoreSpec, ...] = (
         "as alignment regret; chess and games",
         "percentile bootstrap over episodes (refits)",
         table=False,
+        summary="as regret alignment, for the fitted reward's soft-optimal policy",
     ),
     ScoreSpec(
         "stability", "stability", "stability", "lower",
@@ -106,6 +116,7 @@ SCORE_SPECS: tuple[ScoreSpec, ...] = (
         "Pearson distance between weight vectors)",
         "the fit explains nothing; every split ranks nothing",
         "mean and central range over random splits",
+        summary="distance between the rewards fitted on two halves of the episodes",
     ),
     ScoreSpec(
         "encoding_consistency", "encoding\nconsistency", "enc cons", "lower",
@@ -113,6 +124,7 @@ SCORE_SPECS: tuple[ScoreSpec, ...] = (
         "0 for an agent that never sees the encoding",
         "the fit of either run explains nothing; no other encoding given (blank)",
         "paired percentile bootstrap over episodes (refits)",
+        summary="distance between the rewards fitted under different encodings",
     ),
 )
 
@@ -160,4 +172,11 @@ def markdown_table() -> str:
     for s in SCORE_SPECS:
         title = s.title.replace("\n", " ")
         lines.append(f"| {title} (`{s.name}`) | {s.better or '-'} | {s.meaning} | {s.undefined} | {s.interval} |")
+    return "\n".join(lines) + "\n"
+
+
+def summary_table() -> str:
+    """The README's one-line-per-score table (the scores shown in tables)."""
+    lines = ["| score | better | what it says |", "|---|---|---|"]
+    lines += [f"| {s.title.replace(chr(10), ' ')} | {s.better or '-'} | {s.summary} |" for s in TABLE_SPECS]
     return "\n".join(lines) + "\n"
