@@ -306,3 +306,22 @@ def test_l2_is_cross_validated_over_episodes_unless_fixed():
     print(f"\ncross-validated l2: {chosen}")
     assert chosen["optimal"] == min(TABULAR_L2_GRID)
     assert chosen["random"] > 1.0
+
+
+def test_the_docs_calibration_commands_run_as_written(tmp_path):
+    """docs/objectives.md's calibration example, verbatim: the baselines, then both comparisons."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from doc_examples import example
+
+    script = re.search(r"```sh\n(.*?)```", example("calibration"), re.S).group(1)
+    script = script.replace("Z=.venv/bin/zso", f"Z={Path(sys.executable).parent / 'zso'}")
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    tables = done.stdout[done.stdout.index("frozenlake/4x4: comparison"):]
+    for agent in ("baseline:optimal", "baseline:q-learning", "baseline:random", "baseline:soft-optimal"):
+        assert tables.count(agent) == 2  # once per environment
+    assert "keys-chests/train: comparison" in tables and "internal error" not in done.stderr

@@ -10,7 +10,7 @@ import pytest
 from irl.analysis import CoherenceReport
 from irl.analysis.kinds import FIT_KINDS, fit_kind_of
 from irl.analysis.scores import Score
-from irl.analysis.specs import COMPACT_SPECS, SCORE_SPECS, TABLE_SPECS, flat_scores, markdown_table, spec
+from irl.analysis.specs import ScoreSpec, compact_specs, flat_scores, markdown_table, register_score, score_specs, spec, table_specs
 from textenvs import ENVS
 from textenvs.capabilities import CAPABILITIES, capabilities, capabilities_of
 from textenvs.registry import UnknownIdError
@@ -18,15 +18,17 @@ from textenvs.registry import UnknownIdError
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-def test_every_score_is_a_report_field_with_a_short_title():
+def test_every_built_in_score_is_a_report_field_with_a_short_title():
     names = {f.name for f in fields(CoherenceReport)}
-    assert {s.name for s in SCORE_SPECS} <= names
-    assert len({s.name for s in SCORE_SPECS}) == len(SCORE_SPECS)
-    for s in SCORE_SPECS:
-        assert len(s.short) <= 10 and s.better in ("higher", "lower", "") and s.meaning and s.undefined and s.interval
-    assert set(COMPACT_SPECS) <= set(TABLE_SPECS) <= set(SCORE_SPECS)
+    assert {s.name for s in score_specs() if s.compute is None} <= names
+    for s in score_specs():
+        assert len(s.short) <= 10 and s.better in ("higher", "lower", "") and s.meaning and s.undefined and s.interval and s.summary
+    assert set(compact_specs()) <= set(table_specs()) <= set(score_specs())
+    assert [s.name for s in compact_specs()] == ["true_return", "gd", "explained", "alignment_regret"]
     with pytest.raises(UnknownIdError, match="did you mean 'gd'"):
         spec("gdd")
+    with pytest.raises(ValueError, match="no field of CoherenceReport"):
+        register_score(ScoreSpec("no_such", "t", "t", "higher", "m", "u", "i"))
 
 
 def test_flat_columns_say_why_a_score_is_undefined():
@@ -34,7 +36,7 @@ def test_flat_columns_say_why_a_score_is_undefined():
     assert row["gd"] == 0.5 and row["gd_low"] == 0.2 and row["gd_note"] == ""
     assert row["explained"] is None and row["explained_note"] == "too few episodes"
     assert row["stability"] is None and row["stability_note"] == ""  # not computed: empty, not a reason
-    assert len(row) == 4 * len(SCORE_SPECS)
+    assert len(row) == 4 * len(score_specs())
 
 
 def test_the_docs_hold_the_generated_score_table():

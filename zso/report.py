@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from irl.analysis.specs import TABLE_SPECS
+from irl.analysis.specs import table_specs
 
 __all__ = ["write_report", "proxy_rows", "consistency_matrices"]
 
@@ -72,7 +72,7 @@ def _headline(result: Any) -> tuple[str, list[str]]:
         interval = "" if lo is None or hi is None else f"<br><small>[{_fmt(lo)}, {_fmt(hi)}]</small>"
         return f"<td>{_fmt(est)}{interval}</td>"
 
-    head = "".join(f'<th title="{_e(s.meaning)}">{_e(s.title)}</th>' for s in TABLE_SPECS)
+    head = "".join(f'<th title="{_e(s.meaning)}">{_e(s.title)}</th>' for s in table_specs())
     rows = []
     for row in result.headline():
         env = row["env"] + (f"/{row['variant']}" if row["variant"] else "")
@@ -80,7 +80,7 @@ def _headline(result: Any) -> tuple[str, list[str]]:
         rows.append(
             f'<tr class="{_e(row["kind"])}"><td class="l">{_e(row["agent"])}</td><td class="l">{_e(env)}</td>'
             f"<td>{_e(row['encoding'])}</td><td>{_e(row['mode'])}</td><td>{row['episodes']}{status}</td>"
-            + "".join(cell(row, s.name) for s in TABLE_SPECS) + "</tr>"
+            + "".join(cell(row, s.name) for s in table_specs()) + "</tr>"
         )
     table = (
         '<table id="headline"><thead><tr><th>agent</th><th>environment</th><th>encoding</th><th>mode</th><th>episodes</th>'
@@ -300,7 +300,7 @@ def _legend() -> str:
     items = "".join(
         f"<dt>{_e(s.title)}</dt><dd>{_e(s.meaning)}{f' ({s.better} is better)' if s.better else ''}. "
         f"Undefined when: {_e(s.undefined)}. Interval: {_e(s.interval)}.</dd>"
-        for s in TABLE_SPECS
+        for s in table_specs()
     )
     return f'<dl class="note" id="legend">{items}</dl>'
 

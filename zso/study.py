@@ -39,7 +39,6 @@ from harness.records import (
 from harness.runner import Runner, code_revision
 from harness.summary import RunSummary, summarize
 from textenvs import encodings_for
-from irl.analysis.specs import SCORE_SPECS
 from zso.report import write_report
 
 if sys.version_info >= (3, 11):
@@ -216,7 +215,7 @@ def headline_row(result: CellResult) -> dict[str, Any]:
 
     A cell without a fit still gets its return, from the run summary."""
     from irl.analysis.scores import Score
-    from irl.analysis.specs import flat_scores
+    from irl.analysis.specs import flat_scores, score_specs
 
     cfg = result.cell.config
     row: dict[str, Any] = {
@@ -227,7 +226,7 @@ def headline_row(result: CellResult) -> dict[str, Any]:
     if result.report is not None:
         return {**row, **flat_scores(result.report.scores())}
     why = "no run" if result.summary is None else "no objective fit for this environment"
-    scores: dict[str, Any] = {s.name: Score.missing(why) for s in SCORE_SPECS}
+    scores: dict[str, Any] = {s.name: Score.missing(why) for s in score_specs()}
     total = result.summary.total_reward if result.summary else None
     if total is not None:
         scores["true_return"] = Score(total.estimate, total.low, total.high, total.level, result.summary.episodes, "run summary")

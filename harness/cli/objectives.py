@@ -135,46 +135,46 @@ class _Footnotes:
 
 
 def scores_table(reports: Sequence[Any], title: str) -> tuple[Any, list[str]]:
-    """The wide table (a row per run, a column per score of :data:`irl.analysis.specs.TABLE_SPECS`:
+    """The wide table (a row per run, a column per score of :func:`irl.analysis.specs.table_specs`:
     estimate over ``[low, high]``) and its footnotes."""
     from rich.table import Table
 
-    from irl.analysis.specs import TABLE_SPECS
+    from irl.analysis.specs import table_specs
 
     table = Table(title=title)
     table.add_column("agent", overflow="fold")
     table.add_column("env\nencoding / mode", overflow="fold")
     table.add_column("episodes", justify="right")
-    for spec in TABLE_SPECS:
+    for spec in table_specs():
         table.add_column(spec.title, justify="center")
     notes = _Footnotes()
     for r in reports:
         table.add_row(
             r.agent + ("" if r.converged else " (!)"), f"{r.env_label}\n{r.info.get('encoding')} / {r.info.get('mode')}", str(r.n_episodes),
-            *(notes.cell(getattr(r, spec.name)) for spec in TABLE_SPECS),
+            *(notes.cell(r.score(spec.name)) for spec in table_specs()),
         )
     return table, notes.lines()
 
 
 def compact_tables(reports: Sequence[Any], title: str) -> tuple[list[Any], list[str]]:
     """Tables that fit 80 columns: one per environment, a row per run, the scores of
-    :data:`irl.analysis.specs.COMPACT_SPECS`; and their shared footnotes."""
+    :func:`irl.analysis.specs.compact_specs`; and their shared footnotes."""
     from rich import box
     from rich.table import Table
 
-    from irl.analysis.specs import COMPACT_SPECS
+    from irl.analysis.specs import compact_specs
 
     notes = _Footnotes()
     tables = []
     for env in dict.fromkeys(r.env_label for r in reports):
         table = Table(title=f"{env}: {title}", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
         table.add_column("agent\nencoding/mode n", overflow="fold", max_width=21)
-        for spec in COMPACT_SPECS:
+        for spec in compact_specs():
             table.add_column(spec.short, justify="center")
         for r in (r for r in reports if r.env_label == env):
             table.add_row(
                 r.agent + ("" if r.converged else " (!)") + f"\n{r.info.get('encoding')}/{r.info.get('mode')} {r.n_episodes}",
-                *(notes.cell(getattr(r, spec.name), compact=True) for spec in COMPACT_SPECS),
+                *(notes.cell(r.score(spec.name), compact=True) for spec in compact_specs()),
             )
         tables.append(table)
     return tables, notes.lines()

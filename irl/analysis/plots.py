@@ -166,16 +166,18 @@ def plot_comparison(reports: Sequence[Any], path: str | Path, *, title: str = ""
     plt = _pyplot()
     path = Path(path)
     labels = [f"{r.agent}\n{r.env_label} / {r.info.get('encoding')} / {r.info.get('mode')}" for r in reports]
-    from irl.analysis.specs import TABLE_SPECS
+    from irl.analysis.specs import table_specs
 
-    fig, axes = plt.subplots(1, len(TABLE_SPECS), figsize=(3.4 * len(TABLE_SPECS), 0.55 * len(reports) + 1.8), sharey=True)
+    specs = table_specs()
+
+    fig, axes = plt.subplots(1, len(specs), figsize=(3.4 * len(specs), 0.55 * len(reports) + 1.8), sharey=True)
     y = np.arange(len(reports))
     colors = ["tab:orange" if r.is_baseline else "tab:blue" for r in reports]
-    for ax, spec in zip(axes, TABLE_SPECS):
+    for ax, spec in zip(axes, specs):
         label = _axis_label(spec)
         est, lo, hi = [], [], []
         for r in reports:
-            s = getattr(r, spec.name)
+            s = r.score(spec.name)
             ok = s is not None and s.ok
             est.append(s.estimate if ok else np.nan)
             lo.append(s.low if ok else np.nan)

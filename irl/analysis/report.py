@@ -24,16 +24,16 @@ from irl.analysis.games import load_game
 from irl.analysis.chess import chess_alignment, chess_explained, chess_gd, chess_l2, chess_stability, games_as_units
 from irl.analysis.kinds import FIT_KINDS, fit_kind_of
 from irl.analysis.runs import ChessRun, RunInfo, TabularRun, load_chess, load_tabular, read_info
-from irl.analysis.specs import SCORE_SPECS, TABLE_SPECS
+from irl.analysis.specs import score_specs, table_specs
 from irl.analysis.scores import WHY_NOISE, FitSettings, Score, boot_indices, explains_nothing, quantile_score, return_score
 from irl.analysis.tabular import TabularProblem, fit_with_bootstrap, score_tabular
 from irl.choice import fit_choice, pack_decisions
 from irl.epic import pearson_distance
 
-__all__ = ["SCORES", "CoherenceReport", "analyse_tabular", "analyse_chess", "analyse_runs", "add_encoding_consistency"]
+__all__ = ["SCORES", "Analysis", "CoherenceReport", "analyse_tabular", "analyse_chess", "analyse_runs", "add_encoding_consistency"]
 
-#: Every score shown in tables, in table order: (field, column title); from :data:`irl.analysis.specs.SCORE_SPECS`.
-SCORES = tuple((s.name, s.title) for s in TABLE_SPECS)
+#: The built-in scores shown in tables, in table order: (field, column title); see :mod:`irl.analysis.specs`.
+SCORES = tuple((s.name, s.title) for s in table_specs())
 
 
 @dataclass
@@ -86,6 +86,8 @@ class CoherenceReport:
     #: Whether the full fit and every refit met the optimiser's convergence test.
     converged: bool = True
     notes: list[str] = field(default_factory=list)
+    #: The registered scores that are not fields (:func:`irl.analysis.specs.register_score`), by name.
+    extra: dict[str, Score] = field(default_factory=dict)
 
     @property
     def is_baseline(self) -> bool:
@@ -103,9 +105,13 @@ class CoherenceReport:
         v = self.info.get("variant")
         return f"{self.info.get('env')}/{v}" if v else str(self.info.get("env"))
 
+    def score(self, name: str) -> Score | None:
+        """Score ``name`` (a field, or a registered score); ``None`` when it was not computed."""
+        return getattr(self, name) if name in self.__dataclass_fields__ else self.extra.get(name)
+
     def scores(self) -> dict[str, Score | None]:
-        """Every score of :data:`irl.analysis.specs.SCORE_SPECS` by name (``None``: not computed)."""
-        return {s.name: getattr(self, s.name) for s in SCORE_SPECS}
+        """Every registered score (:data:`irl.analysis.specs.SCORES`) by name (``None``: not computed)."""
+        return {s.name: self.score(s.name) for s in score_specs()}
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (scores as dicts, ``nan`` as ``null``)."""
@@ -114,6 +120,8 @@ class CoherenceReport:
             v = getattr(self, f.name)
             if isinstance(v, Score):
                 v = v.to_json()
+            elif f.name == "extra":
+                v = {name: score.to_json() for name, score in v.items()}
             elif isinstance(v, list):
                 v = _nan_to_none(v)
             out[f.name] = v
@@ -126,6 +134,7 @@ class CoherenceReport:
         for f in fields(cls):
             if isinstance(kw.get(f.name), dict) and "estimate" in kw[f.name]:
                 kw[f.name] = Score.from_json(kw[f.name])
+        kw["extra"] = {name: Score.from_json(v) for name, v in (kw.get("extra") or {}).items()}
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in kw.items() if k in known})
 
@@ -139,8 +148,8 @@ def _nan_to_none(v: Any) -> Any:
 
 
 @dataclass
-class _Analysis:
-    """A report plus what cross-run scores need (not serialised)."""
+class Analysis:
+    """A report plus what cross-run and registered scores need (not serialised)."""
 
     report: CoherenceReport
     #: Full-data objective and its bootstrap refits: ``[S, A]`` rewards or weight vectors.
@@ -148,6 +157,8 @@ class _Analysis:
     boot: list[np.ndarray]
     n_units: int
     distance: Callable[[np.ndarray, np.ndarray], float | None]
+    #: The run that was fitted: a :class:`TabularRun` or a :class:`ChessRun`.
+    run: Any = None
 
 
 def analyse_tabular(run: TabularRun, settings: FitSettings = FitSettings()) -> CoherenceReport:
@@ -155,7 +166,7 @@ def analyse_tabular(run: TabularRun, settings: FitSettings = FitSettings()) -> C
     return _analyse_tabular(run, settings).report
 
 
-def _analyse_tabular(run: TabularRun, settings: FitSettings) -> _Analysis:
+def _analyse_tabular(run: TabularRun, settings: FitSettings) -> Analysis:
     problem = TabularProblem(run, settings)
     n = len(run.episodes)
     fit, boot = fit_with_bootstrap(problem)
@@ -186,7 +197,7 @@ def _analyse_tabular(run: TabularRun, settings: FitSettings) -> _Analysis:
             "folds": problem.l2_selection.k, "seed": problem.l2_selection.seed,
         },
     )
-    return _Analysis(report, fit.reward, [b.reward for b in boot], n, lambda a, b: problem.distance(a, b).value)
+    return Analysis(report, fit.reward, [b.reward for b in boot], n, lambda a, b: problem.distance(a, b).value, run)
 
 
 def analyse_chess(run: ChessRun, settings: FitSettings = FitSettings()) -> CoherenceReport:
@@ -194,7 +205,7 @@ def analyse_chess(run: ChessRun, settings: FitSettings = FitSettings()) -> Coher
     return _analyse_chess(run, settings).report
 
 
-def _analyse_chess(run: ChessRun, settings: FitSettings) -> _Analysis:
+def _analyse_chess(run: ChessRun, settings: FitSettings) -> Analysis:
     if not run.games:
         raise ValueError(f"{run.info.run_dir}: no decisions to fit")
     data = pack_decisions(run.decisions)
@@ -229,12 +240,12 @@ def _analyse_chess(run: ChessRun, settings: FitSettings) -> _Analysis:
         l2=l2, converged=fit.converged,
         notes=[f"{what}: no tabular reward; stability and encoding consistency use the Pearson distance between weight vectors"],
     )
-    return _Analysis(report, fit.weights, boot, len(units), lambda a, b: pearson_distance(a, b))
+    return Analysis(report, fit.weights, boot, len(units), lambda a, b: pearson_distance(a, b), run)
 
 
-def add_encoding_consistency(analyses: Sequence[_Analysis], alpha: float = 0.05) -> None:
+def add_encoding_consistency(analyses: Sequence[Analysis], alpha: float = 0.05) -> None:
     """Fill ``encoding_consistency`` of every report whose group has another encoding."""
-    groups: dict[tuple, list[_Analysis]] = defaultdict(list)
+    groups: dict[tuple, list[Analysis]] = defaultdict(list)
     for a in analyses:
         groups[(a.report.kind, *RunInfo(**a.report.info).group_key())].append(a)
     for members in groups.values():
@@ -265,7 +276,7 @@ def add_encoding_consistency(analyses: Sequence[_Analysis], alpha: float = 0.05)
             )
 
 
-def analyse_tabular_dir(run_dir: str | Path, settings: FitSettings) -> _Analysis:
+def analyse_tabular_dir(run_dir: str | Path, settings: FitSettings) -> Analysis:
     """The ``tabular`` fit kind: MCE IRL on the environment's exact MDP."""
     return _analyse_tabular(load_tabular(run_dir), settings)
 
@@ -277,12 +288,12 @@ def _choice_features(settings: FitSettings, what: str) -> Sequence[str] | None:
     return names
 
 
-def analyse_game_dir(run_dir: str | Path, settings: FitSettings) -> _Analysis:
+def analyse_game_dir(run_dir: str | Path, settings: FitSettings) -> Analysis:
     """The ``game`` fit kind: the choice model, with the exact move values as the reference."""
     return _analyse_chess(load_game(run_dir, _choice_features(settings, "games"), targets=settings.targets), settings)
 
 
-def analyse_chess_dir(run_dir: str | Path, settings: FitSettings) -> _Analysis:
+def analyse_chess_dir(run_dir: str | Path, settings: FitSettings) -> Analysis:
     """The ``chess`` fit kind: the choice model, with Stockfish's evaluation as the reference when it is installed."""
     from textenvs.chess.engine import stockfish_available
 
@@ -312,7 +323,11 @@ def analyse_runs(
         kind = fit_kind_of(info.env, info.variant, info.options)
         if kind is None:
             raise ResultsError(f"{run_dir}: no objective fit for {info.env_label} (it has no exact MDP, is not a solved game and is not standard chess)")
-        analyses.append(kind.load()(run_dir, settings))
+        analysis = kind.load()(run_dir, settings)
+        for spec in score_specs():
+            if spec.compute is not None:
+                analysis.report.extra[spec.name] = spec.computer()(analysis)
+        analyses.append(analysis)
         if progress is not None:
             progress(i + 1, total, info.run_id)
     add_encoding_consistency(analyses, settings.alpha)

@@ -1,11 +1,13 @@
 """Every score, defined once: its name, titles, direction, meaning, when it is undefined and
-how its interval is obtained.
+how its interval is obtained, in the registry :data:`SCORES`.
 
 ``zso compare``'s table, CSV and JSON, the study's headline table and CSV, the report's
-legend and the score table in ``docs/scores.md`` are all made from :data:`SCORE_SPECS`
-(:func:`markdown_table` writes the docs table; a test checks that the docs hold it). Adding
-a score is one function that computes it (a :class:`~irl.analysis.scores.Score`), a field of
-:class:`~irl.analysis.report.CoherenceReport`, and one entry here.
+legend and the score table in ``docs/scores.md`` are all made from it (:func:`markdown_table`
+writes the docs table; a test checks that the docs hold it). The built-in scores are fields
+of :class:`~irl.analysis.report.CoherenceReport`, computed by the fit kinds. Adding a score is
+one function ``compute(analysis) -> Score`` (an :class:`~irl.analysis.report.Analysis`: the
+run, its report, the fitted objective and its bootstrap refits) and one
+:func:`register_score` call; every analysis then computes it and every table shows it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-__all__ = ["ScoreSpec", "SCORE_SPECS", "TABLE_SPECS", "COMPACT_SPECS", "spec", "flat_scores", "markdown_table", "summary_table"]
+from textenvs.registry import Entry, Registry
+
+__all__ = ["ScoreSpec", "SCORES", "register_score", "score_specs", "table_specs", "compact_specs", "spec", "flat_scores", "markdown_table", "summary_table"]
 
 
 @dataclass(frozen=True)
@@ -37,11 +41,18 @@ class ScoreSpec:
     interval: str
     #: One line for the README's table.
     summary: str = ""
+    #: ``(analysis) -> Score`` (or a lazy ``"module:function"``) for a registered score;
+    #: ``None`` for the built-in scores, which are fields of the report.
+    compute: Any = None
+
+    def computer(self) -> Any:
+        """The loaded ``compute`` function."""
+        return Entry(self.name, self.compute).load()
     #: Shown in tables (``False``: in JSON and CSV only).
     table: bool = True
 
 
-SCORE_SPECS: tuple[ScoreSpec, ...] = (
+_BUILT_IN: tuple[ScoreSpec, ...] = (
     ScoreSpec(
         "true_return", "return", "return", "higher",
         "the true return achieved, mean over finished episodes",
@@ -128,23 +139,39 @@ SCORE_SPECS: tuple[ScoreSpec, ...] = (
     ),
 )
 
-#: The scores of the compact table, in table order.
-COMPACT_SPECS: tuple[ScoreSpec, ...] = tuple(s for s in SCORE_SPECS if s.name in ("true_return", "gd", "explained", "alignment_regret"))
+#: Every score, in table order: name -> :class:`ScoreSpec`.
+SCORES: Registry[ScoreSpec] = Registry("score")
+#: The names of the scores of the compact (80-column) table.
+COMPACT = ("true_return", "gd", "explained", "alignment_regret")
 
-#: The scores shown in tables, in table order.
-TABLE_SPECS: tuple[ScoreSpec, ...] = tuple(s for s in SCORE_SPECS if s.table)
 
-_BY_NAME = {s.name: s for s in SCORE_SPECS}
+def register_score(spec: ScoreSpec) -> None:
+    """Add a score; it needs ``compute`` unless it is a field of the report."""
+    from irl.analysis.report import CoherenceReport
+
+    if spec.compute is None and spec.name not in CoherenceReport.__dataclass_fields__:
+        raise ValueError(f"score {spec.name!r} is no field of CoherenceReport: give it a compute function")
+    SCORES.register(spec.name, spec, spec.summary)
+
+
+def score_specs() -> tuple[ScoreSpec, ...]:
+    """Every score, in table order."""
+    return tuple(e.load() for e in SCORES)
+
+
+def table_specs() -> tuple[ScoreSpec, ...]:
+    """The scores shown in tables, in table order."""
+    return tuple(s for s in score_specs() if s.table)
+
+
+def compact_specs() -> tuple[ScoreSpec, ...]:
+    """The scores of the compact (80-column) table."""
+    return tuple(s for s in table_specs() if s.name in COMPACT)
 
 
 def spec(name: str) -> ScoreSpec:
     """The specification of score ``name``."""
-    from textenvs.registry import UnknownIdError
-
-    try:
-        return _BY_NAME[name]
-    except KeyError:
-        raise UnknownIdError("score", name, list(_BY_NAME)) from None
+    return SCORES.get(name)
 
 
 def _finite(value: float) -> float | None:
@@ -152,11 +179,11 @@ def _finite(value: float) -> float | None:
 
 
 def flat_scores(scores: Mapping[str, Any]) -> dict[str, Any]:
-    """Every score of :data:`SCORE_SPECS` as flat columns: ``NAME``, ``NAME_low``, ``NAME_high``
+    """Every score of :data:`SCORES` as flat columns: ``NAME``, ``NAME_low``, ``NAME_high``
     and ``NAME_note`` (why it is undefined; empty when defined). ``scores`` maps names to
     :class:`~irl.analysis.scores.Score` objects or ``None`` (not computed: all columns empty)."""
     row: dict[str, Any] = {}
-    for s in SCORE_SPECS:
+    for s in score_specs():
         score = scores.get(s.name)
         ok = score is not None and score.ok
         row[s.name] = score.estimate if ok else None
@@ -169,7 +196,7 @@ def flat_scores(scores: Mapping[str, Any]) -> dict[str, Any]:
 def markdown_table() -> str:
     """The docs' score table: a row per score (tables' order), its meaning, when undefined, and its interval."""
     lines = ["| score | better | meaning | undefined when | interval |", "|---|---|---|---|---|"]
-    for s in SCORE_SPECS:
+    for s in score_specs():
         title = s.title.replace("\n", " ")
         lines.append(f"| {title} (`{s.name}`) | {s.better or '-'} | {s.meaning} | {s.undefined} | {s.interval} |")
     return "\n".join(lines) + "\n"
@@ -178,5 +205,9 @@ def markdown_table() -> str:
 def summary_table() -> str:
     """The README's one-line-per-score table (the scores shown in tables)."""
     lines = ["| score | better | what it says |", "|---|---|---|"]
-    lines += [f"| {s.title.replace(chr(10), ' ')} | {s.better or '-'} | {s.summary} |" for s in TABLE_SPECS]
+    lines += [f"| {s.title.replace(chr(10), ' ')} | {s.better or '-'} | {s.summary} |" for s in table_specs()]
     return "\n".join(lines) + "\n"
+
+
+for _spec in _BUILT_IN:
+    SCORES.register(_spec.name, _spec, _spec.summary)
