@@ -8,6 +8,7 @@ afterwards so no other test sees them.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -96,3 +97,28 @@ def test_the_backend_example_runs_a_model_on_the_new_gridworld(corridor, plain_b
     manifest = load_manifest(out)
     assert manifest.config["backend"] == "transformers-plain" and manifest.config["encoding"] == "ascii"
     assert len(list(load_episodes(out))) == 1
+
+
+@pytest.fixture
+def objective_scale():
+    from irl.analysis.specs import SCORES
+
+    exec(example("contrib-score"), {})
+    yield
+    SCORES.unregister("objective_scale")
+
+
+def test_the_score_example_reaches_every_table(myopic, objective_scale, tmp_path, capsys):
+    import csv
+    import io
+
+    out = tmp_path / "myopic"
+    assert main(["baseline", "--env", "corridor", "--agent", "myopic", "--episodes", "6", "--max-steps", "8",
+                 "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(out), "--format", "csv", "--folds", "2", "--splits", "2", "--n-boot", "6", "--no-progress"]) == 0
+    row = next(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert float(row["objective_scale"]) > 0 and float(row["objective_scale_low"]) <= float(row["objective_scale_high"])
+    assert main(["compare", str(out), "--format", "json", "--folds", "2", "--splits", "2", "--n-boot", "6", "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out)["runs"][0]
+    assert report["extra"]["objective_scale"]["estimate"] == pytest.approx(float(row["objective_scale"]))
