@@ -300,4 +300,4 @@ def test_irl_refuses_a_variant_run_in_one_line(tmp_path, capsys):
     capsys.readouterr()
     assert main(["irl", str(run), "--out", str(tmp_path / "fit"), "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "chess variant 'atomic'" in err and "Traceback" not in err
+    assert "no objective fit for chess/atomic" in err and "chess variants are not fitted" in err and "Traceback" not in err

@@ -22,7 +22,8 @@ import numpy as np
 from harness.records import BASELINE_BACKEND, ResultsError
 from irl.analysis.games import load_game
 from irl.analysis.chess import chess_alignment, chess_explained, chess_gd, chess_l2, chess_stability, games_as_units
-from irl.analysis.kinds import FIT_KINDS, fit_kind_of
+from irl.analysis.kinds import FIT_KINDS, fit_kind_for
+from textenvs.capabilities import CHESS, capabilities_of
 from irl.analysis.runs import ChessRun, RunInfo, TabularRun, load_chess, load_tabular, read_info
 from irl.analysis.specs import score_specs, table_specs
 from irl.analysis.scores import WHY_NOISE, FitSettings, Score, boot_indices, explains_nothing, quantile_score, return_score
@@ -320,9 +321,13 @@ def analyse_runs(
         info = read_info(run_dir)
         if progress is not None:
             progress(i, total, info.run_id)
-        kind = fit_kind_of(info.env, info.variant, info.options)
+        offers = capabilities_of(info.env, info.variant, info.options)
+        kind = fit_kind_for(offers)
         if kind is None:
-            raise ResultsError(f"{run_dir}: no objective fit for {info.env_label} (it has no exact MDP, is not a solved game and is not standard chess)")
+            needs = ", ".join(f"{k.metadata['needs']} ({k.name})" for k in FIT_KINDS)
+            why = ("; chess variants are not fitted (the chess features and Stockfish's evaluations are for standard positions)"
+                   if CHESS in offers else "")
+            raise ResultsError(f"{run_dir}: no objective fit for {info.env_label}: the fits need one of {needs}{why}")
         analysis = kind.load()(run_dir, settings)
         for spec in score_specs():
             if spec.compute is not None:
