@@ -134,7 +134,8 @@ def _buffer(minari: Any, run: Run, ep: Any, replayed: Replayed, n_legal: int, in
         actions=np.asarray([forfeit if a is None else a for a in replayed.actions], dtype=np.int64),
         rewards=np.asarray([s.reward for s in steps], dtype=np.float64),
         terminations=np.asarray([s.terminated for s in steps]), truncations=np.asarray([s.truncated for s in steps]),
-        infos={"probs": probs, "logprobs": logprobs, "n_legal": legal},
+        # A 1-d array would be written with an empty shape that Minari 0.5 cannot read back: a list.
+        infos={"probs": probs, "logprobs": logprobs, "n_legal": legal.tolist()},
     )
 
 
