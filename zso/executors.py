@@ -87,7 +87,7 @@ class RayExecutor(Executor):
         try:
             import ray
         except ImportError:
-            raise ImportError("--executor ray needs Ray: pip install 'zso[cluster]' (or pip install 'ray[default]')") from None
+            raise ImportError("--executor ray needs Ray: pip install 'zso[cluster]' (or pip install ray)") from None
         cells = [cell for group in groups for cell in group]
         if not cells:
             return

@@ -105,14 +105,14 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
 
 
-def require(module: str, package: str) -> object:
-    """Import ``module``, or fail with the ``pip install`` that provides it."""
+def require(module: str, package: str, hint: str = "") -> object:
+    """Import ``module``, or fail with the ``pip install`` that provides it (and ``hint``)."""
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ImportError(f"this export needs {package}: pip install 'zso[export]' (or pip install {package})") from None
+        raise ImportError(f"this export needs {package}: pip install {package}{hint}") from None
 
 
 def export_runs(paths: Sequence[str | Path], to: str, out: str | Path) -> list[Path]:

@@ -28,7 +28,7 @@ from harness.records import StepRecord
 
 def export(runs: list[Run], out: Path) -> list[Path]:
     """Write ``OUT/<run>.eval`` for each run; returns the files."""
-    log_api = require("inspect_ai.log", "inspect-ai")
+    log_api = require("inspect_ai.log", "inspect-ai", ", or make install-inspect and run .venv-inspect/bin/python -m harness.export")
     out.mkdir(parents=True, exist_ok=True)
     written, taken = [], set()
     for run in runs:
