@@ -242,3 +242,46 @@ def test_inspect_logs_read_back_and_open_in_inspect_view(runs, tmp_path, inspect
     finally:
         viewer.terminate()
         viewer.wait(timeout=30)
+
+
+@pytest.mark.model
+def test_a_language_models_prompts_replies_and_refusals_are_exported(tmp_path, inspect_python, monkeypatch):
+    """A real generate-mode run: Inspect holds every prompt, reply and refusal; Parquet and Minari its actions."""
+    import minari
+    import pandas as pd
+
+    run_dir = tmp_path / "run"
+    assert main(["run", "--env", "frozenlake", "--variant", "4x4", "--model", "gemma3-270m", "--mode", "generate",
+                 "--episodes", "2", "--max-steps", "3", "--max-retries", "1", "--max-new-tokens", "6", "--seed", "0",
+                 "--out", str(run_dir), "--no-progress"]) == 0
+    run, actions, returns = _logged(run_dir)
+    assert any(s.attempts for steps in run.steps.values() for s in steps)  # refusals to export (seeded: there are)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([inspect_python, "-m", "harness.export", str(run_dir), "--to", "inspect", "--out", str(tmp_path / "logs")],
+                   check=True, env=env, capture_output=True)
+    dump = ("import json, sys\nfrom inspect_ai.log import read_eval_log\nlog = read_eval_log(sys.argv[1])\n"
+            "print(json.dumps([[[m.role, m.text] for m in s.messages] for s in log.samples]))")
+    (path,) = (tmp_path / "logs").glob("*.eval")
+    samples = json.loads(subprocess.run([inspect_python, "-c", dump, str(path)], check=True, env=env,
+                                        capture_output=True, text=True).stdout)
+    assert len(samples) == len(run.episodes)
+    for messages, ep in zip(samples, run.episodes):
+        texts = [text for _, text in messages]
+        for s in run.steps[ep.episode]:
+            assert s.prompt in texts
+            for a in s.attempts:
+                assert a.reply in texts and any(t.startswith(f"refused ({a.error_kind})") for t in texts)
+            if s.action_source == "model":
+                assert s.reply in texts
+            else:
+                assert f"no reply accepted: the fallback took {s.action}" in texts
+        assert messages[0][0] == "user" and messages[1][0] == "assistant"
+    assert main(["export", str(run_dir), "--to", "parquet", "--out", str(tmp_path / "pq")]) == 0
+    steps = pd.read_parquet(next((tmp_path / "pq").iterdir()) / "steps.parquet")
+    assert list(steps.prompt) == [s.prompt for e in run.episodes for s in run.steps[e.episode]]
+    assert list(steps.invalid_attempts) == [len(s.attempts) for e in run.episodes for s in run.steps[e.episode]]
+    assert main(["export", str(run_dir), "--to", "minari", "--out", str(tmp_path / "mn")]) == 0
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "mn"))
+    data = minari.load_dataset("zso/frozenlake-4x4/gemma3-270m-ascii-generate-v0")
+    assert [[run.steps[r.episode][t].legal_actions[a] for t, a in enumerate(ep.actions)]
+            for ep, r in zip(data.iterate_episodes(), run.episodes)] == [actions[r.episode] for r in run.episodes]

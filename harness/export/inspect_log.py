@@ -5,8 +5,9 @@ reads them. One sample per episode (id = episode index):
 
 messages
     per decision, the prompt (user) and the reply (assistant); a refused reply is followed
-    by a user message naming why. In choose mode the assistant message is the scored list:
-    each legal action with its log-probability and probability, then the action taken.
+    by a user message naming why, and a decision no reply won ends with the fallback's
+    action. In choose mode the assistant message is the scored list: each legal action
+    with its log-probability and probability, then the action taken.
     Reference agents have no prompt: the user message is then the logged state.
 scores
     ``return``, ``success`` (when the environment defines it) and each play metric; the
@@ -99,6 +100,8 @@ def _messages(step: StepRecord, who: str) -> list[Any]:
         messages.append(ChatMessageAssistant(content=reply, model=who, metadata=meta))
     else:
         messages[-2] = ChatMessageAssistant(content=messages[-2].text, model=who, metadata=meta)
+    if step.action_source == "fallback":
+        messages.append(ChatMessageUser(content=f"no reply accepted: the fallback took {step.action or 'nothing (forfeit)'}"))
     return messages
 
 
