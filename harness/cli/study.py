@@ -21,7 +21,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("study", metavar="STUDY.toml")
     p.add_argument("--out", required=True, metavar="DIR", help="the study directory (rerun with the same DIR to resume)")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
-    p.add_argument("--executor", default="serial", choices=("serial", "ray"),
+    from zso.executors import EXECUTORS
+
+    p.add_argument("--executor", default="serial", choices=EXECUTORS.names(),
                    help="serial: in this process (default); ray: every cell a Ray task (see docs/export.md)")
     p.add_argument("--ray-address", metavar="ADDRESS",
                    help="with --executor ray: the cluster to join (ray://HOST:10001, auto); default RAY_ADDRESS or a local cluster")
