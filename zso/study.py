@@ -28,7 +28,7 @@ import re
 import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from harness.agents import BASELINES, BaselineOptions, build_baseline, playable_kinds_of
 from harness.backends import load_backend
@@ -39,6 +39,7 @@ from harness.records import (
 from harness.runner import Runner, code_revision
 from harness.summary import RunSummary, summarize
 from textenvs import encodings_for
+from zso.executors import Executor, make_executor
 from zso.report import write_report
 
 if sys.version_info >= (3, 11):
@@ -238,12 +239,14 @@ Progress = Callable[[str, int, int, str], None]
 
 def run_study(
     study: Study | str | Path, out: str | Path, *, progress: Progress | None = None, analyse: bool = True,
+    executor: str | Executor = "serial",
 ) -> StudyResult:
     """Play every unfinished cell of ``study``, fit and score every run, write the report.
 
     ``progress(stage, done, total, label)`` is called as cells and episodes advance
     (stages ``"cells"``, ``"episodes"``, ``"fits"``). Ctrl-C stops between writes: what
-    finished is kept and the next call finishes the rest.
+    finished is kept and the next call finishes the rest. ``executor`` plays the cells
+    (:mod:`zso.executors`: ``"serial"``, ``"ray"``, or an :class:`~zso.executors.Executor`).
     """
     if not isinstance(study, Study):
         study = load_study(study)
@@ -256,21 +259,13 @@ def run_study(
     report = (lambda *a: None) if progress is None else progress
     report("cells", done, len(cells), "")
     _write_index(out, study, cells)
-    for group in _groups(todo):
-        backend = None
-        try:
-            if group[0].kind == "model":
-                cfg = group[0].config
-                backend = load_backend(cfg.backend, cfg.model, cfg.backend_options)
-            for cell in group:
-                report("cells", done, len(cells), cell.label)
-                _play(cell, out / "runs" / cell.id, backend, report)
-                done += 1
-                report("cells", done, len(cells), cell.label)
-                _write_index(out, study, cells)
-        finally:
-            if backend is not None:
-                backend.close()
+    def relay(stage: str, n: int, total: int, label: str) -> None:  # a cell starting: the cells bar names it
+        report("cells", done, len(cells), label) if stage == "cell" else report(stage, n, total, label)
+
+    for cell in (executor if isinstance(executor, Executor) else make_executor(executor)).run(_groups(todo), play_group, out, relay):
+        done += 1
+        report("cells", done, len(cells), cell.label)
+        _write_index(out, study, cells)
     results = [CellResult(c, out / "runs" / c.id, _cell_state(out / "runs" / c.id)) for c in cells]
     for r in results:
         r.summary = summarize(r.run_dir)
@@ -280,6 +275,25 @@ def run_study(
     _write_tables(result)
     write_report(result, out / "report.html")
     return result
+
+
+def play_group(group: Sequence[Cell], out: Path, report: Progress) -> Iterator[Cell]:
+    """Play ``group``'s cells into ``out/runs`` (one loaded model serves them all), yielding each when finished.
+
+    ``report("cell", 0, 0, label)`` announces each cell; its episodes are reported as in :func:`run_study`.
+    """
+    backend = None
+    try:
+        if group[0].kind == "model":
+            cfg = group[0].config
+            backend = load_backend(cfg.backend, cfg.model, cfg.backend_options)
+        for cell in group:
+            report("cell", 0, 0, cell.label)
+            _play(cell, out / "runs" / cell.id, backend, report)
+            yield cell
+    finally:
+        if backend is not None:
+            backend.close()
 
 
 def _prepare_dir(out: Path, study: Study, cells: Sequence[Cell]) -> list[str]:

@@ -30,9 +30,13 @@ __all__ = [
 BACKENDS: Registry[type] = Registry("backend")
 
 
-def register_backend(name: str, target: str | type, description: str = "") -> None:
-    """Register a backend class (or a lazy ``"module:Class"``) under ``name``."""
-    BACKENDS.register(name, target, description)
+def register_backend(name: str, target: str | type, description: str = "", **metadata: Any) -> None:
+    """Register a backend class (or a lazy ``"module:Class"``) under ``name``.
+
+    Metadata: ``in_process`` (default true), whether the model is held in this process (a
+    cluster task then reserves its CPU or GPU share); ``gpu_only``, whether it needs a GPU.
+    """
+    BACKENDS.register(name, target, description, **metadata)
 
 
 def load_backend(name: str, model: str, options: dict[str, Any] | None = None) -> Backend:
@@ -48,5 +52,5 @@ def load_backend(name: str, model: str, options: dict[str, Any] | None = None) -
 
 
 register_backend("transformers", "harness.backends.transformers:TransformersBackend", "in-process Hugging Face transformers")
-register_backend("openai", "harness.backends.openai:OpenAIBackend", "any OpenAI-compatible completions server")
-register_backend("vllm", "harness.backends.vllm:VLLMBackend", "vLLM in-process (GPU)")
+register_backend("openai", "harness.backends.openai:OpenAIBackend", "any OpenAI-compatible completions server", in_process=False)
+register_backend("vllm", "harness.backends.vllm:VLLMBackend", "vLLM in-process (GPU)", gpu_only=True)

@@ -14,13 +14,13 @@ from typing import Any, Sequence
 
 from rich.markup import escape
 
-from harness.cli import baseline, commands, objectives, study
+from harness.cli import baseline, commands, export, objectives, study
 from harness.cli.console import ProgressBar, console, out, run_and_report
 
 __all__ = ["main", "build_parser", "console", "out", "ProgressBar", "run_and_report"]
 
 #: The modules that add subcommands, in the order ``zso --help`` lists them.
-SUBCOMMAND_MODULES = (commands, baseline, objectives, study)
+SUBCOMMAND_MODULES = (commands, baseline, objectives, study, export)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,13 +21,27 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("study", metavar="STUDY.toml")
     p.add_argument("--out", required=True, metavar="DIR", help="the study directory (rerun with the same DIR to resume)")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
+    from zso.executors import EXECUTORS
+
+    p.add_argument("--executor", default="serial", choices=EXECUTORS.names(),
+                   help="serial: in this process (default); ray: every cell a Ray task (see docs/export.md)")
+    p.add_argument("--ray-address", metavar="ADDRESS",
+                   help="with --executor ray: the cluster to join (ray://HOST:10001, auto); default RAY_ADDRESS or a local cluster")
+    p.add_argument("--gpus-per-model", type=float, metavar="N",
+                   help="with --executor ray: GPUs a cell asks for when its model runs on a GPU (default 1)")
     p.set_defaults(handler=cmd_study)
 
 
 def cmd_study(args: argparse.Namespace) -> int:
     """Run the study under one progress display; 130 after Ctrl-C (rerun to finish)."""
     from harness.runner import RunInterrupted
+    from zso.executors import make_executor
     from zso.study import load_study, run_study
+
+    if args.executor != "ray" and (args.ray_address or args.gpus_per_model is not None):
+        raise ValueError("--ray-address and --gpus-per-model go with --executor ray")
+    executor = (make_executor("ray", address=args.ray_address, gpus_per_model=args.gpus_per_model)
+                if args.executor == "ray" else make_executor("serial"))
 
     study = load_study(args.study)
     cells = study.cells()
@@ -44,7 +58,7 @@ def cmd_study(args: argparse.Namespace) -> int:
             bar.update(tasks[stage], completed=done, total=total, label=escape(label), visible=True)
 
         try:
-            result = run_study(study, args.out, progress=progress)
+            result = run_study(study, args.out, progress=progress, executor=executor)
         except RunInterrupted as exc:
             bar.stop()
             console.print(f"[yellow]interrupted[/yellow]: finished runs are kept; rerun "
