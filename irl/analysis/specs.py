@@ -146,10 +146,8 @@ COMPACT = ("true_return", "gd", "explained", "alignment_regret")
 
 
 def register_score(spec: ScoreSpec) -> None:
-    """Add a score; it needs ``compute`` unless it is a field of the report."""
-    from irl.analysis.report import CoherenceReport
-
-    if spec.compute is None and spec.name not in CoherenceReport.__dataclass_fields__:
+    """Add a score; it needs ``compute`` (only the built-in scores are fields of the report)."""
+    if spec.compute is None:
         raise ValueError(f"score {spec.name!r} is no field of CoherenceReport: give it a compute function")
     SCORES.register(spec.name, spec, spec.summary)
 
