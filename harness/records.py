@@ -25,7 +25,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Sequence
 
-from harness.config import BASELINE_BACKEND, ConfigError, RunConfig, load_schema, validate_config
+# BASELINE_BACKEND and load_schema are also read from here.
+from harness.config import BASELINE_BACKEND, ConfigError, RunConfig, load_schema, validate_config  # noqa: F401
 
 #: Version of the files written; readers refuse newer major versions.
 #: 1.2: the config records who played (``config.agent``); a 1.0 baseline run is read as one.
@@ -35,14 +36,6 @@ STEPS = "steps.jsonl"
 EPISODES = "episodes.jsonl"
 #: Held locked by the process writing the run.
 LOCK = ".lock"
-
-__all__ = [
-    "FORMAT_VERSION", "MANIFEST", "STEPS", "EPISODES", "LOCK", "BASELINE_BACKEND", "ResultsError", "Attempt", "Timing",
-    "StepRecord", "EpisodeRecord", "ModelIdentity", "EnvironmentIdentity", "Manifest", "RunWriter", "redact",
-    "check_new_run_dir", "run_status", "read_manifest", "ResumeState", "prepare_resume", "write_run_files",
-    "shard_config_differences", "merged_manifest", "TornLineWarning", "iter_jsonl", "iter_steps", "iter_episodes",
-    "load_schema", "load_manifest", "load_steps", "load_episodes",
-]
 
 
 class ResultsError(ValueError):
