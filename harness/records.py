@@ -236,7 +236,7 @@ class Manifest:
 
     def to_json(self) -> dict[str, Any]:
         typed = {"config": self.config.to_json(), "model": self.model.to_json(), "environment": self.environment.to_json()}
-        return {f.name: typed[f.name] if f.name in typed else copy_json(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: typed[f.name] if f.name in typed else _copy_json(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any], source: str = MANIFEST, strict: bool = False) -> "Manifest":
@@ -274,7 +274,7 @@ class Manifest:
         return self.config.is_baseline
 
 
-def copy_json(value: Any) -> Any:
+def _copy_json(value: Any) -> Any:
     """A deep copy of a JSON-like value (dicts, lists, scalars)."""
     return json.loads(json.dumps(value))
 
@@ -300,8 +300,8 @@ def merged_manifest(manifests: Sequence[Manifest], out: str | Path) -> Manifest:
     out = Path(out)
     return replace(
         first, run_id=out.name, created=min(m.created for m in manifests), config=replace(first.config, shard=None, out=str(out)),
-        host={"shards": [copy_json(m.host) for m in manifests]}, status="complete", finished=None, counts={"episodes": 0, "steps": 0},
-        resumes=[], packages=copy_json(first.packages), code=copy_json(first.code), seeds=copy_json(first.seeds),
+        host={"shards": [_copy_json(m.host) for m in manifests]}, status="complete", finished=None, counts={"episodes": 0, "steps": 0},
+        resumes=[], packages=_copy_json(first.packages), code=_copy_json(first.code), seeds=_copy_json(first.seeds),
     )
 
 
