@@ -28,7 +28,7 @@ import numpy as np
 from harness.agents import Agent, Decision, baseline_options, baseline_spec, build_reference_agent, make_agent
 from harness.agents.language import ChooseAgent
 from harness.backends import Backend, load_backend
-from harness.config import MODEL_PREFIX, RunConfig
+from harness.config import RunConfig
 from harness.records import (
     EnvironmentIdentity, EpisodeRecord, Manifest, ModelIdentity, ResumeState, RunWriter, StepRecord, Timing,
 )
@@ -39,8 +39,6 @@ RECORDED_PACKAGES = (
     "zso", "torch", "transformers", "gguf", "accelerate", "chess", "gymnasium", "minigrid",
     "numpy", "scipy", "imitation", "stable-baselines3", "vllm",
 )
-
-__all__ = ["Runner", "RunInterrupted", "AgentPolicy", "agent_stream", "default_run_dir", "MODEL_PREFIX"]
 
 
 class AgentPolicy:
