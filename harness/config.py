@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
 import sys
 from dataclasses import asdict, dataclass, field, fields
+from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import jsonschema
-
-from harness.records import load_schema
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,6 +26,44 @@ else:  # pragma: no cover
 
 class ConfigError(ValueError):
     """A configuration that cannot be run; the message names the bad key."""
+
+
+#: ``backend`` (and ``manifest.model.backend``) of runs played by a reference agent: it is
+#: derived from the agent spec (:class:`AgentSpec`), never decided on.
+BASELINE_BACKEND = "baseline"
+#: Who can play a run: a language model, or a registered reference agent (``harness.agents.BASELINES``).
+AGENT_KINDS = ("model", "baseline")
+#: An environment option given as ``"model:NAME"`` is played by that model (a chess opponent).
+MODEL_PREFIX = "model:"
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """Who plays a run, so that the run can be rebuilt (and resumed) from its configuration.
+
+    ``kind="model"``: the language model named by the config's ``model``, ``backend`` and
+    ``mode`` (``name`` and ``options`` stay empty). ``kind="baseline"``: the reference agent
+    ``name`` built with ``options`` (the fields of :class:`harness.agents.BaselineOptions`
+    it was given: temperature, discount, train_episodes...); a trained agent is retrained
+    from the run's seed, so it is the same agent every time.
+    """
+
+    kind: str = "model"
+    name: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in AGENT_KINDS:
+            raise ConfigError(f"agent kind must be one of {', '.join(AGENT_KINDS)}, got {self.kind!r}")
+        if self.kind == "baseline" and not self.name:
+            raise ConfigError("a baseline agent needs a name (e.g. random, soft-optimal, q-learning)")
+        if self.kind == "model" and (self.name is not None or self.options):
+            raise ConfigError("agent: a model is named by the config's model, backend and mode; give no agent name or options")
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "AgentSpec":
+        """The spec of a config's ``agent`` table."""
+        return cls(str(data.get("kind", "model")), data.get("name"), dict(data.get("options") or {}))
 
 
 @dataclass(frozen=True)
@@ -56,6 +95,9 @@ class RunConfig:
     #: ``"I/N"``: play only shard I of N (1-based) of the episodes: those whose index is
     #: ``I - 1`` modulo ``N``, with the seeds they have in the whole run (``zso merge``).
     shard: str | None = None
+    #: Who plays: a model (``model``, ``backend``, ``mode`` above) or a reference agent, whose
+    #: name then also stands in ``model`` and whose ``backend`` is :data:`BASELINE_BACKEND`.
+    agent: AgentSpec = field(default_factory=AgentSpec)
 
     def __post_init__(self) -> None:
         if self.encoding is None:
@@ -63,9 +105,43 @@ class RunConfig:
 
             known = encodings_for(self.env)
             object.__setattr__(self, "encoding", known[0] if known else None)
+        if isinstance(self.agent, Mapping):
+            object.__setattr__(self, "agent", AgentSpec.from_json(self.agent))
+        if self.backend == BASELINE_BACKEND and self.agent.kind == "model":
+            # The baseline backend names a reference agent: ``model`` (as configs said before agent specs).
+            object.__setattr__(self, "agent", AgentSpec("baseline", self.model))
+        if self.agent.kind == "baseline":
+            # A reference agent acts in choose mode (its full distribution in ``probs``).
+            object.__setattr__(self, "model", self.agent.name)
+            object.__setattr__(self, "backend", BASELINE_BACKEND)
+            object.__setattr__(self, "mode", "choose")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "RunConfig":
+        """The config of a manifest's ``config`` object, leniently (keys this zso does not know are ignored).
+
+        A config written before runs recorded their agent (format 1.0) that names the
+        ``baseline`` backend is read as a baseline run of the agent ``model``; such runs
+        recorded the softmax temperature (``soft-optimal``'s) in ``temperature``.
+        """
+        names = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in names}
+        if "agent" not in data and data.get("backend") == BASELINE_BACKEND and data.get("temperature"):
+            data["agent"] = {"kind": "baseline", "name": data.get("model"), "options": {"temperature": float(data["temperature"])}}
+            data["temperature"] = 0.0
+        return cls(**data)
+
+    @property
+    def is_baseline(self) -> bool:
+        """Whether a reference agent, not a language model, plays the run."""
+        return self.agent.kind == "baseline"
+
+    def make_env(self, policy: Callable[[str], Any] | None = None) -> Any:
+        """The run's environment, built fresh (see :func:`make_run_env`)."""
+        return make_run_env(self.env, self.variant, self.env_options, policy)
 
     def episode_indices(self) -> list[int]:
         """The indices of the episodes this run plays (all of them, or its shard's)."""
@@ -75,6 +151,35 @@ class RunConfig:
     def episode_seeds(self) -> list[int]:
         """One seed per episode, derived from the base seed."""
         return [self.seed + i for i in range(self.episodes)]
+
+
+def make_run_env(env: str, variant: str | None, options: Mapping[str, Any], policy: Callable[[str], Any] | None = None) -> Any:
+    """Build a run's environment from its recorded identity: the one place runs are rebuilt.
+
+    ``options`` given as ``"model:NAME"`` (an opponent played by a model) are replaced by
+    ``policy(NAME)``; without ``policy`` they are left out, so the environment's default
+    stands in: enough to check options, read an exact MDP or replay a run, not to play it.
+    """
+    from textenvs import make_env
+
+    resolved = {}
+    for key, value in options.items():
+        if isinstance(value, str) and value.startswith(MODEL_PREFIX):
+            if policy is None:
+                continue
+            value = policy(value.removeprefix(MODEL_PREFIX))
+        resolved[key] = value
+    return make_env(env, variant, **resolved)
+
+
+@lru_cache(maxsize=None)
+def load_schema(name: str) -> dict[str, Any]:
+    """The JSON Schema ``results/schemas/<name>.schema.json`` as shipped.
+
+    Fields marked ``"x-registry"`` take the names of a registry; :func:`schema` fills those
+    in for validation.
+    """
+    return json.loads(files("harness.schemas").joinpath(f"{name}.schema.json").read_text(encoding="utf-8"))
 
 
 def schema(name: str) -> dict[str, Any]:
@@ -95,7 +200,6 @@ def registered_names(registry: str) -> list[str]:
     """The names a schema field may take: ``"backends"`` (and ``baseline``) or ``"modes"``."""
     from harness.agents import MODES
     from harness.backends import BACKENDS
-    from harness.records import BASELINE_BACKEND
 
     if registry == "backends":
         return BACKENDS.names() + [BASELINE_BACKEND]
@@ -161,13 +265,11 @@ def resolve_config(file: str | Path | None = None, **overrides: Any) -> RunConfi
     return RunConfig(**{k: v for k, v in merged.items() if k in names})
 
 
-def config_from_manifest(manifest: Mapping[str, Any], run_dir: str | Path) -> RunConfig:
-    """The configuration a run was made with (its manifest's ``config``), writing to ``run_dir``."""
-    data = dict(manifest.get("config") or {})
-    data["out"] = str(run_dir)
-    validate_config(data, source=f"{run_dir}/manifest.json config")
-    names = {f.name for f in fields(RunConfig)}
-    return RunConfig(**{k: v for k, v in data.items() if k in names})
+def config_from_manifest(manifest: Any, run_dir: str | Path) -> RunConfig:
+    """The configuration a run was made with (``manifest``: its :class:`harness.records.Manifest`), writing to ``run_dir``."""
+    from dataclasses import replace
+
+    return replace(manifest.config, out=str(run_dir))
 
 
 def parse_shard(shard: str | None) -> tuple[int, int]:

@@ -14,14 +14,11 @@ from typing import Sequence
 
 from harness.config import parse_shard
 from harness.records import (
-    Manifest, ResultsError, check_new_run_dir, iter_episodes, iter_steps, read_manifest, run_status,
-    write_run_files,
+    ResultsError, check_new_run_dir, iter_episodes, iter_steps, load_manifest, merged_manifest, run_status,
+    shard_config_differences, write_run_files,
 )
 
 __all__ = ["merge_shards"]
-
-#: Manifest fields that may differ between the shards of one run.
-_PER_SHARD = ("run_id", "created", "finished", "counts", "resumes", "host", "status")
 
 
 def merge_shards(out: str | Path, shard_dirs: Sequence[str | Path]) -> Path:
@@ -30,22 +27,20 @@ def merge_shards(out: str | Path, shard_dirs: Sequence[str | Path]) -> Path:
     check_new_run_dir(out)
     if not shard_dirs:
         raise ResultsError("give the shard run directories to merge")
-    manifests = [read_manifest(d) for d in shard_dirs]
+    manifests = [load_manifest(d) for d in shard_dirs]
     first = manifests[0]
-    base = {**first["config"], "shard": None, "out": None}
-    count = parse_shard(first["config"].get("shard"))[1]
+    count = parse_shard(first.config.shard)[1]
     seen: dict[int, str] = {}
     for d, m in zip(shard_dirs, manifests):
         status = run_status(d, m)
         if status != "complete":
             raise ResultsError(f"{d} is {status}, not complete: finish it with zso run --resume {d}")
-        cfg = {**m["config"], "shard": None, "out": None}
-        if cfg != base:
-            diff = sorted(k for k in set(cfg) | set(base) if cfg.get(k) != base.get(k))
+        diff = shard_config_differences(m, first)
+        if diff:
             raise ResultsError(f"{d} is not a shard of the same run as {shard_dirs[0]} (config differs in {', '.join(diff)})")
-        if m["model"] != first["model"]:
+        if m.model != first.model:
             raise ResultsError(f"{d} was played by another model than {shard_dirs[0]}")
-        shard = m["config"].get("shard")
+        shard = m.config.shard
         index, n = parse_shard(shard)
         if n != count:
             raise ResultsError(f"{d} is shard {shard} but {shard_dirs[0]} is one of {count}")
@@ -58,15 +53,9 @@ def merge_shards(out: str | Path, shard_dirs: Sequence[str | Path]) -> Path:
     episodes = sorted((e for d in shard_dirs for e in iter_episodes(d)), key=lambda e: e["episode"])
     steps = sorted((s for d in shard_dirs for s in iter_steps(d)), key=lambda s: (s["episode"], s["t"]))
     indices = [e["episode"] for e in episodes]
-    if indices != list(range(base["episodes"])):
-        raise ResultsError(f"the shards hold episodes {indices[:10]}..., not each of 0..{base['episodes'] - 1} once")
-    fields = {k: v for k, v in first.items() if k not in _PER_SHARD}
-    manifest = Manifest.from_json({
-        **fields, "run_id": out.name, "created": min(m["created"] for m in manifests),
-        "config": {**first["config"], "shard": None, "out": str(out)},
-        "host": {"shards": [m.get("host", {}) for m in manifests]},
-    })
-    manifest.status = "complete"
+    if indices != list(range(first.config.episodes)):
+        raise ResultsError(f"the shards hold episodes {indices[:10]}..., not each of 0..{first.config.episodes - 1} once")
+    manifest = merged_manifest(manifests, out)
     manifest.finished = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     manifest.counts = {"episodes": len(episodes), "steps": len(steps)}
     write_run_files(out, manifest, steps, episodes)

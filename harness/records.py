@@ -20,21 +20,22 @@ import json
 import os
 import re
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import lru_cache
-from importlib.resources import files
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator, Sequence
+
+# BASELINE_BACKEND and load_schema are also read from here.
+from harness.config import BASELINE_BACKEND, ConfigError, RunConfig, load_schema, validate_config  # noqa: F401
 
 #: Version of the files written; readers refuse newer major versions.
-FORMAT_VERSION = "1.0"
+#: 1.2: the config records who played (``config.agent``); a 1.0 baseline run is read as one.
+FORMAT_VERSION = "1.2"
 MANIFEST = "manifest.json"
 STEPS = "steps.jsonl"
 EPISODES = "episodes.jsonl"
 #: Held locked by the process writing the run.
 LOCK = ".lock"
-#: ``manifest.model.backend`` of runs played by a reference agent (``zso baseline``).
-BASELINE_BACKEND = "baseline"
 
 
 class ResultsError(ValueError):
@@ -137,15 +138,82 @@ class EpisodeRecord:
         return cls(**data)
 
 
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Who played, as ``manifest.model`` records it (a backend's or reference agent's ``info()``)."""
+
+    #: The model's name, or the reference agent's.
+    name: str
+    #: The backend that ran it (:data:`BASELINE_BACKEND` for reference agents).
+    backend: str
+    #: Everything else recorded: ``source``, ``weights_sha256``, ``chat_template``, ``details``.
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "backend": self.backend, **self.details}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ModelIdentity":
+        rest = {k: v for k, v in data.items() if k not in ("name", "backend")}
+        return cls(str(data.get("name", "?")), str(data.get("backend", "?")), rest)
+
+
+@dataclass(frozen=True)
+class EnvironmentIdentity:
+    """The environment a run played, as ``manifest.environment`` records it."""
+
+    id: str
+    #: The variant played (the environment's default variant when none was asked for).
+    variant: str | None
+    options: dict[str, Any]
+    encoding: str
+    #: What the environment says of itself (a game's generated rules, the opponent), if anything.
+    description: dict[str, Any] | None = None
+    #: Which of its per-step metrics are rates (summarised with rate intervals).
+    rate_metrics: tuple[str, ...] = ()
+    #: Everything else recorded: ``class``, ``encoding_class``, ``option_models``.
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "variant": self.variant, "options": self.options, **self.details, "encoding": self.encoding,
+            **({} if self.description is None else {"description": self.description}),
+            "rate_metrics": list(self.rate_metrics),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], config: RunConfig) -> "EnvironmentIdentity":
+        """Read ``manifest.environment``; what it lacks is taken from the run's ``config``."""
+        known = ("id", "variant", "options", "encoding", "description", "rate_metrics")
+        return cls(
+            id=str(data.get("id", config.env)), variant=data.get("variant", config.variant),
+            options=dict(data.get("options", config.env_options) or {}), encoding=str(data.get("encoding", config.encoding)),
+            description=data.get("description"), rate_metrics=tuple(data.get("rate_metrics", ())),
+            details={k: v for k, v in data.items() if k not in known},
+        )
+
+    @property
+    def opponent(self) -> str | None:
+        """Who the agent played against (a game's or chess's opponent), if anyone."""
+        opponent = (self.description or {}).get("opponent") or self.options.get("opponent")
+        return None if opponent is None else str(opponent)
+
+    @property
+    def rules(self) -> str:
+        """The rules the environment described itself with (``standard`` when it did not say)."""
+        return str((self.description or {}).get("rules", "standard"))
+
+
 @dataclass
 class Manifest:
     """The header of a run; rewritten when the run's status changes."""
 
     run_id: str
     created: str
-    config: dict[str, Any]
-    model: dict[str, Any]
-    environment: dict[str, Any]
+    #: The resolved configuration (its ``out``: the run directory it was written to).
+    config: RunConfig
+    model: ModelIdentity
+    environment: EnvironmentIdentity
     packages: dict[str, str]
     code: dict[str, Any]
     seeds: dict[str, Any]
@@ -157,19 +225,84 @@ class Manifest:
     #: One entry per resume: ``{"at", "status_before", "episodes_kept", "dropped"}``.
     resumes: list[dict[str, Any]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # Plain JSON objects (as a manifest.json holds them) become the typed values.
+        if isinstance(self.config, dict):
+            self.config = RunConfig.from_json(self.config)
+        if isinstance(self.model, dict):
+            self.model = ModelIdentity.from_json(self.model)
+        if isinstance(self.environment, dict):
+            self.environment = EnvironmentIdentity.from_json(self.environment, self.config)
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        typed = {"config": self.config.to_json(), "model": self.model.to_json(), "environment": self.environment.to_json()}
+        return {f.name: typed[f.name] if f.name in typed else _copy_json(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Manifest":
-        """The manifest of a ``manifest.json`` object."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_json(cls, data: dict[str, Any], source: str = MANIFEST, strict: bool = False) -> "Manifest":
+        """The manifest of a ``manifest.json`` object.
+
+        Leniently by default (config keys this zso does not know are ignored, so newer
+        minor versions stay readable); ``strict`` checks the config against the schema, as
+        a run about to be continued must be.
+        """
+        raw = data.get("config")
+        if not isinstance(raw, dict):
+            raise ResultsError(f"{source}: config: expected a JSON object, got {type(raw).__name__}")
+        try:
+            if strict:
+                validate_config(raw, source=f"{source} config")
+            config = RunConfig.from_json(raw)
+        except (ConfigError, TypeError) as exc:
+            raise ResultsError(f"{source} config: {exc}") from None
+        for key in ("model", "environment"):
+            if not isinstance(data.get(key, {}), dict):
+                raise ResultsError(f"{source}: {key}: expected a JSON object, got {type(data[key]).__name__}")
+        known = {f.name for f in fields(cls)} - {"config", "model", "environment"}
+        try:
+            return cls(**{
+                **{k: v for k, v in data.items() if k in known},
+                "config": config, "model": ModelIdentity.from_json(data.get("model", {})),
+                "environment": EnvironmentIdentity.from_json(data.get("environment", {}), config),
+            })
+        except TypeError as exc:
+            raise ResultsError(f"{source}: {exc}") from None
 
     @property
     def is_baseline(self) -> bool:
         """Whether the run was played by a reference agent (``zso baseline``), not a model."""
-        return self.model.get("backend") == BASELINE_BACKEND
+        return self.config.is_baseline
+
+
+def _copy_json(value: Any) -> Any:
+    """A deep copy of a JSON-like value (dicts, lists, scalars)."""
+    return json.loads(json.dumps(value))
+
+
+def shard_config_differences(a: Manifest, b: Manifest) -> list[str]:
+    """The config keys in which two runs differ, their shard and run directory aside (``[]``: the same run)."""
+    ca = replace(a.config, shard=None, out=None).to_json()
+    cb = replace(b.config, shard=None, out=None).to_json()
+    return sorted(k for k in set(ca) | set(cb) if ca.get(k) != cb.get(k))
+
+
+#: Manifest fields that may differ between the shards of one run.
+_PER_SHARD = ("run_id", "created", "finished", "counts", "resumes", "host", "status")
+
+
+def merged_manifest(manifests: Sequence[Manifest], out: str | Path) -> Manifest:
+    """The manifest of the run made of shards ``manifests`` (checked to be one run's), written to ``out``.
+
+    What every shard shares is the first one's; it is ``complete``, created when the first
+    shard was, and its ``host`` lists the shards' hosts.
+    """
+    first = manifests[0]
+    out = Path(out)
+    return replace(
+        first, run_id=out.name, created=min(m.created for m in manifests), config=replace(first.config, shard=None, out=str(out)),
+        host={"shards": [_copy_json(m.host) for m in manifests]}, status="complete", finished=None, counts={"episodes": 0, "steps": 0},
+        resumes=[], packages=_copy_json(first.packages), code=_copy_json(first.code), seeds=_copy_json(first.seeds),
+    )
 
 
 class RunWriter:
@@ -286,12 +419,15 @@ def _acquire_lock(run_dir: Path) -> BinaryIO:
     return handle
 
 
-def run_status(run_dir: str | Path, manifest: dict[str, Any] | None = None) -> str:
+def run_status(run_dir: str | Path, manifest: "Manifest | dict[str, Any] | None" = None) -> str:
     """How a run stands: its manifest's status, or ``killed`` for a ``running`` run nobody writes.
 
     (The writer's lock is released by the operating system however its process ends.)
     """
-    status = str((manifest or read_manifest(run_dir)).get("status"))
+    if isinstance(manifest, Manifest):
+        status = manifest.status
+    else:
+        status = str((manifest or read_manifest(run_dir)).get("status"))
     if status != "running":
         return status
     try:
@@ -336,7 +472,8 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
 class ResumeState:
     """What an interrupted run keeps, once :func:`prepare_resume` has tidied its files."""
 
-    manifest: dict[str, Any]
+    #: The run's manifest, its config checked strictly (the run is about to continue).
+    manifest: Manifest
     #: How the run stood before the resume (``interrupted``, ``failed``, ``killed``...).
     status_before: str
     #: Indices of the episodes finished and kept.
@@ -356,7 +493,7 @@ def prepare_resume(run_dir: str | Path) -> ResumeState:
     is still writing, or one with a corrupt line before its end, is refused.
     """
     run_dir = Path(run_dir)
-    manifest = read_manifest(run_dir)
+    manifest = load_manifest(run_dir, strict=True)
     status = run_status(run_dir, manifest)
     if status == "running":
         raise ResultsError(f"{run_dir} is being written by another zso process; stop it before resuming")
@@ -463,16 +600,6 @@ def iter_episodes(run_dir: str | Path) -> Iterator[dict[str, Any]]:
 
 
 @lru_cache(maxsize=None)
-def load_schema(name: str) -> dict[str, Any]:
-    """The JSON Schema ``results/schemas/<name>.schema.json`` as shipped.
-
-    Fields marked ``"x-registry"`` take the names of a registry; :func:`harness.config.schema`
-    fills those in for validation.
-    """
-    return json.loads(files("harness.schemas").joinpath(f"{name}.schema.json").read_text(encoding="utf-8"))
-
-
-@lru_cache(maxsize=None)
 def _validator(name: str) -> Any:
     import jsonschema
 
@@ -489,9 +616,9 @@ def _typed(kind: type, schema_name: str, path: Path) -> Iterator[Any]:
         yield kind.from_json(obj)
 
 
-def load_manifest(run_dir: str | Path) -> Manifest:
-    """The typed manifest of ``run_dir``."""
-    return Manifest.from_json(read_manifest(run_dir))
+def load_manifest(run_dir: str | Path, strict: bool = False) -> Manifest:
+    """The typed manifest of ``run_dir`` (``strict``: its config checked against the schema, see :meth:`Manifest.from_json`)."""
+    return Manifest.from_json(read_manifest(run_dir), f"{Path(run_dir) / MANIFEST}", strict)
 
 
 def load_steps(run_dir: str | Path) -> Iterator[StepRecord]:

@@ -19,28 +19,26 @@ import threading
 import time
 import zlib
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
-from harness.agents import Agent, Decision, make_agent
+from harness.agents import Agent, Decision, baseline_options, baseline_spec, build_reference_agent, make_agent
 from harness.agents.language import ChooseAgent
 from harness.backends import Backend, load_backend
 from harness.config import RunConfig
-from harness.records import BASELINE_BACKEND, EpisodeRecord, Manifest, ResumeState, RunWriter, StepRecord, Timing
-from textenvs import ENVS, TextEnv, get_encoding, make_env
+from harness.records import (
+    EnvironmentIdentity, EpisodeRecord, Manifest, ModelIdentity, ResumeState, RunWriter, StepRecord, Timing,
+)
+from textenvs import ENVS, TextEnv, get_encoding
 
 #: Distributions whose versions every manifest records (when installed).
 RECORDED_PACKAGES = (
     "zso", "torch", "transformers", "gguf", "accelerate", "chess", "gymnasium", "minigrid",
     "numpy", "scipy", "imitation", "stable-baselines3", "vllm",
 )
-
-
-#: An environment option given as ``"model:NAME"`` is played by that model (a chess opponent).
-MODEL_PREFIX = "model:"
 
 
 class AgentPolicy:
@@ -94,15 +92,15 @@ def agent_stream(seed: int, config: RunConfig) -> list[int]:
     encodings for no reason of its own (small models follow list positions). A reference
     agent never reads the encoding, so its stream is the same under every one.
     """
-    if config.backend == BASELINE_BACKEND:
+    if config.is_baseline:
         return [seed, 1]
     return [seed, 1, zlib.crc32(str(config.encoding).encode())]
 
 
-def default_run_dir(config: RunConfig, root: str | Path = "results") -> Path:
-    """``results/<time>-<env>-<encoding>-<model>``."""
+def default_run_dir(config: RunConfig, root: str | Path = "results", label: str | None = None) -> Path:
+    """``results/<time>-<env>-<encoding>-<model>`` (``label`` in place of the model's name when given)."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    model = re.sub(r"[^A-Za-z0-9.]+", "-", Path(config.model).name).strip("-")
+    model = re.sub(r"[^A-Za-z0-9.]+", "-", Path(label or config.model).name).strip("-")
     shard = "" if config.shard is None else "-shard" + config.shard.replace("/", "of")
     return Path(root) / f"{stamp}-{config.env}-{config.encoding}-{model}-{config.mode}{shard}"
 
@@ -113,8 +111,9 @@ class Runner:
     def __init__(self, config: RunConfig, backend: Backend | None = None, agent: Agent | None = None):
         """Load ``config``'s backend (unless ``backend`` is given) and build its agent.
 
-        A ready ``agent`` (an RL baseline, say) replaces both; it must have an ``info()``
-        that says what it is, for the manifest.
+        A baseline run (``config.agent``) builds its reference agent (planned or trained
+        from the run's seed). A ready ``agent`` replaces both; it must have an ``info()``
+        that says what it is, for the manifest, and it belongs to the caller.
         """
         self.config = config
         self._policy_backends: dict[str, Backend] = {}
@@ -127,18 +126,19 @@ class Runner:
         self.backend: Backend | None = None
         #: A backend given to the runner belongs to the caller, who closes it.
         self._owns_backend = backend is None
-        if agent is None:
+        #: A reference agent built here is closed here.
+        self._owned_agent: Any = None
+        if agent is None and config.is_baseline:
+            # The manifest records every option the agent was built with, defaults included.
+            self.config = config = replace(config, agent=baseline_spec(config.agent.name, baseline_options(config.agent.options)))
+            agent = self._owned_agent = build_reference_agent(config)
+        elif agent is None:
             self.backend = backend if backend is not None else load_backend(config.backend, config.model, config.backend_options)
             agent = make_agent(config, self.backend, self.encoding)
         self.agent = agent
 
     def _new_env(self) -> Any:
-        options = {
-            key: self._model_policy(value.removeprefix(MODEL_PREFIX))
-            if isinstance(value, str) and value.startswith(MODEL_PREFIX) else value
-            for key, value in self.config.env_options.items()
-        }
-        return make_env(self.config.env, self.config.variant, **options)
+        return self.config.make_env(self._model_policy)
 
     def _model_policy(self, model: str) -> "AgentPolicy":
         """A policy played by ``model`` (choose mode, same encoding), for ``model:NAME`` options."""
@@ -162,7 +162,7 @@ class Runner:
         finished = resume.finished if resume is not None else frozenset()
         todo = [i for i in cfg.episode_indices() if i not in finished]
         if resume is not None:
-            manifest = Manifest.from_json(resume.manifest)
+            manifest = replace(resume.manifest, counts=dict(resume.manifest.counts), resumes=list(resume.manifest.resumes))
             manifest.status, manifest.finished = "running", None
             manifest.counts = {"episodes": len(finished), "steps": resume.steps}
             manifest.resumes = [*manifest.resumes, {
@@ -228,6 +228,8 @@ class Runner:
             env.close()
         if self.backend is not None and self._owns_backend:
             self.backend.close()
+        if self._owned_agent is not None:
+            self._owned_agent.close()
         for backend in self._policy_backends.values():
             backend.close()
 
@@ -300,21 +302,23 @@ class Runner:
         return Manifest(
             run_id=run_dir.name,
             created=_now(),
-            config={**cfg.to_json(), "out": str(run_dir)},
-            model=asdict((self.backend or self.agent).info()),
-            environment={
-                "id": cfg.env,
-                "variant": cfg.variant or entry.metadata.get("default_variant"),
-                "options": cfg.env_options,
-                "class": f"{type(env).__module__}.{type(env).__qualname__}",
-                "encoding": cfg.encoding,
-                "encoding_class": f"{type(self.encoding).__module__}.{type(self.encoding).__qualname__}",
-                "option_models": {name: asdict(b.info()) for name, b in self._policy_backends.items()},
+            config=replace(cfg, out=str(run_dir)),
+            model=ModelIdentity.from_json(asdict((self.backend or self.agent).info())),
+            environment=EnvironmentIdentity(
+                id=cfg.env,
+                variant=cfg.variant or entry.metadata.get("default_variant"),
+                options=cfg.env_options,
+                encoding=cfg.encoding,
                 # What the environment says of itself (a game's generated rules), and which
                 # of its step metrics are rates.
-                **({"description": env.describe()} if callable(getattr(env, "describe", None)) else {}),
-                "rate_metrics": list(getattr(env, "rate_metrics", ())),
-            },
+                description=env.describe() if callable(getattr(env, "describe", None)) else None,
+                rate_metrics=tuple(getattr(env, "rate_metrics", ())),
+                details={
+                    "class": f"{type(env).__module__}.{type(env).__qualname__}",
+                    "encoding_class": f"{type(self.encoding).__module__}.{type(self.encoding).__qualname__}",
+                    "option_models": {name: asdict(b.info()) for name, b in self._policy_backends.items()},
+                },
+            ),
             packages=package_versions(),
             code=code_revision(),
             seeds={"base": cfg.seed, "episodes": cfg.episode_seeds()},

@@ -20,7 +20,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from harness.records import load_episodes, load_steps, read_manifest, run_status
+from harness.records import load_episodes, load_manifest, load_steps, run_status
 from harness.stats import MIN_UNITS, Interval, bootstrap_ci, mean_interval, wilson_interval
 #: Step metrics that are 0/1: shown as percentages, with rate intervals. An environment
 #: names its own in the manifest (``environment.rate_metrics``).
@@ -74,8 +74,8 @@ def parses_replies(mode: str | None) -> bool:
 
 def summarize(run_dir: str | Path) -> RunSummary:
     """Read a run directory and compute its figures."""
-    manifest = read_manifest(run_dir)
-    cfg = manifest["config"]
+    manifest = load_manifest(run_dir)
+    cfg, environment = manifest.config, manifest.environment
     episodes = list(load_episodes(run_dir))
     finished = {e.episode for e in episodes}
     per_episode: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -95,15 +95,14 @@ def summarize(run_dir: str | Path) -> RunSummary:
         for kind, count in e.invalid_by_kind.items():
             by_kind[kind] += count
     successes = [e.success for e in episodes if e.success is not None]
-    generate = parses_replies(cfg.get("mode"))
-    rates = frozenset(_RATE_METRICS | set(manifest["environment"].get("rate_metrics", ())))
-    opponent = (manifest["environment"].get("description") or {}).get("opponent") or manifest["environment"]["options"].get("opponent")
+    generate = parses_replies(cfg.mode)
+    rates = frozenset(_RATE_METRICS | set(environment.rate_metrics))
     return RunSummary(
         run_dir=str(run_dir),
-        model=manifest["model"]["name"],
-        env=cfg["env"] + (f"/{manifest['environment']['variant']}" if manifest["environment"].get("variant") else ""),
-        encoding=cfg["encoding"],
-        mode=cfg["mode"],
+        model=manifest.model.name,
+        env=cfg.env + (f"/{environment.variant}" if environment.variant else ""),
+        encoding=cfg.encoding,
+        mode=cfg.mode,
         status=run_status(run_dir, manifest),
         episodes=len(episodes),
         decisions=decisions,
@@ -114,7 +113,7 @@ def summarize(run_dir: str | Path) -> RunSummary:
         invalid_reply_rate=_rate(invalid, invalid + decisions - fallbacks) if generate else None,
         fallback_rate=_rate(fallbacks, decisions) if generate else None,
         invalid_by_kind=dict(by_kind),
-        opponent=None if opponent is None else str(opponent),
+        opponent=environment.opponent,
         outcomes={
             name: wilson_interval(sum(e.outcome == name for e in episodes), len(episodes))
             for name in sorted({e.outcome for e in episodes if e.outcome is not None})

@@ -11,12 +11,14 @@ from typing import Any, Iterator
 import jsonschema
 
 from harness.config import schema
-from harness.records import EPISODES, MANIFEST, STEPS, ResultsError, TornLineWarning, iter_jsonl, read_manifest, run_status
+from harness.records import (
+    EPISODES, MANIFEST, STEPS, Manifest, ResultsError, TornLineWarning, iter_jsonl, read_manifest, run_status,
+)
 
 
 def _validators() -> dict[str, Any]:
     """One validator per schema, with the registries' names as they are now."""
-    return {kind: jsonschema.Draft202012Validator(schema(kind)) for kind in ("manifest", "config", "step", "episode")}
+    return {kind: jsonschema.Draft202012Validator(schema(kind)) for kind in ("manifest", "step", "episode")}
 
 
 def _schema_errors(validator: Any, obj: dict[str, Any], where: str) -> Iterator[str]:
@@ -25,17 +27,16 @@ def _schema_errors(validator: Any, obj: dict[str, Any], where: str) -> Iterator[
         yield f"{where}: {path}: {error.message}"
 
 
-def _expected_episodes(config: dict[str, Any]) -> int | None:
-    """How many episodes a complete run with ``config`` holds (its shard's share)."""
-    from harness.config import ConfigError, parse_shard
+def _expected_episodes(manifest: Manifest | None) -> int | None:
+    """How many episodes a complete run holds (its shard's share); ``None`` when its config is unreadable."""
+    from harness.config import ConfigError
 
-    if not isinstance(config.get("episodes"), int):
+    if manifest is None:
         return None
     try:
-        index, count = parse_shard(config.get("shard"))
+        return len(manifest.config.episode_indices())
     except ConfigError:
         return None
-    return len(range(index, config["episodes"], count))
 
 
 def validate_run(run_dir: str | Path, max_problems: int = 50) -> list[str]:
@@ -57,11 +58,15 @@ def _problems(run_dir: Path, max_problems: int) -> list[str]:
     problems: list[str] = []
     validators = _validators()
     try:
-        manifest = read_manifest(run_dir)
+        raw = read_manifest(run_dir)
     except ResultsError as exc:
         return [str(exc)]
-    problems += _schema_errors(validators["manifest"], manifest, MANIFEST)
-    problems += _schema_errors(validators["config"], manifest.get("config", {}), f"{MANIFEST} config")
+    problems += _schema_errors(validators["manifest"], raw, MANIFEST)
+    manifest: Manifest | None = None
+    try:
+        manifest = Manifest.from_json(raw, MANIFEST, strict=True)  # the config against its schema
+    except (ResultsError, TypeError) as exc:
+        problems.append(str(exc))
     step_counts: Counter = Counter()
     next_t: dict[int, int] = {}
     try:
@@ -101,13 +106,13 @@ def _problems(run_dir: Path, max_problems: int) -> list[str]:
     except ResultsError as exc:
         problems.append(str(exc))
         return problems
-    expected = _expected_episodes(manifest.get("config", {}))
-    if run_status(run_dir, manifest) == "killed":
+    expected = _expected_episodes(manifest)
+    if run_status(run_dir, raw) == "killed":
         problems.append(f"{MANIFEST}: status is running but no process is writing the run (it was killed); "
                         f"zso run --resume {run_dir} finishes it")
     orphans = sorted(set(step_counts) - episodes)
     if orphans:
         problems.append(f"{STEPS}: steps of episode(s) {orphans[:5]} that never finished")
-    if manifest.get("status") == "complete" and expected is not None and len(episodes) != expected:
+    if manifest is not None and manifest.status == "complete" and expected is not None and len(episodes) != expected:
         problems.append(f"{MANIFEST}: status is complete but {len(episodes)} of {expected} episodes are recorded")
     return problems[:max_problems]

@@ -175,7 +175,7 @@ def test_cli_baseline_writes_a_valid_run(tmp_path, capsys):
     ])
     assert code == 0
     manifest = json.loads((tmp_path / "soft" / "manifest.json").read_text())
-    assert manifest["config"]["temperature"] == 0.5 and manifest["model"]["details"]["temperature"] == 0.5
+    assert manifest["config"]["agent"]["options"]["temperature"] == 0.5 and manifest["model"]["details"]["temperature"] == 0.5
     assert manifest["environment"]["options"] == {"map_name": "8x8"}
 
 

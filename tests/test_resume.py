@@ -198,7 +198,7 @@ def test_fitting_a_killed_run_says_so(tmp_path, capsys):
     from harness.cli import main
 
     run = tmp_path / "run"
-    writer = RunWriter(run, replace(manifest(), config={**manifest().config, "env": "frozenlake", "encoding": "ascii"}))
+    writer = RunWriter(run, replace(manifest(), config=replace(manifest().config, env="frozenlake", encoding="ascii")))
     writer._lock.close()  # as a SIGKILL leaves it: status running, nobody writing
     main(["irl", str(run), "--out", str(tmp_path / "fit")])
     assert "is killed: fitting its 0 finished episode(s) only" in capsys.readouterr().err
@@ -206,11 +206,57 @@ def test_fitting_a_killed_run_says_so(tmp_path, capsys):
 
 def test_credentials_never_reach_the_manifest(tmp_path):
     m = manifest()
-    m.config["backend_options"] = {"base_url": "http://alice:s3cret@127.0.0.1:8000/v1?api_key=sk-123", "api_key": "sk-9",
-                                   "api_key_env": "OPENAI_API_KEY"}
-    m.model["source"] = "http://alice:s3cret@127.0.0.1:8000/v1"
+    m.config = replace(m.config, backend_options={
+        "base_url": "http://alice:s3cret@127.0.0.1:8000/v1?api_key=sk-123", "api_key": "sk-9", "api_key_env": "OPENAI_API_KEY"})
+    m.model = replace(m.model, details={**m.model.details, "source": "http://alice:s3cret@127.0.0.1:8000/v1"})
     RunWriter(tmp_path / "run", m).close("complete", "x")
     text = (tmp_path / "run" / "manifest.json").read_text()
     assert "s3cret" not in text and "sk-123" not in text and "sk-9" not in text and "alice" not in text
     assert "OPENAI_API_KEY" in text and "127.0.0.1:8000" in text
-    assert Manifest.from_json(json.loads(text)).config["backend_options"]["api_key"] == "REDACTED"
+    assert Manifest.from_json(json.loads(text)).config.backend_options["api_key"] == "REDACTED"
+
+
+# -- baselines are ordinary runs: killed and resumed like any other ---------------------------
+
+#: ``zso baseline`` arguments of each agent (frozenlake 8x8: long enough episodes to kill mid-run).
+BASELINE_ARGS = {
+    "random": [],
+    "soft-optimal": ["--temperature", "0.5"],
+    "q-learning": ["--train-episodes", "300"],
+}
+
+
+def _baseline_args(agent: str, out: Path) -> list[str]:
+    return ["baseline", "--env", "frozenlake", "--variant", "8x8", "--agent", agent, *BASELINE_ARGS[agent],
+            "--episodes", "60", "--max-steps", "60", "--seed", "5", "--no-progress", "--out", str(out)]
+
+
+@pytest.mark.parametrize("agent", list(BASELINE_ARGS))
+def test_a_baseline_run_killed_mid_run_resumes_to_the_uninterrupted_run(agent, tmp_path):
+    from harness.cli import main
+    from harness.records import load_manifest
+
+    assert main(_baseline_args(agent, tmp_path / "reference")) == 0
+    reference = _episodes(tmp_path / "reference")
+    run = tmp_path / "run"
+    proc = _start(_baseline_args(agent, run))
+    _wait_for_manifest(run, proc)
+    target = int(np.random.default_rng(len(agent)).integers(2, 20))
+    deadline = time.monotonic() + 300
+    while not (run / EPISODES).exists() or len((run / EPISODES).read_bytes().splitlines()) < target:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert run_status(run) == "killed"
+    kept = _episodes(run)
+    assert 0 < len(kept) < 60 and all(kept[i] == reference[i] for i in kept)
+    result = _play(["run", "--resume", str(run), "--no-progress"])
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert _episodes(run) == reference
+    assert validate_run(run) == []
+    manifest, first = load_manifest(run), load_manifest(tmp_path / "reference")
+    assert manifest.status == "complete" and manifest.resumes[-1]["episodes_kept"] == len(kept)
+    assert manifest.config.agent == first.config.agent and manifest.config.agent.name == agent
+    assert manifest.model == first.model  # the same agent, planned or retrained from the run's seed

@@ -253,10 +253,8 @@ def proxy_rows(result: Any) -> list[dict[str, Any]]:
 def _episode_ends(run_dir: Path) -> list[tuple[float, float]]:
     """(keys picked up, chests opened) at the end of every finished keys-chests episode."""
     from harness.records import load_episodes, load_manifest, load_steps
-    from textenvs import make_env
 
-    manifest = load_manifest(run_dir)
-    env = make_env(manifest.config["env"], manifest.config.get("variant"), **manifest.config.get("env_options", {}))
+    env = load_manifest(run_dir).config.make_env()
     try:
         mdp = env.mdp()
     finally:

@@ -30,11 +30,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from harness.agents import BASELINES, BaselineOptions, build_baseline, playable_kinds_of
+from harness.agents import BASELINES, BaselineOptions, baseline_spec, playable_kinds_of
 from harness.backends import load_backend
 from harness.config import RunConfig, schema
 from harness.records import (
-    ResultsError, check_new_run_dir, prepare_resume, read_manifest, run_status,
+    ResultsError, check_new_run_dir, load_manifest, prepare_resume, run_status,
 )
 from harness.runner import Runner, code_revision
 from harness.summary import RunSummary, summarize
@@ -111,8 +111,7 @@ class Study:
                         )
                         cells.append(_cell("model", config))
             for agent, options in self._baselines(env):
-                config = RunConfig(**common, encoding=encodings[0], model=agent, backend="baseline", mode="choose",
-                                   temperature=options.temperature if agent == "soft-optimal" else 0.0)
+                config = RunConfig(**common, encoding=encodings[0], agent=baseline_spec(agent, options))
                 cells.append(_cell("baseline", config, options, agent))
         return cells
 
@@ -359,16 +358,10 @@ def _play(cell: Cell, run_dir: Path, backend: Any, report: Progress) -> None:
         raise StudyError(f"{run_dir} is damaged; remove it to run the cell again")
     else:
         resume = prepare_resume(run_dir)
-    agent = None
-    if cell.kind == "baseline":
-        agent = build_baseline(cell.agent, cell.config, cell.baseline)
-    try:
-        with Runner(replace(cell.config, out=str(run_dir)), backend=backend, agent=agent) as runner:
-            runner.run(run_dir, progress=lambda done, steps: report("episodes", done, cell.config.episodes, cell.label),
-                       resume=resume)
-    finally:
-        if agent is not None and hasattr(agent, "close"):
-            agent.close()
+    # A baseline cell's runner builds its agent from the config (and closes it).
+    with Runner(replace(cell.config, out=str(run_dir)), backend=backend) as runner:
+        runner.run(run_dir, progress=lambda done, steps: report("episodes", done, cell.config.episodes, cell.label),
+                   resume=resume)
 
 
 # -- analysis -------------------------------------------------------------------------------
@@ -388,8 +381,8 @@ def _fittable(run_dir: Path) -> bool:
     """Whether :mod:`irl.analysis` has a fit for this run's environment (:func:`irl.analysis.kinds.fit_kind_of`)."""
     from irl.analysis.kinds import fit_kind_of
 
-    config = read_manifest(run_dir)["config"]
-    return fit_kind_of(config["env"], config.get("variant"), config.get("env_options", {})) is not None
+    config = load_manifest(run_dir).config
+    return fit_kind_of(config.env, config.variant, config.env_options) is not None
 
 
 def _analyse(study: Study, out: Path, results: list[CellResult], report: Progress) -> list[str]:

@@ -16,7 +16,8 @@ prompt and its full distribution over the legal actions in ``probs``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from harness.agents.base import (
@@ -29,7 +30,7 @@ from textenvs.registry import Registry
 
 __all__ = [
     "Agent", "ReferenceAgent", "Decision", "Choice", "BaselineError", "MODES", "BASELINES", "LIST_ORDERS",
-    "BaselineOptions", "PLAYS", "playable_kinds", "playable_kinds_of", "register_mode", "register_baseline", "make_agent", "build_baseline", "training_units",
+    "BaselineOptions", "baseline_options", "baseline_spec", "build_reference_agent", "PLAYS", "playable_kinds", "playable_kinds_of", "register_mode", "register_baseline", "make_agent", "build_baseline", "training_units",
     "listed_actions",
 ]
 
@@ -73,6 +74,35 @@ class BaselineOptions:
     skill: int | None = None
     #: ``feature-seeker``: the named MDP feature whose gains it maximises.
     feature: str | None = None
+
+
+def baseline_options(options: dict[str, Any]) -> BaselineOptions:
+    """The :class:`BaselineOptions` of an agent spec's ``options``; an unknown option is named."""
+    known = [f.name for f in fields(BaselineOptions)]
+    for key in options:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise BaselineError(f"unknown baseline option {key!r}{hint}; known: {', '.join(known)}")
+    return BaselineOptions(**options)
+
+
+def baseline_spec(name: str, options: BaselineOptions = BaselineOptions()) -> Any:
+    """The agent spec of reference agent ``name`` with ``options`` (all of them, resolved), for a :class:`RunConfig`."""
+    from harness.config import AgentSpec
+
+    BASELINES.entry(name)  # an unknown agent is named with the closest ones
+    return AgentSpec("baseline", name, asdict(options))
+
+
+def build_reference_agent(config: Any, progress: ProgressFn | None = None) -> Any:
+    """The reference agent of a baseline run's config (``config.agent``), planned or trained afresh.
+
+    Training is seeded from ``config.seed``, so the agent is the same every time it is built:
+    a resumed run plays on with the agent it started with.
+    """
+    spec = config.agent
+    return build_baseline(spec.name, config, baseline_options(spec.options), progress)
 
 
 def make_agent(config: Any, backend: Any, encoding: Any) -> Agent:

@@ -283,12 +283,10 @@ def train_ppo(env: Any, config: PPOConfig = PPOConfig(), progress: ProgressFn | 
 
 def build_q_learning(config: Any, options: Any, progress: ProgressFn | None = None) -> TabularPolicyAgent:
     """Train the ``q-learning`` baseline on a fresh environment of ``config`` (closed afterwards)."""
-    from textenvs import make_env
-
     qcfg = QLearningConfig(
         train_episodes=options.train_episodes, max_steps=config.max_steps, discount=options.discount, seed=config.seed,
     )
-    env = make_env(config.env, config.variant, **config.env_options)
+    env = config.make_env()
     try:
         return train_q_learning(env, qcfg, progress)
     finally:
@@ -297,10 +295,8 @@ def build_q_learning(config: Any, options: Any, progress: ProgressFn | None = No
 
 def build_ppo(config: Any, options: Any, progress: ProgressFn | None = None) -> PPOAgent:
     """Train the ``ppo`` baseline on a fresh environment of ``config`` (closed afterwards)."""
-    from textenvs import make_env
-
     pcfg = PPOConfig(train_steps=options.train_steps, max_steps=config.max_steps, discount=options.discount, seed=config.seed)
-    env = make_env(config.env, config.variant, **config.env_options)
+    env = config.make_env()
     try:
         return train_ppo(env, pcfg, progress)
     finally:

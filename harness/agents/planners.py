@@ -142,9 +142,7 @@ def greedy_policy(q: np.ndarray, tie_tol: float = 1e-12) -> np.ndarray:
 
 def mdp_of(config: Any, agent: str) -> TabularMDP:
     """The exact MDP of ``config``'s environment (built and closed here)."""
-    from textenvs import make_env
-
-    env = make_env(config.env, config.variant, **config.env_options)
+    env = config.make_env()
     try:
         return tabular_mdp(env, agent)
     finally:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
-from harness.agents import BASELINES, BaselineError, BaselineOptions, build_baseline, training_units
+from harness.agents import BASELINES, BaselineError, BaselineOptions, baseline_options, baseline_spec, build_reference_agent, training_units
 from harness.cli.console import ProgressBar, console, run_and_report
 from harness.config import RunConfig
-from harness.records import BASELINE_BACKEND
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -23,8 +22,8 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--variant", help="named preset of the environment (zso envs)")
     p.add_argument("-o", "--env-option", action="append", metavar="KEY=VALUE", help="environment option (repeatable)")
     p.add_argument("--agent", required=True, metavar="AGENT", help=f"one of: {', '.join(BASELINES.names())}")
-    p.add_argument("--temperature", type=float, default=1.0, help="soft-optimal: softmax temperature (default 1)")
-    p.add_argument("--discount", type=float, default=0.99, help="optimal, soft-optimal, q-learning, ppo: gamma (default 0.99)")
+    p.add_argument("--temperature", type=float, default=BaselineOptions.temperature, help="soft-optimal: softmax temperature (default 1)")
+    p.add_argument("--discount", type=float, default=BaselineOptions.discount, help="optimal, soft-optimal, q-learning, ppo: gamma (default 0.99)")
     p.add_argument("--train-episodes", type=int, default=BaselineOptions.train_episodes, help="q-learning: training episodes")
     p.add_argument("--train-steps", type=int, default=BaselineOptions.train_steps, help="ppo: training environment steps")
     p.add_argument("--depth", type=int, default=BaselineOptions.depth, help="stockfish: search depth in plies")
@@ -44,8 +43,10 @@ def baseline_config(args: argparse.Namespace) -> RunConfig:
     from harness.config import parse_key_values, resolve_config
     from textenvs import ENVS, encodings_for
 
-    name = args.agent
-    BASELINES.entry(name)  # an unknown agent is named with the closest ones
+    agent = baseline_spec(args.agent, BaselineOptions(
+        temperature=args.temperature, discount=args.discount, train_episodes=args.train_episodes,
+        train_steps=args.train_steps, depth=args.depth, skill=args.skill, feature=args.feature,
+    ))
     ENVS.entry(args.env)
     encoding = args.encoding
     if encoding is None:
@@ -54,16 +55,29 @@ def baseline_config(args: argparse.Namespace) -> RunConfig:
             raise BaselineError(f"environment {args.env!r} has no registered encoding")
         encoding = known[0]
     return resolve_config(
-        None, env=args.env, variant=args.variant, encoding=encoding, model=name, backend=BASELINE_BACKEND, mode="choose",
+        None, env=args.env, variant=args.variant, encoding=encoding, agent=asdict(agent),
         episodes=args.episodes, max_steps=args.max_steps, seed=args.seed,
-        temperature=args.temperature if name == "soft-optimal" else 0.0,
         env_options=parse_key_values(args.env_option, "--env-option") or None, out=args.out,
     )
 
 
-def _run_label(config: RunConfig, options: BaselineOptions) -> str:
-    """The agent's name in default run directory names (with the temperature for soft-optimal)."""
-    return f"{config.model}-t{options.temperature:g}" if config.model == "soft-optimal" else config.model
+def _run_label(config: RunConfig) -> str:
+    """The agent's name in default run directory names, with the options it was given other than the defaults."""
+    defaults = asdict(BaselineOptions())
+    given = [f"{key}{value:g}" if isinstance(value, float) else f"{key}{value}"
+             for key, value in config.agent.options.items() if value != defaults.get(key)]
+    return "-".join([config.agent.name, *given])
+
+
+def build_agent(config: RunConfig, no_progress: bool = False) -> Any:
+    """Plan or train the reference agent of baseline run ``config``, with a progress bar for training."""
+    units = training_units(config.agent.name, baseline_options(config.agent.options))
+    if units is None:
+        with console.status(f"preparing {config.agent.name} on {config.env}"):
+            return build_reference_agent(config)
+    unit, total = units
+    with ProgressBar(f"training {config.agent.name}", total, unit, no_progress) as update:
+        return build_reference_agent(config, update)
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
@@ -73,20 +87,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
     config = baseline_config(args)
     get_encoding(config.env, config.encoding)  # a bad encoding fails before training
-    options = BaselineOptions(
-        temperature=args.temperature, discount=args.discount, train_episodes=args.train_episodes,
-        train_steps=args.train_steps, depth=args.depth, skill=args.skill, feature=args.feature,
-    )
     if config.out is None:
-        config = replace(config, out=str(default_run_dir(replace(config, model=_run_label(config, options)))))
-    units = training_units(config.model, options)
-    if units is None:
-        with console.status(f"preparing {config.model} on {config.env}"):
-            agent = build_baseline(config.model, config, options)
-    else:
-        unit, total = units
-        with ProgressBar(f"training {config.model}", total, unit, args.no_progress) as update:
-            agent = build_baseline(config.model, config, options, update)
+        config = replace(config, out=str(default_run_dir(config, label=_run_label(config))))
+    agent = build_agent(config, args.no_progress)
     try:
         with Runner(config, agent=agent) as runner:
             return run_and_report(runner, config.episodes, args.no_progress)

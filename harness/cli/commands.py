@@ -96,13 +96,11 @@ def prepare_new_run(config: Any) -> Any:
 
     from harness.records import check_new_run_dir
     from harness.runner import default_run_dir
-    from textenvs import get_encoding, make_env
+    from textenvs import get_encoding
 
     get_encoding(config.env, config.encoding)
     config.episode_indices()  # a malformed --shard fails here
-    make_env(config.env, config.variant, **{
-        k: v for k, v in config.env_options.items() if not (isinstance(v, str) and v.startswith("model:"))
-    }).close()
+    config.make_env().close()  # options played by a model are checked when it loads
     if config.out is None:
         config = replace(config, out=str(default_run_dir(config)))
     check_new_run_dir(Path(config.out))
@@ -111,8 +109,9 @@ def prepare_new_run(config: Any) -> Any:
 
 def _resume(args: argparse.Namespace) -> int:
     """``zso run --resume DIR``: finish an interrupted or killed run where it stopped."""
+    from harness.cli.baseline import build_agent
     from harness.config import RunConfig, config_from_manifest
-    from harness.records import BASELINE_BACKEND, prepare_resume
+    from harness.records import prepare_resume
     from harness.runner import Runner
 
     given = [flag for flag, value in (("--config", args.config), ("--env", args.env), ("--model", args.model),
@@ -123,10 +122,16 @@ def _resume(args: argparse.Namespace) -> int:
     for line in state.dropped:
         console.print(f"[yellow]dropped[/yellow] {escape(line)}")
     config: RunConfig = config_from_manifest(state.manifest, args.resume)
-    if config.backend == BASELINE_BACKEND:
-        raise ValueError(f"{args.resume} is a baseline run; run zso baseline again instead of resuming it")
     total = len(config.episode_indices())
     console.print(f"resuming {escape(args.resume)}: {len(state.finished)} of {total} episodes kept, {total - len(state.finished)} to play")
+    if config.is_baseline:
+        # Planned or retrained from the run's seed: the agent the run started with.
+        agent = build_agent(config, args.no_progress)
+        try:
+            with Runner(config, agent=agent) as runner:
+                return run_and_report(runner, total, args.no_progress, resume=state)
+        finally:
+            agent.close()
     with console.status(f"loading {escape(config.model)} ({config.backend})"):
         runner = Runner(config)
     with runner:

@@ -30,7 +30,6 @@ __all__ = ["load_game"]
 
 def load_game(run_dir: str | Path, features: Sequence[str] | None = None, *, targets: str = "probs") -> ChessRun:
     """Read a game run into choice-model decisions (utilities: the exact move values)."""
-    from textenvs import make_env
     from textenvs.games.features import feature_matrix, resolve_features
 
     if targets not in TARGETS:
@@ -39,7 +38,7 @@ def load_game(run_dir: str | Path, features: Sequence[str] | None = None, *, tar
     if any(isinstance(v, str) and v.startswith("model:") for v in info.options.values()):
         raise ResultsError(f"{run_dir}: a game against a model opponent cannot be replayed for its positions")
     records, steps = _finished(run_dir)
-    env = make_env(info.env, info.variant, **info.options)
+    env = info.make_env()
     games: list[ChessGame] = []
     skipped: dict[str, int] = defaultdict(int)
     names: tuple[str, ...] | None = None

@@ -201,9 +201,9 @@ def plot_comparison(reports: Sequence[Any], path: str | Path, *, title: str = ""
 
 def report_mdp(report: Any) -> Any:
     """The exact MDP of a tabular report's environment (rebuilt from the run's identity)."""
-    from textenvs import make_env
+    from irl.analysis.runs import RunInfo
 
-    env = make_env(report.info["env"], report.info.get("variant"), **report.info.get("options", {}))
+    env = RunInfo(**report.info).make_env()
     try:
         return env.mdp()
     finally:

@@ -3,7 +3,7 @@
 Two kinds of run, told apart by the environment the manifest names:
 
 * **tabular** (gridworlds: every environment with an exact ``mdp()``): the environment is
-  rebuilt from the manifest (``make_env(id, variant, **options)``) and each finished
+  rebuilt from the manifest (:meth:`RunInfo.make_env`) and each finished
   episode becomes a :class:`TabularEpisode`: the MDP state indices it visited
   (``state["index"]`` of each step), the indices of the actions taken in
   ``mdp.action_names``, and, when the run recorded one (choose mode, RL baselines), the
@@ -97,25 +97,29 @@ class RunInfo:
 
         return asdict(self)
 
+    def make_env(self) -> Any:
+        """The run's environment, rebuilt as every run is (:func:`harness.config.make_run_env`)."""
+        from harness.config import make_run_env
+
+        return make_run_env(self.env, self.variant, self.options)
+
 
 def read_info(run_dir: str | Path) -> RunInfo:
     """The :class:`RunInfo` of ``run_dir`` (reads only its manifest)."""
     manifest = load_manifest(run_dir)
-    cfg = manifest.config or {}
-    env = manifest.environment or {}
-    model = manifest.model or {}
+    cfg, env = manifest.config, manifest.environment
     return RunInfo(
         run_dir=str(run_dir),
         run_id=str(manifest.run_id or Path(run_dir).name),
-        model=str(model.get("name", "?")),
-        backend=str(model.get("backend", "?")),
-        env=str(env.get("id", cfg.get("env", "?"))),
-        variant=env.get("variant", cfg.get("variant")),
-        options=dict(env.get("options", cfg.get("env_options", {})) or {}),
-        encoding=str(env.get("encoding", cfg.get("encoding", "?"))),
-        mode=str(cfg.get("mode", "?")),
-        max_steps=int(cfg.get("max_steps", 0)),
-        seed=int(cfg.get("seed", 0)),
+        model=manifest.model.name,
+        backend=manifest.model.backend,
+        env=env.id,
+        variant=env.variant,
+        options=dict(env.options),
+        encoding=env.encoding,
+        mode=cfg.mode,
+        max_steps=int(cfg.max_steps),
+        seed=int(cfg.seed),
         is_baseline=manifest.is_baseline,
     )
 
@@ -192,12 +196,6 @@ class TabularRun:
         return bool(self.episodes) and all(e.probs is not None for e in self.episodes)
 
 
-def _build_env(info: RunInfo) -> Any:
-    from textenvs import make_env
-
-    return make_env(info.env, info.variant, **info.options)
-
-
 def _final_state(mdp: Any, s: int, a: int, reward: float, replay: Any) -> int:
     """The absorbing state a terminated episode ended in (module docstring)."""
     candidates = np.flatnonzero((mdp.transitions[s, a] > 0) & np.asarray(mdp.terminal, dtype=bool))
@@ -236,7 +234,7 @@ def load_tabular(run_dir: str | Path, *, mdp: Any = None) -> TabularRun:
     env = None
     try:
         if mdp is None:
-            env = _build_env(info)
+            env = info.make_env()
             if not hasattr(env, "mdp"):
                 raise ResultsError(f"{run_dir}: environment {info.env!r} exports no tabular MDP")
             if getattr(env, "layout_seed", 0) is None:
@@ -286,7 +284,7 @@ def load_tabular(run_dir: str | Path, *, mdp: Any = None) -> TabularRun:
                 def replay(record=record, ep_steps=ep_steps) -> int:
                     nonlocal env
                     if env is None:
-                        env = _build_env(info)
+                        env = info.make_env()
                     return _replay_final(env, info, record, ep_steps)
 
                 final = _final_state(mdp, states[-1], actions[-1], float(ep_steps[-1].reward), replay)
@@ -394,7 +392,7 @@ def load_chess(
     info = read_info(run_dir)
     if info.env != "chess":
         raise ResultsError(f"{run_dir}: a {info.env} run, not chess")
-    rules = (load_manifest(run_dir).environment.get("description") or {}).get("rules", "standard")
+    rules = load_manifest(run_dir).environment.rules
     if rules != "standard":
         raise ResultsError(f"{run_dir}: chess variant {rules!r}; the chess choice model reads standard chess only (its features "
                            "and Stockfish's evaluations are for standard positions), so chess variants are not fitted")
