@@ -51,7 +51,7 @@ class Run:
     @property
     def who(self) -> str:
         """The model or reference agent that played."""
-        return str(self.manifest.model.get("name") or self.manifest.config.get("model"))
+        return str(self.manifest.model.name or self.manifest.config.model)
 
 
 def read_run(run_dir: str | Path) -> Run:
@@ -91,8 +91,8 @@ def run_dirs(paths: Sequence[str | Path]) -> list[Path]:
 def run_name(run: Run, taken: set[str]) -> str:
     """A file-safe name for ``run``, unique among ``taken`` (which it joins): agent, env, encoding, mode."""
     cfg = run.manifest.config
-    env = cfg["env"] + (f"-{cfg['variant']}" if cfg.get("variant") else "")
-    base = _slug(f"{Path(run.who).name}-{env}-{cfg['encoding']}-{cfg['mode']}")
+    env = cfg.env + (f"-{cfg.variant}" if cfg.variant else "")
+    base = _slug(f"{Path(run.who).name}-{env}-{cfg.encoding}-{cfg.mode}")
     name = base if base not in taken else _slug(f"{base}-{run.dir.name}")
     number = 2
     while name in taken:

@@ -46,7 +46,7 @@ def eval_log(run: Run) -> Any:
 
     m = run.manifest
     cfg = m.config
-    env = cfg["env"] + (f"/{cfg['variant']}" if cfg.get("variant") else "")
+    env = cfg.env + (f"/{cfg.variant}" if cfg.variant else "")
     samples = []
     for ep in run.episodes:
         scores = {"return": Score(value=ep.total_reward, explanation=ep.end_reason)}
@@ -65,9 +65,9 @@ def eval_log(run: Run) -> Any:
                 for name in names],
     )
     spec = EvalSpec(
-        run_id=m.run_id, created=m.created, task=f"zso/{env}", task_args=cfg,
+        run_id=m.run_id, created=m.created, task=f"zso/{env}", task_args=cfg.to_json(),
         dataset=EvalDataset(name=env, samples=len(samples), sample_ids=[s.id for s in samples]),
-        model=f"{m.model.get('backend')}/{run.who}", config=EvalConfig(), metadata=m.to_json(),
+        model=f"{m.model.backend}/{run.who}", config=EvalConfig(), metadata=m.to_json(),
         packages={k: str(v) for k, v in m.packages.items()},
     )
     status = "success" if m.status == "complete" else "started" if m.status == "running" else "cancelled"

@@ -76,9 +76,9 @@ def export(runs: list[Run], out: Path) -> list[Path]:
                 raise ExportError(f"{out / dataset_id} already exists; choose another --out")
             minari.create_dataset_from_buffers(
                 dataset_id, buffers, observation_space=obs_space, action_space=action_space,
-                algorithm_name=f"{run.manifest.model.get('backend')}:{run.who}",
+                algorithm_name=f"{run.manifest.model.backend}:{run.who}",
                 description=f"zso run {run.manifest.run_id}: {run.who} on {_env_slug(cfg)}, "
-                f"encoding {cfg['encoding']}, mode {cfg['mode']}", data_format="arrow",
+                f"encoding {cfg.encoding}, mode {cfg.mode}", data_format="arrow",
             )
         written.append(out / dataset_id)
     return written
@@ -87,7 +87,7 @@ def export(runs: list[Run], out: Path) -> list[Path]:
 def dataset_name(run: Run, taken: set[str]) -> str:
     """``<agent>-<encoding>-<mode>`` (Minari's dataset name), unique among ``taken`` of the same environment."""
     cfg = run.manifest.config
-    base = _slug(f"{Path(run.who).name}-{cfg['encoding']}-{cfg['mode']}")
+    base = _slug(f"{Path(run.who).name}-{cfg.encoding}-{cfg.mode}")
     name, number = base, 2
     while f"{_env_slug(cfg)}/{name}" in taken:
         name, number = f"{base}-{number}", number + 1
@@ -95,8 +95,9 @@ def dataset_name(run: Run, taken: set[str]) -> str:
     return name
 
 
-def _env_slug(cfg: dict[str, Any]) -> str:
-    return cfg["env"] + (f"-{cfg['variant']}" if cfg.get("variant") else "")
+def _env_slug(cfg: Any) -> str:
+    """``env[-variant]`` of a :class:`harness.config.RunConfig`."""
+    return cfg.env + (f"-{cfg.variant}" if cfg.variant else "")
 
 
 @contextlib.contextmanager
@@ -145,14 +146,14 @@ def replay_run(run: Run) -> tuple[list[Replayed], bool, int]:
     Raises :class:`ExportError` naming the episode and step where the environment does not
     reproduce the logged state.
     """
-    from textenvs import get_encoding, make_env
+    from textenvs import get_encoding
 
     cfg = run.manifest.config
-    env = make_env(cfg["env"], cfg.get("variant"), **cfg.get("env_options", {}))
+    env = cfg.make_env()
     try:
         index_obs = callable(getattr(env, "mdp", None))
         n_states = int(env.mdp().transitions.shape[0]) if index_obs else 0
-        encoding = get_encoding(env.family, cfg["encoding"])
+        encoding = get_encoding(env.family, cfg.encoding)
         observe = (lambda: int(env.state_index)) if index_obs else (lambda: encoding.render_state(env.text_state()))
         episodes = []
         for ep in run.episodes:

@@ -67,8 +67,8 @@ def episode_rows(run: Run) -> list[dict[str, Any]]:
     rows = []
     for e in run.episodes:
         row: dict[str, Any] = {
-            "run_id": run.manifest.run_id, "agent": run.who, "env": run.manifest.config["env"],
-            "variant": run.manifest.config.get("variant"), "episode": e.episode, "seed": e.seed, "steps": e.steps,
+            "run_id": run.manifest.run_id, "agent": run.who, "env": run.manifest.config.env,
+            "variant": run.manifest.config.variant, "episode": e.episode, "seed": e.seed, "steps": e.steps,
             "total_reward": e.total_reward, "terminated": e.terminated, "truncated": e.truncated,
             "end_reason": e.end_reason, "success": e.success, "outcome": e.outcome,
             "invalid_replies": e.invalid_replies, "fallback_actions": e.fallback_actions, "wall_s": e.wall_s,
