@@ -23,21 +23,27 @@ STANDARD_CHESS = "standard-chess"
 CAPABILITIES = (SOLVED_GAME, CHESS, STANDARD_CHESS, EXACT_MDP)
 
 
-def capabilities(env: Any) -> frozenset[str]:
-    """The capabilities of the environment instance ``env``."""
+def _of_class(cls: type, standard_chess: bool) -> frozenset[str]:
+    """The capabilities of environment class ``cls``; ``standard_chess``: whether its rules are standard chess."""
     from textenvs.chess.env import ChessEnv
     from textenvs.games.env import GameEnv
 
     found = set()
-    if callable(getattr(env, "mdp", None)):
+    if callable(getattr(cls, "mdp", None)):
         found.add(EXACT_MDP)
-    if isinstance(env, GameEnv):
+    if issubclass(cls, GameEnv):
         found.add(SOLVED_GAME)
-    if isinstance(env, ChessEnv):
+    if issubclass(cls, ChessEnv):
         found.add(CHESS)
-        if env.variant.standard:
+        if standard_chess:
             found.add(STANDARD_CHESS)
     return frozenset(found)
+
+
+def capabilities(env: Any) -> frozenset[str]:
+    """The capabilities of the environment instance ``env``."""
+    variant = getattr(env, "variant", None)
+    return _of_class(type(env), bool(getattr(variant, "standard", False)))
 
 
 def capabilities_of(env: str, variant: str | None = None, options: dict[str, Any] | None = None) -> frozenset[str]:
@@ -48,16 +54,6 @@ def capabilities_of(env: str, variant: str | None = None, options: dict[str, Any
     from textenvs import resolve_env
     from textenvs.chess.env import ChessEnv
     from textenvs.chess.variants import get_variant
-    from textenvs.games.env import GameEnv
 
     cls, resolved = resolve_env(env, variant, **(options or {}))
-    found = set()
-    if callable(getattr(cls, "mdp", None)):
-        found.add(EXACT_MDP)
-    if issubclass(cls, GameEnv):
-        found.add(SOLVED_GAME)
-    if issubclass(cls, ChessEnv):
-        found.add(CHESS)
-        if get_variant(resolved.get("rules", "standard")).standard:
-            found.add(STANDARD_CHESS)
-    return frozenset(found)
+    return _of_class(cls, issubclass(cls, ChessEnv) and get_variant(str(resolved.get("rules", "standard"))).standard)
