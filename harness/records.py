@@ -15,6 +15,7 @@ they cannot read.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -26,8 +27,10 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
+from textenvs.errors import UserError
+
 #: Version of the files written; readers refuse newer major versions.
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 MANIFEST = "manifest.json"
 STEPS = "steps.jsonl"
 EPISODES = "episodes.jsonl"
@@ -37,7 +40,7 @@ LOCK = ".lock"
 BASELINE_BACKEND = "baseline"
 
 
-class ResultsError(ValueError):
+class ResultsError(UserError, ValueError):
     """A run directory or results file that cannot be read; the message names the place."""
 
 
@@ -190,6 +193,7 @@ class RunWriter:
         self.dir = Path(out)
         if not resume:
             check_new_run_dir(self.dir)
+        created = not self.dir.exists()
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._lock = _acquire_lock(self.dir)
@@ -197,18 +201,31 @@ class RunWriter:
             raise ResultsError(f"cannot write results to {self.dir}: {exc.strerror or exc}") from None
         self.manifest = manifest
         self._pending: dict[int, list[str]] = {}
-        self._steps: BinaryIO = open(self.dir / STEPS, "ab")
-        self._episodes: BinaryIO = open(self.dir / EPISODES, "ab")
-        self.write_manifest()
+        opened: list[BinaryIO] = []
+        try:
+            opened.append(open(self.dir / STEPS, "ab"))
+            opened.append(open(self.dir / EPISODES, "ab"))
+            self._steps, self._episodes = opened
+            self.write_manifest()
+        except (OSError, ResultsError) as exc:
+            # A new run that could not start leaves nothing that would block the same --out.
+            for handle in opened:
+                handle.close()
+            if not resume:
+                for name in (STEPS, EPISODES, MANIFEST, LOCK):
+                    with contextlib.suppress(OSError):
+                        (self.dir / name).unlink(missing_ok=True)
+                if created:
+                    with contextlib.suppress(OSError):
+                        self.dir.rmdir()
+            self._lock.close()
+            if isinstance(exc, ResultsError):
+                raise
+            raise ResultsError(f"cannot write results to {self.dir}: {exc.strerror or exc}") from None
 
     def write_manifest(self) -> None:
         """Replace ``manifest.json`` atomically (temp file, fsync, rename)."""
-        tmp = self.dir / (MANIFEST + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(redact(self.manifest.to_json()), indent=2, allow_nan=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.dir / MANIFEST)
+        _replace_text(self.dir / MANIFEST, manifest_text(self.manifest))
 
     def step(self, record: StepRecord) -> None:
         """Hold ``record`` until its episode is committed by :meth:`episode`."""
@@ -225,29 +242,52 @@ class RunWriter:
         self.write_manifest()
 
     def close(self, status: str, finished: str) -> None:
-        """Drop unfinished episodes, close the files and record how the run ended."""
+        """Drop unfinished episodes, close the files and record how the run ended.
+
+        The lock is released even when the last manifest cannot be written (a full disk).
+        """
         self._pending.clear()
-        self._steps.close()
-        self._episodes.close()
-        self.manifest.status = status
-        self.manifest.finished = finished
-        self.write_manifest()
-        self._lock.close()
+        try:
+            for handle in (self._steps, self._episodes):
+                with contextlib.suppress(OSError):
+                    handle.close()
+            self.manifest.status = status
+            self.manifest.finished = finished
+            self.write_manifest()
+        finally:
+            self._lock.close()
 
 
+_SECRET_WORDS = r"api[_-]?key|key|token|secret|password|passwd|pwd|authorization|auth|credential|signature|sig"
 _SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization|credential)s?$", re.IGNORECASE)
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
-_SECRET_QUERY = re.compile(r"(?P<key>[?&](?:api[_-]?key|key|token|access_token|secret|password)=)[^&#\s]+", re.IGNORECASE)
+#: ``scheme://user:password@`` up to the *last* ``@`` before the path: a password may hold ``@``.
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
+#: ``?access_token=...``, ``&api-key=...``: any query parameter whose name holds a secret word.
+_SECRET_QUERY = re.compile(rf"(?P<key>[?&;][\w.-]*(?:{_SECRET_WORDS})[\w.-]*=)[^&#\s'\"]+", re.IGNORECASE)
+#: ``api_key = "..."``, ``"token": "..."``: a secret-looking key assigned in TOML, JSON or prose.
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?P<key>(?<![\w-])(?:api[_-]?key|token|secret|password|passwd|authorization|credential)s?[\"']?\s*[=:]\s*[\"']?)"
+    r"(?!REDACTED)[^\"'\s,}&#]+", re.IGNORECASE)
 REDACTED = "REDACTED"
 
 
-def redact(obj: Any) -> Any:
-    """``obj`` with credentials removed, before anything is written.
+def redact_text(text: str) -> str:
+    """``text`` with the credentials of every URL in it, and values assigned to secret-looking keys, removed (see :func:`redact`)."""
+    if "@" not in text and "=" not in text and ":" not in text:
+        return text
+    text = _URL_USERINFO.sub(lambda m: m["scheme"], text)
+    text = _SECRET_QUERY.sub(lambda m: m["key"] + REDACTED, text)
+    return _SECRET_ASSIGNMENT.sub(lambda m: m["key"] + REDACTED, text)
 
-    User and password in URLs (``http://user:pw@host``) are dropped, secret-looking query
-    parameters (``?api_key=...``) and values under secret-looking keys (``api_key``,
-    ``token``, ``password``...) become ``REDACTED``. The *name* of an environment variable
-    holding a key (``api_key_env``) is kept.
+
+def redact(obj: Any) -> Any:
+    """``obj`` with credentials removed, before anything is written or printed.
+
+    User and password in URLs (``http://user:pw@host``, a password holding ``@`` too) are
+    dropped, secret-looking query parameters (``?token=...``, ``&api_key=...``) and values
+    under secret-looking keys (``api_key``, ``token``, ``password``...) become ``REDACTED``.
+    The *name* of an environment variable holding a key (``api_key_env``) is kept. Every
+    file and message ``zso`` writes goes through this function or :func:`redact_text`.
     """
     if isinstance(obj, dict):
         return {
@@ -256,8 +296,8 @@ def redact(obj: Any) -> Any:
         }
     if isinstance(obj, (list, tuple)):
         return [redact(v) for v in obj]
-    if isinstance(obj, str) and "://" in obj or isinstance(obj, str) and "=" in obj:
-        return _SECRET_QUERY.sub(lambda m: m["key"] + REDACTED, _URL_USERINFO.sub(lambda m: m["scheme"], obj))
+    if isinstance(obj, str):
+        return redact_text(obj)
     return obj
 
 
@@ -309,10 +349,13 @@ def _dumps(obj: dict[str, Any]) -> str:
 
 
 def _append(handle: BinaryIO, text: str) -> None:
-    if text:
-        handle.write(text.encode("utf-8"))
-    handle.flush()
-    os.fsync(handle.fileno())
+    try:
+        if text:
+            handle.write(text.encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())
+    except OSError as exc:
+        raise ResultsError(f"cannot write {handle.name}: {exc.strerror or exc}") from None
 
 
 def read_manifest(run_dir: str | Path) -> dict[str, Any]:
@@ -392,7 +435,15 @@ def write_run_files(run_dir: str | Path, manifest: Manifest, steps: list[dict[st
     run_dir.mkdir(parents=True, exist_ok=True)
     _replace_text(run_dir / STEPS, "".join(_dumps(s) for s in steps))
     _replace_text(run_dir / EPISODES, "".join(_dumps(e) for e in episodes))
-    _replace_text(run_dir / MANIFEST, json.dumps(redact(manifest.to_json()), indent=2, allow_nan=False) + "\n")
+    _replace_text(run_dir / MANIFEST, manifest_text(manifest))
+
+
+def manifest_text(manifest: Manifest) -> str:
+    """The text of ``manifest.json``: redacted, strict JSON (a NaN in it is a :class:`ResultsError`)."""
+    try:
+        return json.dumps(redact(manifest.to_json()), indent=2, allow_nan=False) + "\n"
+    except ValueError as exc:
+        raise ResultsError(f"{MANIFEST} of {manifest.run_id}: {exc} (a value is NaN or infinite)") from None
 
 
 def _raw_lines(path: Path) -> Iterator[bytes]:
@@ -402,13 +453,17 @@ def _raw_lines(path: Path) -> Iterator[bytes]:
 
 
 def _replace_text(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically."""
+    """Replace ``path`` with ``text`` atomically; no temporary file is left behind if that fails."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(text.encode("utf-8"))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(text.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ResultsError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 class TornLineWarning(UserWarning):

@@ -14,7 +14,9 @@ from textenvs.errors import (
     ActionError,
     AmbiguousActionError,
     IllegalActionError,
+    OptionError,
     UnparseableActionError,
+    UserError,
 )
 from textenvs.prompting import build_prompt
 from textenvs.registry import DuplicateIdError, Registry, UnknownIdError, check_options
@@ -22,7 +24,7 @@ from textenvs.registry import DuplicateIdError, Registry, UnknownIdError, check_
 __all__ = [
     "ENVS", "ENCODINGS", "Encoding", "TextEnv", "ActionError", "AmbiguousActionError",
     "IllegalActionError", "UnparseableActionError", "DuplicateIdError", "UnknownIdError",
-    "OptionError", "make_env", "get_encoding", "encodings_for", "register_encoding",
+    "OptionError", "UserError", "make_env", "get_encoding", "encodings_for", "register_encoding",
     "build_prompt", "match_named_action",
 ]
 
@@ -31,10 +33,6 @@ __all__ = [
 ENVS: Registry[type] = Registry("environment")
 #: Encodings, keyed ``"<family>/<name>"``: the value is an :class:`Encoding` subclass.
 ENCODINGS: Registry[type[Encoding[Any]]] = Registry("encoding")
-
-
-class OptionError(ValueError):
-    """An environment option or variant that the environment does not take."""
 
 
 def register_encoding(env: str, name: str, target: str | type[Encoding[Any]], summary: str = "") -> None:

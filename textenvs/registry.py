@@ -11,10 +11,12 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Generic, Iterator, TypeVar
 
+from textenvs.errors import UserError
+
 T = TypeVar("T")
 
 
-class UnknownIdError(KeyError):
+class UnknownIdError(UserError, KeyError):
     """An id that is not registered; the message suggests the closest ones."""
 
     def __init__(self, kind: str, name: str, known: list[str]):
@@ -28,7 +30,7 @@ class UnknownIdError(KeyError):
         return str(self.args[0])
 
 
-class DuplicateIdError(ValueError):
+class DuplicateIdError(UserError, ValueError):
     """Raised when an id is registered twice."""
 
 

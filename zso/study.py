@@ -6,7 +6,7 @@ into a grid of runs: every model x mode x environment x encoding, and every base
 environment it can play. :func:`run_study` plays the cells (one loaded model serves all of its
 cells), fits objectives to every run and scores them (:mod:`irl.analysis`), and writes::
 
-    STUDY_DIR/study.toml        the study file as run
+    STUDY_DIR/study.toml        the study file as run (credentials removed)
     STUDY_DIR/study.json        its hash and every cell: id, run directory, status
     STUDY_DIR/runs/CELL/        one run directory per cell (manifest, steps, episodes)
     STUDY_DIR/analysis.json     the coherence report of every run (zso compare's format)
@@ -34,11 +34,12 @@ from harness.agents import BASELINES, BaselineOptions, build_baseline, playable_
 from harness.backends import load_backend
 from harness.config import RunConfig, schema
 from harness.records import (
-    ResultsError, check_new_run_dir, prepare_resume, read_manifest, run_status,
+    ResultsError, check_new_run_dir, prepare_resume, read_manifest, redact, redact_text, run_status,
 )
 from harness.runner import Runner, code_revision
 from harness.summary import RunSummary, summarize
 from textenvs import encodings_for, make_env
+from textenvs.errors import UserError
 from zso.report import HEADLINE_COLUMNS, write_report
 
 if sys.version_info >= (3, 11):
@@ -50,7 +51,9 @@ __all__ = ["Study", "Cell", "CellResult", "StudyResult", "load_study", "run_stud
 
 #: Key-collector control on keys-chests: the reference agent and the feature it seeks.
 KEY_COLLECTOR = ("feature-seeker", "keys_held")
-class StudyError(ValueError):
+
+
+class StudyError(UserError, ValueError):
     """A study file that cannot be run; the message names the key."""
 
 
@@ -310,7 +313,7 @@ def _prepare_dir(out: Path, study: Study, cells: Sequence[Cell]) -> list[str]:
                          + (f", {len(gone)} cell(s) no longer in the study (their runs are kept, not reported)" if gone else ""))
     try:
         (out / "runs").mkdir(parents=True, exist_ok=True)
-        (out / "study.toml").write_text(study.source, encoding="utf-8")
+        (out / "study.toml").write_text(redact_text(study.source), encoding="utf-8")
     except OSError as exc:
         raise StudyError(f"cannot write the study to {out}: {exc.strerror or exc}") from None
     return notes
@@ -322,7 +325,7 @@ def _write_index(out: Path, study: Study, cells: Sequence[Cell]) -> None:
         "cells": [{"id": c.id, "kind": c.kind, "label": c.label, "status": _cell_state(out / "runs" / c.id)} for c in cells],
     }
     tmp = out / "study.json.tmp"
-    tmp.write_text(json.dumps(doc, indent=1, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(redact(doc), indent=1, default=str) + "\n", encoding="utf-8")
     tmp.replace(out / "study.json")
 
 

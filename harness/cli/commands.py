@@ -111,20 +111,20 @@ def prepare_new_run(config: Any) -> Any:
 
 def _resume(args: argparse.Namespace) -> int:
     """``zso run --resume DIR``: finish an interrupted or killed run where it stopped."""
-    from harness.config import RunConfig, config_from_manifest
+    from harness.config import ConfigError, RunConfig, config_from_manifest
     from harness.records import BASELINE_BACKEND, prepare_resume
     from harness.runner import Runner
 
     given = [flag for flag, value in (("--config", args.config), ("--env", args.env), ("--model", args.model),
                                       ("--episodes", args.episodes), ("--out", args.out)) if value is not None]
     if given:
-        raise ValueError(f"--resume takes the run's own configuration; drop {', '.join(given)}")
+        raise ConfigError(f"--resume takes the run's own configuration; drop {', '.join(given)}")
     state = prepare_resume(args.resume)
     for line in state.dropped:
         console.print(f"[yellow]dropped[/yellow] {escape(line)}")
     config: RunConfig = config_from_manifest(state.manifest, args.resume)
     if config.backend == BASELINE_BACKEND:
-        raise ValueError(f"{args.resume} is a baseline run; run zso baseline again instead of resuming it")
+        raise ConfigError(f"{args.resume} is a baseline run; run zso baseline again instead of resuming it")
     total = len(config.episode_indices())
     console.print(f"resuming {escape(args.resume)}: {len(state.finished)} of {total} episodes kept, {total - len(state.finished)} to play")
     with console.status(f"loading {escape(config.model)} ({config.backend})"):
@@ -221,12 +221,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     """``zso merge OUT SHARD...``: one run from its shards, validated."""
     from harness.merge import merge_shards
+    from harness.records import ResultsError
     from harness.validate import validate_run
 
     run_dir = merge_shards(args.out, args.shard_dirs)
     problems = validate_run(run_dir)
     if problems:
-        raise ValueError(f"the merged run {run_dir} does not validate: {problems[0]}")
+        raise ResultsError(f"the merged run {run_dir} does not validate: {problems[0]}")
     console.print(f"merged {len(args.shard_dirs)} shard(s) into [bold]{escape(str(run_dir))}[/bold]")
     return 0
 

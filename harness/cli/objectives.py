@@ -90,13 +90,14 @@ def add_parsers(subparsers: Any) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> Any:
     """The :class:`irl.analysis.FitSettings` of parsed arguments."""
+    from harness.config import ConfigError
     from irl.analysis import FitSettings
 
     features: str | tuple[str, ...] = args.features
     if features not in ("named", "onehot"):
         features = tuple(f.strip() for f in features.split(",") if f.strip())
         if not features:
-            raise ValueError("--features: give 'named', 'onehot' or a comma list of feature names")
+            raise ConfigError("--features: give 'named', 'onehot' or a comma list of feature names")
     return FitSettings(
         features=features, form=args.form, discount=args.discount, horizon=args.horizon, l2=args.l2, targets=args.targets,
         step=not args.no_step_feature, folds=args.folds, splits=args.splits, n_boot=args.n_boot,
@@ -216,13 +217,32 @@ def read_fit(path: str | Path) -> list[Any]:
     """The reports of a ``fit.json`` (or of the ``zso irl`` directory holding one)."""
     from irl.analysis import CoherenceReport
 
+    from harness.records import ResultsError
+
     path = Path(path)
     if path.is_dir():
         path = path / FIT_FILE
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    if doc.get("format") != FIT_FORMAT:
-        raise ValueError(f"{path}: not a zso irl fit file (format {doc.get('format')!r})")
-    return [CoherenceReport.from_json(r) for r in doc["runs"]]
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ResultsError(f"cannot read fit file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ResultsError(f"{path}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FIT_FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise ResultsError(f"{path}: not a zso irl fit file (format {found!r})")
+    runs = doc.get("runs")
+    if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
+        raise ResultsError(f"{path}: 'runs' must be a list of run reports")
+    reports = []
+    for i, run in enumerate(runs):
+        try:
+            reports.append(CoherenceReport.from_json(run))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ResultsError(f"{path}: runs[{i}] is not a run report ({type(exc).__name__}: {exc})") from None
+    return reports
 
 
 def _warn(reports: Sequence[Any]) -> None:

@@ -23,7 +23,7 @@ from harness.records import BASELINE_BACKEND
 from irl.analysis.games import is_game_env, load_game
 from irl.analysis.chess import chess_alignment, chess_explained, chess_gd, chess_l2, chess_stability, games_as_units
 from irl.analysis.runs import ChessRun, RunInfo, TabularRun, load_chess, load_tabular, read_info, run_kind
-from irl.analysis.scores import WHY_NOISE, FitSettings, Score, boot_indices, explains_nothing, quantile_score, return_score
+from irl.analysis.scores import WHY_NOISE, FitError, FitSettings, Score, boot_indices, explains_nothing, quantile_score, return_score
 from irl.analysis.tabular import TabularProblem, fit_with_bootstrap, score_tabular
 from irl.choice import fit_choice, pack_decisions
 from irl.epic import pearson_distance
@@ -206,7 +206,7 @@ def analyse_chess(run: ChessRun, settings: FitSettings = FitSettings()) -> Coher
 
 def _analyse_chess(run: ChessRun, settings: FitSettings) -> _Analysis:
     if not run.games:
-        raise ValueError(f"{run.info.run_dir}: no decisions to fit")
+        raise FitError(f"{run.info.run_dir}: no decisions to fit")
     data = pack_decisions(run.decisions)
     l2 = chess_l2(data, settings)
     fit = fit_choice(data, l2=l2)
@@ -294,12 +294,12 @@ def analyse_runs(
         if is_game_env(info.env):
             names = None if settings.features == "named" else settings.features
             if isinstance(names, str):
-                raise ValueError(f"features {names!r} do not apply to games; give game feature names")
+                raise FitError(f"features {names!r} do not apply to games; give game feature names")
             analyses.append(_analyse_chess(load_game(run_dir, names, targets=settings.targets), settings))
         elif run_kind(info) == "chess":
             names = None if settings.features == "named" else settings.features
             if isinstance(names, str):
-                raise ValueError(f"features {names!r} do not apply to chess; give chess feature names")
+                raise FitError(f"features {names!r} do not apply to chess; give chess feature names")
             from textenvs.chess.engine import stockfish_available
 
             utility = settings.chess_alignment and stockfish_available()
