@@ -19,7 +19,7 @@ from textenvs.errors import (
     UserError,
 )
 from textenvs.prompting import build_prompt
-from textenvs.registry import DuplicateIdError, Registry, UnknownIdError, check_options
+from textenvs.registry import DuplicateIdError, Registry, UnknownIdError, check_option_types, check_options
 
 __all__ = [
     "ENVS", "ENCODINGS", "Encoding", "TextEnv", "ActionError", "AmbiguousActionError",
@@ -59,7 +59,8 @@ def make_env(env: str, variant: str | None = None, **options: Any) -> Any:
     """Build environment ``env`` (a ``gymnasium.Env`` implementing :class:`TextEnv`).
 
     ``variant`` picks a named preset of options; explicit ``options`` override it.
-    Unknown variants and options raise :class:`OptionError` naming what is accepted.
+    Unknown variants and options, values of the wrong type and values the environment
+    refuses raise :class:`OptionError` naming the environment and the option.
     """
     entry = ENVS.entry(env)
     variants: dict[str, dict[str, Any]] = entry.metadata.get("variants", {})
@@ -73,7 +74,19 @@ def make_env(env: str, variant: str | None = None, **options: Any) -> Any:
         check_options(cls, options, f"option of environment {env!r}")
     except UnknownIdError as exc:
         raise OptionError(str(exc)) from None
-    return cls(**options)
+    check_option_types(cls, options, f"environment {env!r}: option")
+    try:
+        return cls(**options)
+    except UserError:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
+        # The environment refused a value it was given: name the environment and the option.
+        if isinstance(exc, KeyError) and exc.args:
+            named = [k for k, v in options.items() if isinstance(v, str) and v == exc.args[0]]
+            if named:
+                raise OptionError(f"environment {env!r}: option {named[0]!r}: unknown value {exc.args[0]!r}") from None
+        given = ", ".join(f"{k}={v!r}" for k, v in options.items())
+        raise OptionError(f"environment {env!r} ({given or 'no options'}): {exc}") from None
 
 
 # -- The explicit lists -------------------------------------------------------------------
