@@ -17,6 +17,7 @@ from harness.records import (
     Manifest, ResultsError, check_new_run_dir, iter_episodes, iter_steps, read_manifest, run_status,
     write_run_files,
 )
+from harness.validate import validate_run
 
 __all__ = ["merge_shards"]
 
@@ -27,7 +28,7 @@ _PER_SHARD = ("run_id", "created", "finished", "counts", "resumes", "host", "sta
 def merge_shards(out: str | Path, shard_dirs: Sequence[str | Path]) -> Path:
     """Write the run made of ``shard_dirs`` to ``out``; a clear error if they are not one run's shards."""
     out = Path(out)
-    check_new_run_dir(out)
+    check_new_run_dir(out, "OUT_DIR")
     if not shard_dirs:
         raise ResultsError("give the shard run directories to merge")
     manifests = [read_manifest(d) for d in shard_dirs]
@@ -39,6 +40,9 @@ def merge_shards(out: str | Path, shard_dirs: Sequence[str | Path]) -> Path:
         status = run_status(d, m)
         if status != "complete":
             raise ResultsError(f"{d} is {status}, not complete: finish it with zso run --resume {d}")
+        problems = validate_run(d, max_problems=1)
+        if problems:
+            raise ResultsError(f"{d} does not validate (zso validate {d}): {problems[0]}")
         cfg = {**m["config"], "shard": None, "out": None}
         if cfg != base:
             diff = sorted(k for k in set(cfg) | set(base) if cfg.get(k) != base.get(k))

@@ -301,13 +301,17 @@ def redact(obj: Any) -> Any:
     return obj
 
 
-def check_new_run_dir(path: Path) -> None:
-    """Refuse an output directory that already holds results, or that cannot be written."""
+def check_new_run_dir(path: Path, what: str = "--out") -> None:
+    """Refuse an output directory that already holds results, or that cannot be written.
+
+    ``what`` names the argument that chose ``path`` in the advice (``--out``, ``OUT_DIR``...).
+    """
     if (path / MANIFEST).exists():
-        raise ResultsError(f"{path} already holds a run; choose another --out, or --resume {path} to finish it")
+        resume = f", or --resume {path} to finish it" if what == "--out" else ""
+        raise ResultsError(f"{path} already holds a run; choose another {what}{resume}")
     leftovers = [name for name in (STEPS, EPISODES) if (path / name).exists()]
     if leftovers:
-        raise ResultsError(f"{path} holds {' and '.join(leftovers)} but no {MANIFEST}; choose another --out")
+        raise ResultsError(f"{path} holds {' and '.join(leftovers)} but no {MANIFEST}; choose another {what}")
     existing = next((p for p in (path, *path.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise ResultsError(f"cannot write results to {path}: {existing} is a file")
@@ -372,7 +376,32 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
     version = str(manifest.get("format_version", "?"))
     if version.split(".")[0] != FORMAT_VERSION.split(".")[0]:
         raise ResultsError(f"{path}: format version {version} is not readable by this zso (reads {FORMAT_VERSION})")
+    _check_config(manifest.get("config"), path)
     return manifest
+
+
+def _check_config(config: Any, path: Path) -> None:
+    """Refuse a manifest whose ``config`` lacks what every reader uses (the run's size and place)."""
+    if not isinstance(config, dict):
+        raise ResultsError(f"{path}: 'config' must be an object, got {type(config).__name__ if config is not None else 'nothing'}")
+    whole = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+    checks = {
+        "env": (lambda v: isinstance(v, str) and bool(v), "an environment id"),
+        "episodes": (lambda v: whole(v) and v >= 1, "a whole number >= 1"),
+        "max_steps": (lambda v: whole(v) and v >= 1, "a whole number >= 1"),
+        "seed": (lambda v: whole(v) and v >= 0, "a whole number >= 0"),
+        "encoding": (lambda v: v is None or isinstance(v, str), "an encoding id"),
+        "env_options": (lambda v: isinstance(v, dict), "an object"),
+        "backend_options": (lambda v: isinstance(v, dict), "an object"),
+    }
+    required = ("env", "episodes")
+    for key, (ok, expected) in checks.items():
+        if key not in config:
+            if key in required:
+                raise ResultsError(f"{path}: config.{key} is missing")
+            continue
+        if not ok(config[key]):
+            raise ResultsError(f"{path}: config.{key}: expected {expected}, got {config[key]!r}")
 
 
 @dataclass(frozen=True)
@@ -394,8 +423,8 @@ def prepare_resume(run_dir: str | Path) -> ResumeState:
     """Make an interrupted or killed run ready to be continued; returns what it keeps.
 
     Keeps every finished episode once (a repeated episode line keeps its first copy) and
-    the steps of those episodes only; a torn last line and the steps of unfinished
-    episodes are dropped. Both files are rewritten atomically. A run that another process
+    the steps of those episodes only; a torn last line, the steps of unfinished episodes
+    and finished episodes that lost one of their steps are dropped (those are played again). Both files are rewritten atomically. A run that another process
     is still writing, or one with a corrupt line before its end, is refused.
     """
     run_dir = Path(run_dir)
@@ -406,25 +435,37 @@ def prepare_resume(run_dir: str | Path) -> ResumeState:
     dropped: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TornLineWarning)
-        episode_lines, finished = [], set()
+        episode_lines: dict[int, tuple[int, dict[str, Any]]] = {}
         for number, obj in _numbered_jsonl(run_dir / EPISODES) if (run_dir / EPISODES).exists() else ():
             ep = obj.get("episode")
-            if not isinstance(ep, int) or ep in finished:
-                dropped.append(f"{EPISODES}:{number}: episode {ep!r} " + ("recorded again" if ep in finished else "has no index"))
+            if not isinstance(ep, int) or ep in episode_lines:
+                dropped.append(f"{EPISODES}:{number}: episode {ep!r} " + ("recorded again" if ep in episode_lines else "has no index"))
                 continue
-            finished.add(ep)
-            episode_lines.append(_dumps(obj))
-        step_lines, seen = [], set()
+            episode_lines[ep] = (number, obj)
+        steps_of: dict[int, dict[int, str]] = {}
         for number, obj in _numbered_jsonl(run_dir / STEPS) if (run_dir / STEPS).exists() else ():
-            key = (obj.get("episode"), obj.get("t"))
-            if key[0] in finished and key not in seen:
-                seen.add(key)
-                step_lines.append(_dumps(obj))
+            ep, t = obj.get("episode"), obj.get("t")
+            if ep in episode_lines and isinstance(t, int):
+                steps_of.setdefault(ep, {}).setdefault(t, _dumps(obj))
         dropped += [str(w.message) for w in caught]
+    # A kept episode must have every one of its steps, t = 0 .. steps - 1: one that lost a
+    # step (or whose steps line was torn) is dropped with its steps, and played again.
+    finished: set[int] = set()
+    kept_lines, step_lines = [], []
+    for ep, (number, obj) in episode_lines.items():
+        held = steps_of.get(ep, {})
+        count = obj.get("steps")
+        if not isinstance(count, int) or sorted(held) != list(range(count)):
+            dropped.append(f"{EPISODES}:{number}: episode {ep} says {obj.get('steps')!r} steps but {STEPS} holds "
+                           f"{len(held)} of them; it is played again")
+            continue
+        finished.add(ep)
+        kept_lines.append(_dumps(obj))
+        step_lines += [held[t] for t in sorted(held)]
     steps_dropped = sum(1 for _ in _raw_lines(run_dir / STEPS)) - len(step_lines)
     if steps_dropped > 0:
         dropped.append(f"{STEPS}: {steps_dropped} step line(s) of unfinished episodes")
-    _replace_text(run_dir / EPISODES, "".join(episode_lines))
+    _replace_text(run_dir / EPISODES, "".join(kept_lines))
     _replace_text(run_dir / STEPS, "".join(step_lines))
     return ResumeState(manifest, status, frozenset(finished), len(step_lines), tuple(dropped))
 
@@ -535,13 +576,69 @@ def _validator(name: str) -> Any:
 
 
 def _typed(kind: type, schema_name: str, path: Path) -> Iterator[Any]:
+    for _, record in _typed_numbered(kind, schema_name, path):
+        yield record
+
+
+def _typed_numbered(kind: type, schema_name: str, path: Path) -> Iterator[tuple[int, Any]]:
     validator = _validator(schema_name)
     for number, obj in _numbered_jsonl(path):
         error = next(iter(sorted(validator.iter_errors(obj), key=lambda e: list(e.path))), None)
         if error is not None:
             where = ".".join(str(p) for p in error.path) or "(top level)"
             raise ResultsError(f"{path}:{number}: {where}: {error.message}")
-        yield kind.from_json(obj)
+        yield number, kind.from_json(obj)
+
+
+class DamagedRunWarning(UserWarning):
+    """A finished episode whose records do not agree (repeated, or steps missing): readers leave it out."""
+
+
+def _step_problems(path: Path) -> dict[int, str]:
+    """Episodes of ``steps.jsonl`` whose steps are not numbered 0, 1, ... once each: index -> ``file:line: why``.
+
+    Also the step count of every episode, under the key ``-1 - index`` (kept in the same
+    dict to stream the file once).
+    """
+    problems: dict[int, str] = {}
+    next_t: dict[int, int] = {}
+    for number, obj in _numbered_jsonl(path):
+        ep, t = obj.get("episode"), obj.get("t")
+        if not isinstance(ep, int) or not isinstance(t, int):
+            raise ResultsError(f"{path}:{number}: a step needs whole-number 'episode' and 't'")
+        expected = next_t.get(ep, 0)
+        if t != expected and ep not in problems:
+            problems[ep] = f"{path}:{number}: episode {ep} step t={t}, expected t={expected}"
+        next_t[ep] = max(expected, t + 1)
+    return problems | {-1 - ep: n for ep, n in next_t.items()}
+
+
+def sound_episodes(run_dir: str | Path) -> list[EpisodeRecord]:
+    """The finished episodes of ``run_dir`` that agree with their steps, in index order.
+
+    What ``zso summary``, ``irl`` and ``compare`` read. A repeated episode line keeps its
+    first copy; an episode whose steps are missing, repeated or out of order (a torn or
+    edited ``steps.jsonl``) is left out. Each is reported by a :class:`DamagedRunWarning`
+    naming the file and line (``zso validate`` lists every problem).
+    """
+    run_dir = Path(run_dir)
+    problems = _step_problems(run_dir / STEPS) if (run_dir / STEPS).exists() else {}
+    kept: dict[int, EpisodeRecord] = {}
+    for number, record in _typed_numbered(EpisodeRecord, "episode", run_dir / EPISODES):
+        where = f"{run_dir / EPISODES}:{number}"
+        if record.episode in kept:
+            warnings.warn(DamagedRunWarning(f"{where}: episode {record.episode} recorded again; the repeat is ignored"), stacklevel=2)
+            continue
+        held = problems.get(-1 - record.episode, 0)
+        why = problems.get(record.episode)
+        if why is None and held != record.steps:
+            why = f"{where}: episode {record.episode} says {record.steps} steps, {STEPS} holds {held}"
+        if why is not None:
+            warnings.warn(DamagedRunWarning(f"{why}; episode {record.episode} left out"), stacklevel=2)
+            kept[record.episode] = None  # type: ignore[assignment]  # repeats of it are ignored too
+            continue
+        kept[record.episode] = record
+    return [kept[i] for i in sorted(kept) if kept[i] is not None]
 
 
 def load_manifest(run_dir: str | Path) -> Manifest:

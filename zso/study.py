@@ -26,15 +26,16 @@ import json
 import math
 import re
 import sys
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from harness.agents import BASELINES, BaselineOptions, build_baseline, playable_kinds_of
 from harness.backends import load_backend
-from harness.config import RunConfig, schema
+from harness.config import RunConfig, parse_shard, schema
 from harness.records import (
-    ResultsError, check_new_run_dir, prepare_resume, read_manifest, redact, redact_text, run_status,
+    ResultsError, check_new_run_dir, prepare_resume, read_manifest, redact, redact_text, run_status, sound_episodes,
 )
 from harness.runner import Runner, code_revision
 from harness.summary import RunSummary, summarize
@@ -157,6 +158,10 @@ def load_study(path: str | Path) -> Study:
         raise StudyError(f"no study file {path}") from None
     except IsADirectoryError:
         raise StudyError(f"{path} is a directory, not a study file") from None
+    except UnicodeDecodeError as exc:
+        raise StudyError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise StudyError(f"cannot read study file {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise StudyError(f"{path}: not valid TOML ({exc})") from None
     errors = sorted(jsonschema.Draft202012Validator(schema("study")).iter_errors(data), key=lambda e: list(e.path))
@@ -171,7 +176,18 @@ def load_study(path: str | Path) -> Study:
         BASELINES.entry(agent)
     digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
     study = Study(str(data["name"]), data, digest, text)
-    study.cells()  # unknown environments, variants and options fail here, before any model loads
+    # Unknown environments, variants, options and fit features fail here, before any model loads.
+    if not study.cells():
+        raise StudyError(f"{path}: the study has no cells: give [[models]] or [baselines] agents that can play its [[envs]]")
+    if "irl" in data:
+        from irl.analysis import check_features
+
+        try:
+            settings = _settings(study)
+            for env in data["envs"]:
+                check_features(env["env"], env.get("variant"), dict(env.get("options", {})), settings)
+        except UserError as exc:
+            raise StudyError(f"{path}: [irl]: {exc}") from None
     return study
 
 
@@ -330,13 +346,27 @@ def _write_index(out: Path, study: Study, cells: Sequence[Cell]) -> None:
 
 
 def _cell_state(run_dir: Path) -> str:
-    """``missing``, ``complete``, or how an unfinished run stands (``interrupted``, ``killed``...)."""
+    """``missing``, ``complete``, or how an unfinished run stands (``interrupted``, ``killed``, ``incomplete``:
+    marked complete but an episode or a step line was lost, ``damaged``: unreadable)."""
     if not (run_dir / "manifest.json").is_file():
         return "missing"
     try:
-        return run_status(run_dir)
+        status = run_status(run_dir)
+        if status == "complete" and not _whole(run_dir):
+            return "incomplete"
+        return status
     except ResultsError:
         return "damaged"
+
+
+def _whole(run_dir: Path) -> bool:
+    """Whether a run marked complete holds every episode, each with all its steps (no torn line)."""
+    config = read_manifest(run_dir)["config"]
+    index, count = parse_shard(config.get("shard"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kept = len(sound_episodes(run_dir))
+    return not caught and kept == len(range(index, config["episodes"], count))
 
 
 def _groups(cells: Sequence[Cell]) -> list[list[Cell]]:

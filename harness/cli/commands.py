@@ -115,8 +115,9 @@ def _resume(args: argparse.Namespace) -> int:
     from harness.records import BASELINE_BACKEND, prepare_resume
     from harness.runner import Runner
 
-    given = [flag for flag, value in (("--config", args.config), ("--env", args.env), ("--model", args.model),
-                                      ("--episodes", args.episodes), ("--out", args.out)) if value is not None]
+    # Every flag but --no-progress would change the run; a resumed run keeps what it was made with.
+    given = [f"--{name.replace('_', '-')}" for name, value in vars(args).items()
+             if name not in ("resume", "no_progress", "handler", "command") and value is not None]
     if given:
         raise ConfigError(f"--resume takes the run's own configuration; drop {', '.join(given)}")
     state = prepare_resume(args.resume)

@@ -275,6 +275,50 @@ def add_encoding_consistency(analyses: Sequence[_Analysis], alpha: float = 0.05)
             )
 
 
+def check_features(env: str, variant: str | None, options: dict[str, Any], settings: FitSettings) -> None:
+    """Raise :class:`FitError` when ``settings.features`` names a feature the fits of ``env`` do not have.
+
+    Made before anything is played (a study checks its ``[irl]`` table with it), on the
+    environment built as the runs will build it. An environment with no fit passes.
+    """
+    from textenvs import make_env
+    from textenvs.errors import UserError
+
+    names = settings.features
+    chess = env == "chess"
+    game = is_game_env(env)
+    if (chess or game) and isinstance(names, str):
+        if names != "named":
+            raise FitError(f"features {names!r} do not apply to {'chess' if chess else 'games'}; give feature names")
+        return
+    try:
+        if chess:
+            from textenvs.chess.features import resolve_features
+
+            resolve_features(names)
+            return
+        instance = make_env(env, variant, **options)
+        try:
+            if game:
+                from textenvs.games.features import resolve_features as resolve_game_features
+
+                instance.reset(seed=0)  # seeded families draw their rules at reset
+                resolve_game_features(instance.game, names)
+            elif callable(getattr(instance, "mdp", None)):
+                from irl.analysis.tabular import tabular_features
+
+                try:
+                    tabular_features(instance.mdp(), names, settings.form, step=settings.step)
+                except KeyError as exc:
+                    raise FitError(str(exc.args[0] if exc.args else exc)) from None
+        finally:
+            instance.close()
+    except FitError as exc:
+        raise FitError(f"{env}: {exc}") from None
+    except UserError as exc:
+        raise FitError(f"{env}: {exc}") from None
+
+
 def analyse_runs(
     run_dirs: Sequence[str | Path],
     settings: FitSettings = FitSettings(),
