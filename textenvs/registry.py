@@ -134,6 +134,8 @@ def check_option_types(cls: type, options: dict[str, Any], what: str) -> None:
         names = [part.strip() for part in str(param.annotation).replace("Optional[", "").rstrip("]").split("|")]
         if not names or any(name not in _SIMPLE_TYPES for name in names):
             continue
+        if value is None and "str" in names:
+            continue  # ``-o key=none`` reads as None; a text option is left to say what "none" means
         allowed = tuple(_SIMPLE_TYPES[name] for name in names)
         ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
         ok = ok or (float in allowed and isinstance(value, int) and not isinstance(value, bool))
