@@ -371,6 +371,8 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise ResultsError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not isinstance(manifest, dict):
         raise ResultsError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
     version = str(manifest.get("format_version", "?"))
@@ -524,7 +526,11 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
 def _numbered_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if not path.is_file():
         raise ResultsError(f"missing results file {path}")
-    with open(path, "rb") as handle:
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise ResultsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with handle:
         for number, raw in enumerate(handle, start=1):
             torn = not raw.endswith(b"\n")
             try:

@@ -79,12 +79,14 @@ def make_env(env: str, variant: str | None = None, **options: Any) -> Any:
         return cls(**options)
     except UserError:
         raise
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, OSError) as exc:
         # The environment refused a value it was given: name the environment and the option.
         if isinstance(exc, KeyError) and exc.args:
             named = [k for k, v in options.items() if isinstance(v, str) and v == exc.args[0]]
             if named:
                 raise OptionError(f"environment {env!r}: option {named[0]!r}: unknown value {exc.args[0]!r}") from None
+        if isinstance(exc, (ValueError, OSError)):  # the environment's own check, or a file it was given, named
+            raise OptionError(str(exc)) from None
         given = ", ".join(f"{k}={v!r}" for k, v in options.items())
         raise OptionError(f"environment {env!r} ({given or 'no options'}): {exc}") from None
 

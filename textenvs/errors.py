@@ -21,6 +21,13 @@ class OptionError(UserError, ValueError):
     """An environment option, variant or feature name that is not accepted, or an option value of the wrong type."""
 
 
+class UnknownFeatureError(OptionError, KeyError):
+    """A feature name that the MDP does not define (a ``KeyError`` too, for lookups)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
 def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

@@ -278,6 +278,16 @@ def run_study(
     if not isinstance(study, Study):
         study = load_study(study)
     out = Path(out)
+    try:
+        return _run_study(study, out, progress, analyse)
+    except OSError as exc:
+        # A file of the study directory could not be written (a full disk, a read-only directory).
+        if exc.filename is None or not str(exc.filename).startswith(str(out)):
+            raise
+        raise StudyError(f"cannot write {exc.filename}: {exc.strerror or exc}") from None
+
+
+def _run_study(study: Study, out: Path, progress: Progress | None, analyse: bool) -> StudyResult:
     cells = study.cells()
     notes = _prepare_dir(out, study, cells)
     states = {c.id: _cell_state(out / "runs" / c.id) for c in cells}

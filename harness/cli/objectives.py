@@ -210,7 +210,13 @@ def _fit_doc(reports: Sequence[Any], settings: Any) -> dict[str, Any]:
 
 def write_fit(reports: Sequence[Any], settings: Any, path: Path) -> None:
     """Write ``fit.json``."""
-    path.write_text(json.dumps(_fit_doc(reports, settings), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    from harness.records import ResultsError
+
+    text = json.dumps(_fit_doc(reports, settings), indent=1, allow_nan=False) + "\n"
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ResultsError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def read_fit(path: str | Path) -> list[Any]:

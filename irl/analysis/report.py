@@ -307,10 +307,7 @@ def check_features(env: str, variant: str | None, options: dict[str, Any], setti
             elif callable(getattr(instance, "mdp", None)):
                 from irl.analysis.tabular import tabular_features
 
-                try:
-                    tabular_features(instance.mdp(), names, settings.form, step=settings.step)
-                except KeyError as exc:
-                    raise FitError(str(exc.args[0] if exc.args else exc)) from None
+                tabular_features(instance.mdp(), names, settings.form, step=settings.step)
         finally:
             instance.close()
     except FitError as exc:
