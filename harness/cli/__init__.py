@@ -38,8 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``zso`` console script.
 
     Errors a user can fix (:class:`textenvs.errors.UserError`) print one line and exit 2;
-    any other exception is a bug: it prints one line naming it and exits 1. ``ZSO_DEBUG=1`` shows the traceback. Warnings (a torn line
-    skipped, a fit that did not converge...) print one line each.
+    any other exception is a bug: it prints one line naming it and exits 1. ``ZSO_DEBUG=1``
+    shows the traceback. Warnings (a torn line skipped, a fit that did not converge...)
+    print one line each. Nothing printed shows a credential (:func:`harness.records.redact_text`).
     """
     args = build_parser().parse_args(argv)
     debug = bool(os.environ.get("ZSO_DEBUG"))
