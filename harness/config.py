@@ -80,11 +80,8 @@ class RunConfig:
 
 
 #: How each episode's seed follows from the run's base seed (recorded in every manifest).
+#: The bounds on ``episodes``, ``batch_size`` and ``seed`` live in the config schema.
 EPISODE_SEED_RULE = "base + episode"
-#: The most episodes one run may ask for; counts are checked before anything is built.
-MAX_EPISODES = 10**9
-#: The most episodes played in lockstep (each holds an environment).
-MAX_BATCH_SIZE = 4096
 
 
 def schema(name: str) -> dict[str, Any]:

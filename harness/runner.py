@@ -160,7 +160,8 @@ class Runner:
         cfg = self.config
         run_dir = Path(out or cfg.out or default_run_dir(cfg))
         finished = resume.finished if resume is not None else frozenset()
-        todo = (i for i in cfg.episode_indices() if i not in finished)
+        # Lazily: a run of 10**8 episodes holds no list of them.
+        queue = (i for i in cfg.episode_indices() if i not in finished)
         n_todo = len(cfg.episode_indices()) - sum(1 for i in finished if i in cfg.episode_indices())
         if resume is not None:
             manifest = Manifest.from_json(resume.manifest)
@@ -176,7 +177,6 @@ class Runner:
         n_slots = min(cfg.batch_size, max(n_todo, 1))
         while len(self._envs) < n_slots:
             self._envs.append(self._new_env())
-        queue = todo
         live: list[_Episode] = []
         done, steps = len(finished), resume.steps if resume is not None else 0
 
