@@ -600,12 +600,9 @@ class DamagedRunWarning(UserWarning):
     """A finished episode whose records do not agree (repeated, or steps missing): readers leave it out."""
 
 
-def _step_problems(path: Path) -> dict[int, str]:
-    """Episodes of ``steps.jsonl`` whose steps are not numbered 0, 1, ... once each: index -> ``file:line: why``.
-
-    Also the step count of every episode, under the key ``-1 - index`` (kept in the same
-    dict to stream the file once).
-    """
+def _step_problems(path: Path) -> tuple[dict[int, str], dict[int, int]]:
+    """Read ``steps.jsonl`` once: the episodes whose steps are not numbered 0, 1, ... once each
+    (index -> ``file:line: why``), and how many steps each episode holds."""
     problems: dict[int, str] = {}
     next_t: dict[int, int] = {}
     for number, obj in _numbered_jsonl(path):
@@ -616,7 +613,7 @@ def _step_problems(path: Path) -> dict[int, str]:
         if t != expected and ep not in problems:
             problems[ep] = f"{path}:{number}: episode {ep} step t={t}, expected t={expected}"
         next_t[ep] = max(expected, t + 1)
-    return problems | {-1 - ep: n for ep, n in next_t.items()}
+    return problems, next_t
 
 
 def sound_episodes(run_dir: str | Path) -> list[EpisodeRecord]:
@@ -628,23 +625,23 @@ def sound_episodes(run_dir: str | Path) -> list[EpisodeRecord]:
     naming the file and line (``zso validate`` lists every problem).
     """
     run_dir = Path(run_dir)
-    problems = _step_problems(run_dir / STEPS) if (run_dir / STEPS).exists() else {}
-    kept: dict[int, EpisodeRecord] = {}
+    problems, counts = _step_problems(run_dir / STEPS) if (run_dir / STEPS).exists() else ({}, {})
+    kept: dict[int, EpisodeRecord | None] = {}
     for number, record in _typed_numbered(EpisodeRecord, "episode", run_dir / EPISODES):
         where = f"{run_dir / EPISODES}:{number}"
         if record.episode in kept:
             warnings.warn(DamagedRunWarning(f"{where}: episode {record.episode} recorded again; the repeat is ignored"), stacklevel=2)
             continue
-        held = problems.get(-1 - record.episode, 0)
+        held = counts.get(record.episode, 0)
         why = problems.get(record.episode)
         if why is None and held != record.steps:
             why = f"{where}: episode {record.episode} says {record.steps} steps, {STEPS} holds {held}"
         if why is not None:
             warnings.warn(DamagedRunWarning(f"{why}; episode {record.episode} left out"), stacklevel=2)
-            kept[record.episode] = None  # type: ignore[assignment]  # repeats of it are ignored too
+            kept[record.episode] = None  # its repeats are ignored too
             continue
         kept[record.episode] = record
-    return [kept[i] for i in sorted(kept) if kept[i] is not None]
+    return [record for _, record in sorted(kept.items()) if record is not None]
 
 
 def load_manifest(run_dir: str | Path) -> Manifest:
