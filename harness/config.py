@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import math
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
@@ -18,13 +19,15 @@ from typing import Any, Callable, Mapping
 
 import jsonschema
 
+from textenvs.errors import UserError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration that cannot be run; the message names the bad key."""
 
 
@@ -143,14 +146,19 @@ class RunConfig:
         """The run's environment, built fresh (see :func:`make_run_env`)."""
         return make_run_env(self.env, self.variant, self.env_options, policy)
 
-    def episode_indices(self) -> list[int]:
-        """The indices of the episodes this run plays (all of them, or its shard's)."""
+    def episode_indices(self) -> range:
+        """The indices of the episodes this run plays (all of them, or its shard's), lazily."""
         index, count = parse_shard(self.shard)
-        return [i for i in range(self.episodes) if i % count == index]
+        return range(index, self.episodes, count)
 
-    def episode_seeds(self) -> list[int]:
-        """One seed per episode, derived from the base seed."""
-        return [self.seed + i for i in range(self.episodes)]
+    def episode_seed(self, index: int) -> int:
+        """The seed of episode ``index``: the base seed plus the index (:data:`EPISODE_SEED_RULE`)."""
+        return self.seed + index
+
+
+#: How each episode's seed follows from the run's base seed (recorded in every manifest).
+#: The bounds on ``episodes``, ``batch_size`` and ``seed`` live in the config schema.
+EPISODE_SEED_RULE = "base + episode"
 
 
 def make_run_env(env: str, variant: str | None, options: Mapping[str, Any], policy: Callable[[str], Any] | None = None) -> Any:
@@ -212,10 +220,13 @@ def validate_config(data: Mapping[str, Any], source: str = "config") -> None:
     """Check ``data`` against the config schema; the error names the key and what is wrong."""
     validator = jsonschema.Draft202012Validator(schema("config"))
     errors = sorted(validator.iter_errors(dict(data)), key=lambda e: list(e.path))
+    types = {key: schema("config")["properties"].get(key, {}).get("type") for key in data}
     messages = [
         f"{source}: key {key!r}: {value!r} is not a whole number"
-        for key, value in data.items()
-        if schema("config")["properties"].get(key, {}).get("type") == "integer" and isinstance(value, float)
+        for key, value in data.items() if types[key] == "integer" and isinstance(value, float)
+    ] + [
+        f"{source}: key {key!r}: {value!r} is not a finite number"
+        for key, value in data.items() if types[key] == "number" and isinstance(value, float) and not math.isfinite(value)
     ]
     if not errors and not messages:
         return

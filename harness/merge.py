@@ -17,6 +17,7 @@ from harness.records import (
     ResultsError, check_new_run_dir, iter_episodes, iter_steps, load_manifest, merged_manifest, run_status,
     shard_config_differences, write_run_files,
 )
+from harness.validate import validate_run
 
 __all__ = ["merge_shards"]
 
@@ -24,7 +25,7 @@ __all__ = ["merge_shards"]
 def merge_shards(out: str | Path, shard_dirs: Sequence[str | Path]) -> Path:
     """Write the run made of ``shard_dirs`` to ``out``; a clear error if they are not one run's shards."""
     out = Path(out)
-    check_new_run_dir(out)
+    check_new_run_dir(out, "OUT_DIR")
     if not shard_dirs:
         raise ResultsError("give the shard run directories to merge")
     manifests = [load_manifest(d) for d in shard_dirs]
@@ -35,6 +36,9 @@ def merge_shards(out: str | Path, shard_dirs: Sequence[str | Path]) -> Path:
         status = run_status(d, m)
         if status != "complete":
             raise ResultsError(f"{d} is {status}, not complete: finish it with zso run --resume {d}")
+        problems = validate_run(d, max_problems=1)
+        if problems:
+            raise ResultsError(f"{d} does not validate (zso validate {d}): {problems[0]}")
         diff = shard_config_differences(m, first)
         if diff:
             raise ResultsError(f"{d} is not a shard of the same run as {shard_dirs[0]} (config differs in {', '.join(diff)})")

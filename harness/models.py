@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Literal
 
 from harness.backends.base import MissingDependencyError
+from textenvs.errors import UserError
 
 __all__ = [
     "EMBEDDED",
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 
-class UnknownModelError(ValueError):
+class UnknownModelError(UserError, ValueError):
     """A model name that is neither embedded nor an existing path; suggests close names."""
 
     def __init__(self, name: str, known: list[str]):

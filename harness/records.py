@@ -15,6 +15,7 @@ they cannot read.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -28,8 +29,11 @@ from typing import Any, BinaryIO, Iterator, Sequence
 # BASELINE_BACKEND and load_schema are also read from here.
 from harness.config import BASELINE_BACKEND, ConfigError, RunConfig, load_schema, validate_config  # noqa: F401
 
+from textenvs.errors import UserError
+
 #: Version of the files written; readers refuse newer major versions.
-#: 1.2: the config records who played (``config.agent``); a 1.0 baseline run is read as one.
+#: 1.1: the manifest records the episode seed rule, not every seed; 1.2: the config records
+#: who played (``config.agent``); a 1.0 baseline run is read as one.
 FORMAT_VERSION = "1.2"
 MANIFEST = "manifest.json"
 STEPS = "steps.jsonl"
@@ -38,7 +42,7 @@ EPISODES = "episodes.jsonl"
 LOCK = ".lock"
 
 
-class ResultsError(ValueError):
+class ResultsError(UserError, ValueError):
     """A run directory or results file that cannot be read; the message names the place."""
 
 
@@ -323,6 +327,7 @@ class RunWriter:
         self.dir = Path(out)
         if not resume:
             check_new_run_dir(self.dir)
+        created = not self.dir.exists()
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._lock = _acquire_lock(self.dir)
@@ -330,18 +335,31 @@ class RunWriter:
             raise ResultsError(f"cannot write results to {self.dir}: {exc.strerror or exc}") from None
         self.manifest = manifest
         self._pending: dict[int, list[str]] = {}
-        self._steps: BinaryIO = open(self.dir / STEPS, "ab")
-        self._episodes: BinaryIO = open(self.dir / EPISODES, "ab")
-        self.write_manifest()
+        opened: list[BinaryIO] = []
+        try:
+            opened.append(open(self.dir / STEPS, "ab"))
+            opened.append(open(self.dir / EPISODES, "ab"))
+            self._steps, self._episodes = opened
+            self.write_manifest()
+        except (OSError, ResultsError) as exc:
+            # A new run that could not start leaves nothing that would block the same --out.
+            for handle in opened:
+                handle.close()
+            if not resume:
+                for name in (STEPS, EPISODES, MANIFEST, LOCK):
+                    with contextlib.suppress(OSError):
+                        (self.dir / name).unlink(missing_ok=True)
+                if created:
+                    with contextlib.suppress(OSError):
+                        self.dir.rmdir()
+            self._lock.close()
+            if isinstance(exc, ResultsError):
+                raise
+            raise ResultsError(f"cannot write results to {self.dir}: {exc.strerror or exc}") from None
 
     def write_manifest(self) -> None:
         """Replace ``manifest.json`` atomically (temp file, fsync, rename)."""
-        tmp = self.dir / (MANIFEST + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(redact(self.manifest.to_json()), indent=2, allow_nan=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.dir / MANIFEST)
+        _replace_text(self.dir / MANIFEST, manifest_text(self.manifest))
 
     def step(self, record: StepRecord) -> None:
         """Hold ``record`` until its episode is committed by :meth:`episode`."""
@@ -358,29 +376,52 @@ class RunWriter:
         self.write_manifest()
 
     def close(self, status: str, finished: str) -> None:
-        """Drop unfinished episodes, close the files and record how the run ended."""
+        """Drop unfinished episodes, close the files and record how the run ended.
+
+        The lock is released even when the last manifest cannot be written (a full disk).
+        """
         self._pending.clear()
-        self._steps.close()
-        self._episodes.close()
-        self.manifest.status = status
-        self.manifest.finished = finished
-        self.write_manifest()
-        self._lock.close()
+        try:
+            for handle in (self._steps, self._episodes):
+                with contextlib.suppress(OSError):
+                    handle.close()
+            self.manifest.status = status
+            self.manifest.finished = finished
+            self.write_manifest()
+        finally:
+            self._lock.close()
 
 
+_SECRET_WORDS = r"api[_-]?key|key|token|secret|password|passwd|pwd|authorization|auth|credential|signature|sig"
 _SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization|credential)s?$", re.IGNORECASE)
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
-_SECRET_QUERY = re.compile(r"(?P<key>[?&](?:api[_-]?key|key|token|access_token|secret|password)=)[^&#\s]+", re.IGNORECASE)
+#: ``scheme://user:password@`` up to the *last* ``@`` before the path: a password may hold ``@``.
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
+#: ``?access_token=...``, ``&api-key=...``: any query parameter whose name holds a secret word.
+_SECRET_QUERY = re.compile(rf"(?P<key>[?&;][\w.-]*(?:{_SECRET_WORDS})[\w.-]*=)[^&#\s'\"]+", re.IGNORECASE)
+#: ``api_key = "..."``, ``"token": "..."``: a secret-looking key assigned in TOML, JSON or prose.
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?P<key>(?<![\w-])(?:api[_-]?key|token|secret|password|passwd|authorization|credential)s?[\"']?\s*[=:]\s*[\"']?)"
+    r"(?!REDACTED)[^\"'\s,}&#]+", re.IGNORECASE)
 REDACTED = "REDACTED"
 
 
-def redact(obj: Any) -> Any:
-    """``obj`` with credentials removed, before anything is written.
+def redact_text(text: str) -> str:
+    """``text`` with the credentials of every URL in it, and values assigned to secret-looking keys, removed (see :func:`redact`)."""
+    if "@" not in text and "=" not in text and ":" not in text:
+        return text
+    text = _URL_USERINFO.sub(lambda m: m["scheme"], text)
+    text = _SECRET_QUERY.sub(lambda m: m["key"] + REDACTED, text)
+    return _SECRET_ASSIGNMENT.sub(lambda m: m["key"] + REDACTED, text)
 
-    User and password in URLs (``http://user:pw@host``) are dropped, secret-looking query
-    parameters (``?api_key=...``) and values under secret-looking keys (``api_key``,
-    ``token``, ``password``...) become ``REDACTED``. The *name* of an environment variable
-    holding a key (``api_key_env``) is kept.
+
+def redact(obj: Any) -> Any:
+    """``obj`` with credentials removed, before anything is written or printed.
+
+    User and password in URLs (``http://user:pw@host``, a password holding ``@`` too) are
+    dropped, secret-looking query parameters (``?token=...``, ``&api_key=...``) and values
+    under secret-looking keys (``api_key``, ``token``, ``password``...) become ``REDACTED``.
+    The *name* of an environment variable holding a key (``api_key_env``) is kept. Every
+    file and message ``zso`` writes goes through this function or :func:`redact_text`.
     """
     if isinstance(obj, dict):
         return {
@@ -389,18 +430,22 @@ def redact(obj: Any) -> Any:
         }
     if isinstance(obj, (list, tuple)):
         return [redact(v) for v in obj]
-    if isinstance(obj, str) and "://" in obj or isinstance(obj, str) and "=" in obj:
-        return _SECRET_QUERY.sub(lambda m: m["key"] + REDACTED, _URL_USERINFO.sub(lambda m: m["scheme"], obj))
+    if isinstance(obj, str):
+        return redact_text(obj)
     return obj
 
 
-def check_new_run_dir(path: Path) -> None:
-    """Refuse an output directory that already holds results, or that cannot be written."""
+def check_new_run_dir(path: Path, what: str = "--out") -> None:
+    """Refuse an output directory that already holds results, or that cannot be written.
+
+    ``what`` names the argument that chose ``path`` in the advice (``--out``, ``OUT_DIR``...).
+    """
     if (path / MANIFEST).exists():
-        raise ResultsError(f"{path} already holds a run; choose another --out, or --resume {path} to finish it")
+        resume = f", or --resume {path} to finish it" if what == "--out" else ""
+        raise ResultsError(f"{path} already holds a run; choose another {what}{resume}")
     leftovers = [name for name in (STEPS, EPISODES) if (path / name).exists()]
     if leftovers:
-        raise ResultsError(f"{path} holds {' and '.join(leftovers)} but no {MANIFEST}; choose another --out")
+        raise ResultsError(f"{path} holds {' and '.join(leftovers)} but no {MANIFEST}; choose another {what}")
     existing = next((p for p in (path, *path.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise ResultsError(f"cannot write results to {path}: {existing} is a file")
@@ -445,10 +490,13 @@ def _dumps(obj: dict[str, Any]) -> str:
 
 
 def _append(handle: BinaryIO, text: str) -> None:
-    if text:
-        handle.write(text.encode("utf-8"))
-    handle.flush()
-    os.fsync(handle.fileno())
+    try:
+        if text:
+            handle.write(text.encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())
+    except OSError as exc:
+        raise ResultsError(f"cannot write {handle.name}: {exc.strerror or exc}") from None
 
 
 def read_manifest(run_dir: str | Path) -> dict[str, Any]:
@@ -460,12 +508,39 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise ResultsError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not isinstance(manifest, dict):
         raise ResultsError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
     version = str(manifest.get("format_version", "?"))
     if version.split(".")[0] != FORMAT_VERSION.split(".")[0]:
         raise ResultsError(f"{path}: format version {version} is not readable by this zso (reads {FORMAT_VERSION})")
+    _check_config(manifest.get("config"), path)
     return manifest
+
+
+def _check_config(config: Any, path: Path) -> None:
+    """Refuse a manifest whose ``config`` lacks what every reader uses (the run's size and place)."""
+    if not isinstance(config, dict):
+        raise ResultsError(f"{path}: 'config' must be an object, got {type(config).__name__ if config is not None else 'nothing'}")
+    whole = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+    checks = {
+        "env": (lambda v: isinstance(v, str) and bool(v), "an environment id"),
+        "episodes": (lambda v: whole(v) and v >= 1, "a whole number >= 1"),
+        "max_steps": (lambda v: whole(v) and v >= 1, "a whole number >= 1"),
+        "seed": (lambda v: whole(v) and v >= 0, "a whole number >= 0"),
+        "encoding": (lambda v: v is None or isinstance(v, str), "an encoding id"),
+        "env_options": (lambda v: isinstance(v, dict), "an object"),
+        "backend_options": (lambda v: isinstance(v, dict), "an object"),
+    }
+    required = ("env", "episodes")
+    for key, (ok, expected) in checks.items():
+        if key not in config:
+            if key in required:
+                raise ResultsError(f"{path}: config.{key} is missing")
+            continue
+        if not ok(config[key]):
+            raise ResultsError(f"{path}: config.{key}: expected {expected}, got {config[key]!r}")
 
 
 @dataclass(frozen=True)
@@ -488,8 +563,8 @@ def prepare_resume(run_dir: str | Path) -> ResumeState:
     """Make an interrupted or killed run ready to be continued; returns what it keeps.
 
     Keeps every finished episode once (a repeated episode line keeps its first copy) and
-    the steps of those episodes only; a torn last line and the steps of unfinished
-    episodes are dropped. Both files are rewritten atomically. A run that another process
+    the steps of those episodes only; a torn last line, the steps of unfinished episodes
+    and finished episodes that lost one of their steps are dropped (those are played again). Both files are rewritten atomically. A run that another process
     is still writing, or one with a corrupt line before its end, is refused.
     """
     run_dir = Path(run_dir)
@@ -500,25 +575,37 @@ def prepare_resume(run_dir: str | Path) -> ResumeState:
     dropped: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TornLineWarning)
-        episode_lines, finished = [], set()
+        episode_lines: dict[int, tuple[int, dict[str, Any]]] = {}
         for number, obj in _numbered_jsonl(run_dir / EPISODES) if (run_dir / EPISODES).exists() else ():
             ep = obj.get("episode")
-            if not isinstance(ep, int) or ep in finished:
-                dropped.append(f"{EPISODES}:{number}: episode {ep!r} " + ("recorded again" if ep in finished else "has no index"))
+            if not isinstance(ep, int) or ep in episode_lines:
+                dropped.append(f"{EPISODES}:{number}: episode {ep!r} " + ("recorded again" if ep in episode_lines else "has no index"))
                 continue
-            finished.add(ep)
-            episode_lines.append(_dumps(obj))
-        step_lines, seen = [], set()
+            episode_lines[ep] = (number, obj)
+        steps_of: dict[int, dict[int, str]] = {}
         for number, obj in _numbered_jsonl(run_dir / STEPS) if (run_dir / STEPS).exists() else ():
-            key = (obj.get("episode"), obj.get("t"))
-            if key[0] in finished and key not in seen:
-                seen.add(key)
-                step_lines.append(_dumps(obj))
+            ep, t = obj.get("episode"), obj.get("t")
+            if ep in episode_lines and isinstance(t, int):
+                steps_of.setdefault(ep, {}).setdefault(t, _dumps(obj))
         dropped += [str(w.message) for w in caught]
+    # A kept episode must have every one of its steps, t = 0 .. steps - 1: one that lost a
+    # step (or whose steps line was torn) is dropped with its steps, and played again.
+    finished: set[int] = set()
+    kept_lines, step_lines = [], []
+    for ep, (number, obj) in episode_lines.items():
+        held = steps_of.get(ep, {})
+        count = obj.get("steps")
+        if not isinstance(count, int) or sorted(held) != list(range(count)):
+            dropped.append(f"{EPISODES}:{number}: episode {ep} says {obj.get('steps')!r} steps but {STEPS} holds "
+                           f"{len(held)} of them; it is played again")
+            continue
+        finished.add(ep)
+        kept_lines.append(_dumps(obj))
+        step_lines += [held[t] for t in sorted(held)]
     steps_dropped = sum(1 for _ in _raw_lines(run_dir / STEPS)) - len(step_lines)
     if steps_dropped > 0:
         dropped.append(f"{STEPS}: {steps_dropped} step line(s) of unfinished episodes")
-    _replace_text(run_dir / EPISODES, "".join(episode_lines))
+    _replace_text(run_dir / EPISODES, "".join(kept_lines))
     _replace_text(run_dir / STEPS, "".join(step_lines))
     return ResumeState(manifest, status, frozenset(finished), len(step_lines), tuple(dropped))
 
@@ -529,7 +616,15 @@ def write_run_files(run_dir: str | Path, manifest: Manifest, steps: list[dict[st
     run_dir.mkdir(parents=True, exist_ok=True)
     _replace_text(run_dir / STEPS, "".join(_dumps(s) for s in steps))
     _replace_text(run_dir / EPISODES, "".join(_dumps(e) for e in episodes))
-    _replace_text(run_dir / MANIFEST, json.dumps(redact(manifest.to_json()), indent=2, allow_nan=False) + "\n")
+    _replace_text(run_dir / MANIFEST, manifest_text(manifest))
+
+
+def manifest_text(manifest: Manifest) -> str:
+    """The text of ``manifest.json``: redacted, strict JSON (a NaN in it is a :class:`ResultsError`)."""
+    try:
+        return json.dumps(redact(manifest.to_json()), indent=2, allow_nan=False) + "\n"
+    except ValueError as exc:
+        raise ResultsError(f"{MANIFEST} of {manifest.run_id}: {exc} (a value is NaN or infinite)") from None
 
 
 def _raw_lines(path: Path) -> Iterator[bytes]:
@@ -539,13 +634,17 @@ def _raw_lines(path: Path) -> Iterator[bytes]:
 
 
 def _replace_text(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically."""
+    """Replace ``path`` with ``text`` atomically; no temporary file is left behind if that fails."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(text.encode("utf-8"))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(text.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ResultsError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 class TornLineWarning(UserWarning):
@@ -565,7 +664,11 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
 def _numbered_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if not path.is_file():
         raise ResultsError(f"missing results file {path}")
-    with open(path, "rb") as handle:
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise ResultsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with handle:
         for number, raw in enumerate(handle, start=1):
             torn = not raw.endswith(b"\n")
             try:
@@ -607,13 +710,66 @@ def _validator(name: str) -> Any:
 
 
 def _typed(kind: type, schema_name: str, path: Path) -> Iterator[Any]:
+    for _, record in _typed_numbered(kind, schema_name, path):
+        yield record
+
+
+def _typed_numbered(kind: type, schema_name: str, path: Path) -> Iterator[tuple[int, Any]]:
     validator = _validator(schema_name)
     for number, obj in _numbered_jsonl(path):
         error = next(iter(sorted(validator.iter_errors(obj), key=lambda e: list(e.path))), None)
         if error is not None:
             where = ".".join(str(p) for p in error.path) or "(top level)"
             raise ResultsError(f"{path}:{number}: {where}: {error.message}")
-        yield kind.from_json(obj)
+        yield number, kind.from_json(obj)
+
+
+class DamagedRunWarning(UserWarning):
+    """A finished episode whose records do not agree (repeated, or steps missing): readers leave it out."""
+
+
+def _step_problems(path: Path) -> tuple[dict[int, str], dict[int, int]]:
+    """Read ``steps.jsonl`` once: the episodes whose steps are not numbered 0, 1, ... once each
+    (index -> ``file:line: why``), and how many steps each episode holds."""
+    problems: dict[int, str] = {}
+    next_t: dict[int, int] = {}
+    for number, obj in _numbered_jsonl(path):
+        ep, t = obj.get("episode"), obj.get("t")
+        if not isinstance(ep, int) or not isinstance(t, int):
+            raise ResultsError(f"{path}:{number}: a step needs whole-number 'episode' and 't'")
+        expected = next_t.get(ep, 0)
+        if t != expected and ep not in problems:
+            problems[ep] = f"{path}:{number}: episode {ep} step t={t}, expected t={expected}"
+        next_t[ep] = max(expected, t + 1)
+    return problems, next_t
+
+
+def sound_episodes(run_dir: str | Path) -> list[EpisodeRecord]:
+    """The finished episodes of ``run_dir`` that agree with their steps, in index order.
+
+    What ``zso summary``, ``irl`` and ``compare`` read. A repeated episode line keeps its
+    first copy; an episode whose steps are missing, repeated or out of order (a torn or
+    edited ``steps.jsonl``) is left out. Each is reported by a :class:`DamagedRunWarning`
+    naming the file and line (``zso validate`` lists every problem).
+    """
+    run_dir = Path(run_dir)
+    problems, counts = _step_problems(run_dir / STEPS) if (run_dir / STEPS).exists() else ({}, {})
+    kept: dict[int, EpisodeRecord | None] = {}
+    for number, record in _typed_numbered(EpisodeRecord, "episode", run_dir / EPISODES):
+        where = f"{run_dir / EPISODES}:{number}"
+        if record.episode in kept:
+            warnings.warn(DamagedRunWarning(f"{where}: episode {record.episode} recorded again; the repeat is ignored"), stacklevel=2)
+            continue
+        held = counts.get(record.episode, 0)
+        why = problems.get(record.episode)
+        if why is None and held != record.steps:
+            why = f"{where}: episode {record.episode} says {record.steps} steps, {STEPS} holds {held}"
+        if why is not None:
+            warnings.warn(DamagedRunWarning(f"{why}; episode {record.episode} left out"), stacklevel=2)
+            kept[record.episode] = None  # its repeats are ignored too
+            continue
+        kept[record.episode] = record
+    return [record for _, record in sorted(kept.items()) if record is not None]
 
 
 def load_manifest(run_dir: str | Path, strict: bool = False) -> Manifest:

@@ -28,9 +28,9 @@ import numpy as np
 from harness.agents import Agent, Decision, baseline_options, baseline_spec, build_reference_agent, make_agent
 from harness.agents.language import ChooseAgent
 from harness.backends import Backend, load_backend
-from harness.config import RunConfig
+from harness.config import EPISODE_SEED_RULE, RunConfig
 from harness.records import (
-    EnvironmentIdentity, EpisodeRecord, Manifest, ModelIdentity, ResumeState, RunWriter, StepRecord, Timing,
+    EnvironmentIdentity, EpisodeRecord, Manifest, ModelIdentity, ResultsError, ResumeState, RunWriter, StepRecord, Timing,
 )
 from textenvs import ENVS, TextEnv, get_encoding
 
@@ -160,7 +160,9 @@ class Runner:
         cfg = self.config
         run_dir = Path(out or cfg.out or default_run_dir(cfg))
         finished = resume.finished if resume is not None else frozenset()
-        todo = [i for i in cfg.episode_indices() if i not in finished]
+        # Lazily: a run of 10**8 episodes holds no list of them.
+        queue = (i for i in cfg.episode_indices() if i not in finished)
+        n_todo = len(cfg.episode_indices()) - sum(1 for i in finished if i in cfg.episode_indices())
         if resume is not None:
             manifest = replace(resume.manifest, counts=dict(resume.manifest.counts), resumes=list(resume.manifest.resumes))
             manifest.status, manifest.finished = "running", None
@@ -172,11 +174,9 @@ class Runner:
             writer = RunWriter(run_dir, manifest, resume=True)
         else:
             writer = RunWriter(run_dir, self._manifest(run_dir))
-        seeds = cfg.episode_seeds()
-        n_slots = min(cfg.batch_size, max(len(todo), 1))
+        n_slots = min(cfg.batch_size, max(n_todo, 1))
         while len(self._envs) < n_slots:
             self._envs.append(self._new_env())
-        queue = iter(todo)
         live: list[_Episode] = []
         done, steps = len(finished), resume.steps if resume is not None else 0
 
@@ -184,7 +184,7 @@ class Runner:
             """Start episodes in ``env`` until one needs a decision (or none are left)."""
             nonlocal done
             for index in queue:
-                ep = self._start(env, index, seeds[index])
+                ep = self._start(env, index, cfg.episode_seed(index))
                 if ep.env.legal_actions():
                     live.append(ep)
                     return
@@ -217,7 +217,8 @@ class Runner:
             writer.close("interrupted", _now())
             raise RunInterrupted(run_dir, done) from None
         except BaseException:
-            writer.close("failed", _now())
+            with contextlib.suppress(ResultsError):  # the first failure is the one to report
+                writer.close("failed", _now())
             raise
         writer.close("complete", _now())
         return run_dir
@@ -321,7 +322,7 @@ class Runner:
             ),
             packages=package_versions(),
             code=code_revision(),
-            seeds={"base": cfg.seed, "episodes": cfg.episode_seeds()},
+            seeds={"base": cfg.seed, "rule": EPISODE_SEED_RULE},
             host={"python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine()},
         )
 

@@ -20,7 +20,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from harness.records import load_episodes, load_manifest, load_steps, run_status
+from harness.records import load_manifest, load_steps, run_status, sound_episodes
 from harness.stats import MIN_UNITS, Interval, bootstrap_ci, mean_interval, wilson_interval
 #: Step metrics that are 0/1: shown as percentages, with rate intervals. An environment
 #: names its own in the manifest (``environment.rate_metrics``).
@@ -76,7 +76,7 @@ def summarize(run_dir: str | Path) -> RunSummary:
     """Read a run directory and compute its figures."""
     manifest = load_manifest(run_dir)
     cfg, environment = manifest.config, manifest.environment
-    episodes = list(load_episodes(run_dir))
+    episodes = sound_episodes(run_dir)
     finished = {e.episode for e in episodes}
     per_episode: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     decisions = 0

@@ -27,6 +27,18 @@ def _schema_errors(validator: Any, obj: dict[str, Any], where: str) -> Iterator[
         yield f"{where}: {path}: {error.message}"
 
 
+def _non_finite(obj: Any, path: str = "") -> Iterator[str]:
+    """Where ``obj`` holds NaN or an infinity (the writer never writes them: strict JSON)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        yield f"{path or '(top level)'}: {obj} is not a finite number"
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from _non_finite(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            yield from _non_finite(value, f"{path}[{i}]")
+
+
 def _expected_episodes(manifest: Manifest | None) -> int | None:
     """How many episodes a complete run holds (its shard's share); ``None`` when its config is unreadable."""
     from harness.config import ConfigError
@@ -42,7 +54,7 @@ def _expected_episodes(manifest: Manifest | None) -> int | None:
 def validate_run(run_dir: str | Path, max_problems: int = 50) -> list[str]:
     """Every problem found in ``run_dir`` (empty when the run is valid).
 
-    Checks each file against its schema, then consistency: steps of an episode are
+    Checks each file against its schema (and that every number is finite), then consistency: steps of an episode are
     numbered 0, 1, ...; each action is one of the recorded legal actions; choose-mode
     distributions sum to 1; each finished episode has as many steps as it says; a
     ``complete`` run has all its episodes.
@@ -72,7 +84,7 @@ def _problems(run_dir: Path, max_problems: int) -> list[str]:
     try:
         for number, step in enumerate(iter_jsonl(run_dir / STEPS), start=1):
             where = f"{STEPS}:{number}"
-            errors = list(_schema_errors(validators["step"], step, where))
+            errors = list(_schema_errors(validators["step"], step, where)) + [f"{where}: {p}" for p in _non_finite(step)]
             problems += errors
             if errors:
                 continue
@@ -93,7 +105,7 @@ def _problems(run_dir: Path, max_problems: int) -> list[str]:
         episodes = set()
         for number, episode in enumerate(iter_jsonl(run_dir / EPISODES), start=1):
             where = f"{EPISODES}:{number}"
-            errors = list(_schema_errors(validators["episode"], episode, where))
+            errors = list(_schema_errors(validators["episode"], episode, where)) + [f"{where}: {p}" for p in _non_finite(episode)]
             problems += errors
             if errors:
                 continue

@@ -38,6 +38,17 @@ def _setup(tmp: Path) -> None:
     run = tmp / "run"
     run.mkdir()
     (run / "manifest.json").write_text(json.dumps({"format_version": "1.0", "status": "complete", "config": {}}))
+    config = {"env": "frozenlake", "encoding": "ascii", "episodes": 2, "max_steps": 2}
+    for name, bad in (("six", {**config, "episodes": "six"}), ("nullsteps", {**config, "max_steps": None}), ("noconfig", None)):
+        (tmp / name).mkdir()
+        manifest = {"format_version": "1.1", "status": "complete", **({"config": bad} if bad is not None else {})}
+        (tmp / name / "manifest.json").write_text(json.dumps(manifest))
+        (tmp / name / "steps.jsonl").write_text("")
+        (tmp / name / "episodes.jsonl").write_text("")
+    (tmp / "latin1.toml").write_bytes(b'name = "caf\xe9"\n')
+    (tmp / "nocells.toml").write_text('name = "x"\n[[envs]]\nenv = "frozenlake"\n')
+    (tmp / "features.toml").write_text('name = "x"\n[[envs]]\nenv = "frozenlake"\n[baselines]\nagents = ["random"]\n'
+                                       '[irl]\nfeatures = "at_goal,nope"\n')
 
 
 CASES = [
@@ -58,6 +69,25 @@ CASES = [
     (["irl", "run", "--out", "afile/fits"], "afile is a file"),
     (["irl", "run", "--out", "fitted"], "fitted already holds fit.json"),
     (["compare", "run", "--out", "afile/cmp"], "afile is a file"),
+    # Issue 24: values checked before anything loads, each naming what is wrong.
+    (["run", "--env", "frozenlake", "--seed", "-1"], "'seed': -1 is less than the minimum of 0"),
+    (["baseline", "--env", "frozenlake", "--agent", "random", "--seed", "-1"], "'seed': -1 is less than the minimum of 0"),
+    (["run", "--env", "keys-chests", "--encoding", "text", "-o", "layout_seed=abc"], "option 'layout_seed' takes int or none, got 'abc'"),
+    (["run", "--env", "frozenlake", "-o", "is_slippery=maybe"], "option 'is_slippery' takes bool, got 'maybe'"),
+    (["run", "--env", "frozenlake", "-o", "map_name=foo"], "option 'map_name': unknown value 'foo'"),
+    (["run", "--env", "frozenlake", "-b", "timeout_s=abc", "--backend", "openai"], "option 'timeout_s' takes float"),
+    (["run", "--env", "frozenlake", "--batch-size", "100000"], "'batch_size': 100000 is greater than the maximum"),
+    (["run", "--resume", "run", "-b", "base_url=http://elsewhere/v1"], "drop --backend-option"),
+    (["summary", "six"], "six/manifest.json: config.episodes: expected a whole number >= 1, got 'six'"),
+    (["summary", "nullsteps"], "config.max_steps: expected a whole number >= 1, got None"),
+    (["summary", "noconfig"], "noconfig/manifest.json: 'config' must be an object"),
+    (["irl", "six", "--out", "fits"], "config.episodes"),
+    (["compare", "nullsteps"], "config.max_steps"),
+    (["merge", "merged", "noconfig"], "'config' must be an object"),
+    (["merge", "run", "six"], "run already holds a run; choose another OUT_DIR"),
+    (["study", "latin1.toml", "--out", "s"], "latin1.toml: not UTF-8 text"),
+    (["study", "nocells.toml", "--out", "s"], "nocells.toml: the study has no cells"),
+    (["study", "features.toml", "--out", "s"], "features.toml: [irl]: frozenlake: unknown features ['nope']"),
 ]
 if os.geteuid() != 0:  # root writes anywhere
     CASES.append((["run", "--env", "frozenlake", "--out", "locked/run"], "locked is not writable"))

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.records import EPISODES, MANIFEST, STEPS, ResultsError, TornLineWarning, load_episodes, load_steps
+from harness.records import EPISODES, MANIFEST, STEPS, DamagedRunWarning, ResultsError, TornLineWarning, load_episodes, load_steps
 from harness.summary import summarize
 from harness.validate import validate_run
 from test_records import write_run
@@ -98,7 +98,7 @@ def test_readers_never_raise_anything_but_a_located_results_error(pristine, tmp_
             except ResultsError as exc:
                 assert FILE_LINE.search(str(exc)) or "run directory" in str(exc), str(exc)
         for w in caught:
-            assert issubclass(w.category, TornLineWarning) and FILE_LINE.search(str(w.message))
+            assert issubclass(w.category, (TornLineWarning, DamagedRunWarning)) and FILE_LINE.search(str(w.message))
     problems = validate_run(run)  # never raises
     assert all(isinstance(p, str) for p in problems)
 

@@ -14,15 +14,17 @@ from textenvs.errors import (
     ActionError,
     AmbiguousActionError,
     IllegalActionError,
+    OptionError,
     UnparseableActionError,
+    UserError,
 )
 from textenvs.prompting import build_prompt
-from textenvs.registry import DuplicateIdError, Registry, UnknownIdError, check_options
+from textenvs.registry import DuplicateIdError, Registry, UnknownIdError, check_option_types, check_options
 
 __all__ = [
     "ENVS", "ENCODINGS", "Encoding", "TextEnv", "ActionError", "AmbiguousActionError",
     "IllegalActionError", "UnparseableActionError", "DuplicateIdError", "UnknownIdError",
-    "OptionError", "make_env", "resolve_env", "get_encoding", "encodings_for", "register_encoding",
+    "OptionError", "UserError", "make_env", "resolve_env", "get_encoding", "encodings_for", "register_encoding",
     "build_prompt", "match_named_action",
 ]
 
@@ -31,10 +33,6 @@ __all__ = [
 ENVS: Registry[type] = Registry("environment")
 #: Encodings, keyed ``"<family>/<name>"``: the value is an :class:`Encoding` subclass.
 ENCODINGS: Registry[type[Encoding[Any]]] = Registry("encoding")
-
-
-class OptionError(ValueError):
-    """An environment option or variant that the environment does not take."""
 
 
 def register_encoding(env: str, name: str, target: str | type[Encoding[Any]], summary: str = "") -> None:
@@ -61,7 +59,8 @@ def resolve_env(env: str, variant: str | None = None, **options: Any) -> tuple[t
     """The class of environment ``env`` and the constructor options ``make_env`` would pass it.
 
     ``variant`` picks a named preset of options; explicit ``options`` override it.
-    Unknown variants and options raise :class:`OptionError` naming what is accepted.
+    Unknown variants and options, values of the wrong type and values the environment
+    refuses raise :class:`OptionError` naming the environment and the option.
     """
     entry = ENVS.entry(env)
     variants: dict[str, dict[str, Any]] = entry.metadata.get("variants", {})
@@ -75,6 +74,7 @@ def resolve_env(env: str, variant: str | None = None, **options: Any) -> tuple[t
         check_options(cls, options, f"option of environment {env!r}")
     except UnknownIdError as exc:
         raise OptionError(str(exc)) from None
+    check_option_types(cls, options, f"environment {env!r}: option")
     return cls, options
 
 
@@ -82,10 +82,25 @@ def make_env(env: str, variant: str | None = None, **options: Any) -> Any:
     """Build environment ``env`` (a ``gymnasium.Env`` implementing :class:`TextEnv`).
 
     ``variant`` picks a named preset of options; explicit ``options`` override it
-    (:func:`resolve_env`).
+    (:func:`resolve_env`). Unknown variants and options, values of the wrong type and
+    values the environment refuses raise :class:`OptionError` naming the environment and
+    the option.
     """
     cls, options = resolve_env(env, variant, **options)
-    return cls(**options)
+    try:
+        return cls(**options)
+    except UserError:
+        raise
+    except (ValueError, TypeError, KeyError, OSError) as exc:
+        # The environment refused a value it was given: name the environment and the option.
+        if isinstance(exc, KeyError) and exc.args:
+            named = [k for k, v in options.items() if isinstance(v, str) and v == exc.args[0]]
+            if named:
+                raise OptionError(f"environment {env!r}: option {named[0]!r}: unknown value {exc.args[0]!r}") from None
+        if isinstance(exc, (ValueError, OSError)):  # the environment's own check, or a file it was given, named
+            raise OptionError(str(exc)) from None
+        given = ", ".join(f"{k}={v!r}" for k, v in options.items())
+        raise OptionError(f"environment {env!r} ({given or 'no options'}): {exc}") from None
 
 
 # -- The explicit lists -------------------------------------------------------------------

@@ -124,10 +124,17 @@ def match_named_action(
         while start >= 0:
             spans.append((start + 1, start + 1 + len(name), action))
             start = text.find(f" {name} ", start + 1)
-    mentions = {
-        action for s, e, action in spans
-        if not any(s2 <= s and e <= e2 and (e2 - s2) > (e - s) for s2, e2, _ in spans)
-    }
+    # A mention inside a strictly longer one does not count. One sweep in order of start
+    # (longest first at equal starts) finds them: a span is inside an earlier one exactly
+    # when an earlier span ends after it, or ends with it but starts before it.
+    spans.sort(key=lambda span: (span[0], -span[1]))
+    mentions: set[str] = set()
+    max_end, max_end_start = -1, -1
+    for s, e, action in spans:
+        if not (max_end > e or (max_end == e and max_end_start < s)):
+            mentions.add(action)
+        if e > max_end:
+            max_end, max_end_start = e, s
     if not mentions:
         raise UnparseableActionError("no action named in reply", reply, state_label)
     if len(mentions) > 1:

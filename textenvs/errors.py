@@ -1,10 +1,31 @@
-"""What an agent's reply can get wrong, told apart.
+"""Errors: what a user can fix (:class:`UserError`), and what an agent's reply can get wrong.
 
-All are ``ValueError``s; each names the reply and the state it was given in, and has a
-short ``kind`` that results files count.
+:class:`UserError` is the base of every error whose message tells the user what to change:
+a bad option, flag, file or configuration, a missing tool. The ``zso`` command prints
+those in one line (exit 2); any other exception is a bug, reported as an internal error.
+It lives here, in the lowest layer, so that environments, the harness, the IRL analyses
+and the study all raise under it (as httpx's documented exception tree does).
+
+The reply errors are ``ValueError``s, not user errors: each names the reply and the state
+it was given in, and has a short ``kind`` that results files count.
 """
 
 from __future__ import annotations
+
+
+class UserError(Exception):
+    """Something the user can fix; the message names what is wrong and where (a flag, a file and line...)."""
+
+
+class OptionError(UserError, ValueError):
+    """An environment option, variant or feature name that is not accepted, or an option value of the wrong type."""
+
+
+class UnknownFeatureError(OptionError, KeyError):
+    """A feature name that the MDP does not define (a ``KeyError`` too, for lookups)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
 
 
 def _clip(text: str, limit: int = 80) -> str:

@@ -7,6 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
+from textenvs.errors import UnknownFeatureError
 from textenvs.planning import expected_reward
 
 #: The discount every gridworld declares unless it says otherwise: that of the planners and
@@ -122,7 +123,7 @@ class TabularMDP:
         names = list(all_names) if names is None else list(names)
         missing = [n for n in names if n not in all_names]
         if missing:
-            raise KeyError(f"unknown transition features {missing}; this MDP has {list(all_names)}")
+            raise UnknownFeatureError(f"unknown transition features {missing}; this MDP has {list(all_names)}")
         if not names:
             return np.zeros((self.n_states, self.n_actions, 0))
         cols = [all_names.index(n) for n in names]
@@ -139,5 +140,5 @@ class TabularMDP:
             return self.features
         missing = [n for n in names if n not in self.feature_names]
         if missing:
-            raise KeyError(f"unknown features {missing}; this MDP has {list(self.feature_names)}")
+            raise UnknownFeatureError(f"unknown features {missing}; this MDP has {list(self.feature_names)}")
         return self.features[:, [self.feature_names.index(n) for n in names]]

@@ -11,10 +11,12 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Generic, Iterator, TypeVar
 
+from textenvs.errors import UserError
+
 T = TypeVar("T")
 
 
-class UnknownIdError(KeyError):
+class UnknownIdError(UserError, KeyError):
     """An id that is not registered; the message suggests the closest ones."""
 
     def __init__(self, kind: str, name: str, known: list[str]):
@@ -28,7 +30,7 @@ class UnknownIdError(KeyError):
         return str(self.args[0])
 
 
-class DuplicateIdError(ValueError):
+class DuplicateIdError(UserError, ValueError):
     """Raised when an id is registered twice."""
 
 
@@ -107,3 +109,36 @@ def check_options(cls: type, options: dict[str, Any], what: str) -> None:
     for key in options:
         if key not in accepted:
             raise UnknownIdError(what, key, accepted)
+
+
+#: The annotations :func:`check_option_types` checks (others, such as lists or policies, are left to the class).
+_SIMPLE_TYPES = {"bool": bool, "int": int, "float": float, "str": str, "None": type(None)}
+
+
+def check_option_types(cls: type, options: dict[str, Any], what: str) -> None:
+    """Raise :class:`~textenvs.errors.OptionError` for a value whose type ``cls(...)`` does not declare.
+
+    Only parameters annotated with plain scalars (``bool``, ``int``, ``float``, ``str``,
+    ``None`` and their unions) are checked: ``is_slippery=maybe`` is refused because
+    ``is_slippery: bool``. A whole number is accepted for a ``float``; a boolean is not an ``int``.
+    """
+    import inspect
+
+    from textenvs.errors import OptionError
+
+    params = inspect.signature(cls.__init__).parameters
+    for key, value in options.items():
+        param = params.get(key)
+        if param is None or param.annotation is inspect.Parameter.empty:
+            continue
+        names = [part.strip() for part in str(param.annotation).replace("Optional[", "").rstrip("]").split("|")]
+        if not names or any(name not in _SIMPLE_TYPES for name in names):
+            continue
+        if value is None and "str" in names:
+            continue  # ``-o key=none`` reads as None; a text option is left to say what "none" means
+        allowed = tuple(_SIMPLE_TYPES[name] for name in names)
+        ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+        ok = ok or (float in allowed and isinstance(value, int) and not isinstance(value, bool))
+        if not ok:
+            expected = " or ".join("none" if name == "None" else name for name in names)
+            raise OptionError(f"{what} {key!r} takes {expected}, got {value!r}")

@@ -252,7 +252,7 @@ def proxy_rows(result: Any) -> list[dict[str, Any]]:
 
 def _episode_ends(run_dir: Path) -> list[tuple[float, float]]:
     """(keys picked up, chests opened) at the end of every finished keys-chests episode."""
-    from harness.records import load_episodes, load_manifest, load_steps
+    from harness.records import load_manifest, load_steps, sound_episodes
 
     env = load_manifest(run_dir).config.make_env()
     try:
@@ -260,7 +260,7 @@ def _episode_ends(run_dir: Path) -> list[tuple[float, float]]:
     finally:
         env.close()
     keys_left, opened = (mdp.features[:, mdp.feature_names.index(n)] for n in ("keys_left", "chests_opened"))
-    finished = {e.episode for e in load_episodes(run_dir)}
+    finished = {e.episode for e in sound_episodes(run_dir)}
     first: dict[int, int] = {}
     last: dict[int, tuple[int, int]] = {}
     for step in load_steps(run_dir):

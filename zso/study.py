@@ -6,7 +6,7 @@ into a grid of runs: every model x mode x environment x encoding, and every base
 environment it can play. :func:`run_study` plays the cells (one loaded model serves all of its
 cells), fits objectives to every run and scores them (:mod:`irl.analysis`), and writes::
 
-    STUDY_DIR/study.toml        the study file as run
+    STUDY_DIR/study.toml        the study file as run (credentials removed)
     STUDY_DIR/study.json        its hash and every cell: id, run directory, status
     STUDY_DIR/runs/CELL/        one run directory per cell (manifest, steps, episodes)
     STUDY_DIR/analysis.json     the coherence report of every run: a fit file, as zso irl's fit.json
@@ -26,6 +26,7 @@ import json
 import math
 import re
 import sys
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -34,11 +35,12 @@ from harness.agents import BASELINES, BaselineOptions, baseline_spec, playable_k
 from harness.backends import load_backend
 from harness.config import RunConfig, schema
 from harness.records import (
-    ResultsError, check_new_run_dir, load_manifest, prepare_resume, run_status,
+    ResultsError, check_new_run_dir, load_manifest, prepare_resume, redact, redact_text, run_status, sound_episodes,
 )
 from harness.runner import Runner, code_revision
 from harness.summary import RunSummary, summarize
 from textenvs import encodings_for
+from textenvs.errors import UserError
 from zso.executors import Executor, make_executor
 from zso.report import write_report
 
@@ -51,7 +53,9 @@ __all__ = ["Study", "Cell", "CellResult", "StudyResult", "load_study", "run_stud
 
 #: Key-collector control on keys-chests: the reference agent and the feature it seeks.
 KEY_COLLECTOR = ("feature-seeker", "keys_held")
-class StudyError(ValueError):
+
+
+class StudyError(UserError, ValueError):
     """A study file that cannot be run; the message names the key."""
 
 
@@ -154,6 +158,10 @@ def load_study(path: str | Path) -> Study:
         raise StudyError(f"no study file {path}") from None
     except IsADirectoryError:
         raise StudyError(f"{path} is a directory, not a study file") from None
+    except UnicodeDecodeError as exc:
+        raise StudyError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise StudyError(f"cannot read study file {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise StudyError(f"{path}: not valid TOML ({exc})") from None
     errors = sorted(jsonschema.Draft202012Validator(schema("study")).iter_errors(data), key=lambda e: list(e.path))
@@ -168,7 +176,18 @@ def load_study(path: str | Path) -> Study:
         BASELINES.entry(agent)
     digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
     study = Study(str(data["name"]), data, digest, text)
-    study.cells()  # unknown environments, variants and options fail here, before any model loads
+    # Unknown environments, variants, options and fit features fail here, before any model loads.
+    if not study.cells():
+        raise StudyError(f"{path}: the study has no cells: give [[models]] or [baselines] agents that can play its [[envs]]")
+    if "irl" in data:
+        from irl.analysis import check_features
+
+        try:
+            settings = _settings(study)
+            for env in data["envs"]:
+                check_features(env["env"], env.get("variant"), dict(env.get("options", {})), settings)
+        except UserError as exc:
+            raise StudyError(f"{path}: [irl]: {exc}") from None
     return study
 
 
@@ -250,6 +269,16 @@ def run_study(
     if not isinstance(study, Study):
         study = load_study(study)
     out = Path(out)
+    try:
+        return _run_study(study, out, progress, analyse, executor)
+    except OSError as exc:
+        # A file of the study directory could not be written (a full disk, a read-only directory).
+        if exc.filename is None or not str(exc.filename).startswith(str(out)):
+            raise
+        raise StudyError(f"cannot write {exc.filename}: {exc.strerror or exc}") from None
+
+
+def _run_study(study: Study, out: Path, progress: Progress | None, analyse: bool, executor: str | Executor) -> StudyResult:
     cells = study.cells()
     notes = _prepare_dir(out, study, cells)
     states = {c.id: _cell_state(out / "runs" / c.id) for c in cells}
@@ -258,6 +287,7 @@ def run_study(
     report = (lambda *a: None) if progress is None else progress
     report("cells", done, len(cells), "")
     _write_index(out, study, cells)
+
     def relay(stage: str, n: int, total: int, label: str) -> None:  # a cell starting: the cells bar names it
         report("cells", done, len(cells), label) if stage == "cell" else report(stage, n, total, label)
 
@@ -312,7 +342,7 @@ def _prepare_dir(out: Path, study: Study, cells: Sequence[Cell]) -> list[str]:
                          + (f", {len(gone)} cell(s) no longer in the study (their runs are kept, not reported)" if gone else ""))
     try:
         (out / "runs").mkdir(parents=True, exist_ok=True)
-        (out / "study.toml").write_text(study.source, encoding="utf-8")
+        (out / "study.toml").write_text(redact_text(study.source), encoding="utf-8")
     except OSError as exc:
         raise StudyError(f"cannot write the study to {out}: {exc.strerror or exc}") from None
     return notes
@@ -324,18 +354,31 @@ def _write_index(out: Path, study: Study, cells: Sequence[Cell]) -> None:
         "cells": [{"id": c.id, "kind": c.kind, "label": c.label, "status": _cell_state(out / "runs" / c.id)} for c in cells],
     }
     tmp = out / "study.json.tmp"
-    tmp.write_text(json.dumps(doc, indent=1, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(redact(doc), indent=1, default=str) + "\n", encoding="utf-8")
     tmp.replace(out / "study.json")
 
 
 def _cell_state(run_dir: Path) -> str:
-    """``missing``, ``complete``, or how an unfinished run stands (``interrupted``, ``killed``...)."""
+    """``missing``, ``complete``, or how an unfinished run stands (``interrupted``, ``killed``, ``incomplete``:
+    marked complete but an episode or a step line was lost, ``damaged``: unreadable)."""
     if not (run_dir / "manifest.json").is_file():
         return "missing"
     try:
-        return run_status(run_dir)
+        status = run_status(run_dir)
+        if status == "complete" and not _whole(run_dir):
+            return "incomplete"
+        return status
     except ResultsError:
         return "damaged"
+
+
+def _whole(run_dir: Path) -> bool:
+    """Whether a run marked complete holds every episode, each with all its steps (no torn line)."""
+    config = load_manifest(run_dir).config
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kept = len(sound_episodes(run_dir))
+    return not caught and kept == len(config.episode_indices())
 
 
 def _groups(cells: Sequence[Cell]) -> list[list[Cell]]:

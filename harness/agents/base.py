@@ -14,6 +14,7 @@ import numpy as np
 
 from harness.backends.base import ModelInfo
 from harness.records import Attempt
+from textenvs.errors import UserError
 
 #: What ``pip install`` brings stable-baselines3.
 RL_INSTALL_HINT = "the ppo baseline needs stable-baselines3: pip install 'zso[rl]'"
@@ -22,7 +23,7 @@ RL_INSTALL_HINT = "the ppo baseline needs stable-baselines3: pip install 'zso[rl
 ProgressFn = Callable[[int], None]
 
 
-class BaselineError(ValueError):
+class BaselineError(UserError, ValueError):
     """A reference agent that cannot run here: a non-tabular environment, a bad hyperparameter..."""
 
 

@@ -21,6 +21,15 @@ from textenvs import ActionError, Encoding, build_prompt
 from textenvs.prompting import feedback_text
 
 FALLBACKS = ("random", "forfeit")
+#: Characters of reply kept per requested token: no vocabulary's token is longer, so a
+#: backend or server that ignores ``max_new_tokens`` cannot hand the parser (or the
+#: results files) more text than the reply could hold.
+MAX_CHARS_PER_TOKEN = 64
+
+
+def bound_reply(reply: str, max_new_tokens: int) -> str:
+    """``reply`` cut to what ``max_new_tokens`` tokens can spell (:data:`MAX_CHARS_PER_TOKEN` each)."""
+    return reply[: max(max_new_tokens, 1) * MAX_CHARS_PER_TOKEN]
 
 
 def action_distribution(logprobs: np.ndarray, temperature: float) -> np.ndarray:
@@ -121,6 +130,7 @@ class GenerateAgent:
             options = self._call_options([decisions[i] for i in pending])
             start = time.perf_counter()
             replies = self.backend.generate([self.backend.format_prompt(p) for p in prompts], options)
+            replies = [bound_reply(reply, options.max_new_tokens) for reply in replies]
             backend_s += time.perf_counter() - start
             still = []
             for i, prompt, reply in zip(pending, prompts, replies):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from textenvs.registry import Registry, UnknownIdError, check_options
+from textenvs.errors import UserError
+from textenvs.registry import Registry, check_option_types, check_options
 
 from harness.backends.base import (
     Backend,
@@ -40,15 +41,21 @@ def register_backend(name: str, target: str | type, description: str = "", **met
 
 
 def load_backend(name: str, model: str, options: dict[str, Any] | None = None) -> Backend:
-    """Construct backend ``name`` for ``model``; an unknown option raises :class:`BackendError`."""
+    """Construct backend ``name`` for ``model``; an unknown option, or a value of the wrong type or refused, raises :class:`BackendError`."""
     cls = BACKENDS.get(name)
     if "model" in (options or {}):
         raise BackendError(f"'model' is not a backend option of {name!r}: give the model with --model")
     try:
         check_options(cls, options or {}, f"backend option of {name!r}")
-    except UnknownIdError as exc:
+        check_option_types(cls, options or {}, f"backend {name!r}: option")
+    except UserError as exc:
         raise BackendError(str(exc)) from None
-    return cls(model, **(options or {}))
+    try:
+        return cls(model, **(options or {}))
+    except UserError:
+        raise
+    except ValueError as exc:  # an option value the backend refuses (a bad dtype, a negative timeout...)
+        raise BackendError(f"backend {name!r}: {exc}") from None
 
 
 register_backend("transformers", "harness.backends.transformers:TransformersBackend", "in-process Hugging Face transformers")

@@ -16,6 +16,8 @@ from rich.markup import escape
 
 from harness.cli import baseline, commands, export, objectives, study
 from harness.cli.console import ProgressBar, console, out, run_and_report
+from harness.records import redact_text
+from textenvs.errors import UserError
 
 __all__ = ["main", "build_parser", "console", "out", "ProgressBar", "run_and_report"]
 
@@ -35,9 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``zso`` console script.
 
-    Errors a user can fix print one line and exit 2; any other failure prints one line
-    naming it and exits 1. ``ZSO_DEBUG=1`` shows the traceback. Warnings (a torn line
-    skipped, a fit that did not converge...) print one line each.
+    Errors a user can fix (:class:`textenvs.errors.UserError`) print one line and exit 2;
+    any other exception is a bug: it prints one line naming it and exits 1. ``ZSO_DEBUG=1``
+    shows the traceback. Warnings (a torn line skipped, a fit that did not converge...)
+    print one line each. Nothing printed shows a credential (:func:`harness.records.redact_text`).
     """
     args = build_parser().parse_args(argv)
     debug = bool(os.environ.get("ZSO_DEBUG"))
@@ -49,25 +52,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/yellow]")
             return 130
-        except (ValueError, KeyError, OSError, ImportError, RuntimeError) as exc:
+        except UserError as exc:
             if debug:
                 raise
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            if isinstance(exc, OSError) and exc.strerror:
-                message = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-            console.print(f"[red]error:[/red] {escape(str(message))}", highlight=False)
+            console.print(f"[red]error:[/red] {escape(redact_text(str(exc)))}", highlight=False)
             return 2
         except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
             if debug:
                 raise
-            console.print(f"[red]internal error:[/red] {escape(type(exc).__name__)}: {escape(str(exc))} "
+            console.print(f"[red]internal error:[/red] {escape(type(exc).__name__)}: {escape(redact_text(str(exc)))} "
                           "(ZSO_DEBUG=1 shows the traceback)", highlight=False)
             return 1
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: str | None = None) -> None:
     """Warnings as one line on the console, without the source line."""
-    console.print(f"[yellow]warning:[/yellow] {escape(str(message))}", highlight=False)
+    console.print(f"[yellow]warning:[/yellow] {escape(redact_text(str(message)))}", highlight=False)
 
 
 if __name__ == "__main__":

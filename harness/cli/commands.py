@@ -110,14 +110,15 @@ def prepare_new_run(config: Any) -> Any:
 def _resume(args: argparse.Namespace) -> int:
     """``zso run --resume DIR``: finish an interrupted or killed run where it stopped."""
     from harness.cli.baseline import build_agent
-    from harness.config import RunConfig, config_from_manifest
+    from harness.config import ConfigError, RunConfig, config_from_manifest
     from harness.records import prepare_resume
     from harness.runner import Runner
 
-    given = [flag for flag, value in (("--config", args.config), ("--env", args.env), ("--model", args.model),
-                                      ("--episodes", args.episodes), ("--out", args.out)) if value is not None]
+    # Every flag but --no-progress would change the run; a resumed run keeps what it was made with.
+    given = [f"--{name.replace('_', '-')}" for name, value in vars(args).items()
+             if name not in ("resume", "no_progress", "handler", "command") and value is not None]
     if given:
-        raise ValueError(f"--resume takes the run's own configuration; drop {', '.join(given)}")
+        raise ConfigError(f"--resume takes the run's own configuration; drop {', '.join(given)}")
     state = prepare_resume(args.resume)
     for line in state.dropped:
         console.print(f"[yellow]dropped[/yellow] {escape(line)}")
@@ -226,12 +227,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     """``zso merge OUT SHARD...``: one run from its shards, validated."""
     from harness.merge import merge_shards
+    from harness.records import ResultsError
     from harness.validate import validate_run
 
     run_dir = merge_shards(args.out, args.shard_dirs)
     problems = validate_run(run_dir)
     if problems:
-        raise ValueError(f"the merged run {run_dir} does not validate: {problems[0]}")
+        raise ResultsError(f"the merged run {run_dir} does not validate: {problems[0]}")
     console.print(f"merged {len(args.shard_dirs)} shard(s) into [bold]{escape(str(run_dir))}[/bold]")
     return 0
 

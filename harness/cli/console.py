@@ -2,15 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-#: Messages and progress go to stderr; tables to stdout.
-console = Console(stderr=True, soft_wrap=True)
-out = Console()
+
+
+class RedactingStream:
+    """A text stream that removes credentials (:func:`harness.records.redact_text`) from what is written to it.
+
+    It writes to ``sys.stderr`` or ``sys.stdout`` as they are at each write (so tests that
+    capture them see everything), and answers ``isatty`` and ``fileno`` for them.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+
+    @property
+    def stream(self) -> TextIO:
+        return getattr(sys, self.name)
+
+    def write(self, text: str) -> int:
+        from harness.records import redact_text
+
+        return self.stream.write(redact_text(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stream, "encoding", "utf-8")
+
+
+#: Messages and progress go to stderr; tables to stdout. Neither ever shows a credential.
+console = Console(file=RedactingStream("stderr"), soft_wrap=True)
+out = Console(file=RedactingStream("stdout"))
 
 
 def run_and_report(runner: Any, episodes: int, no_progress: bool, resume: Any = None) -> int:

@@ -90,13 +90,14 @@ def add_parsers(subparsers: Any) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> Any:
     """The :class:`irl.analysis.FitSettings` of parsed arguments."""
+    from harness.config import ConfigError
     from irl.analysis import FitSettings
 
     features: str | tuple[str, ...] = args.features
     if features not in ("named", "onehot"):
         features = tuple(f.strip() for f in features.split(",") if f.strip())
         if not features:
-            raise ValueError("--features: give 'named', 'onehot' or a comma list of feature names")
+            raise ConfigError("--features: give 'named', 'onehot' or a comma list of feature names")
     return FitSettings(
         features=features, form=args.form, discount=args.discount, horizon=args.horizon, l2=args.l2, targets=args.targets,
         step=not args.no_step_feature, folds=args.folds, splits=args.splits, n_boot=args.n_boot,
@@ -280,12 +281,12 @@ def _output_dir(path: str, result_file: str | None = None) -> Path:
 
 def _check_runs(run_dirs: Sequence[str]) -> None:
     """Check that every path is a run; warn about runs that did not finish (only their finished episodes are fitted)."""
-    from harness.records import load_episodes, read_manifest, run_status
+    from harness.records import load_manifest, run_status, sound_episodes
 
     for run_dir in run_dirs:
-        status = run_status(run_dir, read_manifest(run_dir))  # not a run directory: a clear error, before any fit
+        status = run_status(run_dir, load_manifest(run_dir))  # not a run directory: a clear error, before any fit
         if status != "complete":
-            n = sum(1 for _ in load_episodes(run_dir))
+            n = len(sound_episodes(run_dir))
             warnings.warn(f"{run_dir} is {status}: fitting its {n} finished episode(s) only", stacklevel=2)
 
 

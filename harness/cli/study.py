@@ -39,7 +39,9 @@ def cmd_study(args: argparse.Namespace) -> int:
     from zso.study import load_study, run_study
 
     if args.executor != "ray" and (args.ray_address or args.gpus_per_model is not None):
-        raise ValueError("--ray-address and --gpus-per-model go with --executor ray")
+        from zso.study import StudyError
+
+        raise StudyError("--ray-address and --gpus-per-model go with --executor ray")
     executor = (make_executor("ray", address=args.ray_address, gpus_per_model=args.gpus_per_model)
                 if args.executor == "ray" else make_executor("serial"))
 

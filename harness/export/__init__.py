@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from textenvs.registry import Registry
-
 from harness.records import EpisodeRecord, Manifest, ResultsError, StepRecord, load_episodes, load_manifest, load_steps
+from textenvs.errors import UserError
+from textenvs.registry import Registry
 
 __all__ = ["EXPORTERS", "ExportError", "Run", "read_run", "run_dirs", "export_runs", "run_name", "require"]
 
@@ -34,7 +34,7 @@ EXPORTERS.register("minari", "harness.export.minari_dataset:export", "Minari off
 EXPORTERS.register("parquet", "harness.export.parquet:export", "steps and episodes as two Parquet tables (pandas, polars, datasets)", package="pyarrow")
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """A run that cannot be exported to a format; the message names the run and why."""
 
 

@@ -13,13 +13,15 @@
 
 from __future__ import annotations
 
-from irl.analysis.report import SCORES, CoherenceReport, add_encoding_consistency, analyse_chess, analyse_runs, analyse_tabular
+from irl.analysis.report import (
+    SCORES, CoherenceReport, add_encoding_consistency, analyse_chess, analyse_runs, analyse_tabular, check_features,
+)
 from irl.analysis.runs import ChessRun, RunInfo, TabularEpisode, TabularRun, load_chess, load_tabular, read_info
-from irl.analysis.scores import FitSettings, Score
+from irl.analysis.scores import FitError, FitSettings, Score
 from irl.analysis.tabular import TabularFeatures, TabularFit, TabularProblem, tabular_features
 
 __all__ = [
-    "SCORES", "CoherenceReport", "FitSettings", "Score", "analyse_runs", "analyse_tabular", "analyse_chess",
+    "SCORES", "CoherenceReport", "FitError", "FitSettings", "Score", "analyse_runs", "check_features", "analyse_tabular", "analyse_chess",
     "add_encoding_consistency", "RunInfo", "TabularEpisode", "TabularRun", "ChessRun", "load_tabular", "load_chess",
     "read_info", "TabularFeatures", "TabularFit", "TabularProblem", "tabular_features",
 ]

@@ -37,8 +37,12 @@ def write_fit(reports: Sequence[CoherenceReport], settings: Any, path: str | Pat
     """Write the fit file atomically (a temporary file, then a rename)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(fit_document(reports, settings, **extra), indent=1, allow_nan=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(fit_document(reports, settings, **extra), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ResultsError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def read_fit_document(path: str | Path) -> dict[str, Any]:
@@ -65,7 +69,10 @@ def read_fit_document(path: str | Path) -> dict[str, Any]:
 def read_fit(path: str | Path) -> list[CoherenceReport]:
     """The reports of a fit file (or of the ``zso irl`` directory holding ``fit.json``)."""
     doc = read_fit_document(path)
-    try:
-        return [CoherenceReport.from_json(r) for r in doc["runs"]]
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ResultsError(f"{path}: a damaged report in the fit file ({exc})") from None
+    reports = []
+    for i, run in enumerate(doc["runs"]):
+        try:
+            reports.append(CoherenceReport.from_json(run))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ResultsError(f"{path}: runs[{i}] is not a run report ({type(exc).__name__}: {exc})") from None
+    return reports

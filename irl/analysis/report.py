@@ -22,11 +22,11 @@ import numpy as np
 from harness.records import BASELINE_BACKEND, ResultsError
 from irl.analysis.games import load_game
 from irl.analysis.chess import chess_alignment, chess_explained, chess_gd, chess_l2, chess_stability, games_as_units
-from irl.analysis.kinds import FIT_KINDS, fit_kind_for
+from irl.analysis.kinds import FIT_KINDS, fit_kind_for, fit_kind_of
 from textenvs.capabilities import CHESS, capabilities_of
 from irl.analysis.runs import ChessRun, RunInfo, TabularRun, load_chess, load_tabular, read_info
 from irl.analysis.specs import score_specs, table_specs
-from irl.analysis.scores import WHY_NOISE, FitSettings, Score, boot_indices, explains_nothing, quantile_score, return_score
+from irl.analysis.scores import WHY_NOISE, FitError, FitSettings, Score, boot_indices, explains_nothing, quantile_score, return_score
 from irl.analysis.tabular import TabularProblem, fit_with_bootstrap, score_tabular
 from irl.choice import fit_choice, pack_decisions
 from irl.epic import pearson_distance
@@ -208,7 +208,7 @@ def analyse_chess(run: ChessRun, settings: FitSettings = FitSettings()) -> Coher
 
 def _analyse_chess(run: ChessRun, settings: FitSettings) -> Analysis:
     if not run.games:
-        raise ValueError(f"{run.info.run_dir}: no decisions to fit")
+        raise FitError(f"{run.info.run_dir}: no decisions to fit")
     data = pack_decisions(run.decisions)
     l2 = chess_l2(data, settings)
     fit = fit_choice(data, l2=l2)
@@ -285,7 +285,7 @@ def analyse_tabular_dir(run_dir: str | Path, settings: FitSettings) -> Analysis:
 def _choice_features(settings: FitSettings, what: str) -> Sequence[str] | None:
     names = None if settings.features == "named" else settings.features
     if isinstance(names, str):
-        raise ValueError(f"features {names!r} do not apply to {what}; give {what} feature names")
+        raise FitError(f"features {names!r} do not apply to {what}; give {what} feature names")
     return names
 
 
@@ -302,6 +302,46 @@ def analyse_chess_dir(run_dir: str | Path, settings: FitSettings) -> Analysis:
     run = load_chess(run_dir, _choice_features(settings, "chess"), targets=settings.targets,
                      engine_depth=settings.engine_depth, utility=utility)
     return _analyse_chess(run, settings)
+
+
+def check_features(env: str, variant: str | None, options: dict[str, Any], settings: FitSettings) -> None:
+    """Raise :class:`FitError` when ``settings.features`` names a feature the fits of ``env`` do not have.
+
+    Made before anything is played (a study checks its ``[irl]`` table with it), on the
+    environment built as the runs will build it. An environment with no fit passes.
+    """
+    from harness.config import make_run_env
+    from textenvs.errors import UserError
+
+    kind = fit_kind_of(env, variant, options)
+    if kind is None:
+        return
+    names = settings.features
+    if kind.name != "tabular" and isinstance(names, str):
+        if names != "named":
+            raise FitError(f"features {names!r} do not apply to {kind.metadata['what']}; give feature names")
+        return
+    try:
+        if kind.name == "chess":
+            from textenvs.chess.features import resolve_features
+
+            resolve_features(names)
+            return
+        instance = make_run_env(env, variant, options)
+        try:
+            if kind.name == "game":
+                from textenvs.games.features import resolve_features as resolve_game_features
+
+                instance.reset(seed=0)  # seeded families draw their rules at reset
+                resolve_game_features(instance.game, names)
+            else:
+                from irl.analysis.tabular import tabular_features
+
+                tabular_features(instance.mdp(), names, settings.form, step=settings.step)
+        finally:
+            instance.close()
+    except UserError as exc:
+        raise FitError(f"{env}: {exc}") from None
 
 
 def analyse_runs(

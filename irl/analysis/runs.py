@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.records import EpisodeRecord, ResultsError, StepRecord, load_episodes, load_manifest, load_steps
+from harness.records import EpisodeRecord, ResultsError, StepRecord, load_manifest, load_steps, sound_episodes
 from irl.choice import Decision
 
 __all__ = [
@@ -126,7 +126,7 @@ def read_info(run_dir: str | Path) -> RunInfo:
 
 def _finished(run_dir: str | Path) -> tuple[list[EpisodeRecord], dict[int, list[StepRecord]]]:
     """Finished episode records (by episode index) and their steps in order."""
-    episodes = sorted(load_episodes(run_dir), key=lambda e: e.episode)
+    episodes = sound_episodes(run_dir)
     done = {e.episode for e in episodes}
     steps: dict[int, list[StepRecord]] = defaultdict(list)
     for step in load_steps(run_dir):

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from harness.stats import MIN_UNITS, bootstrap_ci, mean_interval
+from textenvs.errors import UserError
 
 __all__ = ["Score", "FitSettings", "FORMS", "HORIZONS", "quantile_score", "ratio_score", "folds", "half_splits", "boot_indices", "return_score", "bootstrap_mean_score"]
 
@@ -94,6 +95,10 @@ def quantile_score(values: Sequence[float | None], estimate: float | None, alpha
 
 
 
+class FitError(UserError, ValueError):
+    """Runs that cannot be fitted with these settings (a bad setting, no usable decisions, a diverged fit)."""
+
+
 @dataclass(frozen=True)
 class FitSettings:
     """How runs are fitted and scored (saved with every report)."""
@@ -135,17 +140,17 @@ class FitSettings:
 
     def __post_init__(self) -> None:
         if self.form is not None and self.form not in FORMS:
-            raise ValueError(f"form must be one of {FORMS} or None, got {self.form!r}")
+            raise FitError(f"form must be one of {FORMS} or None, got {self.form!r}")
         if self.discount is not None and not 0.0 < self.discount < 1.0:
-            raise ValueError(f"discount must lie in (0, 1), got {self.discount}")
+            raise FitError(f"discount must lie in (0, 1), got {self.discount}")
         if self.horizon not in HORIZONS:
-            raise ValueError(f"horizon must be one of {HORIZONS}, got {self.horizon!r}")
+            raise FitError(f"horizon must be one of {HORIZONS}, got {self.horizon!r}")
         if self.targets not in ("probs", "actions"):
-            raise ValueError(f"targets must be 'probs' or 'actions', got {self.targets!r}")
+            raise FitError(f"targets must be 'probs' or 'actions', got {self.targets!r}")
         if self.folds < 2 or self.splits < 1 or self.n_boot < 1:
-            raise ValueError("need folds >= 2, splits >= 1 and n_boot >= 1")
+            raise FitError("need folds >= 2, splits >= 1 and n_boot >= 1")
         if self.l2 is not None and self.l2 < 0:
-            raise ValueError(f"l2 must be >= 0, got {self.l2}")
+            raise FitError(f"l2 must be >= 0, got {self.l2}")
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict of the settings."""

@@ -79,6 +79,7 @@ import numpy as np
 from irl.analysis.runs import TabularRun
 from irl.analysis.scores import (
     WHY_NOISE, explains_nothing,
+    FitError,
     FitSettings,
     Score,
     bootstrap_mean_score,
@@ -193,7 +194,7 @@ class TabularProblem:
 
     def __init__(self, run: TabularRun, settings: FitSettings = FitSettings()):
         if not run.episodes:
-            raise ValueError(f"{run.info.run_dir}: no usable episodes (skipped: {run.skipped or 'none finished'})")
+            raise FitError(f"{run.info.run_dir}: no usable episodes (skipped: {run.skipped or 'none finished'})")
         self.run = run
         self.settings = settings
         mdp = run.mdp
@@ -258,9 +259,9 @@ class TabularProblem:
                 gtol=1e-6, max_iter=500,
             )
         except RuntimeError as exc:
-            raise ValueError(f"{self.run.info.run_dir}: the fit failed: {exc}") from None
+            raise FitError(f"{self.run.info.run_dir}: the fit failed: {exc}") from None
         if not np.all(np.isfinite(res.weights)):
-            raise ValueError(f"{self.run.info.run_dir}: the fit diverged (non-finite weights); raise --l2")
+            raise FitError(f"{self.run.info.run_dir}: the fit diverged (non-finite weights); raise --l2")
         return TabularFit(
             res.weights, res.reward, self.features.state @ res.weights, res.policy,
             self.horizon, self.discount, l2, res.converged,

@@ -26,6 +26,8 @@ from typing import Any
 import chess
 import chess.engine
 
+from textenvs.errors import UserError
+
 #: Where Debian's ``stockfish`` package installs the binary.
 DEBIAN_STOCKFISH = "/usr/games/stockfish"
 #: Environment variable naming the binary, checked after an explicit path.
@@ -43,7 +45,7 @@ _INSTALL_HINT = (
 )
 
 
-class StockfishNotFoundError(FileNotFoundError):
+class StockfishNotFoundError(UserError, FileNotFoundError):
     """No Stockfish binary where we looked; the message says how to install it."""
 
 

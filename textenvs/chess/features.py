@@ -39,6 +39,7 @@ from typing import Any, Callable, Sequence
 import chess
 import numpy as np
 
+from textenvs.errors import OptionError
 from textenvs.registry import Registry
 
 __all__ = [
@@ -243,11 +244,11 @@ def resolve_features(names: Sequence[str] | None) -> tuple[str, ...]:
         return default_features()
     names = tuple(names)
     if not names:
-        raise ValueError("no chess features given")
+        raise OptionError("no chess features given")
     for name in names:
         FEATURES.entry(name)
     if len(set(names)) != len(names):
-        raise ValueError(f"duplicate chess features in {list(names)}")
+        raise OptionError(f"duplicate chess features in {list(names)}")
     return names
 
 

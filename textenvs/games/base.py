@@ -27,13 +27,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Hashable, TypeVar
 
+from textenvs.errors import UserError
+
 #: Results and move values, from the view of the player concerned.
 WIN, DRAW, LOSS = 1, 0, -1
 
 P = TypeVar("P", bound=Hashable)
 
 
-class GameError(ValueError):
+class GameError(UserError, ValueError):
     """Rules that cannot be played or solved: a bad parameter, a cycle, too many positions."""
 
 

@@ -81,7 +81,10 @@ def load_game(spec: Game[Any] | str) -> Game[Any]:
         sys.modules[module_spec.name] = module  # dataclasses look their module up
         module_spec.loader.exec_module(module)
     else:
-        module = importlib.import_module(where)
+        try:
+            module = importlib.import_module(where)
+        except ImportError as exc:
+            raise GameError(f"cannot import {where!r} (from {spec!r}): {exc}") from None
     try:
         obj = getattr(module, attr)
     except AttributeError:

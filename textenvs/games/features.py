@@ -44,6 +44,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from textenvs.errors import OptionError
 from textenvs.games.base import WIN, Game
 from textenvs.games.solver import solver_for
 from textenvs.registry import Registry
@@ -217,9 +218,9 @@ def resolve_features(game: Game[Any], names: Sequence[str] | None) -> tuple[str,
         return default_features(game)
     names = tuple(names)
     if not names:
-        raise ValueError("no game features given")
+        raise OptionError("no game features given")
     if len(set(names)) != len(names):
-        raise ValueError(f"duplicate game features in {list(names)}")
+        raise OptionError(f"duplicate game features in {list(names)}")
     start = game.initial()
     own = set(game.move_features(start, game.legal_moves(start)[0])) if game.legal_moves(start) else set()
     for name in names:
@@ -227,7 +228,7 @@ def resolve_features(game: Game[Any], names: Sequence[str] | None) -> tuple[str,
             continue
         FEATURES.entry(name)  # unknown names raise with suggestions
         if not _applies(name, game.family):
-            raise ValueError(f"feature {name!r} does not apply to {game.family!r} games "
+            raise OptionError(f"feature {name!r} does not apply to {game.family!r} games "
                              f"(it applies to {', '.join(FEATURES.entry(name).metadata['families'])})")
     return names
 
