@@ -314,12 +314,23 @@ class Runner:
                 # of its step metrics are rates.
                 **({"description": env.describe()} if callable(getattr(env, "describe", None)) else {}),
                 "rate_metrics": list(getattr(env, "rate_metrics", ())),
+                # The least and greatest return possible within max_steps: the range of the
+                # bounded-mean intervals of summaries (harness.stats.betting_interval).
+                "return_range": episode_return_range(env, cfg.max_steps),
             },
             packages=package_versions(),
             code=code_revision(),
             seeds={"base": cfg.seed, "episodes": cfg.episode_seeds()},
             host={"python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine()},
         )
+
+
+def episode_return_range(env: Any, max_steps: int) -> list[float] | None:
+    """``[least, greatest]`` return an episode of ``env`` can have within ``max_steps``
+    decisions, as the environment states it (``return_range``), or ``None`` when unknown."""
+    own = getattr(env, "return_range", None)
+    found = own(int(max_steps)) if callable(own) else None
+    return None if found is None else [float(found[0]), float(found[1])]
 
 
 class Terminated(KeyboardInterrupt):

@@ -120,3 +120,34 @@ def test_betting_covers_under_the_stopping_rule(p):
     rows = np.arange(R)
     covered = (low[rows, stop] <= p) & (p <= high[rows, stop])
     assert covered.mean() >= 0.94, (p, MC_SE)
+
+
+def test_return_range_is_what_an_episode_can_return_within_the_step_limit():
+    from harness.agents.planners import plan_optimal
+    from textenvs import make_env
+    from textenvs.planning import policy_return
+
+    lake = make_env("frozenlake", "4x4").mdp()
+    assert lake.return_range(5) == (0.0, 0.0)  # the goal is 6 steps away
+    assert lake.return_range(6) == (0.0, 1.0)
+    slippery = make_env("frozenlake", "4x4-slippery").mdp()
+    # A lucky slide reaches the goal in 6 steps; the expected optimum is far below 1.
+    assert slippery.return_range(6) == (0.0, 1.0)
+    assert policy_return(slippery.transitions, slippery.rewards, plan_optimal(slippery).policy, slippery.initial, horizon=6) < 0.5
+    cliff = make_env("cliffwalking").mdp()
+    assert cliff.return_range(20) == (-2000.0, -13.0)  # a fall every step; the shortest path
+    assert make_env("mnk", "tic-tac-toe").return_range(9) == (-1.0, 1.0)
+
+
+def test_the_summary_gives_four_failures_an_interval_not_a_point(tmp_path, capsys):
+    from harness.cli import main
+    from harness.summary import summarize
+
+    out = tmp_path / "run"
+    assert main(["baseline", "--env", "frozenlake", "--agent", "random", "--episodes", "4", "--max-steps", "6",
+                 "--seed", "3", "--out", str(out), "--no-progress"]) == 0
+    assert "betting confidence sequence" in capsys.readouterr().out
+    s = summarize(out)
+    assert s.return_range == (0.0, 1.0)
+    assert s.total_reward.estimate == 0.0 and s.total_reward.high > 0.5
+    assert (s.success.low, s.success.high) == pytest.approx((0.0, clopper_pearson(0, 4).high))

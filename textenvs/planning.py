@@ -56,6 +56,7 @@ __all__ = [
     "hard_value_iteration",
     "occupancy_measures",
     "policy_transitions",
+    "return_range",
 ]
 
 _THREADPOOLS = None
@@ -509,3 +510,32 @@ def occupancy_measures(
     else:
         state = np.linalg.solve(np.eye(S) - discount * p_pi.T, rho)
     return Occupancy(state, state[:, None] * pi, None, None, float(discount))
+
+
+def return_range(transitions: np.ndarray, reward: np.ndarray, initial: np.ndarray, horizon: int) -> tuple[float, float]:
+    """The least and greatest total reward an episode of at most ``horizon`` decisions can
+    collect from a state of ``initial``, undiscounted.
+
+    Value iteration over what can happen, not over what is expected: a backup takes the
+    best (worst) action *and* the best (worst) successor of positive probability,
+    ``V_t(s) = max_a max_{s': P > 0} R[s, a, s'] + V_{t+1}(s')`` with ``V_H = 0``. On
+    deterministic dynamics this is value iteration with the reward and its negation; on
+    slippery ones it is wider (a lucky slide can reach the goal the expected optimum
+    misses). Terminal states are absorbing with zero reward (:class:`textenvs.mdp.TabularMDP`),
+    so episodes that end early are covered. Every per-episode return lies in the range:
+    it is the range of a bounded-mean interval (:func:`harness.stats.betting_interval`).
+    """
+    P = np.asarray(transitions.tensor if isinstance(transitions, Dynamics) else transitions, dtype=float)
+    R = np.asarray(reward, dtype=float)
+    if R.shape != P.shape:
+        raise ValueError(f"return_range needs R[s, a, s'] shaped like the transitions {P.shape}, got {R.shape}")
+    if horizon < 0:
+        raise ValueError(f"horizon must be >= 0, got {horizon}")
+    possible = P > 0
+    hi = np.zeros(P.shape[0])
+    lo = np.zeros(P.shape[0])
+    for _ in range(int(horizon)):
+        hi = np.where(possible, R + hi[None, None, :], -np.inf).max(axis=2).max(axis=1)
+        lo = np.where(possible, R + lo[None, None, :], np.inf).min(axis=2).min(axis=1)
+    start = np.asarray(initial) > 0
+    return float(lo[start].min()), float(hi[start].max())
