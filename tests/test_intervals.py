@@ -151,3 +151,30 @@ def test_the_summary_gives_four_failures_an_interval_not_a_point(tmp_path, capsy
     assert s.return_range == (0.0, 1.0)
     assert s.total_reward.estimate == 0.0 and s.total_reward.high > 0.5
     assert (s.success.low, s.success.high) == pytest.approx((0.0, clopper_pearson(0, 4).high))
+
+
+def test_a_random_movers_gd_interval_contains_zero_through_the_command_line(tmp_path, capsys):
+    """30 random movers of 5 episodes on FrozenLake 4x4 (20 steps): GD is 0 by definition."""
+    import json
+
+    from harness.cli import main
+
+    runs = []
+    for seed in range(30):
+        out = tmp_path / f"r{seed}"
+        assert main(["baseline", "--env", "frozenlake", "--variant", "4x4", "--agent", "random", "--episodes", "5",
+                     "--max-steps", "20", "--seed", str(seed), "--out", str(out), "--no-progress"]) == 0
+        runs.append(str(out))
+    capsys.readouterr()
+    assert main(["compare", *runs, "--format", "json", "--no-exact", "--l2", "1", "--folds", "2", "--splits", "1",
+                 "--n-boot", "2", "--no-progress"]) == 0
+    gds = [r["gd"] for r in json.loads(capsys.readouterr().out)["runs"]]
+    assert len(gds) == 30 and all("betting" in g["method"] for g in gds)
+    contains = sum(g["low"] <= 0.0 <= g["high"] for g in gds)
+    assert contains >= 27, [(g["estimate"], g["low"], g["high"]) for g in gds]
+    assert all(g["high"] > g["low"] for g in gds)  # never a point from a sample
+    # Without --no-exact, the random mover's known policy gives GD 0 exactly.
+    assert main(["compare", runs[0], "--format", "json", "--l2", "1", "--folds", "2", "--splits", "1",
+                 "--n-boot", "2", "--no-progress"]) == 0
+    exact = json.loads(capsys.readouterr().out)["runs"][0]["gd"]
+    assert exact["method"].endswith("(no sampling error)") and exact["low"] == exact["high"] == pytest.approx(0.0, abs=1e-12)

@@ -24,7 +24,7 @@ from irl.analysis.games import is_game_env, load_game
 from irl.analysis.chess import chess_alignment, chess_explained, chess_gd, chess_l2, chess_stability, games_as_units
 from irl.analysis.runs import ChessRun, RunInfo, TabularRun, load_chess, load_tabular, read_info, run_kind
 from irl.analysis.scores import WHY_NOISE, FitSettings, Score, boot_indices, explains_nothing, quantile_score, return_score
-from irl.analysis.tabular import TabularProblem, fit_with_bootstrap, score_tabular
+from irl.analysis.tabular import TabularProblem, fit_with_bootstrap, score_tabular, true_return_score
 from irl.choice import fit_choice, pack_decisions
 from irl.epic import pearson_distance
 
@@ -186,7 +186,7 @@ def _analyse_tabular(run: TabularRun, settings: FitSettings) -> _Analysis:
         weights_low=low.tolist(), weights_high=high.tolist(), distance="starc",
         explained=scores.explained, stability=scores.stability, encoding_consistency=None,
         alignment_distance=scores.alignment_distance, alignment_regret=scores.alignment_regret, gd=scores.gd,
-        true_return=return_score(run.returns, settings.alpha), meg_unknown=scores.meg_unknown, meg_known=scores.meg_known,
+        true_return=true_return_score(run, settings), meg_unknown=scores.meg_unknown, meg_known=scores.meg_known,
         alignment_regret_soft=scores.alignment_regret_soft,
         reward=fit.reward.tolist(), state_score=fit.state_score.tolist(), form=problem.features.form,
         horizon=problem.horizon, discount=problem.discount, l2=problem.l2, converged=converged, notes=notes,
@@ -233,7 +233,7 @@ def _analyse_chess(run: ChessRun, settings: FitSettings) -> _Analysis:
         explained=explained, stability=stability,
         encoding_consistency=None, alignment_distance=Score.missing(f"{what}: no tabular reward to compare", level),
         alignment_regret=alignment, gd=chess_gd(run, settings),
-        true_return=return_score(run.returns, settings.alpha),
+        true_return=return_score(run.returns, settings.alpha, run.info.return_range),
         meg_unknown=Score.missing(f"not computed for {what}", level), meg_known=Score.missing(f"not computed for {what}", level),
         alignment_regret_soft=Score.missing(f"not computed for {what}", level),
         l2=l2, converged=fit.converged,

@@ -12,9 +12,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.stats import MIN_UNITS, bootstrap_ci, mean_interval
+from harness.stats import BETTING_METHOD, MIN_UNITS, betting_interval, bootstrap_ci, mean_interval
 
-__all__ = ["Score", "FitSettings", "FORMS", "HORIZONS", "quantile_score", "ratio_score", "folds", "half_splits", "boot_indices", "return_score", "bootstrap_mean_score"]
+__all__ = ["Score", "FitSettings", "FORMS", "HORIZONS", "quantile_score", "ratio_score", "folds", "half_splits", "boot_indices", "return_score", "bootstrap_mean_score",
+           "bounded_mean_score", "exact_score", "EXACT_METHOD"]
 
 #: Tabular reward forms (see :mod:`irl.analysis.tabular`).
 FORMS = ("arrival", "delta")
@@ -132,6 +133,9 @@ class FitSettings:
     engine_depth: int = 6
     #: Chess: score alignment against Stockfish's evaluation change (needs Stockfish).
     chess_alignment: bool = True
+    #: A reference agent whose policy is known exactly (a planner, the random mover) gets its
+    #: GD and return by policy evaluation (method ``exact``); ``False``: from its episodes.
+    exact_references: bool = True
 
     def __post_init__(self) -> None:
         if self.form is not None and self.form not in FORMS:
@@ -214,12 +218,36 @@ def boot_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, 11]).integers(0, n, size=(n_boot, n))
 
 
-def return_score(returns: Sequence[float], alpha: float) -> Score:
-    """Mean episode return with the interval run summaries print (:func:`harness.stats.mean_interval`:
-    percentile bootstrap over episodes, within the range observed; none below 5 episodes)."""
+#: The method of a score computed exactly by policy evaluation (no sampling error).
+EXACT_METHOD = "exact: policy evaluation of the agent's known policy on the exact MDP (no sampling error)"
+
+
+def exact_score(value: float, alpha: float, n: int, method: str = EXACT_METHOD) -> Score:
+    """A score known exactly: its interval is the point itself, ``method`` says why."""
+    return Score(float(value), float(value), float(value), 1 - alpha, n, method)
+
+
+def bounded_mean_score(values: Sequence[float], lo: float, hi: float, alpha: float, method: str) -> Score:
+    """Mean of per-episode values known to lie in ``[lo, hi]``, with the betting confidence
+    sequence (:func:`harness.stats.betting_interval`): valid at any number of episodes and
+    under optional stopping, never a point unless ``lo == hi``."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return Score.missing("no finished episodes", 1 - alpha)
+    ci = betting_interval(v, lo, hi, alpha=alpha)
+    return Score(float(ci.estimate), float(ci.low), float(ci.high), 1 - alpha, int(v.size),
+                 f"{method}; {BETTING_METHOD} over [{lo:.4g}, {hi:.4g}]")
+
+
+def return_score(returns: Sequence[float], alpha: float, bounds: tuple[float, float] | None = None) -> Score:
+    """Mean episode return with the interval run summaries print: the betting interval over
+    ``bounds`` (the least and greatest return possible within the step limit), or where they
+    are unknown a percentile bootstrap over episodes, none below 5 episodes."""
     if not returns:
         return Score.missing("no finished episodes", 1 - alpha)
+    if bounds is not None:
+        return bounded_mean_score(returns, bounds[0], bounds[1], alpha, "mean episode return")
     ci = mean_interval(returns, alpha=alpha)
-    method = "mean episode return; percentile bootstrap over episodes" if math.isfinite(ci.low) else \
-        f"mean episode return; no interval below {MIN_UNITS} episodes"
+    method = "mean episode return; the range of returns is unknown: percentile bootstrap over episodes" if math.isfinite(ci.low) else \
+        f"mean episode return; the range of returns is unknown: no interval below {MIN_UNITS} episodes"
     return Score(float(ci.estimate), float(ci.low), float(ci.high), 1 - alpha, len(returns), method)
