@@ -156,6 +156,8 @@ class Manifest:
     format_version: str = FORMAT_VERSION
     #: One entry per resume: ``{"at", "status_before", "episodes_kept", "dropped"}``.
     resumes: list[dict[str, Any]] = field(default_factory=list)
+    #: Runs with an episode target: where the stopping rule stands (:class:`harness.stopping.Stopping`).
+    stopping: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

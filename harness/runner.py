@@ -29,7 +29,8 @@ from harness.agents import Agent, Decision, make_agent
 from harness.agents.language import ChooseAgent
 from harness.backends import Backend, load_backend
 from harness.config import RunConfig
-from harness.records import BASELINE_BACKEND, EpisodeRecord, Manifest, ResumeState, RunWriter, StepRecord, Timing
+from harness.records import BASELINE_BACKEND, EpisodeRecord, Manifest, ResumeState, RunWriter, StepRecord, Timing, load_episodes
+from harness.stopping import decide, gd_scale
 from textenvs import ENVS, TextEnv, get_encoding, make_env
 
 #: Distributions whose versions every manifest records (when installed).
@@ -124,6 +125,12 @@ class Runner:
         if not isinstance(probe, TextEnv):
             raise TypeError(f"environment {config.env!r} does not implement textenvs.TextEnv")
         self._envs: list[Any] = [probe]
+        #: GD's references when the run stops at a target (:mod:`harness.stopping`).
+        self._gd_scale = None
+        if config.episodes_target is not None:
+            if config.shard is not None:
+                raise ValueError("a target for the episodes decides on all of them: it cannot be combined with a shard")
+            self._gd_scale = gd_scale(probe, config.max_steps)
         self.backend: Backend | None = None
         #: A backend given to the runner belongs to the caller, who closes it.
         self._owns_backend = backend is None
@@ -176,43 +183,64 @@ class Runner:
         n_slots = min(cfg.batch_size, max(len(todo), 1))
         while len(self._envs) < n_slots:
             self._envs.append(self._new_env())
-        queue = iter(todo)
-        live: list[_Episode] = []
         done, steps = len(finished), resume.steps if resume is not None else 0
+        returns = {e.episode: e.total_reward for e in load_episodes(run_dir)} if finished else {}
 
-        def start_next(env: Any) -> None:
-            """Start episodes in ``env`` until one needs a decision (or none are left)."""
-            nonlocal done
-            for index in queue:
-                ep = self._start(env, index, seeds[index])
-                if ep.env.legal_actions():
-                    live.append(ep)
-                    return
-                # Over before its first decision (the opponent mated at once, say).
-                writer.episode(self._record(ep, ep.reset_info, True, False, "terminated"))
-                done += 1
+        def play(indices: list[int]) -> None:
+            """Play episodes ``indices`` to their end, ``batch_size`` at a time."""
+            nonlocal done, steps
+            queue = iter(indices)
+            live: list[_Episode] = []
+
+            def start_next(env: Any) -> None:
+                """Start episodes in ``env`` until one needs a decision (or none are left)."""
+                nonlocal done
+                for index in queue:
+                    ep = self._start(env, index, seeds[index])
+                    if ep.env.legal_actions():
+                        live.append(ep)
+                        return
+                    # Over before its first decision (the opponent mated at once, say).
+                    record = self._record(ep, ep.reset_info, True, False, "terminated")
+                    writer.episode(record)
+                    returns[record.episode] = record.total_reward
+                    done += 1
+
+            for env in self._envs[:n_slots]:
+                start_next(env)
+            while live:
+                decisions = [
+                    Decision(ep.env.text_state(), tuple(ep.env.legal_actions()), ep.rng, ep.env.state_record()) for ep in live
+                ]
+                choices = self.agent.act(decisions)
+                current, live = live, []
+                for ep, decision, choice in zip(current, decisions, choices):
+                    ended = self._apply(ep, decision, choice, writer)
+                    steps += 1
+                    if ended is None:
+                        live.append(ep)
+                        continue
+                    writer.episode(ended)
+                    returns[ended.episode] = ended.total_reward
+                    done += 1
+                    start_next(ep.env)
+                if progress is not None:
+                    progress(done, steps)
 
         try:
             with _sigterm_as_interrupt():
-                for env in self._envs[:n_slots]:
-                    start_next(env)
-                while live:
-                    decisions = [
-                        Decision(ep.env.text_state(), tuple(ep.env.legal_actions()), ep.rng, ep.env.state_record()) for ep in live
-                    ]
-                    choices = self.agent.act(decisions)
-                    current, live = live, []
-                    for ep, decision, choice in zip(current, decisions, choices):
-                        ended = self._apply(ep, decision, choice, writer)
-                        steps += 1
-                        if ended is None:
-                            live.append(ep)
-                            continue
-                        writer.episode(ended)
-                        done += 1
-                        start_next(ep.env)
-                    if progress is not None:
-                        progress(done, steps)
+                if self._gd_scale is None:
+                    play(todo)
+                else:
+                    # Rounds of batch_size episodes until GD's interval is decisive (harness.stopping).
+                    while True:
+                        state = decide(returns, self._gd_scale, target=float(cfg.episodes_target), budget=cfg.episodes,
+                                       round=cfg.batch_size)
+                        writer.manifest.stopping = state.to_json()
+                        writer.write_manifest()
+                        if state.stopped:
+                            break
+                        play([i for i in todo if i < state.next_end and i not in returns])
         except KeyboardInterrupt:
             writer.close("interrupted", _now())
             raise RunInterrupted(run_dir, done) from None

@@ -31,6 +31,7 @@ from harness.stats import (
     BETTING_METHOD, CLOPPER_PEARSON_METHOD, MIN_UNITS, Interval, betting_interval, bootstrap_ci, bounded_mean_interval,
     mean_interval, wilson_interval,
 )
+from harness.stopping import Stopping
 #: Step metrics that are 0/1: shown as percentages, with rate intervals. An environment
 #: names its own in the manifest (``environment.rate_metrics``).
 _RATE_METRICS = {"best_move"}
@@ -68,6 +69,8 @@ class RunSummary:
     return_range: tuple[float, float] | None = None
     #: Whether the episode count was chosen by looking at the intervals (betting throughout).
     stopped_adaptively: bool = False
+    #: Runs with an episode target: how many episodes it played and why it stopped.
+    stopping: Stopping | None = None
 
 
 def _rate(k: int, n: int) -> Interval | None:
@@ -174,6 +177,7 @@ def summarize(run_dir: str | Path) -> RunSummary:
         rate_metrics=rates,
         return_range=bounds,
         stopped_adaptively=adaptive,
+        stopping=Stopping.from_json(manifest["stopping"]) if manifest.get("stopping") else None,
     )
 
 
@@ -230,6 +234,12 @@ def print_summaries(summaries: Sequence[RunSummary], console: Console) -> None:
         ("invalid replies", lambda s: _fmt(s.invalid_reply_rate, percent=True)),
         ("fallback actions", lambda s: _fmt(s.fallback_rate, percent=True)),
     ]
+    if any(s.stopping is not None for s in summaries):
+        rows += [
+            ("stopped", lambda s: "-" if s.stopping is None else s.stopping.describe()),
+            ("GD (stopping rule)", lambda s: "-" if s.stopping is None or s.stopping.episodes == 0 else
+             f"{s.stopping.gd:.2f} [{s.stopping.gd_low:.2f}, {s.stopping.gd_high:.2f}]"),
+        ]
     outcome_names = sorted({o for s in summaries for o in s.outcomes})
     rows += [(f"ended: {o}", lambda s, o=o: _fmt(s.outcomes.get(o), percent=True)) for o in outcome_names]
     rows += [(m, lambda s, m=m: _fmt(s.metrics.get(m), percent=m in s.rate_metrics, digits=1)) for m in metric_names]

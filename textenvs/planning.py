@@ -57,6 +57,7 @@ __all__ = [
     "occupancy_measures",
     "policy_transitions",
     "return_range",
+    "reference_returns",
 ]
 
 _THREADPOOLS = None
@@ -539,3 +540,25 @@ def return_range(transitions: np.ndarray, reward: np.ndarray, initial: np.ndarra
         lo = np.where(possible, R + lo[None, None, :], np.inf).min(axis=2).min(axis=1)
     start = np.asarray(initial) > 0
     return float(lo[start].min()), float(hi[start].max())
+
+
+def reference_returns(
+    transitions: np.ndarray | Dynamics,
+    reward: np.ndarray,
+    initial: np.ndarray,
+    *,
+    horizon: int | None = None,
+    discount: float = 1.0,
+) -> tuple[float, float]:
+    """``(J(uniform), J(optimal))``: the expected return of the uniform and of an optimal policy.
+
+    Finite ``horizon`` (``H`` decisions, step ``t`` weighted ``discount**t``) or discounted
+    infinite horizon (``horizon=None``).
+    """
+    dyn = Dynamics(transitions)
+    S, A = dyn.n_states, dyn.n_actions
+    uniform = np.full((S, A), 1.0 / A)
+    best = hard_value_iteration(dyn, reward, horizon=horizon, discount=discount)
+    random = policy_return(dyn, reward, uniform, initial, horizon=horizon, discount=discount)
+    optimal = policy_return(dyn, reward, best.policy, initial, horizon=horizon, discount=discount)
+    return random, optimal
