@@ -178,3 +178,24 @@ def test_a_random_movers_gd_interval_contains_zero_through_the_command_line(tmp_
                  "--n-boot", "2", "--no-progress"]) == 0
     exact = json.loads(capsys.readouterr().out)["runs"][0]["gd"]
     assert exact["method"].endswith("(no sampling error)") and exact["low"] == exact["high"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_fit_scores_print_no_interval_below_their_simulated_minimum():
+    from harness.agents.planners import PlanningConfig, plan_soft_optimal
+    from irl.analysis import FitSettings, analyse_tabular
+    from irl.analysis.scores import FIT_INTERVAL_MIN_UNITS
+    from ladder import sample_run
+    from textenvs import make_env
+
+    mdp = make_env("frozenlake", "4x4").mdp()
+    policy = plan_soft_optimal(mdp, PlanningConfig(temperature=0.1)).policy
+    run = sample_run(mdp, policy, episodes=8, max_steps=20, seed=1, name="soft", env="frozenlake")
+    fast = dict(features=("at_goal", "in_hole"), n_boot=5, splits=2, folds=2)
+    gated = analyse_tabular(run, FitSettings(**fast))
+    raw = analyse_tabular(run, FitSettings(gate_intervals=False, **fast))
+    assert FIT_INTERVAL_MIN_UNITS["explained"] > 8 >= FIT_INTERVAL_MIN_UNITS["alignment_regret"]
+    assert raw.explained.low < raw.explained.high
+    assert gated.explained.estimate == raw.explained.estimate and np.isnan(gated.explained.low)
+    assert f"no interval below {FIT_INTERVAL_MIN_UNITS['explained']} episodes" in gated.explained.method
+    # Where simulated coverage was adequate, the interval stays.
+    assert (gated.alignment_regret.low, gated.alignment_regret.high) == (raw.alignment_regret.low, raw.alignment_regret.high)

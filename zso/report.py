@@ -82,6 +82,11 @@ def _headline(result: Any) -> tuple[str, list[str]]:
             return f'<td class="undef">–<sup>{notes.index(why) + 1}</sup></td>'
         lo, hi = row.get(f"{name}.low"), row.get(f"{name}.high")
         interval = "" if lo is None or hi is None else f"<br><small>[{_fmt(lo)}, {_fmt(hi)}]</small>"
+        why = row.get(f"{name}.why")
+        if not interval and why:  # an estimate without an interval: the footnote says why
+            if why not in notes:
+                notes.append(why)
+            interval = f"<sup>{notes.index(why) + 1}</sup>"
         return f"<td>{_fmt(est)}{interval}</td>"
 
     head = "".join(f"<th>{_e(title)}</th>" for _, title in HEADLINE_COLUMNS)
@@ -131,7 +136,9 @@ def _paragraphs(result: Any) -> str:
             rep = c.report
             if rep is not None and rep.explained.ok:
                 ex = rep.explained
-                if ex.low <= 0:
+                if not math.isfinite(ex.low):
+                    part += f"; explained {_fmt(ex.estimate)}, with too few episodes for an interval: not yet told from chance"
+                elif ex.low <= 0:
                     part += f"; no fitted reward predicts its choices better than chance (explained {_fmt(ex.estimate)} [{_fmt(ex.low)}, {_fmt(ex.high)}])"
                 else:
                     part += f"; a fitted reward explains its choices (explained {_fmt(ex.estimate)} [{_fmt(ex.low)}, {_fmt(ex.high)}])"
@@ -140,6 +147,8 @@ def _paragraphs(result: Any) -> str:
                         part += f", and pursuing that reward would score {_fmt(reg.estimate)} on the task's own scale (random 0, optimal 1)"
                 if rep.gd.ok:
                     part += f"; goal-directedness GD {_fmt(rep.gd.estimate)} [{_fmt(rep.gd.low)}, {_fmt(rep.gd.high)}]"
+                    if rep.gd.low <= 0 <= rep.gd.high:
+                        part += " (undecided: not told from a random mover)"
             for name, value in s.metrics.items():
                 if name in ("optimal_move", "best_move"):
                     part += f"; {name.replace('_', ' ')} rate {100 * value.estimate:.0f}% [{100 * value.low:.0f}, {100 * value.high:.0f}]"

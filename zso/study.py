@@ -227,7 +227,9 @@ def _score_cell(score: Any) -> dict[str, Any]:
     finite = lambda v: v if v is not None and math.isfinite(v) else None  # noqa: E731
     if not score.ok:
         return {"estimate": None, "low": None, "high": None, "why": score.method or "undefined"}
-    return {"estimate": score.estimate, "low": finite(score.low), "high": finite(score.high), "why": None}
+    low, high = finite(score.low), finite(score.high)
+    # An estimate without an interval keeps the reason (too few episodes for one) for the footnote.
+    return {"estimate": score.estimate, "low": low, "high": high, "why": score.method if low is None or high is None else None}
 
 
 def headline_row(result: CellResult) -> dict[str, Any]:

@@ -138,6 +138,10 @@ def scores_table(reports: Sequence[Any], title: str) -> tuple[Any, list[str]]:
                 notes.append(why)
             return f"-[{notes.index(why) + 1}]"
         est, _, rest = score.format().partition(" ")
+        if not rest and score.method:  # an estimate without an interval: the footnote says why
+            if score.method not in notes:
+                notes.append(score.method)
+            return f"{est}\n[{notes.index(score.method) + 1}]"
         return f"{est}\n{rest}" if rest else est
 
     for r in reports:

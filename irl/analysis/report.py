@@ -23,7 +23,9 @@ from harness.records import BASELINE_BACKEND
 from irl.analysis.games import is_game_env, load_game
 from irl.analysis.chess import chess_alignment, chess_explained, chess_gd, chess_l2, chess_stability, games_as_units
 from irl.analysis.runs import ChessRun, RunInfo, TabularRun, load_chess, load_tabular, read_info, run_kind
-from irl.analysis.scores import WHY_NOISE, FitSettings, Score, boot_indices, explains_nothing, quantile_score, return_score
+from irl.analysis.scores import (
+    FIT_INTERVAL_MIN_UNITS, WHY_NOISE, FitSettings, Score, boot_indices, explains_nothing, gate_interval, quantile_score, return_score,
+)
 from irl.analysis.tabular import TabularProblem, fit_with_bootstrap, score_tabular, true_return_score
 from irl.choice import fit_choice, pack_decisions
 from irl.epic import pearson_distance
@@ -162,7 +164,7 @@ class _Analysis:
 
 def analyse_tabular(run: TabularRun, settings: FitSettings = FitSettings()) -> CoherenceReport:
     """Fit and score a tabular run (encoding consistency is left ``None``)."""
-    return _analyse_tabular(run, settings).report
+    return _gate_intervals(_analyse_tabular(run, settings).report)
 
 
 def _analyse_tabular(run: TabularRun, settings: FitSettings) -> _Analysis:
@@ -201,7 +203,7 @@ def _analyse_tabular(run: TabularRun, settings: FitSettings) -> _Analysis:
 
 def analyse_chess(run: ChessRun, settings: FitSettings = FitSettings()) -> CoherenceReport:
     """Fit and score a chess run (encoding consistency is left ``None``)."""
-    return _analyse_chess(run, settings).report
+    return _gate_intervals(_analyse_chess(run, settings).report)
 
 
 def _analyse_chess(run: ChessRun, settings: FitSettings) -> _Analysis:
@@ -240,6 +242,20 @@ def _analyse_chess(run: ChessRun, settings: FitSettings) -> _Analysis:
         notes=[f"{what}: no tabular reward; stability and encoding consistency use the Pearson distance between weight vectors"],
     )
     return _Analysis(report, fit.weights, boot, len(units), lambda a, b: pearson_distance(a, b))
+
+
+def _gate_intervals(report: CoherenceReport) -> CoherenceReport:
+    """Drop the intervals of scores computed from fits below their episode minimum
+    (:data:`irl.analysis.scores.FIT_INTERVAL_MIN_UNITS`), once every decision that reads
+    them (a fit that explains nothing) is made. Tabular runs only: the simulations behind the
+    minimums are tabular (a chess or game unit is a whole game of decisions)."""
+    if report.kind != "tabular" or not report.settings.get("gate_intervals", True):
+        return report
+    for name in FIT_INTERVAL_MIN_UNITS:
+        score = getattr(report, name, None)
+        if score is not None:
+            setattr(report, name, gate_interval(name, score, report.n_episodes))
+    return report
 
 
 def add_encoding_consistency(analyses: Sequence[_Analysis], alpha: float = 0.05) -> None:
@@ -310,4 +326,4 @@ def analyse_runs(
         if progress is not None:
             progress(i + 1, total, info.run_id)
     add_encoding_consistency(analyses, settings.alpha)
-    return [a.report for a in analyses]
+    return [_gate_intervals(a.report) for a in analyses]
