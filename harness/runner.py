@@ -163,6 +163,9 @@ class Runner:
         between writes: every finished episode is on disk, the manifest says
         ``interrupted``, and :class:`RunInterrupted` is raised. Each episode keeps its own
         seed, so a resumed run plays exactly the episodes an uninterrupted one would have.
+        With ``episodes_target`` set, episodes are played in rounds of ``batch_size`` until
+        GD's interval is decisive or the budget is spent (:mod:`harness.stopping`; the state
+        is the manifest's ``stopping``, replayed from the finished episodes on resume).
         """
         cfg = self.config
         run_dir = Path(out or cfg.out or default_run_dir(cfg))

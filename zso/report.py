@@ -83,6 +83,8 @@ def _headline(result: Any) -> tuple[str, list[str]]:
         lo, hi = row.get(f"{name}.low"), row.get(f"{name}.high")
         interval = "" if lo is None or hi is None else f"<br><small>[{_fmt(lo)}, {_fmt(hi)}]</small>"
         why = row.get(f"{name}.why")
+        if interval and lo == hi and why:  # a reference agent's value by policy evaluation
+            return f'<td>{_fmt(est)}<br><small title="{_e(why)}">exact</small></td>'
         if not interval and why:  # an estimate without an interval: the footnote says why
             if why not in notes:
                 notes.append(why)

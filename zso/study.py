@@ -229,7 +229,9 @@ def _score_cell(score: Any) -> dict[str, Any]:
         return {"estimate": None, "low": None, "high": None, "why": score.method or "undefined"}
     low, high = finite(score.low), finite(score.high)
     # An estimate without an interval keeps the reason (too few episodes for one) for the footnote.
-    return {"estimate": score.estimate, "low": low, "high": high, "why": score.method if low is None or high is None else None}
+    # A point from policy evaluation keeps its method too: it is exact, not a sample's certainty.
+    exact = low is not None and low == high and "exact" in score.method
+    return {"estimate": score.estimate, "low": low, "high": high, "why": score.method if low is None or high is None or exact else None}
 
 
 def headline_row(result: CellResult) -> dict[str, Any]:
@@ -240,6 +242,7 @@ def headline_row(result: CellResult) -> dict[str, Any]:
         "env": cfg.env, "variant": cfg.variant, "encoding": cfg.encoding, "mode": cfg.mode, "status": result.status,
         "episodes": result.summary.episodes if result.summary else 0,
         "stopped": result.summary.stopping.describe() if result.summary and result.summary.stopping else None,
+        "stop_reason": result.summary.stopping.reason if result.summary and result.summary.stopping else None,
     }
     summary_return = result.summary.total_reward if result.summary else None
     for name, _title in HEADLINE_COLUMNS:
