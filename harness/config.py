@@ -82,7 +82,11 @@ class RunConfig:
     backend: str = "transformers"
     backend_options: dict[str, Any] = field(default_factory=dict)
     mode: str = "choose"
+    #: Episodes to play; with :attr:`episodes_target`, the most to play (the budget).
     episodes: int = 4
+    #: Stop early, in rounds of ``batch_size`` episodes, once GD's anytime-valid interval
+    #: excludes 0 or its half-width is at most this (:mod:`harness.stopping`); ``None``: play all.
+    episodes_target: float | None = None
     max_steps: int = 40
     #: Episodes in play at once. A new one starts as soon as one finishes, so an interrupt
     #: loses at most this many; on CPU batching gains little (see Benchmarks), on a GPU raise it.

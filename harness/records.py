@@ -177,23 +177,29 @@ class EnvironmentIdentity:
     rate_metrics: tuple[str, ...] = ()
     #: Everything else recorded: ``class``, ``encoding_class``, ``option_models``.
     details: dict[str, Any] = field(default_factory=dict)
+    #: ``(least, greatest)`` return an episode can have within the run's step limit, as the
+    #: environment states it; the range of the summaries' bounded-mean intervals. ``None``: unknown.
+    return_range: tuple[float, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id, "variant": self.variant, "options": self.options, **self.details, "encoding": self.encoding,
             **({} if self.description is None else {"description": self.description}),
             "rate_metrics": list(self.rate_metrics),
+            **({} if self.return_range is None else {"return_range": list(self.return_range)}),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any], config: RunConfig) -> "EnvironmentIdentity":
         """Read ``manifest.environment``; what it lacks is taken from the run's ``config``."""
-        known = ("id", "variant", "options", "encoding", "description", "rate_metrics")
+        known = ("id", "variant", "options", "encoding", "description", "rate_metrics", "return_range")
+        bounds = data.get("return_range")
         return cls(
             id=str(data.get("id", config.env)), variant=data.get("variant", config.variant),
             options=dict(data.get("options", config.env_options) or {}), encoding=str(data.get("encoding", config.encoding)),
             description=data.get("description"), rate_metrics=tuple(data.get("rate_metrics", ())),
             details={k: v for k, v in data.items() if k not in known},
+            return_range=None if bounds is None else (float(bounds[0]), float(bounds[1])),
         )
 
     @property
@@ -228,6 +234,8 @@ class Manifest:
     format_version: str = FORMAT_VERSION
     #: One entry per resume: ``{"at", "status_before", "episodes_kept", "dropped"}``.
     resumes: list[dict[str, Any]] = field(default_factory=list)
+    #: Runs with an episode target: where the stopping rule stands (:class:`harness.stopping.Stopping`).
+    stopping: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # Plain JSON objects (as a manifest.json holds them) become the typed values.

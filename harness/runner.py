@@ -9,6 +9,7 @@ episodes are already on disk and the manifest says ``interrupted``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import datetime as dt
 import importlib.metadata
 import platform
@@ -21,7 +22,7 @@ import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -31,7 +32,9 @@ from harness.backends import Backend, load_backend
 from harness.config import EPISODE_SEED_RULE, RunConfig
 from harness.records import (
     EnvironmentIdentity, EpisodeRecord, Manifest, ModelIdentity, ResultsError, ResumeState, RunWriter, StepRecord, Timing,
+    load_episodes,
 )
+from harness.stopping import decide, gd_scale
 from textenvs import ENVS, TextEnv, get_encoding
 
 #: Distributions whose versions every manifest records (when installed).
@@ -123,6 +126,12 @@ class Runner:
         if not isinstance(probe, TextEnv):
             raise TypeError(f"environment {config.env!r} does not implement textenvs.TextEnv")
         self._envs: list[Any] = [probe]
+        #: GD's references when the run stops at a target (:mod:`harness.stopping`).
+        self._gd_scale = None
+        if config.episodes_target is not None:
+            if config.shard is not None:
+                raise ValueError("a target for the episodes decides on all of them: it cannot be combined with a shard")
+            self._gd_scale = gd_scale(probe, config.max_steps)
         self.backend: Backend | None = None
         #: A backend given to the runner belongs to the caller, who closes it.
         self._owns_backend = backend is None
@@ -156,6 +165,9 @@ class Runner:
         between writes: every finished episode is on disk, the manifest says
         ``interrupted``, and :class:`RunInterrupted` is raised. Each episode keeps its own
         seed, so a resumed run plays exactly the episodes an uninterrupted one would have.
+        With ``episodes_target`` set, episodes are played in rounds of ``batch_size`` until
+        GD's interval is decisive or the budget is spent (:mod:`harness.stopping`; the state
+        is the manifest's ``stopping``, replayed from the finished episodes on resume).
         """
         cfg = self.config
         run_dir = Path(out or cfg.out or default_run_dir(cfg))
@@ -177,42 +189,65 @@ class Runner:
         n_slots = min(cfg.batch_size, max(n_todo, 1))
         while len(self._envs) < n_slots:
             self._envs.append(self._new_env())
-        live: list[_Episode] = []
         done, steps = len(finished), resume.steps if resume is not None else 0
+        returns = {e.episode: e.total_reward for e in load_episodes(run_dir) if e.episode in finished} if finished else {}
 
-        def start_next(env: Any) -> None:
-            """Start episodes in ``env`` until one needs a decision (or none are left)."""
-            nonlocal done
-            for index in queue:
-                ep = self._start(env, index, cfg.episode_seed(index))
-                if ep.env.legal_actions():
-                    live.append(ep)
-                    return
-                # Over before its first decision (the opponent mated at once, say).
-                writer.episode(self._record(ep, ep.reset_info, True, False, "terminated"))
-                done += 1
+        def play(indices: Iterable[int]) -> None:
+            """Play episodes ``indices`` to their end, ``batch_size`` at a time."""
+            nonlocal done, steps
+            queue = iter(indices)
+            live: list[_Episode] = []
+
+            def start_next(env: Any) -> None:
+                """Start episodes in ``env`` until one needs a decision (or none are left)."""
+                nonlocal done
+                for index in queue:
+                    ep = self._start(env, index, cfg.episode_seed(index))
+                    if ep.env.legal_actions():
+                        live.append(ep)
+                        return
+                    # Over before its first decision (the opponent mated at once, say).
+                    record = self._record(ep, ep.reset_info, True, False, "terminated")
+                    writer.episode(record)
+                    returns[record.episode] = record.total_reward
+                    done += 1
+
+            for env in self._envs[:n_slots]:
+                start_next(env)
+            while live:
+                decisions = [
+                    Decision(ep.env.text_state(), tuple(ep.env.legal_actions()), ep.rng, ep.env.state_record()) for ep in live
+                ]
+                choices = self.agent.act(decisions)
+                current, live = live, []
+                for ep, decision, choice in zip(current, decisions, choices):
+                    ended = self._apply(ep, decision, choice, writer)
+                    steps += 1
+                    if ended is None:
+                        live.append(ep)
+                        continue
+                    writer.episode(ended)
+                    returns[ended.episode] = ended.total_reward
+                    done += 1
+                    start_next(ep.env)
+                if progress is not None:
+                    progress(done, steps)
 
         try:
             with _sigterm_as_interrupt():
-                for env in self._envs[:n_slots]:
-                    start_next(env)
-                while live:
-                    decisions = [
-                        Decision(ep.env.text_state(), tuple(ep.env.legal_actions()), ep.rng, ep.env.state_record()) for ep in live
-                    ]
-                    choices = self.agent.act(decisions)
-                    current, live = live, []
-                    for ep, decision, choice in zip(current, decisions, choices):
-                        ended = self._apply(ep, decision, choice, writer)
-                        steps += 1
-                        if ended is None:
-                            live.append(ep)
-                            continue
-                        writer.episode(ended)
-                        done += 1
-                        start_next(ep.env)
-                    if progress is not None:
-                        progress(done, steps)
+                if self._gd_scale is None:
+                    play(queue)
+                else:
+                    # Rounds of batch_size episodes until GD's interval is decisive (harness.stopping).
+                    while True:
+                        state = decide(returns, self._gd_scale, target=float(cfg.episodes_target), budget=cfg.episodes,
+                                       round=cfg.batch_size)
+                        writer.manifest.stopping = state.to_json()
+                        writer.write_manifest()
+                        if state.stopped:
+                            break
+                        round_ = itertools.takewhile(lambda i: i < state.next_end, cfg.episode_indices())
+                        play(i for i in round_ if i not in returns)
         except KeyboardInterrupt:
             writer.close("interrupted", _now())
             raise RunInterrupted(run_dir, done) from None
@@ -314,6 +349,9 @@ class Runner:
                 # of its step metrics are rates.
                 description=env.describe() if callable(getattr(env, "describe", None)) else None,
                 rate_metrics=tuple(getattr(env, "rate_metrics", ())),
+                # The least and greatest return possible within max_steps: the range of the
+                # bounded-mean intervals of summaries (harness.stats.betting_interval).
+                return_range=episode_return_range(env, cfg.max_steps),
                 details={
                     "class": f"{type(env).__module__}.{type(env).__qualname__}",
                     "encoding_class": f"{type(self.encoding).__module__}.{type(self.encoding).__qualname__}",
@@ -325,6 +363,14 @@ class Runner:
             seeds={"base": cfg.seed, "rule": EPISODE_SEED_RULE},
             host={"python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine()},
         )
+
+
+def episode_return_range(env: Any, max_steps: int) -> tuple[float, float] | None:
+    """``[least, greatest]`` return an episode of ``env`` can have within ``max_steps``
+    decisions, as the environment states it (``return_range``), or ``None`` when unknown."""
+    own = getattr(env, "return_range", None)
+    found = own(int(max_steps)) if callable(own) else None
+    return None if found is None else (float(found[0]), float(found[1]))
 
 
 class Terminated(KeyboardInterrupt):

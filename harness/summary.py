@@ -1,12 +1,18 @@
 """The results table of one or more runs, with 95% confidence intervals.
 
-Per-episode figures get intervals over episodes: a percentile bootstrap for means (return,
-length), which never leaves the range of what was observed, and Wilson intervals for rates
-(success). Per-step metrics (chess: centipawn loss, best-move rate) are correlated within
-an episode, so their intervals come from a bootstrap that resamples whole episodes. With
-fewer than :data:`harness.stats.MIN_UNITS` episodes a mean gets no interval: the table says
-the sample is too small. Play metrics count the agent's own moves only: moves a fallback
-chose (generate mode, no reply accepted) are left out and counted apart.
+Per-episode outcomes whose range is known get intervals valid at every number of
+episodes, from one on (:mod:`harness.stats`): the return a betting confidence sequence
+over the least and greatest return possible within the step limit (the manifest's
+``environment.return_range``, from the environment's exact MDP or its rules), success
+and each ending a Clopper-Pearson interval, and rate metrics (a game's optimal-move and
+blunder rates) the betting interval of their per-episode rates over ``[0, 1]``. A run
+whose episode count was chosen by looking at its intervals (``episodes_target``) gets
+betting intervals throughout, which stay valid under optional stopping. Where no range is
+known (a random layout per episode; chess centipawn loss, length) the mean gets a
+percentile bootstrap over whole episodes, and none below :data:`harness.stats.MIN_UNITS`
+episodes: the table says the sample is too small. Play metrics count the agent's own
+moves only: moves a fallback chose (generate mode, no reply accepted) are left out and
+counted apart.
 """
 
 from __future__ import annotations
@@ -20,8 +26,13 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from harness.records import load_manifest, load_steps, run_status, sound_episodes
-from harness.stats import MIN_UNITS, Interval, bootstrap_ci, mean_interval, wilson_interval
+from harness.records import Manifest, load_manifest, load_steps, run_status, sound_episodes
+from harness.stats import (
+    BETTING_METHOD, CLOPPER_PEARSON_METHOD, MIN_UNITS, Interval, betting_interval, bootstrap_ci, bounded_mean_interval,
+    mean_interval, wilson_interval,
+)
+from harness.stopping import Stopping
+from textenvs.errors import UserError
 #: Step metrics that are 0/1: shown as percentages, with rate intervals. An environment
 #: names its own in the manifest (``environment.rate_metrics``).
 _RATE_METRICS = {"best_move"}
@@ -55,6 +66,12 @@ class RunSummary:
     rate_metrics: frozenset[str] = frozenset(_RATE_METRICS)
     #: Who the agent played against (two-player environments), as the run names it.
     opponent: str | None = None
+    #: The least and greatest return possible within the step limit, or ``None`` (unknown).
+    return_range: tuple[float, float] | None = None
+    #: Whether the episode count was chosen by looking at the intervals (betting throughout).
+    stopped_adaptively: bool = False
+    #: Runs with an episode target: how many episodes it played and why it stopped.
+    stopping: Stopping | None = None
 
 
 def _rate(k: int, n: int) -> Interval | None:
@@ -63,6 +80,32 @@ def _rate(k: int, n: int) -> Interval | None:
 
 def _mean(values: Sequence[float]) -> Interval | None:
     return mean_interval(values) if len(values) else None
+
+
+def _bounded(values: Sequence[float], bounds: tuple[float, float] | None, *, binary: bool = False) -> Interval | None:
+    """Bounded-mean interval of per-episode ``values`` in ``bounds``; the bootstrap when unknown."""
+    if not len(values):
+        return None
+    if bounds is None:
+        return mean_interval(values)
+    return bounded_mean_interval(values, bounds[0], bounds[1], binary=binary)
+
+
+def return_range_of(manifest: Manifest) -> tuple[float, float] | None:
+    """The run's ``environment.return_range``; for runs written before it was recorded,
+    asked of the environment rebuilt from the manifest (``None`` when it cannot say)."""
+    if manifest.environment.return_range is not None:
+        return manifest.environment.return_range
+    from harness.runner import episode_return_range
+
+    try:
+        env = manifest.config.make_env()  # a model opponent changes who plays, not what an episode can return
+    except (UserError, ImportError):
+        return None
+    try:
+        return episode_return_range(env, manifest.config.max_steps)
+    finally:
+        env.close()
 
 
 def parses_replies(mode: str | None) -> bool:
@@ -94,8 +137,11 @@ def summarize(run_dir: str | Path) -> RunSummary:
     for e in episodes:
         for kind, count in e.invalid_by_kind.items():
             by_kind[kind] += count
-    successes = [e.success for e in episodes if e.success is not None]
+    successes = [float(e.success) for e in episodes if e.success is not None]
     generate = parses_replies(cfg.mode)
+    bounds = return_range_of(manifest)
+    adaptive = cfg.episodes_target is not None
+    binary = not adaptive  # Clopper-Pearson needs a fixed n; betting holds under stopping too
     rates = frozenset(_RATE_METRICS | set(environment.rate_metrics))
     return RunSummary(
         run_dir=str(run_dir),
@@ -106,42 +152,47 @@ def summarize(run_dir: str | Path) -> RunSummary:
         status=run_status(run_dir, manifest),
         episodes=len(episodes),
         decisions=decisions,
-        total_reward=_mean([e.total_reward for e in episodes]),
+        total_reward=_bounded([e.total_reward for e in episodes], bounds),
         length=_mean([e.steps for e in episodes]),
-        success=_rate(sum(successes), len(successes)),
+        success=_bounded(successes, (0.0, 1.0), binary=binary),
         # Every accepted reply plus every refused one was a reply.
         invalid_reply_rate=_rate(invalid, invalid + decisions - fallbacks) if generate else None,
         fallback_rate=_rate(fallbacks, decisions) if generate else None,
         invalid_by_kind=dict(by_kind),
         opponent=environment.opponent,
         outcomes={
-            name: wilson_interval(sum(e.outcome == name for e in episodes), len(episodes))
+            name: bounded_mean_interval([float(e.outcome == name) for e in episodes], 0.0, 1.0, binary=binary)
             for name in sorted({e.outcome for e in episodes if e.outcome is not None})
         },
-        metrics=_episode_bootstrap(per_episode, rates),
+        metrics=_episode_metrics(per_episode, rates),
         rate_metrics=rates,
+        return_range=bounds,
+        stopped_adaptively=adaptive,
+        stopping=Stopping.from_json(manifest.stopping) if manifest.stopping else None,
     )
 
 
-def _episode_bootstrap(per_episode: dict[int, dict[str, list[float]]], rates: frozenset[str] = frozenset(_RATE_METRICS)) -> dict[str, Interval]:
-    """Pooled mean of each step metric, with a bootstrap interval over episodes.
+def _episode_metrics(per_episode: dict[int, dict[str, list[float]]], rates: frozenset[str] = frozenset(_RATE_METRICS)) -> dict[str, Interval]:
+    """Each step metric over episodes (steps within an episode are not independent).
 
-    For 0/1 metrics the interval is widened to contain the Wilson interval of the pooled
-    counts, so that an all-zero sample does not claim a rate of exactly zero.
+    A rate (0/1 per step) is the mean over episodes of each episode's rate, with the
+    betting interval over ``[0, 1]``: valid at any number of episodes, never a point. Any
+    other metric (centipawn loss: no known range) is the pooled mean over steps with a
+    percentile bootstrap that resamples whole episodes, none below ``MIN_UNITS`` episodes.
     """
     names = sorted({name for metrics in per_episode.values() for name in metrics})
     result = {}
     for name in names:
         groups = [np.asarray(m[name]) for m in per_episode.values() if m.get(name)]
+        if name in rates:
+            result[name] = betting_interval([g.mean() for g in groups], 0.0, 1.0)
+            continue
         sums = np.array([g.sum() for g in groups])
         counts = np.array([len(g) for g in groups])
         estimate = float(sums.sum() / counts.sum())
         lo = hi = float("nan")
         if len(groups) >= MIN_UNITS:
             _, lo, hi = bootstrap_ci(np.arange(len(groups)), lambda idx: sums[idx].sum() / counts[idx].sum(), seed=0)
-        if name in rates:
-            _, w_lo, w_hi = wilson_interval(int(round(sums.sum())), int(counts.sum()))
-            lo, hi = (w_lo, w_hi) if np.isnan(lo) else (min(lo, w_lo), max(hi, w_hi))
         result[name] = Interval(estimate, float(lo), float(hi), 0.95)
     return result
 
@@ -174,9 +225,34 @@ def print_summaries(summaries: Sequence[RunSummary], console: Console) -> None:
         ("invalid replies", lambda s: _fmt(s.invalid_reply_rate, percent=True)),
         ("fallback actions", lambda s: _fmt(s.fallback_rate, percent=True)),
     ]
+    if any(s.stopping is not None for s in summaries):
+        rows += [
+            ("stopped", lambda s: "-" if s.stopping is None else s.stopping.describe()),
+            ("GD (stopping rule)", lambda s: "-" if s.stopping is None or s.stopping.episodes == 0 else
+             f"{s.stopping.gd:.2f} [{s.stopping.gd_low:.2f}, {s.stopping.gd_high:.2f}]"),
+        ]
     outcome_names = sorted({o for s in summaries for o in s.outcomes})
     rows += [(f"ended: {o}", lambda s, o=o: _fmt(s.outcomes.get(o), percent=True)) for o in outcome_names]
     rows += [(m, lambda s, m=m: _fmt(s.metrics.get(m), percent=m in s.rate_metrics, digits=1)) for m in metric_names]
     for label, cell in rows:
         table.add_row(label, *(cell(s) for s in summaries))
     console.print(table)
+    console.print(interval_note(summaries))
+
+
+def interval_note(summaries: Sequence[RunSummary]) -> str:
+    """The footnote that says which interval each row has, and why."""
+    ranges = sorted({s.return_range for s in summaries if s.return_range is not None})
+    parts = []
+    if ranges:
+        over = ", ".join(f"[{lo:g}, {hi:g}]" for lo, hi in ranges)
+        parts.append(f"return: {BETTING_METHOD} over {over}, the least and greatest return possible within the step limit")
+    unknown = "return where its range is unknown, " if any(s.return_range is None for s in summaries) else ""
+    parts.append(f"{unknown}length and metrics without a known range: percentile bootstrap over episodes, none below {MIN_UNITS}")
+    if any(not s.stopped_adaptively for s in summaries):
+        parts.append(f"success and endings: {CLOPPER_PEARSON_METHOD} (fixed number of episodes)")
+    if any(s.stopped_adaptively for s in summaries):
+        parts.append("where the number of episodes was chosen adaptively, betting intervals throughout (valid under optional stopping)")
+    if any(m in s.rate_metrics for s in summaries for m in s.metrics):
+        parts.append("rate metrics: betting interval of the per-episode rates over [0, 1]")
+    return "Intervals: " + "; ".join(parts) + "."

@@ -51,7 +51,7 @@ from typing import Sequence
 
 import numpy as np
 
-from textenvs.planning import Dynamics, hard_value_iteration, policy_return, soft_value_iteration
+from textenvs.planning import Dynamics, hard_value_iteration, policy_return, reference_returns, soft_value_iteration
 
 __all__ = [
     "reference_returns",
@@ -67,28 +67,6 @@ __all__ = [
 #: Probabilities are floored here before the log, so an impossible action costs a large
 #: but finite amount.
 _P_FLOOR = np.finfo(float).tiny
-
-
-def reference_returns(
-    transitions: np.ndarray | Dynamics,
-    reward: np.ndarray,
-    initial: np.ndarray,
-    *,
-    horizon: int | None = None,
-    discount: float = 1.0,
-) -> tuple[float, float]:
-    """``(J(uniform), J(optimal))``: the expected return of the uniform and of an optimal policy.
-
-    Finite ``horizon`` (``H`` decisions, step ``t`` weighted ``discount**t``) or discounted
-    infinite horizon (``horizon=None``).
-    """
-    dyn = Dynamics(transitions)
-    S, A = dyn.n_states, dyn.n_actions
-    uniform = np.full((S, A), 1.0 / A)
-    best = hard_value_iteration(dyn, reward, horizon=horizon, discount=discount)
-    random = policy_return(dyn, reward, uniform, initial, horizon=horizon, discount=discount)
-    optimal = policy_return(dyn, reward, best.policy, initial, horizon=horizon, discount=discount)
-    return random, optimal
 
 
 def normalised_return(value: float, random: float, optimal: float, *, min_gap: float = 1e-9) -> float | None:

@@ -66,7 +66,7 @@ def test_named_features_recover_the_true_reward_of_a_near_optimal_agent(tmp_path
     agent = soft_agent(mdp, mdp.rewards, "chest-opener", temperature=0.05)
     run = load_tabular(grid_run(tmp_path, agent, env="keys-chests", variant="train", episodes=60, max_steps=30))
     assert np.mean(run.returns) >= 1.9  # near-optimal: both keys go into chests
-    report = analyse_tabular(run, FitSettings(features=("keys_held", "chests_opened"), discount=0.9, **FAST))
+    report = analyse_tabular(run, FitSettings(features=("keys_held", "chests_opened"), discount=0.9, gate_intervals=False, **FAST))
     w = dict(zip(report.feature_names, report.weights))
     print(f"\nchest-opener, named features: distance to the true reward {report.alignment_distance.format(3)}, weights {w}")
     assert report.alignment_distance.estimate < 0.15
@@ -91,7 +91,7 @@ def test_named_features_recover_the_true_reward_of_a_near_optimal_agent(tmp_path
 
 def test_a_uniformly_random_agent_explains_nothing(tmp_path):
     run = load_tabular(grid_run(tmp_path, RandomAgent(), episodes=60))
-    report = analyse_tabular(run, FitSettings(**FAST))
+    report = analyse_tabular(run, FitSettings(gate_intervals=False, **FAST))
     print(f"\nrandom agent: explained {report.explained.format(3)}, stability {report.stability.format(3)}")
     assert report.explained.contains(0.0)
     assert report.explained.estimate < 0.05
@@ -103,7 +103,7 @@ def test_an_rl_agent_is_perfectly_consistent_across_encodings(tmp_path):
     agent = plan_soft_optimal(mdp, PlanningConfig(discount=0.99, temperature=0.05))
     dirs = [grid_run(tmp_path, agent, encoding=e, episodes=24) for e in ("ascii", "coords", "json")]
     other = grid_run(tmp_path, RandomAgent(), episodes=24)  # another agent: not in the group
-    reports = analyse_runs(dirs + [other], FitSettings(**FAST))
+    reports = analyse_runs(dirs + [other], FitSettings(gate_intervals=False, **FAST))
     for r in reports[:3]:
         s = r.encoding_consistency
         assert s is not None and s.n == 10
@@ -113,7 +113,7 @@ def test_an_rl_agent_is_perfectly_consistent_across_encodings(tmp_path):
 
 def test_no_consistency_is_read_from_fits_that_explain_nothing(tmp_path):
     dirs = [grid_run(tmp_path, RandomAgent(), encoding=e, episodes=24) for e in ("ascii", "coords")]
-    for r in analyse_runs(dirs, FitSettings(**FAST)):
+    for r in analyse_runs(dirs, FitSettings(gate_intervals=False, **FAST)):
         assert r.explained.contains(0.0)
         assert not r.encoding_consistency.ok and "explains no more than chance" in r.encoding_consistency.method
 

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from textenvs.errors import UnknownFeatureError
-from textenvs.planning import expected_reward
+from textenvs.planning import expected_reward, return_range
 
 #: The discount every gridworld declares unless it says otherwise: that of the planners and
 #: learners in ``harness.agents``, of the fits and of the reward distances in ``irl``.
@@ -97,6 +97,11 @@ class TabularMDP:
     def n_actions(self) -> int:
         """Number of actions ``A``."""
         return self.transitions.shape[1]
+
+    def return_range(self, horizon: int) -> tuple[float, float]:
+        """The least and greatest return possible within ``horizon`` decisions
+        (:func:`textenvs.planning.return_range`)."""
+        return return_range(self.transitions, self.rewards, self.initial, horizon)
 
     def expected_rewards(self) -> np.ndarray:
         """``r[s, a] = sum_s' P[s, a, s'] R[s, a, s']``."""

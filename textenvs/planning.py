@@ -56,6 +56,8 @@ __all__ = [
     "hard_value_iteration",
     "occupancy_measures",
     "policy_transitions",
+    "return_range",
+    "reference_returns",
 ]
 
 _THREADPOOLS = None
@@ -509,3 +511,54 @@ def occupancy_measures(
     else:
         state = np.linalg.solve(np.eye(S) - discount * p_pi.T, rho)
     return Occupancy(state, state[:, None] * pi, None, None, float(discount))
+
+
+def return_range(transitions: np.ndarray, reward: np.ndarray, initial: np.ndarray, horizon: int) -> tuple[float, float]:
+    """The least and greatest total reward an episode of at most ``horizon`` decisions can
+    collect from a state of ``initial``, undiscounted.
+
+    Value iteration over what can happen, not over what is expected: a backup takes the
+    best (worst) action *and* the best (worst) successor of positive probability,
+    ``V_t(s) = max_a max_{s': P > 0} R[s, a, s'] + V_{t+1}(s')`` with ``V_H = 0``. On
+    deterministic dynamics this is value iteration with the reward and its negation; on
+    slippery ones it is wider (a lucky slide can reach the goal the expected optimum
+    misses). Terminal states are absorbing with zero reward (:class:`textenvs.mdp.TabularMDP`),
+    so episodes that end early are covered. Every per-episode return lies in the range:
+    it is the range of a bounded-mean interval (:func:`harness.stats.betting_interval`).
+    """
+    P = np.asarray(transitions.tensor if isinstance(transitions, Dynamics) else transitions, dtype=float)
+    R = np.asarray(reward, dtype=float)
+    if R.shape != P.shape:
+        raise ValueError(f"return_range needs R[s, a, s'] shaped like the transitions {P.shape}, got {R.shape}")
+    if horizon < 0:
+        raise ValueError(f"horizon must be >= 0, got {horizon}")
+    possible = P > 0
+    hi = np.zeros(P.shape[0])
+    lo = np.zeros(P.shape[0])
+    for _ in range(int(horizon)):
+        hi = np.where(possible, R + hi[None, None, :], -np.inf).max(axis=2).max(axis=1)
+        lo = np.where(possible, R + lo[None, None, :], np.inf).min(axis=2).min(axis=1)
+    start = np.asarray(initial) > 0
+    return float(lo[start].min()), float(hi[start].max())
+
+
+def reference_returns(
+    transitions: np.ndarray | Dynamics,
+    reward: np.ndarray,
+    initial: np.ndarray,
+    *,
+    horizon: int | None = None,
+    discount: float = 1.0,
+) -> tuple[float, float]:
+    """``(J(uniform), J(optimal))``: the expected return of the uniform and of an optimal policy.
+
+    Finite ``horizon`` (``H`` decisions, step ``t`` weighted ``discount**t``) or discounted
+    infinite horizon (``horizon=None``).
+    """
+    dyn = Dynamics(transitions)
+    S, A = dyn.n_states, dyn.n_actions
+    uniform = np.full((S, A), 1.0 / A)
+    best = hard_value_iteration(dyn, reward, horizon=horizon, discount=discount)
+    random = policy_return(dyn, reward, uniform, initial, horizon=horizon, discount=discount)
+    optimal = policy_return(dyn, reward, best.policy, initial, horizon=horizon, discount=discount)
+    return random, optimal

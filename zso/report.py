@@ -1,6 +1,7 @@
 """The study report: one self-contained HTML page (figures embedded, no network, no script).
 
-Sections, in order: the headline table (every cell's scores with intervals, undefined cells
+Sections, in order: a forest plot per environment (GD and return of every run with its
+interval), the headline table (every cell's scores with intervals, undefined cells
 marked and explained in footnotes), a paragraph per model saying what its numbers say and how
 far they can be trusted, the inferred reward of every gridworld run next to the true reward,
 the feature weights of every chess and game run, the encoding-consistency matrices, and the
@@ -70,6 +71,13 @@ def _headline(result: Any) -> tuple[str, list[str]]:
             return f'<td class="undef">–<sup>{notes.index(why) + 1}</sup></td>'
         lo, hi = row.get(f"{name}_low"), row.get(f"{name}_high")
         interval = "" if lo is None or hi is None else f"<br><small>[{_fmt(lo)}, {_fmt(hi)}]</small>"
+        why = row.get(f"{name}_note")
+        if interval and lo == hi and why:  # a reference agent's value by policy evaluation
+            return f'<td>{_fmt(est)}<br><small title="{_e(why)}">exact</small></td>'
+        if not interval and why:  # an estimate without an interval: the footnote says why
+            if why not in notes:
+                notes.append(why)
+            interval = f"<sup>{notes.index(why) + 1}</sup>"
         return f"<td>{_fmt(est)}{interval}</td>"
 
     head = "".join(f'<th title="{_e(s.meaning)}">{_e(s.title)}</th>' for s in table_specs())
@@ -77,6 +85,8 @@ def _headline(result: Any) -> tuple[str, list[str]]:
     for row in result.headline():
         env = row["env"] + (f"/{row['variant']}" if row["variant"] else "")
         status = "" if row["status"] == "complete" else f" ({_e(row['status'])})"
+        if row.get("stopped"):  # an episode target: how many it played and why it stopped
+            status += f"<br><small>{_e(row['stopped'].split(': ', 1)[-1])}</small>"
         rows.append(
             f'<tr class="{_e(row["kind"])}"><td class="l">{_e(row["agent"])}</td><td class="l">{_e(env)}</td>'
             f"<td>{_e(row['encoding'])}</td><td>{_e(row['mode'])}</td><td>{row['episodes']}{status}</td>"
@@ -117,7 +127,9 @@ def _paragraphs(result: Any) -> str:
             rep = c.report
             if rep is not None and rep.explained.ok:
                 ex = rep.explained
-                if ex.low <= 0:
+                if not math.isfinite(ex.low):
+                    part += f"; explained {_fmt(ex.estimate)}, with too few episodes for an interval: not yet told from chance"
+                elif ex.low <= 0:
                     part += f"; no fitted reward predicts its choices better than chance (explained {_fmt(ex.estimate)} [{_fmt(ex.low)}, {_fmt(ex.high)}])"
                 else:
                     part += f"; a fitted reward explains its choices (explained {_fmt(ex.estimate)} [{_fmt(ex.low)}, {_fmt(ex.high)}])"
@@ -126,6 +138,8 @@ def _paragraphs(result: Any) -> str:
                         part += f", and pursuing that reward would score {_fmt(reg.estimate)} on the task's own scale (random 0, optimal 1)"
                 if rep.gd.ok:
                     part += f"; goal-directedness GD {_fmt(rep.gd.estimate)} [{_fmt(rep.gd.low)}, {_fmt(rep.gd.high)}]"
+                    if rep.gd.low <= 0 <= rep.gd.high:
+                        part += " (undecided: not told from a random mover)"
             for name, value in s.metrics.items():
                 if name in ("optimal_move", "best_move"):
                     part += f"; {name.replace('_', ' ')} rate {100 * value.estimate:.0f}% [{100 * value.low:.0f}, {100 * value.high:.0f}]"
@@ -138,6 +152,23 @@ def _paragraphs(result: Any) -> str:
         )
         out.append(f"<h3>{_e(model)}</h3><p>" + " ".join(_e(x) for x in sentences) + _e(caveat) + "</p>")
     return "".join(out) or "<p>No language model in this study.</p>"
+
+
+def _forest_figures(result: Any, tmp: Path) -> str:
+    """One forest plot per environment: every fitted run's GD and return with its interval."""
+    from irl.analysis import plots
+
+    by_env: dict[str, list[Any]] = defaultdict(list)
+    for c in result.cells:
+        if c.report is not None:
+            by_env[c.report.env_label].append(c.report)
+    tags = []
+    for i, (env, reports) in enumerate(by_env.items()):
+        path = tmp / f"forest{i}.png"
+        plots.plot_forest(reports, path, title=env)
+        tags.append(_png_tag(path, f"{env}: GD and return with 95% intervals (reference agents shaded; a diamond is exact)"))
+        path.unlink()
+    return "".join(tags) or "<p>No run has an objective fit.</p>"
 
 
 def _reward_figures(result: Any, tmp: Path) -> str:
@@ -310,6 +341,7 @@ def write_report(result: Any, path: str | Path) -> Path:
     path = Path(path)
     table, notes = _headline(result)
     with tempfile.TemporaryDirectory() as tmp:
+        forests = _forest_figures(result, Path(tmp))
         rewards = _reward_figures(result, Path(tmp))
     footnotes = "".join(f"<li>{_e(n)}</li>" for n in notes)
     study_notes = "".join(f"<li>{_e(n)}</li>" for n in result.notes)
@@ -319,6 +351,11 @@ def write_report(result: Any, path: str | Path) -> Path:
 <h1>{_e(result.study.name)}</h1>
 <p class="note">{len(result.cells)} runs; written {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.
 Every estimate comes with a 95% interval; a dash marks a score that is undefined for that run, and its footnote says why.</p>
+<h2 id="forest">GD and return at a glance</h2>
+<p class="note">Each environment's runs: GD (random 0, optimal 1, dashed) and return, each a point with its 95% interval; reference
+agents shaded; a diamond is a reference agent's exact value (its known policy evaluated on the exact MDP). Read the intervals: where
+one crosses 0, the run has not shown that it does better than random.</p>
+{forests}
 <h2 id="headline-table">Headline</h2>
 <p class="note">Rows: models and baselines (shaded).</p>
 {_legend()}

@@ -98,12 +98,13 @@ class Study:
     def cells(self) -> list[Cell]:
         """The grid of runs, in a fixed order (models first, then baselines)."""
         d = self.data
-        base = {"seed": d.get("seed", 0), "episodes": d.get("episodes", 8), "max_steps": d.get("max_steps", 20),
+        base = {"seed": d.get("seed", 0), **_episodes(d.get("episodes", 8)), "max_steps": d.get("max_steps", 20),
                 "batch_size": d.get("batch_size", 8)}
         cells: list[Cell] = []
         for env in d["envs"]:
             encodings = env.get("encodings") or encodings_for(env["env"])[:1]
-            run = {**base, **{k: env[k] for k in ("episodes", "max_steps") if k in env}}
+            run = {**base, **({"max_steps": env["max_steps"]} if "max_steps" in env else {}),
+                   **(_episodes(env["episodes"]) if "episodes" in env else {})}
             common = {"env": env["env"], "variant": env.get("variant"), "env_options": dict(env.get("options", {})), **run}
             for model in d.get("models", []):
                 for mode in model.get("modes", ["choose"]):
@@ -127,6 +128,13 @@ class Study:
         if env["env"] == "keys-chests" and spec.get("key_collector", True) and "mdp" in playable:
             picked.append((KEY_COLLECTOR[0], replace(options, feature=KEY_COLLECTOR[1])))
         return picked
+
+
+def _episodes(spec: int | dict[str, Any]) -> dict[str, Any]:
+    """A study's ``episodes`` (a count, or ``{target, max}``: stop when GD's interval knows) as run settings."""
+    if isinstance(spec, dict):
+        return {"episodes": int(spec["max"]), "episodes_target": float(spec["target"])}
+    return {"episodes": int(spec), "episodes_target": None}
 
 
 def _playable(env: dict[str, Any]) -> set[str]:
@@ -174,6 +182,9 @@ def load_study(path: str | Path) -> Study:
                 raise StudyError(f"{path}: envs[{i}]: {env['env']!r} has no encoding {encoding!r} (known: {', '.join(encodings_for(env['env']))})")
     for agent in data.get("baselines", {}).get("agents", []):
         BASELINES.entry(agent)
+    for i, env in enumerate(data["envs"]):
+        if isinstance(env.get("episodes", data.get("episodes")), dict) and "mdp" not in _playable(env):
+            raise StudyError(f"{path}: envs[{i}]: a target for the episodes needs an environment with an exact MDP (GD's references); {env['env']!r} has none")
     digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
     study = Study(str(data["name"]), data, digest, text)
     # Unknown environments, variants, options and fit features fail here, before any model loads.
@@ -241,6 +252,8 @@ def headline_row(result: CellResult) -> dict[str, Any]:
         "cell": result.cell.id, "agent": result.cell.label.split(" on ")[0], "kind": result.cell.kind,
         "env": cfg.env, "variant": cfg.variant, "encoding": cfg.encoding, "mode": cfg.mode, "status": result.status,
         "episodes": result.summary.episodes if result.summary else 0,
+        "stopped": result.summary.stopping.describe() if result.summary and result.summary.stopping else None,
+        "stop_reason": result.summary.stopping.reason if result.summary and result.summary.stopping else None,
     }
     if result.report is not None:
         return {**row, **flat_scores(result.report.scores())}

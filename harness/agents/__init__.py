@@ -17,6 +17,7 @@ prompt and its full distribution over the legal actions in ``probs``.
 from __future__ import annotations
 
 import difflib
+import importlib
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -30,7 +31,7 @@ from textenvs.registry import Registry
 
 __all__ = [
     "Agent", "ReferenceAgent", "Decision", "Choice", "BaselineError", "MODES", "BASELINES", "LIST_ORDERS",
-    "BaselineOptions", "baseline_options", "baseline_spec", "build_reference_agent", "PLAYS", "playable_kinds", "playable_kinds_of", "register_mode", "register_baseline", "make_agent", "build_baseline", "training_units",
+    "BaselineOptions", "baseline_options", "baseline_spec", "build_reference_agent", "PLAYS", "playable_kinds", "playable_kinds_of", "register_mode", "register_baseline", "known_policy", "make_agent", "build_baseline", "training_units",
     "listed_actions",
 ]
 
@@ -55,11 +56,31 @@ PLAYS = ("any",) + CAPABILITIES
 
 def register_baseline(
     name: str, builder: Any, description: str = "", training: tuple[str, str] | None = None, plays: str = "mdp",
+    policy: str | None = None,
 ) -> None:
-    """Register a reference agent's builder (or a lazy ``"module:function"``) and what it can play."""
+    """Register a reference agent's builder (or a lazy ``"module:function"``) and what it can play.
+
+    ``policy`` (a lazy ``"module:function"``) names ``(mdp, details) -> policy[S, A]``: the
+    stationary policy the agent plays on an exact MDP, recomputed from the ``details`` its
+    run's manifest recorded (:func:`known_policy`); only for agents whose policy is a
+    function of the MDP and those details (planned, not trained).
+    """
     if plays not in PLAYS:
         raise ValueError(f"plays must be one of {PLAYS}, got {plays!r}")
-    BASELINES.register(name, builder, description, training=training, plays=plays)
+    BASELINES.register(name, builder, description, training=training, plays=plays, policy=policy)
+
+
+def known_policy(name: str, mdp: Any, details: dict[str, Any] | None = None) -> Any:
+    """The policy ``[S, A]`` that reference agent ``name`` plays on the exact ``mdp``, from the
+    ``details`` its manifest recorded (``model.details``); ``None`` when it is not known
+    exactly (a language model, a trained or unregistered agent)."""
+    if name not in BASELINES:
+        return None
+    target = BASELINES.entry(name).metadata.get("policy")
+    if target is None:
+        return None
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)(mdp, dict(details or {}))
 
 
 @dataclass(frozen=True)
@@ -152,14 +173,17 @@ def training_units(name: str, options: BaselineOptions) -> tuple[str, int] | Non
 register_mode("choose", "harness.agents.language:build_choose", "score the text of every legal action, pick by likelihood")
 register_mode("generate", "harness.agents.language:build_generate", "ask for free text and parse it", parses_replies=True)
 
-register_baseline("random", "harness.agents.uniform:build_random", "uniform over the legal actions", plays="any")
-register_baseline("optimal", "harness.agents.planners:build_optimal", "hard value iteration on the exact MDP, uniform over optimal actions")
-register_baseline("soft-optimal", "harness.agents.planners:build_soft_optimal", "soft value iteration at a temperature")
+register_baseline("random", "harness.agents.uniform:build_random", "uniform over the legal actions", plays="any",
+                  policy="harness.agents.uniform:uniform_policy")
+register_baseline("optimal", "harness.agents.planners:build_optimal", "hard value iteration on the exact MDP, uniform over optimal actions",
+                  policy="harness.agents.planners:optimal_policy")
+register_baseline("soft-optimal", "harness.agents.planners:build_soft_optimal", "soft value iteration at a temperature",
+                  policy="harness.agents.planners:soft_optimal_policy")
 register_baseline("q-learning", "harness.agents.learners:build_q_learning", "tabular Q-learning, acting greedily",
                   training=("episodes", "train_episodes"))
 register_baseline("ppo", "harness.agents.learners:build_ppo", "stable-baselines3 PPO", training=("steps", "train_steps"))
 register_baseline("feature-seeker", "harness.agents.planners:build_feature_seeker",
-                  "optimal for the gains of one named feature (a proxy objective)")
+                  "optimal for the gains of one named feature (a proxy objective)", policy="harness.agents.planners:feature_seeker_policy")
 register_baseline("stockfish", "harness.agents.engines:build_stockfish", "Stockfish at a fixed depth (chess)", plays=STANDARD_CHESS)
 register_baseline("solver", "harness.agents.solvers:build_solver", "exact game solver: uniform over the moves of the best outcome (games)",
                   plays=SOLVED_GAME)

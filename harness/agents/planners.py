@@ -149,6 +149,23 @@ def mdp_of(config: Any, agent: str) -> TabularMDP:
         env.close()
 
 
+def optimal_policy(mdp: TabularMDP, details: dict[str, Any]) -> np.ndarray:
+    """The ``optimal`` agent's policy on ``mdp``, as planned with the recorded ``details``."""
+    return plan_optimal(mdp, PlanningConfig(discount=float(details.get("discount", PlanningConfig.discount)))).policy
+
+
+def soft_optimal_policy(mdp: TabularMDP, details: dict[str, Any]) -> np.ndarray:
+    """The ``soft-optimal`` agent's policy on ``mdp``, as planned with the recorded ``details``."""
+    config = PlanningConfig(discount=float(details.get("discount", PlanningConfig.discount)),
+                            temperature=float(details.get("temperature", PlanningConfig.temperature)))
+    return plan_soft_optimal(mdp, config).policy
+
+
+def feature_seeker_policy(mdp: TabularMDP, details: dict[str, Any]) -> np.ndarray:
+    """The ``feature-seeker`` agent's policy on ``mdp``, for the recorded feature and discount."""
+    return _seek(mdp, str(details["feature"]), float(details.get("discount", PlanningConfig.discount)))[0].policy
+
+
 def build_optimal(config: Any, options: Any, progress: Any = None) -> TabularPolicyAgent:
     """The ``optimal`` baseline for ``config``'s environment."""
     return plan_optimal(mdp_of(config, "optimal"), PlanningConfig(discount=options.discount))
@@ -170,13 +187,18 @@ def build_feature_seeker(config: Any, options: Any, progress: Any = None) -> Tab
     if not options.feature:
         raise BaselineError("agent 'feature-seeker' needs a feature: --feature NAME (a named feature of the MDP)")
     mdp = mdp_of(config, "feature-seeker")
-    if options.feature not in mdp.feature_names:
-        raise BaselineError(f"feature {options.feature!r} is not a feature of this MDP ({', '.join(mdp.feature_names)})")
-    phi = mdp.features[:, mdp.feature_names.index(options.feature)]
-    reward = np.broadcast_to(phi[None, None, :] - phi[:, None, None], mdp.transitions.shape)
-    values = hard_value_iteration(mdp.transitions, reward, discount=options.discount)
+    values, _ = _seek(mdp, options.feature, options.discount)
     details = {"feature": options.feature, "discount": options.discount, "converged": values.converged}
     return TabularPolicyAgent(
         f"seeker:{options.feature}", values.policy, mdp.action_names,
         f"hard value iteration on the exact MDP for the gains of {options.feature!r}", details, values.q,
     )
+
+
+def _seek(mdp: TabularMDP, feature: str, discount: float) -> tuple[Any, np.ndarray]:
+    """Hard value iteration for the gains ``phi(s') - phi(s)`` of ``feature``, and that reward."""
+    if feature not in mdp.feature_names:
+        raise BaselineError(f"feature {feature!r} is not a feature of this MDP ({', '.join(mdp.feature_names)})")
+    phi = mdp.features[:, mdp.feature_names.index(feature)]
+    reward = np.broadcast_to(phi[None, None, :] - phi[:, None, None], mdp.transitions.shape)
+    return hard_value_iteration(mdp.transitions, reward, discount=discount), reward

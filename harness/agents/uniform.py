@@ -38,3 +38,8 @@ class RandomAgent:
 def build_random(config: Any, options: Any, progress: Any = None) -> RandomAgent:
     """The ``random`` baseline (it needs nothing from the environment)."""
     return RandomAgent()
+
+
+def uniform_policy(mdp: Any, details: dict[str, Any]) -> np.ndarray:
+    """The random agent's policy on an exact MDP: uniform over its actions (all legal in every state)."""
+    return np.full((mdp.n_states, mdp.n_actions), 1.0 / mdp.n_actions)

@@ -30,6 +30,9 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--skill", type=int, help="stockfish: skill level 0-20 (default 20)")
     p.add_argument("--feature", help="feature-seeker: the named MDP feature whose gains it maximises (e.g. keys_held)")
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default 10)")
+    p.add_argument("--episodes-target", type=float, metavar="HALF_WIDTH",
+                   help="stop early, in rounds of 4 episodes, once GD's anytime-valid 95%% interval excludes 0 "
+                        "or is at most this wide on either side; --episodes is then the most to play")
     p.add_argument("--max-steps", type=int, default=100, help="decisions per episode, training and evaluation (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seeds training and the evaluation episodes")
     p.add_argument("--encoding", help="encoding recorded with the steps (default: the env's first)")
@@ -56,7 +59,7 @@ def baseline_config(args: argparse.Namespace) -> RunConfig:
         encoding = known[0]
     return resolve_config(
         None, env=args.env, variant=args.variant, encoding=encoding, agent=asdict(agent),
-        episodes=args.episodes, max_steps=args.max_steps, seed=args.seed,
+        episodes=args.episodes, episodes_target=args.episodes_target, max_steps=args.max_steps, seed=args.seed,
         env_options=parse_key_values(args.env_option, "--env-option") or None, out=args.out,
     )
 

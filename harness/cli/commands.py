@@ -22,7 +22,10 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="embedded model name (zso models), model directory or .gguf file")
     p.add_argument("--backend", choices=BACKENDS.names(), help="default transformers")
     p.add_argument("--mode", choices=MODES.names(), help="choose: score the legal actions (default); generate: parse free text")
-    p.add_argument("--episodes", type=int)
+    p.add_argument("--episodes", type=int, help="episodes to play (with --episodes-target: the most to play)")
+    p.add_argument("--episodes-target", type=float, metavar="HALF_WIDTH",
+                   help="stop early, in rounds of --batch-size episodes, once GD's anytime-valid 95%% interval excludes 0 "
+                        "or is at most this wide on either side (environments with an exact MDP)")
     p.add_argument("--max-steps", type=int, help="decisions per episode before truncation")
     p.add_argument("--batch-size", type=int, help="episodes played in lockstep")
     p.add_argument("--seed", type=int)
@@ -73,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = resolve_config(
         args.config,
         env=args.env, variant=args.variant, encoding=args.encoding, model=args.model, backend=args.backend,
-        mode=args.mode, episodes=args.episodes, max_steps=args.max_steps, batch_size=args.batch_size,
+        mode=args.mode, episodes=args.episodes, episodes_target=args.episodes_target, max_steps=args.max_steps, batch_size=args.batch_size,
         seed=args.seed, temperature=args.temperature, score_norm=args.score_norm, list_order=args.list_order,
         max_new_tokens=args.max_new_tokens, max_retries=args.max_retries, fallback=args.fallback,
         env_options=parse_key_values(args.env_option, "--env-option") or None,
@@ -100,7 +103,16 @@ def prepare_new_run(config: Any) -> Any:
 
     get_encoding(config.env, config.encoding)
     config.episode_indices()  # a malformed --shard fails here
-    config.make_env().close()  # options played by a model are checked when it loads
+    env = config.make_env()  # options played by a model are checked when it loads
+    try:
+        if config.episodes_target is not None:
+            from harness.stopping import gd_scale
+
+            if config.shard is not None:
+                raise ConfigError("--episodes-target decides on all the episodes: it cannot be combined with --shard")
+            gd_scale(env, config.max_steps)  # an environment without an exact MDP fails here
+    finally:
+        env.close()
     if config.out is None:
         config = replace(config, out=str(default_run_dir(config)))
     check_new_run_dir(Path(config.out))

@@ -57,6 +57,9 @@ def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-boot", type=int, default=50, help="bootstrap refits for intervals (default 50)")
     p.add_argument("--engine-depth", type=int, default=6, help="chess: Stockfish depth for engine_eval_change and alignment (default 6)")
     p.add_argument("--no-chess-alignment", action="store_true", help="chess: skip alignment against Stockfish's evaluation (it evaluates every legal move)")
+    p.add_argument("--no-exact", action="store_true",
+                   help="estimate a planned reference agent's GD and return from its episodes, like any agent's, "
+                        "instead of evaluating its known policy exactly")
     p.add_argument("--seed", type=int, default=0, help="seeds folds, splits and bootstraps (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -101,7 +104,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     return FitSettings(
         features=features, form=args.form, discount=args.discount, horizon=args.horizon, l2=args.l2, targets=args.targets,
         step=not args.no_step_feature, folds=args.folds, splits=args.splits, n_boot=args.n_boot,
-        seed=args.seed, engine_depth=args.engine_depth, chess_alignment=not args.no_chess_alignment,
+        seed=args.seed, engine_depth=args.engine_depth, chess_alignment=not args.no_chess_alignment, exact_references=not args.no_exact,
     )
 
 
@@ -118,15 +121,19 @@ class _Footnotes:
     def __init__(self) -> None:
         self.reasons: list[str] = []
 
+    def _number(self, why: str) -> int:
+        if why not in self.reasons:
+            self.reasons.append(why)
+        return self.reasons.index(why) + 1
+
     def cell(self, score: Any, compact: bool = False) -> str:
         if score is None:
             return ""
         if not score.ok:
-            why = score.method or "undefined"
-            if why not in self.reasons:
-                self.reasons.append(why)
-            return f"-[{self.reasons.index(why) + 1}]"
+            return f"-[{self._number(score.method or 'undefined')}]"
         est, _, rest = score.format().partition(" ")
+        if not rest and score.method:  # an estimate without an interval: the footnote says why
+            return f"{est}\n[{self._number(score.method)}]"
         if compact:
             rest = rest.replace(", ", ",")
         return f"{est}\n{rest}" if rest else est

@@ -81,12 +81,14 @@ def _print_headline(result: Any) -> None:
     from rich.table import Table
 
     table = Table(title=f"{result.study.name}: estimates (intervals and every score in the report; - undefined)")
-    for col in ("agent", "env", "encoding"):
+    for col in ("agent", "env", "encoding", "episodes"):
         table.add_column(col, overflow="fold")
     for _, title in TERMINAL_COLUMNS:
         table.add_column(title, justify="right")
     for row in result.headline():
         env = row["env"] + (f"/{row['variant']}" if row["variant"] else "")
         cells = ["-" if row.get(name) is None else f"{row[name]:.2f}" for name, _ in TERMINAL_COLUMNS]
-        table.add_row(escape(row["agent"]), escape(env), row["encoding"], *cells)
+        # With an episode target: how many it played and why it stopped.
+        played = f"{row['episodes']}" + (f" ({row['stop_reason']})" if row.get("stop_reason") else "")
+        table.add_row(escape(row["agent"]), escape(env), row["encoding"], played, *cells)
     out.print(table)

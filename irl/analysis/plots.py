@@ -11,6 +11,8 @@
   with no state (walls) are blank.
 * :func:`plot_chess_weights`: the choice model's feature weights with their intervals.
 * :func:`plot_comparison`: every score of every agent as a bar with its interval.
+* :func:`plot_forest`: a forest plot of one environment's agents, GD and return, each a
+  point with its interval (a diamond where it is exact), reference agents shaded.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["arrival_reward", "grid_values", "plot_tabular_reward", "plot_chess_weights", "plot_comparison"]
+__all__ = ["arrival_reward", "grid_values", "plot_tabular_reward", "plot_chess_weights", "plot_comparison", "plot_forest"]
 
 AGGREGATES = ("mean", "max")
 
@@ -194,6 +196,51 @@ def plot_comparison(reports: Sequence[Any], path: str | Path, *, title: str = ""
     axes[0].set_yticks(y)
     axes[0].set_yticklabels(labels, fontsize=7)
     axes[0].invert_yaxis()
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+#: The panels of :func:`plot_forest`: (report attribute, axis label, values marked).
+FOREST_SCORES = (
+    ("gd", "GD (random 0, optimal 1)", (0.0, 1.0)),
+    ("true_return", "return", (0.0,)),
+)
+
+
+def plot_forest(reports: Sequence[Any], path: str | Path, *, title: str = "") -> Path:
+    """Save a forest plot: a row per run, GD and return each a point with its 95% interval.
+
+    Reference agents' rows are shaded; a score known exactly (low = high, method
+    ``exact``) is a diamond; a missing one says ``n/a``. GD's panel marks 0 (the random
+    mover) and 1 (an optimal agent). Meant for the runs of one environment.
+    """
+    plt = _pyplot()
+    path = Path(path)
+    labels = [f"{r.agent} / {r.info.get('encoding')} / {r.info.get('mode')}" for r in reports]
+    fig, axes = plt.subplots(1, len(FOREST_SCORES), figsize=(4.2 * len(FOREST_SCORES) + 2.5, 0.38 * len(reports) + 1.4), sharey=True)
+    y = np.arange(len(reports))
+    for ax, (attr, label, marks) in zip(np.atleast_1d(axes), FOREST_SCORES):
+        for yi, r in zip(y, reports):
+            if r.is_baseline:
+                ax.axhspan(yi - 0.5, yi + 0.5, color="#f3ead6", zorder=0)
+            s = getattr(r, attr, None)
+            if s is None or not s.ok:
+                ax.text(0.02, yi, "n/a", va="center", fontsize=7, color="gray", transform=ax.get_yaxis_transform())
+                continue
+            exact = np.isfinite(s.low) and s.low == s.high
+            if np.isfinite(s.low) and np.isfinite(s.high) and not exact:
+                ax.plot([s.low, s.high], [yi, yi], color="tab:blue", linewidth=1.6, zorder=2)
+            ax.plot([s.estimate], [yi], marker="D" if exact else "o", color="black" if exact else "tab:blue",
+                    markersize=5, zorder=3)
+        for m in marks:
+            ax.axvline(m, color="gray", linestyle="--", linewidth=0.8, zorder=1)
+        ax.set_title(label, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.set_ylim(len(reports) - 0.5, -0.5)
+    first = np.atleast_1d(axes)[0]
+    first.set_yticks(y)
+    first.set_yticklabels(labels, fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, path)

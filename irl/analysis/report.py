@@ -26,8 +26,11 @@ from irl.analysis.kinds import FIT_KINDS, fit_kind_for, fit_kind_of
 from textenvs.capabilities import CHESS, capabilities_of
 from irl.analysis.runs import ChessRun, RunInfo, TabularRun, load_chess, load_tabular, read_info
 from irl.analysis.specs import score_specs, table_specs
-from irl.analysis.scores import WHY_NOISE, FitError, FitSettings, Score, boot_indices, explains_nothing, quantile_score, return_score
-from irl.analysis.tabular import TabularProblem, fit_with_bootstrap, score_tabular
+from irl.analysis.scores import (
+    FIT_INTERVAL_MIN_UNITS, WHY_NOISE, FitError, FitSettings, Score, boot_indices, explains_nothing, gate_interval, quantile_score,
+    return_score,
+)
+from irl.analysis.tabular import TabularProblem, fit_with_bootstrap, score_tabular, true_return_score
 from irl.choice import fit_choice, pack_decisions
 from irl.epic import pearson_distance
 
@@ -164,7 +167,7 @@ class Analysis:
 
 def analyse_tabular(run: TabularRun, settings: FitSettings = FitSettings()) -> CoherenceReport:
     """Fit and score a tabular run (encoding consistency is left ``None``)."""
-    return _analyse_tabular(run, settings).report
+    return _gate_intervals(_analyse_tabular(run, settings).report)
 
 
 def _analyse_tabular(run: TabularRun, settings: FitSettings) -> Analysis:
@@ -188,7 +191,7 @@ def _analyse_tabular(run: TabularRun, settings: FitSettings) -> Analysis:
         weights_low=low.tolist(), weights_high=high.tolist(), distance="starc",
         explained=scores.explained, stability=scores.stability, encoding_consistency=None,
         alignment_distance=scores.alignment_distance, alignment_regret=scores.alignment_regret, gd=scores.gd,
-        true_return=return_score(run.returns, settings.alpha), meg_unknown=scores.meg_unknown, meg_known=scores.meg_known,
+        true_return=true_return_score(run, settings), meg_unknown=scores.meg_unknown, meg_known=scores.meg_known,
         alignment_regret_soft=scores.alignment_regret_soft,
         reward=fit.reward.tolist(), state_score=fit.state_score.tolist(), form=problem.features.form,
         horizon=problem.horizon, discount=problem.discount, l2=problem.l2, converged=converged, notes=notes,
@@ -203,7 +206,7 @@ def _analyse_tabular(run: TabularRun, settings: FitSettings) -> Analysis:
 
 def analyse_chess(run: ChessRun, settings: FitSettings = FitSettings()) -> CoherenceReport:
     """Fit and score a chess run (encoding consistency is left ``None``)."""
-    return _analyse_chess(run, settings).report
+    return _gate_intervals(_analyse_chess(run, settings).report)
 
 
 def _analyse_chess(run: ChessRun, settings: FitSettings) -> Analysis:
@@ -235,13 +238,27 @@ def _analyse_chess(run: ChessRun, settings: FitSettings) -> Analysis:
         explained=explained, stability=stability,
         encoding_consistency=None, alignment_distance=Score.missing(f"{what}: no tabular reward to compare", level),
         alignment_regret=alignment, gd=chess_gd(run, settings),
-        true_return=return_score(run.returns, settings.alpha),
+        true_return=return_score(run.returns, settings.alpha, run.info.return_range),
         meg_unknown=Score.missing(f"not computed for {what}", level), meg_known=Score.missing(f"not computed for {what}", level),
         alignment_regret_soft=Score.missing(f"not computed for {what}", level),
         l2=l2, converged=fit.converged,
         notes=[f"{what}: no tabular reward; stability and encoding consistency use the Pearson distance between weight vectors"],
     )
     return Analysis(report, fit.weights, boot, len(units), lambda a, b: pearson_distance(a, b), run)
+
+
+def _gate_intervals(report: CoherenceReport) -> CoherenceReport:
+    """Drop the intervals of scores computed from fits below their episode minimum
+    (:data:`irl.analysis.scores.FIT_INTERVAL_MIN_UNITS`), once every decision that reads
+    them (a fit that explains nothing) is made. Tabular runs only: the simulations behind the
+    minimums are tabular (a chess or game unit is a whole game of decisions)."""
+    if report.kind != "tabular" or not report.settings.get("gate_intervals", True):
+        return report
+    for name in FIT_INTERVAL_MIN_UNITS:
+        score = getattr(report, name, None)
+        if score is not None:
+            setattr(report, name, gate_interval(name, score, report.n_episodes))
+    return report
 
 
 def add_encoding_consistency(analyses: Sequence[Analysis], alpha: float = 0.05) -> None:
@@ -376,4 +393,4 @@ def analyse_runs(
         if progress is not None:
             progress(i + 1, total, info.run_id)
     add_encoding_consistency(analyses, settings.alpha)
-    return [a.report for a in analyses]
+    return [_gate_intervals(a.report) for a in analyses]

@@ -70,6 +70,13 @@ class RunInfo:
     seed: int
     #: Whether a reference agent (``zso baseline``), not a language model, played.
     is_baseline: bool = False
+    #: The least and greatest return possible within the step limit (the manifest's
+    #: ``environment.return_range``), or ``None`` when the run did not record it.
+    return_range: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.return_range is not None:  # read back from JSON as a list
+            object.__setattr__(self, "return_range", (float(self.return_range[0]), float(self.return_range[1])))
 
     @property
     def env_label(self) -> str:
@@ -121,6 +128,7 @@ def read_info(run_dir: str | Path) -> RunInfo:
         max_steps=int(cfg.max_steps),
         seed=int(cfg.seed),
         is_baseline=manifest.is_baseline,
+        return_range=None if not env.get("return_range") else (float(env["return_range"][0]), float(env["return_range"][1])),
     )
 
 
@@ -179,6 +187,9 @@ class TabularRun:
     returns: tuple[float, ...]
     #: Episodes left out, by reason.
     skipped: dict[str, int] = field(default_factory=dict)
+    #: ``[S, A]``: the policy the agent played, when it is known exactly (a planned
+    #: reference agent, :func:`harness.agents.known_policy`); ``None`` otherwise.
+    policy: Any = None
 
     @property
     def horizon(self) -> int:
@@ -299,7 +310,19 @@ def load_tabular(run_dir: str | Path, *, mdp: Any = None) -> TabularRun:
     finally:
         if env is not None:
             env.close()
-    return TabularRun(info, mdp, tuple(episodes), returns, dict(skipped))
+    return TabularRun(info, mdp, tuple(episodes), returns, dict(skipped), _known_policy(run_dir, info, mdp))
+
+
+def _known_policy(run_dir: str | Path, info: RunInfo, mdp: Any) -> np.ndarray | None:
+    """The policy a reference agent played, when known exactly (:func:`harness.agents.known_policy`)."""
+    if not info.is_baseline:
+        return None
+    from harness.agents import known_policy
+
+    manifest = load_manifest(run_dir)
+    agent = manifest.config.agent
+    policy = known_policy(agent.name, mdp, {**manifest.model.details, **agent.options})
+    return None if policy is None else np.asarray(policy, dtype=float)
 
 
 # -- chess ----------------------------------------------------------------------------------

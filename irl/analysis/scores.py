@@ -12,10 +12,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.stats import MIN_UNITS, bootstrap_ci, mean_interval
+from harness.stats import BETTING_METHOD, MIN_UNITS, betting_interval, bootstrap_ci, mean_interval
 from textenvs.errors import UserError
 
-__all__ = ["Score", "FitSettings", "FORMS", "HORIZONS", "quantile_score", "ratio_score", "folds", "half_splits", "boot_indices", "return_score", "bootstrap_mean_score"]
+__all__ = ["Score", "FitSettings", "FORMS", "HORIZONS", "quantile_score", "ratio_score", "folds", "half_splits", "boot_indices", "return_score", "bootstrap_mean_score",
+           "bounded_mean_score", "exact_score", "EXACT_METHOD",
+           "FIT_INTERVAL_MIN_UNITS", "ADEQUATE_COVERAGE", "gate_interval"]
 
 #: Tabular reward forms (see :mod:`irl.analysis.tabular`).
 FORMS = ("arrival", "delta")
@@ -84,6 +86,46 @@ def explains_nothing(explained: Score) -> bool:
     return explained.ok and not (explained.low > 0 if math.isfinite(explained.low) else explained.estimate > 0)
 
 
+#: The coverage a 95% interval of a score computed from fits must reach, in simulation, to be
+#: printed: 0.90, since a bootstrap of refits is approximate and its truth (the score's
+#: large-sample value) is itself estimated (``bench/coverage.py``).
+ADEQUATE_COVERAGE = 0.90
+
+#: Fewest episodes at which each score computed from fits of a tabular run prints its
+#: interval (chess and game runs, whose units are games of many decisions, are not gated):
+#: the smallest ``n`` from which, in simulation, the interval covered the score's
+#: large-sample value at least :data:`ADEQUATE_COVERAGE` of the time for every agent of
+#: known quality at every larger ``n`` simulated (optimal, soft-optimal at 0.1, random on
+#: FrozenLake 4x4 at n = 4, 8, 16, 32; ``bench/coverage.py``, table in ``docs/intervals.md``).
+#: 64, the most episodes a study cell plays, where no simulated ``n`` was adequate: the
+#: held-out and refit bootstraps of explained behaviour and MEG covered 0.43-0.93, the
+#: distances between fits (stability, encoding consistency) shrink with ``n`` and their
+#: intervals, of one sample's resamples, do not reach the large-sample value. The estimate
+#: is still printed, with a footnote. ``alignment_distance`` (a distance between fits, like
+#: stability) and ``alignment_regret_soft`` (like ``alignment_regret``) were not simulated.
+FIT_INTERVAL_MIN_UNITS: dict[str, int] = {
+    "explained": 64,
+    "meg_unknown": 64,
+    "meg_known": 64,
+    "stability": 64,
+    "encoding_consistency": 64,
+    "alignment_distance": 64,
+    "alignment_regret": 4,
+    "alignment_regret_soft": 4,
+}
+
+
+def gate_interval(name: str, score: Score, n_units: int) -> Score:
+    """``score`` without its interval when ``n_units`` is below :data:`FIT_INTERVAL_MIN_UNITS` for
+    ``name``; the method says why. Scores not in the table, and missing ones, pass unchanged."""
+    need = FIT_INTERVAL_MIN_UNITS.get(name)
+    if need is None or score is None or not score.ok or n_units >= need or not (math.isfinite(score.low) and math.isfinite(score.high)):
+        return score
+    why = (f"no interval below {need} episodes: at fewer, such intervals covered the score's large-sample value "
+           f"in under {ADEQUATE_COVERAGE:.0%} of simulated runs (docs/intervals.md)")
+    return Score(score.estimate, float("nan"), float("nan"), score.level, score.n, f"{score.method}; {why}")
+
+
 def quantile_score(values: Sequence[float | None], estimate: float | None, alpha: float, method: str) -> Score:
     """Estimate (default: the mean) and the central ``1 - alpha`` range of the defined ``values``."""
     v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
@@ -137,6 +179,12 @@ class FitSettings:
     engine_depth: int = 6
     #: Chess: score alignment against Stockfish's evaluation change (needs Stockfish).
     chess_alignment: bool = True
+    #: A reference agent whose policy is known exactly (a planner, the random mover) gets its
+    #: GD and return by policy evaluation (method ``exact``); ``False``: from its episodes.
+    exact_references: bool = True
+    #: Print a fit-based score's interval only from the episode count where simulations found
+    #: its coverage adequate (:data:`FIT_INTERVAL_MIN_UNITS`); ``False``: every interval.
+    gate_intervals: bool = True
 
     def __post_init__(self) -> None:
         if self.form is not None and self.form not in FORMS:
@@ -219,12 +267,36 @@ def boot_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, 11]).integers(0, n, size=(n_boot, n))
 
 
-def return_score(returns: Sequence[float], alpha: float) -> Score:
-    """Mean episode return with the interval run summaries print (:func:`harness.stats.mean_interval`:
-    percentile bootstrap over episodes, within the range observed; none below 5 episodes)."""
+#: The method of a score computed exactly by policy evaluation (no sampling error).
+EXACT_METHOD = "exact: policy evaluation of the agent's known policy on the exact MDP (no sampling error)"
+
+
+def exact_score(value: float, alpha: float, n: int, method: str = EXACT_METHOD) -> Score:
+    """A score known exactly: its interval is the point itself, ``method`` says why."""
+    return Score(float(value), float(value), float(value), 1 - alpha, n, method)
+
+
+def bounded_mean_score(values: Sequence[float], lo: float, hi: float, alpha: float, method: str) -> Score:
+    """Mean of per-episode values known to lie in ``[lo, hi]``, with the betting confidence
+    sequence (:func:`harness.stats.betting_interval`): valid at any number of episodes and
+    under optional stopping, never a point unless ``lo == hi``."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return Score.missing("no finished episodes", 1 - alpha)
+    ci = betting_interval(v, lo, hi, alpha=alpha)
+    return Score(float(ci.estimate), float(ci.low), float(ci.high), 1 - alpha, int(v.size),
+                 f"{method}; {BETTING_METHOD} over [{lo:.4g}, {hi:.4g}]")
+
+
+def return_score(returns: Sequence[float], alpha: float, bounds: tuple[float, float] | None = None) -> Score:
+    """Mean episode return with the interval run summaries print: the betting interval over
+    ``bounds`` (the least and greatest return possible within the step limit), or where they
+    are unknown a percentile bootstrap over episodes, none below 5 episodes."""
     if not returns:
         return Score.missing("no finished episodes", 1 - alpha)
+    if bounds is not None:
+        return bounded_mean_score(returns, bounds[0], bounds[1], alpha, "mean episode return")
     ci = mean_interval(returns, alpha=alpha)
-    method = "mean episode return; percentile bootstrap over episodes" if math.isfinite(ci.low) else \
-        f"mean episode return; no interval below {MIN_UNITS} episodes"
+    method = "mean episode return; the range of returns is unknown: percentile bootstrap over episodes" if math.isfinite(ci.low) else \
+        f"mean episode return; the range of returns is unknown: no interval below {MIN_UNITS} episodes"
     return Score(float(ci.estimate), float(ci.low), float(ci.high), 1 - alpha, len(returns), method)

@@ -187,7 +187,11 @@ def flat_scores(scores: Mapping[str, Any]) -> dict[str, Any]:
         row[s.name] = score.estimate if ok else None
         row[f"{s.name}_low"] = _finite(score.low) if ok else None
         row[f"{s.name}_high"] = _finite(score.high) if ok else None
-        row[f"{s.name}_note"] = "" if ok or score is None else (score.method or "undefined")
+        # A defined score keeps its method as the note when it has no interval (too few episodes
+        # for one), or when its interval is a point from policy evaluation (exact, not a sample's certainty).
+        bare = ok and (row[f"{s.name}_low"] is None or row[f"{s.name}_high"] is None)
+        exact = ok and not bare and score.low == score.high and "exact" in score.method
+        row[f"{s.name}_note"] = (score.method if bare or exact else "") if ok else ("" if score is None else (score.method or "undefined"))
     return row
 
 

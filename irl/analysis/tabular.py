@@ -82,8 +82,12 @@ from irl.analysis.scores import (
     FitError,
     FitSettings,
     Score,
+    EXACT_METHOD,
     bootstrap_mean_score,
+    bounded_mean_score,
     boot_indices,
+    exact_score,
+    return_score,
     folds,
     half_splits,
     quantile_score,
@@ -101,7 +105,7 @@ from irl.goals import (
 )
 from irl.choice import CVResult, cross_validate_l2
 from irl.mce import mce_likelihood_irl
-from textenvs.planning import Dynamics
+from textenvs.planning import Dynamics, policy_return
 
 __all__ = [
     "TABULAR_L2",
@@ -112,6 +116,7 @@ __all__ = [
     "TabularScores",
     "tabular_features",
     "score_tabular",
+    "true_return_score",
 ]
 
 #: L2 strength of tabular (MCE) fits of a run with fewer than 2 episodes, where nothing can
@@ -341,7 +346,13 @@ def meg_score(per_episode: np.ndarray, settings: FitSettings, method: str) -> Sc
 
 
 def _gd(problem: TabularProblem) -> Score:
-    """GD from the recorded (undiscounted) returns, references over the run's step limit."""
+    """GD from the recorded (undiscounted) returns, references over the run's step limit.
+
+    Each episode's GD is ``(return - random) / (optimal - random)``, an affine map of its
+    return, so it lies in the same map of the least and greatest return possible within
+    the step limit (:meth:`textenvs.mdp.TabularMDP.return_range`): the betting interval
+    over that range. A reference agent whose policy is known gets its exact GD.
+    """
     run, settings = problem.run, problem.settings
     level = 1 - settings.alpha
     if not run.returns:
@@ -350,8 +361,24 @@ def _gd(problem: TabularProblem) -> Score:
     random, optimal = reference_returns(problem.dynamics, problem.true_reward, run.mdp.initial, horizon=H, discount=1.0)
     if goal_directedness(optimal, random, optimal) is None:
         return Score.missing("no policy does better than random within the step limit", level)
+    what = f"(return - random) / (optimal - random) over {H} steps"
+    if run.policy is not None and settings.exact_references:
+        own = policy_return(problem.dynamics, problem.true_reward, run.policy, run.mdp.initial, horizon=H, discount=1.0)
+        return exact_score(goal_directedness(own, random, optimal), settings.alpha, len(run.returns), f"{what}; {EXACT_METHOD}")
+    lo, hi = run.mdp.return_range(H)
     values = [goal_directedness(r, random, optimal) for r in run.returns]
-    return bootstrap_mean_score(values, settings, f"(return - random) / (optimal - random) over {H} steps; bootstrap over episodes")
+    return bounded_mean_score(values, goal_directedness(lo, random, optimal), goal_directedness(hi, random, optimal),
+                              settings.alpha, what)
+
+
+def true_return_score(run: TabularRun, settings: FitSettings) -> Score:
+    """The mean episode return: exact for a known policy, else the betting interval over the
+    least and greatest return possible within the step limit."""
+    H = max(run.horizon, 1)
+    if run.policy is not None and run.returns and settings.exact_references:
+        own = policy_return(run.mdp.transitions, run.mdp.rewards, run.policy, run.mdp.initial, horizon=H, discount=1.0)
+        return exact_score(own, settings.alpha, len(run.returns), f"expected episode return; {EXACT_METHOD}")
+    return return_score(run.returns, settings.alpha, run.mdp.return_range(H))
 
 
 def score_tabular(problem: TabularProblem, fit: TabularFit, boot: Sequence[TabularFit]) -> TabularScores:

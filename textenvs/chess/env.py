@@ -72,6 +72,10 @@ class ChessEnv(gymnasium.Env):
     family = "chess"
     metadata: dict[str, Any] = {"render_modes": []}
 
+    def return_range(self, max_steps: int) -> tuple[float, float]:
+        """Every episode returns -1 (lost), 0 (drawn or unfinished) or +1 (won)."""
+        return (-1.0, 1.0)
+
     def __init__(
         self,
         *,

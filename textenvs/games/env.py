@@ -114,6 +114,10 @@ class GameEnv(gymnasium.Env):
     #: Step metrics that are 0/1 or probabilities: summaries show them as percentages.
     rate_metrics = ("optimal_move", "random_optimal", "blunder", "random_blunder")
 
+    def return_range(self, max_steps: int) -> tuple[float, float]:
+        """Every episode returns -1 (lost), 0 (drawn or unfinished) or +1 (won)."""
+        return (-1.0, 1.0)
+
     def __init__(self, *, game: Game[Any] | str = "textenvs.games.examples:RaceToTen", opponent: str | Policy = "random",
                  side: str = "first"):
         self._setup(load_game(game), opponent, side)

@@ -108,6 +108,14 @@ class GridTextEnv(gymnasium.Env):
     #: Action names in the order of the action space and of the MDP's actions.
     action_names: tuple[str, ...]
 
+    def return_range(self, max_steps: int) -> tuple[float, float] | None:
+        """The least and greatest return an episode of ``max_steps`` decisions can collect,
+        from the exact MDP (:meth:`textenvs.mdp.TabularMDP.return_range`); ``None`` when
+        every episode draws its own layout (``layout_seed=None``)."""
+        if getattr(self, "layout_seed", 0) is None or not callable(getattr(self, "mdp", None)):
+            return None
+        return self.mdp().return_range(max_steps)
+
     def legal_actions(self) -> list[str]:
         """Every action is legal in a gridworld; this is :attr:`action_names`."""
         return list(self.action_names)
