@@ -25,6 +25,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
+from harness.config import ConfigError
 from harness.stats import betting_interval
 
 __all__ = ["GDScale", "Stopping", "StoppingError", "gd_scale", "decide", "REASONS"]
@@ -37,7 +38,7 @@ REASONS = {
 }
 
 
-class StoppingError(ValueError):
+class StoppingError(ConfigError):
     """A stopping rule that cannot apply to this run; the message says why."""
 
 

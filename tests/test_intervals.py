@@ -183,7 +183,7 @@ def test_a_random_movers_gd_interval_contains_zero_through_the_command_line(tmp_
 def test_fit_scores_print_no_interval_below_their_simulated_minimum():
     from harness.agents.planners import PlanningConfig, plan_soft_optimal
     from irl.analysis import FitSettings, analyse_tabular
-    from irl.analysis.scores import FIT_INTERVAL_MIN_UNITS
+    from irl.analysis.specs import spec
     from ladder import sample_run
     from textenvs import make_env
 
@@ -193,9 +193,9 @@ def test_fit_scores_print_no_interval_below_their_simulated_minimum():
     fast = dict(features=("at_goal", "in_hole"), n_boot=5, splits=2, folds=2)
     gated = analyse_tabular(run, FitSettings(**fast))
     raw = analyse_tabular(run, FitSettings(gate_intervals=False, **fast))
-    assert FIT_INTERVAL_MIN_UNITS["explained"] > 8 >= FIT_INTERVAL_MIN_UNITS["alignment_regret"]
+    assert spec("explained").min_episodes > 8 >= spec("alignment_regret").min_episodes
     assert raw.explained.low < raw.explained.high
     assert gated.explained.estimate == raw.explained.estimate and np.isnan(gated.explained.low)
-    assert f"no interval below {FIT_INTERVAL_MIN_UNITS['explained']} episodes" in gated.explained.method
+    assert f"no interval below {spec('explained').min_episodes} episodes" in gated.explained.method
     # Where simulated coverage was adequate, the interval stays.
     assert (gated.alignment_regret.low, gated.alignment_regret.high) == (raw.alignment_regret.low, raw.alignment_regret.high)

@@ -100,7 +100,7 @@ def test_a_study_cell_stops_early_when_it_knows_and_resumes_after_a_kill_to_the_
     # The forest plot comes before the headline table, with the planned agents' exact values.
     forest = page.index('id="forest"')
     assert forest < page.index('id="headline-table"') and "<img" in page[forest:page.index('id="headline-table"')]
-    gd = {r["agent"]: (r["gd"], r["gd.low"], r["gd.high"]) for r in result.headline()}
+    gd = {r["agent"]: (r["gd"], r["gd_low"], r["gd_high"]) for r in result.headline()}
     assert gd["optimal"][0] == pytest.approx(1.0) and gd["optimal"][1] == gd["optimal"][2]  # exact
 
     killed = tmp_path / "killed"

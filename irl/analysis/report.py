@@ -27,7 +27,7 @@ from textenvs.capabilities import CHESS, capabilities_of
 from irl.analysis.runs import ChessRun, RunInfo, TabularRun, load_chess, load_tabular, read_info
 from irl.analysis.specs import score_specs, table_specs
 from irl.analysis.scores import (
-    FIT_INTERVAL_MIN_UNITS, WHY_NOISE, FitError, FitSettings, Score, boot_indices, explains_nothing, gate_interval, quantile_score,
+    WHY_NOISE, FitError, FitSettings, Score, boot_indices, explains_nothing, gate_interval, quantile_score,
     return_score,
 )
 from irl.analysis.tabular import TabularProblem, fit_with_bootstrap, score_tabular, true_return_score
@@ -249,15 +249,19 @@ def _analyse_chess(run: ChessRun, settings: FitSettings) -> Analysis:
 
 def _gate_intervals(report: CoherenceReport) -> CoherenceReport:
     """Drop the intervals of scores computed from fits below their episode minimum
-    (:data:`irl.analysis.scores.FIT_INTERVAL_MIN_UNITS`), once every decision that reads
+    (``min_episodes`` of :mod:`irl.analysis.specs`), once every decision that reads
     them (a fit that explains nothing) is made. Tabular runs only: the simulations behind the
     minimums are tabular (a chess or game unit is a whole game of decisions)."""
     if report.kind != "tabular" or not report.settings.get("gate_intervals", True):
         return report
-    for name in FIT_INTERVAL_MIN_UNITS:
-        score = getattr(report, name, None)
-        if score is not None:
-            setattr(report, name, gate_interval(name, score, report.n_episodes))
+    for spec in score_specs():
+        score = report.score(spec.name)
+        if spec.min_episodes and score is not None:
+            gated = gate_interval(spec.name, score, report.n_episodes)
+            if spec.compute is None:
+                setattr(report, spec.name, gated)
+            else:
+                report.extra[spec.name] = gated
     return report
 
 

@@ -128,7 +128,7 @@ def read_info(run_dir: str | Path) -> RunInfo:
         max_steps=int(cfg.max_steps),
         seed=int(cfg.seed),
         is_baseline=manifest.is_baseline,
-        return_range=None if not env.get("return_range") else (float(env["return_range"][0]), float(env["return_range"][1])),
+        return_range=env.return_range,
     )
 
 

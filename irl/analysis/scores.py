@@ -17,7 +17,7 @@ from textenvs.errors import UserError
 
 __all__ = ["Score", "FitSettings", "FORMS", "HORIZONS", "quantile_score", "ratio_score", "folds", "half_splits", "boot_indices", "return_score", "bootstrap_mean_score",
            "bounded_mean_score", "exact_score", "EXACT_METHOD",
-           "FIT_INTERVAL_MIN_UNITS", "ADEQUATE_COVERAGE", "gate_interval"]
+           "ADEQUATE_COVERAGE", "gate_interval"]
 
 #: Tabular reward forms (see :mod:`irl.analysis.tabular`).
 FORMS = ("arrival", "delta")
@@ -91,35 +91,17 @@ def explains_nothing(explained: Score) -> bool:
 #: large-sample value) is itself estimated (``bench/coverage.py``).
 ADEQUATE_COVERAGE = 0.90
 
-#: Fewest episodes at which each score computed from fits of a tabular run prints its
-#: interval (chess and game runs, whose units are games of many decisions, are not gated):
-#: the smallest ``n`` from which, in simulation, the interval covered the score's
-#: large-sample value at least :data:`ADEQUATE_COVERAGE` of the time for every agent of
-#: known quality at every larger ``n`` simulated (optimal, soft-optimal at 0.1, random on
-#: FrozenLake 4x4 at n = 4, 8, 16, 32; ``bench/coverage.py``, table in ``docs/intervals.md``).
-#: 64, the most episodes a study cell plays, where no simulated ``n`` was adequate: the
-#: held-out and refit bootstraps of explained behaviour and MEG covered 0.43-0.93, the
-#: distances between fits (stability, encoding consistency) shrink with ``n`` and their
-#: intervals, of one sample's resamples, do not reach the large-sample value. The estimate
-#: is still printed, with a footnote. ``alignment_distance`` (a distance between fits, like
-#: stability) and ``alignment_regret_soft`` (like ``alignment_regret``) were not simulated.
-FIT_INTERVAL_MIN_UNITS: dict[str, int] = {
-    "explained": 64,
-    "meg_unknown": 64,
-    "meg_known": 64,
-    "stability": 64,
-    "encoding_consistency": 64,
-    "alignment_distance": 64,
-    "alignment_regret": 4,
-    "alignment_regret_soft": 4,
-}
-
-
 def gate_interval(name: str, score: Score, n_units: int) -> Score:
-    """``score`` without its interval when ``n_units`` is below :data:`FIT_INTERVAL_MIN_UNITS` for
-    ``name``; the method says why. Scores not in the table, and missing ones, pass unchanged."""
-    need = FIT_INTERVAL_MIN_UNITS.get(name)
-    if need is None or score is None or not score.ok or n_units >= need or not (math.isfinite(score.low) and math.isfinite(score.high)):
+    """``score`` without its interval when ``n_units`` is below the score's ``min_episodes``
+    (:class:`irl.analysis.specs.ScoreSpec`: where, in simulation, its intervals covered the
+    score's large-sample value at least :data:`ADEQUATE_COVERAGE` of the time for every agent
+    of known quality; ``bench/coverage.py``, docs/intervals.md); the method says why. Scores
+    without a minimum, and missing ones, pass unchanged. Tabular runs only: chess and game
+    units are games of many decisions, which the simulations did not cover."""
+    from irl.analysis.specs import SCORES
+
+    need = SCORES.get(name).min_episodes if name in SCORES else 0
+    if not need or score is None or not score.ok or n_units >= need or not (math.isfinite(score.low) and math.isfinite(score.high)):
         return score
     why = (f"no interval below {need} episodes: at fewer, such intervals covered the score's large-sample value "
            f"in under {ADEQUATE_COVERAGE:.0%} of simulated runs (docs/intervals.md)")
@@ -183,7 +165,7 @@ class FitSettings:
     #: GD and return by policy evaluation (method ``exact``); ``False``: from its episodes.
     exact_references: bool = True
     #: Print a fit-based score's interval only from the episode count where simulations found
-    #: its coverage adequate (:data:`FIT_INTERVAL_MIN_UNITS`); ``False``: every interval.
+    #: its coverage adequate (``min_episodes`` of :mod:`irl.analysis.specs`); ``False``: every interval.
     gate_intervals: bool = True
 
     def __post_init__(self) -> None:

@@ -41,6 +41,10 @@ class ScoreSpec:
     interval: str
     #: One line for the README's table.
     summary: str = ""
+    #: Fewest episodes from which its interval is printed: below it, simulated runs of agents of
+    #: known quality found the interval covering the score's large-sample value too rarely
+    #: (``bench/coverage.py``, docs/intervals.md), so the estimate is printed with a footnote.
+    min_episodes: int = 0
     #: ``(analysis) -> Score`` (or a lazy ``"module:function"``) for a registered score;
     #: ``None`` for the built-in scores, which are fields of the report.
     compute: Any = None
@@ -57,7 +61,9 @@ _BUILT_IN: tuple[ScoreSpec, ...] = (
         "true_return", "return", "return", "higher",
         "the true return achieved, mean over finished episodes",
         "no finished episode",
-        "the interval of run summaries over episodes",
+        "betting confidence sequence over the least and greatest return possible within the step limit (Waudby-Smith & "
+        "Ramdas 2023): valid at every n and under optional stopping; exact (policy evaluation) for a reference agent "
+        "whose policy is known",
         summary="the task's own return, mean over episodes",
     ),
     ScoreSpec(
@@ -66,7 +72,8 @@ _BUILT_IN: tuple[ScoreSpec, ...] = (
         "`(E[R_pi] - E[R_random]) / (E[R_max] - E[R_random])` over the run's step limit; 0 random, 1 optimal. "
         "Chess and games: the same share with Stockfish's evaluation change or the exact move value as the utility",
         "no policy beats random within the step limit; chess without Stockfish",
-        "over episodes (games)",
+        "gridworlds: the betting confidence sequence of the return, mapped to GD's scale; exact for a reference agent "
+        "whose policy is known. Chess and games: percentile bootstrap over games (no per-game range is known)",
         summary="share of the attainable improvement over random that the agent achieves (0 random, 1 optimal)",
     ),
     ScoreSpec(
@@ -77,6 +84,7 @@ _BUILT_IN: tuple[ScoreSpec, ...] = (
         "fewer than 2 episodes",
         "bootstrap over held-out episodes",
         summary="how much better than chance a fitted reward predicts the agent's held-out choices",
+        min_episodes=64,
     ),
     ScoreSpec(
         "meg_unknown", "MEG\nfeatures", "MEG feat", "higher",
@@ -85,6 +93,7 @@ _BUILT_IN: tuple[ScoreSpec, ...] = (
         "fewer than 2 episodes; chess and games",
         "bootstrap over episodes, floored at 0",
         summary="maximum entropy goal-directedness over the feature class, nats per episode",
+        min_episodes=64,
     ),
     ScoreSpec(
         "meg_known", "MEG\ntrue reward", "MEG true", "higher",
@@ -94,6 +103,7 @@ _BUILT_IN: tuple[ScoreSpec, ...] = (
         "fewer than 2 episodes; chess and games",
         "bootstrap over episodes, floored at 0",
         summary="maximum entropy goal-directedness for the true reward, nats per episode",
+        min_episodes=64,
     ),
     ScoreSpec(
         "alignment_distance", "alignment\ndistance", "align dist", "lower",
@@ -102,6 +112,7 @@ _BUILT_IN: tuple[ScoreSpec, ...] = (
         "the fit explains nothing (its explained interval reaches 0); a reward that ranks no policies; chess and games",
         "percentile bootstrap over episodes (refits)",
         summary="STARC distance from the fitted reward to the true one (0 same, 1 opposite)",
+        min_episodes=64,
     ),
     ScoreSpec(
         "alignment_regret", "alignment\nregret", "align regr", "higher",
@@ -111,6 +122,7 @@ _BUILT_IN: tuple[ScoreSpec, ...] = (
         "as the distance; chess without Stockfish",
         "percentile bootstrap over episodes (refits)",
         summary="true return of pursuing the fitted reward (0 random, 1 optimal)",
+        min_episodes=4,
     ),
     ScoreSpec(
         "alignment_regret_soft", "alignment\nregret (soft)", "align soft", "higher",
@@ -120,6 +132,7 @@ _BUILT_IN: tuple[ScoreSpec, ...] = (
         "percentile bootstrap over episodes (refits)",
         table=False,
         summary="as regret alignment, for the fitted reward's soft-optimal policy",
+        min_episodes=4,
     ),
     ScoreSpec(
         "stability", "stability", "stability", "lower",
@@ -128,6 +141,7 @@ _BUILT_IN: tuple[ScoreSpec, ...] = (
         "the fit explains nothing; every split ranks nothing",
         "mean and central range over random splits",
         summary="distance between the rewards fitted on two halves of the episodes",
+        min_episodes=64,
     ),
     ScoreSpec(
         "encoding_consistency", "encoding\nconsistency", "enc cons", "lower",
@@ -136,6 +150,7 @@ _BUILT_IN: tuple[ScoreSpec, ...] = (
         "the fit of either run explains nothing; no other encoding given (blank)",
         "paired percentile bootstrap over episodes (refits)",
         summary="distance between the rewards fitted under different encodings",
+        min_episodes=64,
     ),
 )
 
@@ -197,10 +212,10 @@ def flat_scores(scores: Mapping[str, Any]) -> dict[str, Any]:
 
 def markdown_table() -> str:
     """The docs' score table: a row per score (tables' order), its meaning, when undefined, and its interval."""
-    lines = ["| score | better | meaning | undefined when | interval |", "|---|---|---|---|---|"]
+    lines = ["| score | better | meaning | undefined when | interval | interval from (episodes) |", "|---|---|---|---|---|---|"]
     for s in score_specs():
         title = s.title.replace("\n", " ")
-        lines.append(f"| {title} (`{s.name}`) | {s.better or '-'} | {s.meaning} | {s.undefined} | {s.interval} |")
+        lines.append(f"| {title} (`{s.name}`) | {s.better or '-'} | {s.meaning} | {s.undefined} | {s.interval} | {s.min_episodes or 1} |")
     return "\n".join(lines) + "\n"
 
 
