@@ -62,6 +62,9 @@ def make_env(env: str, variant: str | None = None, **options: Any) -> Any:
 
     ``variant`` picks a named preset of options; explicit ``options`` override it.
     Unknown variants and options raise :class:`OptionError` naming what is accepted.
+    Every gridworld also takes ``reward_channel`` and ``observed_reward``
+    (:mod:`textenvs.reward_channel`): the environment is then wrapped in a
+    :class:`~textenvs.reward_channel.RewardChannelEnv`.
     """
     entry = ENVS.entry(env)
     variants: dict[str, dict[str, Any]] = entry.metadata.get("variants", {})
@@ -71,11 +74,27 @@ def make_env(env: str, variant: str | None = None, **options: Any) -> Any:
             raise OptionError(str(UnknownIdError(f"variant of {env!r}", variant, list(variants))))
         options = {**variants[variant], **options}
     cls = entry.load()
+    from textenvs.gridworlds.core import GridTextEnv
+    from textenvs.reward_channel import RewardChannelEnv, channel_options
+
+    try:
+        options, channel = channel_options(options)
+    except ValueError as exc:
+        raise OptionError(f"option of environment {env!r}: {exc}") from None
+    if channel is not None and not (issubclass(cls, GridTextEnv) and callable(getattr(cls, "mdp", None))):
+        raise OptionError(f"options reward_channel and observed_reward need a gridworld with an exact MDP; {env!r} is not one")
     try:
         check_options(cls, options, f"option of environment {env!r}")
     except UnknownIdError as exc:
         raise OptionError(str(exc)) from None
-    return cls(**options)
+    instance = cls(**options)
+    if channel is None:
+        return instance
+    try:
+        return RewardChannelEnv(instance, *channel)
+    except ValueError as exc:
+        instance.close()
+        raise OptionError(f"option of environment {env!r}: {exc}") from None
 
 
 # -- The explicit lists -------------------------------------------------------------------

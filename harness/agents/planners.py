@@ -162,6 +162,31 @@ def build_soft_optimal(config: Any, options: Any, progress: Any = None) -> Tabul
     return plan_soft_optimal(mdp_of(config, "soft-optimal"), planning)
 
 
+def build_observed_optimal(config: Any, options: Any, progress: Any = None) -> TabularPolicyAgent:
+    """The ``observed-optimal`` baseline: optimal for the reward the side channel shows.
+
+    Hard value iteration on the environment's MDP with its expected observed reward
+    (:meth:`textenvs.reward_channel.RewardChannelEnv.observed_mdp`): what an agent that
+    trusts ``-o observed_reward=...`` over the task would do. Without a channel the
+    observed reward is the true one, and this is the ``optimal`` agent.
+    """
+    from textenvs import make_env
+
+    env = make_env(config.env, config.variant, **config.env_options)
+    try:
+        tabular_mdp(env, "observed-optimal")
+        mdp = env.observed_mdp() if callable(getattr(env, "observed_mdp", None)) else env.mdp()
+        shown = env.observed.label if hasattr(env, "observed") else "true"
+    finally:
+        env.close()
+    values = hard_value_iteration(mdp.transitions, mdp.rewards, discount=options.discount)
+    details = {"observed_reward": shown, "discount": options.discount, "converged": values.converged}
+    return TabularPolicyAgent(
+        "observed-optimal", values.policy, mdp.action_names,
+        f"hard value iteration on the exact MDP with the observed reward ({shown})", details, values.q,
+    )
+
+
 def build_feature_seeker(config: Any, options: Any, progress: Any = None) -> TabularPolicyAgent:
     """The ``feature-seeker`` baseline: optimal for the gains of one named state feature.
 
