@@ -217,3 +217,14 @@ register_encoding("movement", "coords", "textenvs.games.encodings:MovementCoords
 register_encoding("movement", "prose", "textenvs.games.encodings:MovementProse", "sentences with the pieces' names")
 register_encoding("game", "text", "textenvs.games.encodings:TextEncoding", "the game's own drawing of the position")
 register_encoding("game", "json", "textenvs.games.encodings:JsonEncoding", "the game's record of the position as JSON")
+
+# Goal objects: train/test layout pairs whose candidate objectives agree on train only
+from textenvs.gridworlds import register_gridworld  # noqa: E402
+
+register_gridworld(
+    "goal-objects", "textenvs.gridworlds.goal_objects:GoalObjectsEnv",
+    "Walk to an object; train layouts do not tell which objective (coin or corner, colour or shape) is meant",
+    variants={name: {"layout": name} for name in (
+        "corner-coin-train", "corner-coin-test", "colour-shape-train", "colour-shape-test")},
+    default_variant="corner-coin-train",
+)

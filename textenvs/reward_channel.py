@@ -15,7 +15,7 @@ MDP (the gridworlds):
     episode's seed), ``random`` or ``random:SEED`` (a fixed seeded random function of the
     transition, standard normal on each ``(s, a, s')``), or ``feature:NAME`` (the gains
     ``phi(s') - phi(s)`` of the MDP's state feature ``NAME``, or the value of its transition
-    feature ``NAME``).
+    feature ``NAME``; ``feature:-NAME`` their negation: ``-keys_left`` pays a key picked up).
 
 The environment's reward, its return and ``mdp()`` stay the true ones. Each step's ``info``
 records ``observed_reward`` (what the channel showed for that step). :meth:`RewardChannelEnv.observed_mdp`
@@ -100,12 +100,12 @@ def observed_table(mdp: TabularMDP, observed: ObservedReward) -> np.ndarray:
         rng = np.random.default_rng(observed.seed)
         table = np.where(np.asarray(mdp.transitions) > 0, rng.standard_normal(R.shape), 0.0)
     elif observed.kind == "feature":
-        name = observed.feature
+        sign, name = (-1.0, observed.feature[1:]) if observed.feature.startswith("-") else (1.0, observed.feature)
         if name in mdp.feature_names:
             phi = mdp.features[:, mdp.feature_names.index(name)]
-            table = np.broadcast_to(phi[None, None, :] - phi[:, None, None], R.shape).copy()
+            table = sign * np.broadcast_to(phi[None, None, :] - phi[:, None, None], R.shape)
         elif name in mdp.transition_feature_names:
-            table = np.array(mdp.transition_features[..., mdp.transition_feature_names.index(name)], dtype=float)
+            table = sign * np.array(mdp.transition_features[..., mdp.transition_feature_names.index(name)], dtype=float)
         else:
             known = ", ".join((*mdp.feature_names, *mdp.transition_feature_names))
             raise ValueError(f"observed_reward feature:{name}: this environment's MDP has no feature {name!r} (it has {known})")

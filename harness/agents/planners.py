@@ -191,16 +191,19 @@ def build_feature_seeker(config: Any, options: Any, progress: Any = None) -> Tab
     """The ``feature-seeker`` baseline: optimal for the gains of one named state feature.
 
     Its reward is ``phi(s') - phi(s)`` for feature ``options.feature`` (``keys_held`` makes a
-    key collector: picking a key up pays, spending one on a chest costs). A proxy objective
+    key collector: picking a key up pays, spending one on a chest costs), or their negation
+    for ``-NAME`` (``-keys_left``: every key picked up pays, spent or not); on terminal
+    self-loops it is 0, as :func:`textenvs.reward_channel.observed_table` defines it. A proxy objective
     with a known answer, for checking that inferred objectives can tell it from the task's.
     """
+    from textenvs.reward_channel import ObservedReward, observed_table
+
     if not options.feature:
         raise BaselineError("agent 'feature-seeker' needs a feature: --feature NAME (a named feature of the MDP)")
     mdp = mdp_of(config, "feature-seeker")
-    if options.feature not in mdp.feature_names:
+    if options.feature.removeprefix("-") not in mdp.feature_names:
         raise BaselineError(f"feature {options.feature!r} is not a feature of this MDP ({', '.join(mdp.feature_names)})")
-    phi = mdp.features[:, mdp.feature_names.index(options.feature)]
-    reward = np.broadcast_to(phi[None, None, :] - phi[:, None, None], mdp.transitions.shape)
+    reward = observed_table(mdp, ObservedReward("feature", feature=options.feature))
     values = hard_value_iteration(mdp.transitions, reward, discount=options.discount)
     details = {"feature": options.feature, "discount": options.discount, "converged": values.converged}
     return TabularPolicyAgent(
