@@ -228,3 +228,16 @@ register_gridworld(
         "corner-coin-train", "corner-coin-test", "colour-shape-train", "colour-shape-test")},
     default_variant="corner-coin-train",
 )
+
+# Lever: a cross-episode side channel, rounds chained in one episode
+register_gridworld(
+    "lever", "textenvs.gridworlds.lever:LeverEnv",
+    "A corridor of rounds; a lever costs now and adds a bonus to the next round (cross-episode side channel)",
+    variants={
+        "explained-high": {"explained": True, "cost": 0.5, "bonus": 2.0},
+        "explained-low": {"explained": True, "cost": 0.5, "bonus": 0.25},
+        "unexplained-high": {"explained": False, "cost": 0.5, "bonus": 2.0},
+        "unexplained-low": {"explained": False, "cost": 0.5, "bonus": 0.25},
+    },
+    default_variant="explained-high",
+)

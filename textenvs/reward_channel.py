@@ -240,6 +240,6 @@ class RewardChannelEnv(gymnasium.Wrapper):
         self._last = shown
         return obs, reward, terminated, truncated, {**info, "observed_reward": shown}
 
-    def describe(self) -> str:
-        """One line for the manifest: what the channel shows and how."""
-        return f"reward channel {self.channel}, observed reward {self.observed.label}"
+    def describe(self) -> dict[str, Any]:
+        """For the manifest: the channel and what it shows."""
+        return {"reward_channel": self.channel, "observed_reward": self.observed.label}

@@ -187,6 +187,33 @@ def build_observed_optimal(config: Any, options: Any, progress: Any = None) -> T
     )
 
 
+def _chained_mdp(config: Any, agent: str) -> TabularMDP:
+    from textenvs.chain import is_chained
+
+    mdp = mdp_of(config, agent)
+    if not is_chained(mdp):
+        raise BaselineError(f"agent {agent!r} needs an environment of chained rounds (lever); {config.env!r} marks no round ends")
+    return mdp
+
+
+def build_myopic(config: Any, options: Any, progress: Any = None) -> TabularPolicyAgent:
+    """The ``myopic`` baseline: optimal for each round's own reward (:func:`textenvs.chain.myopic_policy`)."""
+    from textenvs.chain import CHAIN_DISCOUNT, myopic_policy
+
+    mdp = _chained_mdp(config, "myopic")
+    return TabularPolicyAgent("myopic", myopic_policy(mdp), mdp.action_names,
+                              "hard value iteration on the chained MDP, each round's reward only", {"discount": CHAIN_DISCOUNT})
+
+
+def build_non_myopic(config: Any, options: Any, progress: Any = None) -> TabularPolicyAgent:
+    """The ``non-myopic`` baseline: optimal for the whole chain's reward (:func:`textenvs.chain.non_myopic_policy`)."""
+    from textenvs.chain import CHAIN_DISCOUNT, non_myopic_policy
+
+    mdp = _chained_mdp(config, "non-myopic")
+    return TabularPolicyAgent("non-myopic", non_myopic_policy(mdp), mdp.action_names,
+                              "hard value iteration on the chained MDP, every round's reward", {"discount": CHAIN_DISCOUNT})
+
+
 def build_feature_seeker(config: Any, options: Any, progress: Any = None) -> TabularPolicyAgent:
     """The ``feature-seeker`` baseline: optimal for the gains of one named state feature.
 
