@@ -143,6 +143,9 @@ class RewardChannelEnv(gymnasium.Wrapper):
     environment, and adds ``info["observed_reward"]`` to every step.
     """
 
+    #: Not an environment of chained rounds (the wrapped gridworlds never are).
+    chained = False
+
     def __init__(self, env: gymnasium.Env, channel: str, observed: ObservedReward):
         super().__init__(env)
         if channel not in CHANNELS:

@@ -310,6 +310,8 @@ def write_report(result: Any, path: str | Path) -> Path:
     """Write the study's report page to ``path``."""
     import tempfile
 
+    from zso.experiments import experiment_sections
+
     path = Path(path)
     table, notes = _headline(result)
     with tempfile.TemporaryDirectory() as tmp:
@@ -341,6 +343,7 @@ objectives fitted on halves of the episodes. <b>encoding consistency</b>: distan
 {_consistency_figures(result)}
 <h2 id="proxy">Proxy objective: keys and chests</h2>
 {_proxy_section(result)}
+{experiment_sections(result)}
 </body></html>
 """
     path.write_text(page, encoding="utf-8")

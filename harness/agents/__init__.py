@@ -47,8 +47,9 @@ def register_mode(name: str, builder: Any, description: str = "", parses_replies
 
 
 #: What a reference agent can play: any environment, those with an exact tabular MDP
-#: (``env.mdp()``), standard chess, or games solved exactly (``textenvs.games``).
-PLAYS = ("any", "mdp", "chess", "game")
+#: (``env.mdp()``), standard chess, games solved exactly (``textenvs.games``), gridworlds
+#: with a reward side channel (``-o observed_reward=...``), or chained rounds (``lever``).
+PLAYS = ("any", "mdp", "chess", "game", "channel", "chain")
 
 
 def register_baseline(
@@ -81,7 +82,10 @@ def make_agent(config: Any, backend: Any, encoding: Any) -> Agent:
 
 #: What an agent of each kind of :data:`PLAYS` checked here plays, for its refusal (agents
 #: that need an MDP say why through :func:`harness.agents.planners.mdp_of`).
-_PLAYS_WHAT = {"chess": "standard chess", "game": "games solved exactly (textenvs.games)"}
+_PLAYS_WHAT = {
+    "chess": "standard chess", "game": "games solved exactly (textenvs.games)",
+    "channel": "gridworlds with a reward side channel (-o observed_reward=...)", "chain": "environments of chained rounds (lever)",
+}
 
 
 def playable_kinds(env: Any) -> set[str]:
@@ -92,6 +96,10 @@ def playable_kinds(env: Any) -> set[str]:
     kinds = {"any"}
     if callable(getattr(env, "mdp", None)):
         kinds.add("mdp")
+    if callable(getattr(env, "observed_mdp", None)):
+        kinds.add("channel")
+    if getattr(env, "chained", False):
+        kinds.add("chain")
     if isinstance(env, GameEnv):
         kinds.add("game")
     if isinstance(env, ChessEnv) and env.variant.standard:
@@ -144,9 +152,9 @@ register_baseline("q-learning", "harness.agents.learners:build_q_learning", "tab
                   training=("episodes", "train_episodes"))
 register_baseline("ppo", "harness.agents.learners:build_ppo", "stable-baselines3 PPO", training=("steps", "train_steps"))
 register_baseline("observed-optimal", "harness.agents.planners:build_observed_optimal",
-                  "optimal for the reward the side channel shows (-o observed_reward=...)")
-register_baseline("myopic", "harness.agents.planners:build_myopic", "optimal for each round's own reward (chained rounds: lever)")
-register_baseline("non-myopic", "harness.agents.planners:build_non_myopic", "optimal for the whole chain of rounds (lever)")
+                  "optimal for the reward the side channel shows (-o observed_reward=...)", plays="channel")
+register_baseline("myopic", "harness.agents.planners:build_myopic", "optimal for each round's own reward (chained rounds: lever)", plays="chain")
+register_baseline("non-myopic", "harness.agents.planners:build_non_myopic", "optimal for the whole chain of rounds (lever)", plays="chain")
 register_baseline("feature-seeker", "harness.agents.planners:build_feature_seeker",
                   "optimal for the gains of one named feature (a proxy objective)")
 register_baseline("stockfish", "harness.agents.engines:build_stockfish", "Stockfish at a fixed depth (chess)", plays="chess")

@@ -167,16 +167,16 @@ def build_observed_optimal(config: Any, options: Any, progress: Any = None) -> T
 
     Hard value iteration on the environment's MDP with its expected observed reward
     (:meth:`textenvs.reward_channel.RewardChannelEnv.observed_mdp`): what an agent that
-    trusts ``-o observed_reward=...`` over the task would do. Without a channel the
-    observed reward is the true one, and this is the ``optimal`` agent.
+    trusts ``-o observed_reward=...`` over the task would do.
     """
     from textenvs import make_env
 
     env = make_env(config.env, config.variant, **config.env_options)
     try:
         tabular_mdp(env, "observed-optimal")
-        mdp = env.observed_mdp() if callable(getattr(env, "observed_mdp", None)) else env.mdp()
-        shown = env.observed.label if hasattr(env, "observed") else "true"
+        if not callable(getattr(env, "observed_mdp", None)):
+            raise BaselineError("agent 'observed-optimal' needs a reward side channel: -o observed_reward=...")
+        mdp, shown = env.observed_mdp(), env.observed.label
     finally:
         env.close()
     values = hard_value_iteration(mdp.transitions, mdp.rewards, discount=options.discount)

@@ -118,6 +118,8 @@ class LeverEnv(GridTextEnv):
 
     family = "lever"
     action_names = ACTIONS
+    #: Rounds are chained in one episode (the ``chain`` agents of ``harness.agents`` play it).
+    chained: ClassVar[bool] = True
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(self, length: int = 4, rounds: int = 3, cost: float = 0.5, bonus: float = 2.0, explained: bool = True):
