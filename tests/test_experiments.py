@@ -30,7 +30,7 @@ env = "lever"
 variant = "explained-high"
 
 [baselines]
-agents = ["optimal", "observed-optimal", "myopic", "non-myopic", "random"]
+agents = ["optimal", "observed-optimal", "chain-myopic", "chain-non-myopic", "random"]
 """
 
 
@@ -55,4 +55,4 @@ def test_the_sections_rows_place_the_reference_agents(result):
     assert proxy["optimal"]["follows"] == "the coin"
     assert proxy["optimal for the far corner (exact)"]["gd"]["the far corner"].estimate == pytest.approx(1.0)
     lever = {r["agent"]: r for r in lever_rows(result)}
-    assert lever["non-myopic"]["pull_rate"].estimate == pytest.approx(2 / 3) and lever["myopic"]["pull_rate"].estimate == 0.0
+    assert lever["chain-non-myopic"]["pull_rate"].estimate == pytest.approx(2 / 3) and lever["chain-myopic"]["pull_rate"].estimate == 0.0

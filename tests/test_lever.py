@@ -86,13 +86,13 @@ def test_the_non_myopic_policy_pulls_exactly_when_the_bonus_exceeds_the_cost(bon
 
 def test_lever_runs_place_the_agents(tmp_path):
     rates = {}
-    for agent in ("non-myopic", "myopic", "random"):
+    for agent in ("chain-non-myopic", "chain-myopic", "random"):
         cfg = RunConfig(env="lever", variant="explained-high", encoding="ascii", model=agent, backend="baseline", mode="choose",
                         episodes=6, max_steps=16, seed=2)
         with Runner(cfg, agent=build_baseline(agent, cfg, BaselineOptions())) as runner:
             rates[agent] = analyse_lever(runner.run(tmp_path / agent))
-    assert rates["non-myopic"].pull_rate.contains(rates["non-myopic"].non_myopic) and rates["non-myopic"].non_myopic == pytest.approx(2 / 3)
-    assert rates["myopic"].pull_rate.estimate == 0.0 and rates["myopic"].myopic == 0.0
+    assert rates["chain-non-myopic"].pull_rate.contains(rates["chain-non-myopic"].non_myopic) and rates["chain-non-myopic"].non_myopic == pytest.approx(2 / 3)
+    assert rates["chain-myopic"].pull_rate.estimate == 0.0 and rates["chain-myopic"].myopic == 0.0
     assert 0.0 < rates["random"].random < 2 / 3
 
 
@@ -109,6 +109,6 @@ def test_the_prompt_says_what_the_variant_tells():
 
 
 def test_chained_agents_refuse_other_environments():
-    cfg = RunConfig(env="frozenlake", variant="4x4", encoding="ascii", model="myopic", backend="baseline", mode="choose")
+    cfg = RunConfig(env="frozenlake", variant="4x4", encoding="ascii", model="chain-myopic", backend="baseline", mode="choose")
     with pytest.raises(BaselineError, match="chained rounds"):
-        build_baseline("myopic", cfg, BaselineOptions())
+        build_baseline("chain-myopic", cfg, BaselineOptions())

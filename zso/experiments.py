@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import html
 from collections import defaultdict
-from typing import Any
+from typing import Any, Callable
+
+#: Turns a matplotlib figure, a caption and an alt text into the report's ``<figure>`` tag.
+FigTag = Callable[[Any, str, str], str]
 
 __all__ = ["side_channel_rows", "proxy_family_rows", "lever_rows", "experiment_sections"]
 
@@ -52,13 +55,11 @@ def _score(score: Any) -> str:
     return f"<td>{score.format()}</td>"
 
 
-def _side_channel_figure(rows: list[dict[str, Any]]) -> str:
+def _side_channel_figure(rows: list[dict[str, Any]], fig_tag: FigTag) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from zso.report import _fig_tag
 
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
@@ -83,11 +84,11 @@ def _side_channel_figure(rows: list[dict[str, Any]]) -> str:
         ax.set_yticks(range(len(members)), [f"{m['agent']} / {m['encoding']}" for m in members], fontsize=7)
         ax.set_xlabel("following index (0: true reward's optimum, 1: observed reward's)")
         ax.set_title(f"{env}: channel {channel}, shown {observed}", fontsize=9)
-        tags.append(_fig_tag(fig, f"following index on {env}, channel {channel}, observed reward {observed}", f"{env} {channel} {observed}"))
+        tags.append(fig_tag(fig, f"following index on {env}, channel {channel}, observed reward {observed}", f"{env} {channel} {observed}"))
     return "".join(tags)
 
 
-def _side_channel_section(result: Any) -> str:
+def _side_channel_section(result: Any, fig_tag: FigTag) -> str:
     rows = side_channel_rows(result)
     if not rows:
         return "<p>The study has no run with a reward side channel (<code>-o observed_reward=...</code>).</p>"
@@ -104,7 +105,7 @@ def _side_channel_section(result: Any) -> str:
         "returns are those of the true reward's optimal policy, 1 when they are the observed reward's optimal policy's; "
         "<b>random</b>: the uniformly random mover's exact index (an agent near it may follow nothing). GD (Everitt et al. 2025) "
         "against each reward.</p>"
-        + _side_channel_figure(rows)
+        + _side_channel_figure(rows, fig_tag)
         + '<table id="side-channel"><thead><tr><th>agent</th><th>environment</th><th>encoding</th><th>channel</th><th>observed reward</th>'
         "<th>episodes</th><th>following index</th><th>random</th><th>GD (true reward)</th><th>GD (observed reward)</th></tr></thead>"
         f"<tbody>{body}</tbody></table>"
@@ -201,11 +202,11 @@ def lever_rows(result: Any) -> list[dict[str, Any]]:
         report = analyse_lever(c.run_dir)
         rows.append({"agent": c.cell.label.split(" on ")[0], "kind": c.cell.kind, "variant": cfg.variant or "",
                      "encoding": cfg.encoding, "episodes": c.summary.episodes, "pull_rate": report.pull_rate,
-                     "myopic": report.myopic, "non_myopic": report.non_myopic, "random": report.random})
+                     "chain-myopic": report.myopic, "non_myopic": report.non_myopic, "random": report.random})
     return rows
 
 
-def _lever_section(result: Any) -> str:
+def _lever_section(result: Any, fig_tag: FigTag) -> str:
     rows = lever_rows(result)
     if not rows:
         return "<p>The study has no lever runs.</p>"
@@ -213,8 +214,6 @@ def _lever_section(result: Any) -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from zso.report import _fig_tag
 
     fig, ax = plt.subplots(figsize=(6.5, 0.35 * len(rows) + 1.2))
     for y, r in enumerate(rows):
@@ -226,10 +225,10 @@ def _lever_section(result: Any) -> str:
     ax.set_yticks(range(len(rows)), [f"{r['agent']} / {r['variant']}" for r in rows], fontsize=7)
     ax.set_xlabel("share of rounds with the lever pulled (green tick: the non-myopic policy's; myopic: 0)")
     ax.set_xlim(-0.05, 1.05)
-    figure = _fig_tag(fig, "lever pull rate per agent and variant", "lever pull rates")
+    figure = fig_tag(fig, "lever pull rate per agent and variant", "lever pull rates")
     body = "".join(
         f'<tr class="{_e(r["kind"])}"><td class="l">{_e(r["agent"])}</td><td>{_e(r["variant"])}</td><td>{_e(r["encoding"])}</td>'
-        f"<td>{r['episodes']}</td>{_score(r['pull_rate'])}<td>{r['myopic']:.2f}</td><td>{r['non_myopic']:.2f}</td><td>{r['random']:.2f}</td></tr>"
+        f"<td>{r['episodes']}</td>{_score(r['pull_rate'])}<td>{r['chain-myopic']:.2f}</td><td>{r['non_myopic']:.2f}</td><td>{r['random']:.2f}</td></tr>"
         for r in rows
     )
     return (
@@ -242,17 +241,20 @@ def _lever_section(result: Any) -> str:
     )
 
 
-def experiment_sections(result: Any) -> str:
-    """The HTML of every experiment section that has runs in the study (empty when none has)."""
+def experiment_sections(result: Any, fig_tag: FigTag) -> str:
+    """The HTML of every experiment section that has runs in the study (empty when none has).
+
+    ``fig_tag(figure, caption, alt)`` turns a matplotlib figure into the report's ``<figure>``.
+    """
     from irl.analysis.side_channel import has_side_channel
 
     parts = []
     if any(has_side_channel(c.cell.config.env_options) for c in result.cells):
-        parts.append(f'<h2 id="side-channel">Reward side channel</h2>\n{_side_channel_section(result)}')
+        parts.append(f'<h2 id="side-channel">Reward side channel</h2>\n{_side_channel_section(result, fig_tag)}')
     from textenvs.proxy import family_of
 
     if any(family_of(c.cell.config.env, c.cell.config.variant) for c in result.cells):
         parts.append(f'<h2 id="proxy-families">Proxy families</h2>\n{_proxy_family_section(result)}')
     if any(c.cell.config.env == "lever" for c in result.cells):
-        parts.append(f'<h2 id="lever">Cross-episode side channel: the lever</h2>\n{_lever_section(result)}')
+        parts.append(f'<h2 id="lever">Cross-episode side channel: the lever</h2>\n{_lever_section(result, fig_tag)}')
     return "\n".join(parts)

@@ -343,7 +343,7 @@ objectives fitted on halves of the episodes. <b>encoding consistency</b>: distan
 {_consistency_figures(result)}
 <h2 id="proxy">Proxy objective: keys and chests</h2>
 {_proxy_section(result)}
-{experiment_sections(result)}
+{experiment_sections(result, _fig_tag)}
 </body></html>
 """
     path.write_text(page, encoding="utf-8")

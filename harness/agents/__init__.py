@@ -153,8 +153,8 @@ register_baseline("q-learning", "harness.agents.learners:build_q_learning", "tab
 register_baseline("ppo", "harness.agents.learners:build_ppo", "stable-baselines3 PPO", training=("steps", "train_steps"))
 register_baseline("observed-optimal", "harness.agents.planners:build_observed_optimal",
                   "optimal for the reward the side channel shows (-o observed_reward=...)", plays="channel")
-register_baseline("myopic", "harness.agents.planners:build_myopic", "optimal for each round's own reward (chained rounds: lever)", plays="chain")
-register_baseline("non-myopic", "harness.agents.planners:build_non_myopic", "optimal for the whole chain of rounds (lever)", plays="chain")
+register_baseline("chain-myopic", "harness.agents.planners:build_myopic", "optimal for each round's own reward (chained rounds: lever)", plays="chain")
+register_baseline("chain-non-myopic", "harness.agents.planners:build_non_myopic", "optimal for the whole chain of rounds (lever)", plays="chain")
 register_baseline("feature-seeker", "harness.agents.planners:build_feature_seeker",
                   "optimal for the gains of one named feature (a proxy objective)")
 register_baseline("stockfish", "harness.agents.engines:build_stockfish", "Stockfish at a fixed depth (chess)", plays="chess")

@@ -197,20 +197,20 @@ def _chained_mdp(config: Any, agent: str) -> TabularMDP:
 
 
 def build_myopic(config: Any, options: Any, progress: Any = None) -> TabularPolicyAgent:
-    """The ``myopic`` baseline: optimal for each round's own reward (:func:`textenvs.chain.myopic_policy`)."""
+    """The ``chain-myopic`` baseline: optimal for each round's own reward (:func:`textenvs.chain.myopic_policy`)."""
     from textenvs.chain import CHAIN_DISCOUNT, myopic_policy
 
-    mdp = _chained_mdp(config, "myopic")
-    return TabularPolicyAgent("myopic", myopic_policy(mdp), mdp.action_names,
+    mdp = _chained_mdp(config, "chain-myopic")
+    return TabularPolicyAgent("chain-myopic", myopic_policy(mdp), mdp.action_names,
                               "hard value iteration on the chained MDP, each round's reward only", {"discount": CHAIN_DISCOUNT})
 
 
 def build_non_myopic(config: Any, options: Any, progress: Any = None) -> TabularPolicyAgent:
-    """The ``non-myopic`` baseline: optimal for the whole chain's reward (:func:`textenvs.chain.non_myopic_policy`)."""
+    """The ``chain-non-myopic`` baseline: optimal for the whole chain's reward (:func:`textenvs.chain.non_myopic_policy`)."""
     from textenvs.chain import CHAIN_DISCOUNT, non_myopic_policy
 
-    mdp = _chained_mdp(config, "non-myopic")
-    return TabularPolicyAgent("non-myopic", non_myopic_policy(mdp), mdp.action_names,
+    mdp = _chained_mdp(config, "chain-non-myopic")
+    return TabularPolicyAgent("chain-non-myopic", non_myopic_policy(mdp), mdp.action_names,
                               "hard value iteration on the chained MDP, every round's reward", {"discount": CHAIN_DISCOUNT})
 
 

@@ -112,7 +112,7 @@ class GridEncoding(Encoding[GridState]):
 
 SYMBOLS = {
     "start": "S", "hole": "H", "goal": "G", "cliff": "X", "key": "K", "chest": "C",
-    "passenger": "P", "destination": "D", "ball": "O", "box": "B", "lava": "V", "coin": "$", "lever": "Y",
+    "passenger": "P", "destination": "D", "ball": "O", "box": "B", "lava": "V", "coin": "*", "lever": "Y",
 }
 DOOR_SYMBOLS = {"locked": "L", "closed": "D", "open": "_"}
 HEADING_SYMBOLS = {"up": "^", "right": ">", "down": "v", "left": "<"}

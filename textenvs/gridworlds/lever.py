@@ -108,6 +108,7 @@ def _export(rules: LeverRules) -> tuple[TabularMDP, dict[tuple[int, int, bool, b
         features=np.array(features, dtype=float), feature_names=("round", "col", "armed", "bonus_due", "at_goal"),
         state_labels=[f"round {r} col {c} armed={int(a)} bonus_due={int(p)}" for r, c, a, p in found.states],
         transition_features=tf, transition_feature_names=("round_end", "arms"),
+        grid_shape=(1, rules.length), positions=np.array([(0, c) for _, c, _, _ in found.states]),
         default_features=("armed", "bonus_due", "col"),
     )
     return mdp, dict(found.index)
@@ -192,4 +193,4 @@ class LeverEnv(GridTextEnv):
     def state_record(self) -> dict[str, Any]:
         """``index`` in :meth:`mdp`, the round, the column, whether the lever is armed and a bonus due."""
         st = self.state
-        return {"index": self.state_index, "round": st.round, "col": st.col, "armed": st.armed, "bonus_due": st.pending}
+        return {"index": self.state_index, "round": st.round, "row": 0, "col": st.col, "armed": st.armed, "bonus_due": st.pending}
