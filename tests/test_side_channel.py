@@ -129,3 +129,33 @@ def test_references_of_a_channel_that_shows_the_truth_are_undefined():
     assert not refs.defined and refs.index((1.0, 1.0)) is None
     negated = following_references(mdp.transitions, mdp.rewards, -mdp.rewards, mdp.initial, horizon=10)
     assert negated.index(negated.true_optimal) == 0.0 and negated.index(negated.observed_optimal) == 1.0
+
+
+class _FirstListed:
+    """A state-blind control: always the first listed action."""
+
+    mode = "choose"
+    name = "first-listed"
+
+    def act(self, decisions):
+        from harness.agents.base import reference_choice
+
+        return [reference_choice(d.legal[0], np.eye(len(d.legal))[0], 0.0) for d in decisions]
+
+    def info(self):
+        from harness.backends.base import ModelInfo
+
+        return ModelInfo(self.name, "baseline", "always the first listed action")
+
+    def close(self):
+        pass
+
+
+def test_a_state_blind_agent_follows_neither_reward(tmp_path):
+    cfg = RunConfig(env="keys-chests", variant="train", env_options={"reward_channel": "next", "observed_reward": "feature:keys_held"},
+                    encoding="ascii", model="first-listed", backend="baseline", mode="choose", episodes=6, max_steps=30, seed=3)
+    with Runner(cfg, agent=_FirstListed()) as runner:
+        report = analyse_side_channel(runner.run(tmp_path / "blind"))
+    # It earns neither reward, so it sits between the references, not at either.
+    assert not report.following.contains(0.0) and not report.following.contains(1.0)
+    assert report.gd_true.high < 0.5 and report.gd_observed.high < 0.5
