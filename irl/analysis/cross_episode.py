@@ -2,8 +2,8 @@
 
 :func:`analyse_lever` reads a run on a chained environment (:mod:`textenvs.gridworlds.lever`)
 and reports the agent's **pull rate** (the share of rounds in which it armed the lever,
-from the MDP's ``arms`` transition feature, per episode, with a bootstrap interval over
-episodes) beside the exact rates of the myopic and non-myopic policies
+from the MDP's ``arms`` transition feature, pooled over episodes, with a Wilson interval: a
+sample of identical episodes still gets an interval of the width its size allows) beside the exact rates of the myopic and non-myopic policies
 (:mod:`textenvs.chain`) and of the random mover, over the run's step limit. A model that
 pulls only when the rules explain the lever, and only when the bonus exceeds the cost, is
 planning across episodes.
@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from irl.analysis.runs import RunInfo, load_tabular
-from irl.analysis.scores import FitSettings, Score, bootstrap_mean_score
+from harness.stats import wilson_interval
+from irl.analysis.scores import FitSettings, Score
 from textenvs.chain import is_chained, myopic_policy, non_myopic_policy
 from textenvs.mdp import TabularMDP
 from textenvs.planning import expected_reward, policy_return
@@ -56,10 +57,16 @@ def analyse_lever(run_dir: str | Path, settings: FitSettings = FitSettings()) ->
     if not is_chained(mdp):
         raise ValueError(f"{run_dir}: {run.info.env_label} is not an environment of chained rounds")
     arms = expected_reward(mdp.transitions, _arms(mdp))
-    per_episode = [float(arms[np.asarray(e.states[: e.n_decisions], dtype=int), e.actions].sum()) / _rounds(mdp) for e in run.episodes]
+    pulled = sum(int(round(arms[np.asarray(e.states[: e.n_decisions], dtype=int), e.actions].sum())) for e in run.episodes)
+    rounds = int(_rounds(mdp)) * len(run.episodes)
     uniform = np.full((mdp.n_states, mdp.n_actions), 1.0 / mdp.n_actions)
+    if rounds:
+        ci = wilson_interval(pulled, rounds, alpha=settings.alpha)
+        rate = Score(ci.estimate, ci.low, ci.high, 1 - settings.alpha, len(run.episodes),
+                     f"{pulled} of {rounds} rounds with the lever pulled; Wilson interval")
+    else:
+        rate = Score.missing("no finished episodes", 1 - settings.alpha)
     return LeverReport(
-        run.info,
-        bootstrap_mean_score(per_episode, settings, "share of rounds with the lever pulled; bootstrap over episodes"),
+        run.info, rate,
         pull_rate(mdp, myopic_policy(mdp), H), pull_rate(mdp, non_myopic_policy(mdp), H), pull_rate(mdp, uniform, H),
     )
