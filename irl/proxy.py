@@ -14,8 +14,8 @@ of them at once, i.e. when the best return of their sum, each scaled by its own 
 **Following a candidate.** An agent's GD against candidate ``j`` (Everitt et al. 2025,
 with ``R_j`` as the goal) places its return between the random mover's (0) and ``J_j*``
 (1). Its test behaviour follows the candidate whose GD interval lies wholly above every
-other candidate's; when the intervals overlap it follows no one candidate that the sample
-can name.
+other candidate's and above 0 (the random mover); otherwise it follows no one candidate
+that the sample can name.
 """
 
 from __future__ import annotations
@@ -65,8 +65,10 @@ def coincide(transitions: np.ndarray, rewards: Sequence[np.ndarray], initial: np
 
 
 def follows(gd: Mapping[str, tuple[float, float, float]]) -> str | None:
-    """The candidate whose GD interval ``(estimate, low, high)`` lies above every other's, or ``None``.
+    """The candidate whose GD interval ``(estimate, low, high)`` lies above every other's and above 0, or ``None``.
 
+    Above 0: the random mover's GD against every candidate, so that an agent that pursues
+    nothing (its returns at or below the random mover's on every candidate) follows none.
     A missing bound (``nan``: too few episodes) counts as the estimate itself; intervals
     that touch (within :data:`TOLERANCE`) do not separate.
     """
@@ -76,6 +78,6 @@ def follows(gd: Mapping[str, tuple[float, float, float]]) -> str | None:
 
     for name, value in gd.items():
         low = bounds(value)[0]
-        if all(low > bounds(other)[1] + TOLERANCE for o, other in gd.items() if o != name):
+        if low > TOLERANCE and all(low > bounds(other)[1] + TOLERANCE for o, other in gd.items() if o != name):
             return name
     return None

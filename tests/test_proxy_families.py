@@ -52,6 +52,14 @@ def test_follows_needs_separated_intervals():
     assert follows({"a": (0.9, 0.4, 1.0), "b": (0.5, 0.2, 0.6)}) is None
     assert follows({"a": (1.0, nan, nan), "b": (0.0, nan, nan)}) == "a"
     assert follows({"a": (1.0, 1.0, 1.0), "b": (1.0, 1.0, 1.0)}) is None
+    # No better than the random mover on any candidate: it follows none, however they rank.
+    assert follows({"a": (-0.01, -0.01, -0.01), "b": (-0.23, -0.23, -0.23)}) is None
+
+
+def test_the_random_mover_follows_no_candidate(tmp_path):
+    for family in FAMILIES:
+        for variant in (family.train_variant, family.test_variant):
+            assert analyse_proxy(_play(tmp_path, family, variant, "random")).follows is None, (family.name, variant)
 
 
 def test_family_of_names_the_split():

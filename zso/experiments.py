@@ -184,8 +184,8 @@ def _proxy_family_section(result: Any) -> str:
     return (
         "<p>On <code>train</code> the candidate objectives agree (one policy is optimal for all of them, checked on the exact "
         "MDPs); on <code>test</code> they part. GD (Everitt et al. 2025) against each candidate, from the random mover (0) to "
-        "that candidate's optimum (1); <b>follows</b>: the candidate whose GD interval lies above every other's on that layout "
-        "(<i>undetermined</i> when the intervals overlap, as they must on train for an agent that does the task).</p>"
+        "that candidate's optimum (1); <b>follows</b>: the candidate whose GD interval lies above every other's and above 0 (the "
+        "random mover) on that layout (<i>undetermined</i> otherwise, as it must be on train for an agent that does the task).</p>"
         + "".join(parts)
     )
 
