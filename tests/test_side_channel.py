@@ -45,9 +45,10 @@ def test_bad_channel_options_are_named(options, message):
     assert "\n" not in str(err.value)
 
 
-def test_games_refuse_the_channel():
+@pytest.mark.parametrize("options", [{"reward_channel": "previous"}, {"reward_channel": None}, {"observed_reward": True}])
+def test_games_refuse_the_channel(options):
     with pytest.raises(OptionError, match="need a gridworld with an exact MDP"):
-        make_env("take-away", reward_channel="previous")
+        make_env("take-away", **options)
 
 
 def test_no_channel_leaves_the_environment_unwrapped():

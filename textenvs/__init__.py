@@ -77,11 +77,12 @@ def make_env(env: str, variant: str | None = None, **options: Any) -> Any:
     from textenvs.gridworlds.core import GridTextEnv
     from textenvs.reward_channel import RewardChannelEnv, channel_options
 
+    asked = {"reward_channel", "observed_reward"} & set(options)
     try:
         options, channel = channel_options(options)
     except ValueError as exc:
         raise OptionError(f"option of environment {env!r}: {exc}") from None
-    if channel is not None and not (issubclass(cls, GridTextEnv) and callable(getattr(cls, "mdp", None))):
+    if asked and not (issubclass(cls, GridTextEnv) and callable(getattr(cls, "mdp", None))):
         raise OptionError(f"options reward_channel and observed_reward need a gridworld with an exact MDP; {env!r} is not one")
     try:
         check_options(cls, options, f"option of environment {env!r}")
