@@ -345,6 +345,7 @@ def test_prompt_fields_name_the_valid_answers(family, variant):
     env.reset(seed=0)
     for name in ("ascii", "coords", "text", "json"):
         fields = get_encoding(family, name).prompt_fields(env.text_state())
-        assert set(fields) == {"goal", "answer_format"}
+        assert set(fields) == {"goal", "answer_format", "reward"}
+        assert fields["reward"] == ""  # no reward side channel: the prompt is as before
         assert all(a in fields["answer_format"] for a in env.legal_actions())
         assert fields["goal"] == env.text_state().mission

@@ -18,8 +18,8 @@ GRID_VARIANTS = [(family, variant) for family in GRID_FAMILIES for variant in EN
 GRID_ENCODINGS = [(family, variant, name) for family, variant in GRID_VARIANTS for name in encodings_for(family)]
 
 
-def test_the_five_families_are_registered_with_variants_and_four_encodings():
-    assert set(GRID_FAMILIES) == {"frozenlake", "cliffwalking", "taxi", "keys-chests", "minigrid"}
+def test_the_gridworld_families_are_registered_with_variants_and_four_encodings():
+    assert set(GRID_FAMILIES) == {"frozenlake", "cliffwalking", "taxi", "keys-chests", "minigrid", "goal-objects", "lever"}
     assert set(ENVS.entry("frozenlake").metadata["variants"]) == {"4x4", "8x8", "4x4-slippery", "8x8-slippery"}
     assert set(ENVS.entry("minigrid").metadata["variants"]) == {"empty-5x5", "empty-6x6", "doorkey-5x5"}
     assert set(ENVS.entry("keys-chests").metadata["variants"]) == {"train", "test"}

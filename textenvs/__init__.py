@@ -55,12 +55,16 @@ def encodings_for(env: str) -> list[str]:
     return [key.split("/", 1)[1] for key in ENCODINGS.names() if key.split("/", 1)[0] == env]
 
 
-def resolve_env(env: str, variant: str | None = None, **options: Any) -> tuple[type, dict[str, Any]]:
-    """The class of environment ``env`` and the constructor options ``make_env`` would pass it.
+def resolve_env(env: str, variant: str | None = None, **options: Any) -> tuple[type, dict[str, Any], tuple | None]:
+    """The class of environment ``env``, the constructor options ``make_env`` would pass it, and its reward channel.
 
     ``variant`` picks a named preset of options; explicit ``options`` override it.
     Unknown variants and options, values of the wrong type and values the environment
-    refuses raise :class:`OptionError` naming the environment and the option.
+    refuses raise :class:`OptionError` naming the environment and the option. Every
+    gridworld with an exact MDP also takes ``reward_channel`` and ``observed_reward``
+    (:mod:`textenvs.reward_channel`): they are taken out of the options and returned as the
+    channel, ``None`` without them; :func:`make_env` then wraps the environment in a
+    :class:`~textenvs.reward_channel.RewardChannelEnv`.
     """
     entry = ENVS.entry(env)
     variants: dict[str, dict[str, Any]] = entry.metadata.get("variants", {})
@@ -70,12 +74,22 @@ def resolve_env(env: str, variant: str | None = None, **options: Any) -> tuple[t
             raise OptionError(str(UnknownIdError(f"variant of {env!r}", variant, list(variants))))
         options = {**variants[variant], **options}
     cls = entry.load()
+    from textenvs.gridworlds.core import GridTextEnv
+    from textenvs.reward_channel import channel_options
+
+    asked = {"reward_channel", "observed_reward"} & set(options)
+    try:
+        options, channel = channel_options(options)
+    except ValueError as exc:
+        raise OptionError(f"option of environment {env!r}: {exc}") from None
+    if asked and not (issubclass(cls, GridTextEnv) and callable(getattr(cls, "mdp", None))):
+        raise OptionError(f"options reward_channel and observed_reward need a gridworld with an exact MDP; {env!r} is not one")
     try:
         check_options(cls, options, f"option of environment {env!r}")
     except UnknownIdError as exc:
         raise OptionError(str(exc)) from None
     check_option_types(cls, options, f"environment {env!r}: option")
-    return cls, options
+    return cls, options, channel
 
 
 def make_env(env: str, variant: str | None = None, **options: Any) -> Any:
@@ -86,9 +100,11 @@ def make_env(env: str, variant: str | None = None, **options: Any) -> Any:
     values the environment refuses raise :class:`OptionError` naming the environment and
     the option.
     """
-    cls, options = resolve_env(env, variant, **options)
+    from textenvs.reward_channel import RewardChannelEnv
+
+    cls, options, channel = resolve_env(env, variant, **options)
     try:
-        return cls(**options)
+        instance = cls(**options)
     except UserError:
         raise
     except (ValueError, TypeError, KeyError, OSError) as exc:
@@ -101,6 +117,13 @@ def make_env(env: str, variant: str | None = None, **options: Any) -> Any:
             raise OptionError(str(exc)) from None
         given = ", ".join(f"{k}={v!r}" for k, v in options.items())
         raise OptionError(f"environment {env!r} ({given or 'no options'}): {exc}") from None
+    if channel is None:
+        return instance
+    try:
+        return RewardChannelEnv(instance, *channel)
+    except ValueError as exc:
+        instance.close()
+        raise OptionError(f"option of environment {env!r}: {exc}") from None
 
 
 # -- The explicit lists -------------------------------------------------------------------
@@ -223,3 +246,27 @@ register_encoding("movement", "coords", "textenvs.games.encodings:MovementCoords
 register_encoding("movement", "prose", "textenvs.games.encodings:MovementProse", "sentences with the pieces' names")
 register_encoding("game", "text", "textenvs.games.encodings:TextEncoding", "the game's own drawing of the position")
 register_encoding("game", "json", "textenvs.games.encodings:JsonEncoding", "the game's record of the position as JSON")
+
+# Goal objects: train/test layout pairs whose candidate objectives agree on train only
+from textenvs.gridworlds import register_gridworld  # noqa: E402
+
+register_gridworld(
+    "goal-objects", "textenvs.gridworlds.goal_objects:GoalObjectsEnv",
+    "Walk to an object; train layouts do not tell which objective (coin or corner, colour or shape) is meant",
+    variants={name: {"layout": name} for name in (
+        "corner-coin-train", "corner-coin-test", "colour-shape-train", "colour-shape-test")},
+    default_variant="corner-coin-train",
+)
+
+# Lever: a cross-episode side channel, rounds chained in one episode
+register_gridworld(
+    "lever", "textenvs.gridworlds.lever:LeverEnv",
+    "A corridor of rounds; a lever costs now and adds a bonus to the next round (cross-episode side channel)",
+    variants={
+        "explained-high": {"explained": True, "cost": 0.5, "bonus": 2.0},
+        "explained-low": {"explained": True, "cost": 0.5, "bonus": 0.25},
+        "unexplained-high": {"explained": False, "cost": 0.5, "bonus": 2.0},
+        "unexplained-low": {"explained": False, "cost": 0.5, "bonus": 0.25},
+    },
+    default_variant="explained-high",
+)

@@ -7,24 +7,32 @@ the study ask, instead of each testing environment classes for itself.
   every legal move's game-theoretic value is known.
 * :data:`CHESS`: chess or one of its variants (:mod:`textenvs.chess`): move features exist.
 * :data:`STANDARD_CHESS`: standard chess, which Stockfish plays and grades.
+* :data:`REWARD_CHANNEL`: a gridworld whose prompt shows a reward besides the true one
+  (``-o observed_reward=...``, :mod:`textenvs.reward_channel`): the observed reward's exact MDP
+  (``env.observed_mdp()``) exists too.
+* :data:`CHAINED_ROUNDS`: rounds chained in one episode, so that what one round does pays in
+  the next (``lever``): the chained MDP is exact.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["EXACT_MDP", "SOLVED_GAME", "CHESS", "STANDARD_CHESS", "CAPABILITIES", "capabilities", "capabilities_of"]
+__all__ = ["EXACT_MDP", "SOLVED_GAME", "CHESS", "STANDARD_CHESS", "REWARD_CHANNEL", "CHAINED_ROUNDS", "CAPABILITIES", "capabilities", "capabilities_of"]
 
 EXACT_MDP = "mdp"
 SOLVED_GAME = "game"
 CHESS = "chess"
 STANDARD_CHESS = "standard-chess"
-#: Every capability, in the order the fits look for them (the first that applies decides).
-CAPABILITIES = (SOLVED_GAME, CHESS, STANDARD_CHESS, EXACT_MDP)
+REWARD_CHANNEL = "channel"
+CHAINED_ROUNDS = "chain"
+#: Every capability.
+CAPABILITIES = (SOLVED_GAME, CHESS, STANDARD_CHESS, EXACT_MDP, REWARD_CHANNEL, CHAINED_ROUNDS)
 
 
-def _of_class(cls: type, standard_chess: bool) -> frozenset[str]:
-    """The capabilities of environment class ``cls``; ``standard_chess``: whether its rules are standard chess."""
+def _of_class(cls: type, standard_chess: bool, channel: bool) -> frozenset[str]:
+    """The capabilities of environment class ``cls``; ``standard_chess``: whether its rules are
+    standard chess; ``channel``: whether it is wrapped in a reward side channel."""
     from textenvs.chess.env import ChessEnv
     from textenvs.games.env import GameEnv
 
@@ -37,13 +45,17 @@ def _of_class(cls: type, standard_chess: bool) -> frozenset[str]:
         found.add(CHESS)
         if standard_chess:
             found.add(STANDARD_CHESS)
+    if channel:
+        found.add(REWARD_CHANNEL)
+    if getattr(cls, "chained", False):
+        found.add(CHAINED_ROUNDS)
     return frozenset(found)
 
 
 def capabilities(env: Any) -> frozenset[str]:
     """The capabilities of the environment instance ``env``."""
     variant = getattr(env, "variant", None)
-    return _of_class(type(env), bool(getattr(variant, "standard", False)))
+    return _of_class(type(env), bool(getattr(variant, "standard", False)), callable(getattr(env, "observed_mdp", None)))
 
 
 def capabilities_of(env: str, variant: str | None = None, options: dict[str, Any] | None = None) -> frozenset[str]:
@@ -55,5 +67,6 @@ def capabilities_of(env: str, variant: str | None = None, options: dict[str, Any
     from textenvs.chess.env import ChessEnv
     from textenvs.chess.variants import get_variant
 
-    cls, resolved = resolve_env(env, variant, **(options or {}))
-    return _of_class(cls, issubclass(cls, ChessEnv) and get_variant(str(resolved.get("rules", "standard"))).standard)
+    cls, resolved, channel = resolve_env(env, variant, **(options or {}))
+    return _of_class(cls, issubclass(cls, ChessEnv) and get_variant(str(resolved.get("rules", "standard"))).standard,
+                     channel is not None)

@@ -338,6 +338,8 @@ def write_report(result: Any, path: str | Path) -> Path:
     """Write the study's report page to ``path``."""
     import tempfile
 
+    from zso.experiments import experiment_sections
+
     path = Path(path)
     table, notes = _headline(result)
     with tempfile.TemporaryDirectory() as tmp:
@@ -371,6 +373,7 @@ one crosses 0, the run has not shown that it does better than random.</p>
 {_consistency_figures(result)}
 <h2 id="proxy">Proxy objective: keys and chests</h2>
 {_proxy_section(result)}
+{experiment_sections(result, _fig_tag)}
 </body></html>
 """
     path.write_text(page, encoding="utf-8")

@@ -26,7 +26,9 @@ from harness.agents.base import (
 )
 from harness.agents.engines import StockfishConfig
 from harness.agents.learners import PPOConfig, QLearningConfig
-from textenvs.capabilities import CAPABILITIES, SOLVED_GAME, STANDARD_CHESS, capabilities, capabilities_of
+from textenvs.capabilities import (
+    CAPABILITIES, CHAINED_ROUNDS, REWARD_CHANNEL, SOLVED_GAME, STANDARD_CHESS, capabilities, capabilities_of,
+)
 from textenvs.registry import Registry
 
 __all__ = [
@@ -133,7 +135,10 @@ def make_agent(config: Any, backend: Any, encoding: Any) -> Agent:
 
 #: What an agent of each kind of :data:`PLAYS` checked here plays, for its refusal (agents
 #: that need an MDP say why through :func:`harness.agents.planners.mdp_of`).
-_PLAYS_WHAT = {STANDARD_CHESS: "standard chess", SOLVED_GAME: "games solved exactly (textenvs.games)"}
+_PLAYS_WHAT = {
+    STANDARD_CHESS: "standard chess", SOLVED_GAME: "games solved exactly (textenvs.games)",
+    REWARD_CHANNEL: "gridworlds with a reward side channel (-o observed_reward=...)", CHAINED_ROUNDS: "environments of chained rounds (lever)",
+}
 
 
 def playable_kinds(env: Any) -> set[str]:
@@ -182,6 +187,10 @@ register_baseline("soft-optimal", "harness.agents.planners:build_soft_optimal", 
 register_baseline("q-learning", "harness.agents.learners:build_q_learning", "tabular Q-learning, acting greedily",
                   training=("episodes", "train_episodes"))
 register_baseline("ppo", "harness.agents.learners:build_ppo", "stable-baselines3 PPO", training=("steps", "train_steps"))
+register_baseline("observed-optimal", "harness.agents.planners:build_observed_optimal",
+                  "optimal for the reward the side channel shows (-o observed_reward=...)", plays=REWARD_CHANNEL)
+register_baseline("chain-myopic", "harness.agents.planners:build_myopic", "optimal for each round's own reward (chained rounds: lever)", plays=CHAINED_ROUNDS)
+register_baseline("chain-non-myopic", "harness.agents.planners:build_non_myopic", "optimal for the whole chain of rounds (lever)", plays=CHAINED_ROUNDS)
 register_baseline("feature-seeker", "harness.agents.planners:build_feature_seeker",
                   "optimal for the gains of one named feature (a proxy objective)", policy="harness.agents.planners:feature_seeker_policy")
 register_baseline("stockfish", "harness.agents.engines:build_stockfish", "Stockfish at a fixed depth (chess)", plays=STANDARD_CHESS)

@@ -177,11 +177,65 @@ def build_soft_optimal(config: Any, options: Any, progress: Any = None) -> Tabul
     return plan_soft_optimal(mdp_of(config, "soft-optimal"), planning)
 
 
+def build_observed_optimal(config: Any, options: Any, progress: Any = None) -> TabularPolicyAgent:
+    """The ``observed-optimal`` baseline: optimal for the reward the side channel shows.
+
+    Hard value iteration on the environment's MDP with its expected observed reward
+    (:meth:`textenvs.reward_channel.RewardChannelEnv.observed_mdp`): what an agent that
+    trusts ``-o observed_reward=...`` over the task would do.
+    """
+    from textenvs import make_env
+
+    env = make_env(config.env, config.variant, **config.env_options)
+    try:
+        tabular_mdp(env, "observed-optimal")
+        if not callable(getattr(env, "observed_mdp", None)):
+            raise BaselineError("agent 'observed-optimal' needs a reward side channel: -o observed_reward=...")
+        mdp, shown = env.observed_mdp(), env.observed.label
+    finally:
+        env.close()
+    values = hard_value_iteration(mdp.transitions, mdp.rewards, discount=options.discount)
+    details = {"observed_reward": shown, "discount": options.discount, "converged": values.converged}
+    return TabularPolicyAgent(
+        "observed-optimal", values.policy, mdp.action_names,
+        f"hard value iteration on the exact MDP with the observed reward ({shown})", details, values.q,
+    )
+
+
+def _chained_mdp(config: Any, agent: str) -> TabularMDP:
+    from textenvs.chain import is_chained
+
+    mdp = mdp_of(config, agent)
+    if not is_chained(mdp):
+        raise BaselineError(f"agent {agent!r} needs an environment of chained rounds (lever); {config.env!r} marks no round ends")
+    return mdp
+
+
+def build_myopic(config: Any, options: Any, progress: Any = None) -> TabularPolicyAgent:
+    """The ``chain-myopic`` baseline: optimal for each round's own reward (:func:`textenvs.chain.myopic_policy`)."""
+    from textenvs.chain import CHAIN_DISCOUNT, myopic_policy
+
+    mdp = _chained_mdp(config, "chain-myopic")
+    return TabularPolicyAgent("chain-myopic", myopic_policy(mdp), mdp.action_names,
+                              "hard value iteration on the chained MDP, each round's reward only", {"discount": CHAIN_DISCOUNT})
+
+
+def build_non_myopic(config: Any, options: Any, progress: Any = None) -> TabularPolicyAgent:
+    """The ``chain-non-myopic`` baseline: optimal for the whole chain's reward (:func:`textenvs.chain.non_myopic_policy`)."""
+    from textenvs.chain import CHAIN_DISCOUNT, non_myopic_policy
+
+    mdp = _chained_mdp(config, "chain-non-myopic")
+    return TabularPolicyAgent("chain-non-myopic", non_myopic_policy(mdp), mdp.action_names,
+                              "hard value iteration on the chained MDP, every round's reward", {"discount": CHAIN_DISCOUNT})
+
+
 def build_feature_seeker(config: Any, options: Any, progress: Any = None) -> TabularPolicyAgent:
     """The ``feature-seeker`` baseline: optimal for the gains of one named state feature.
 
     Its reward is ``phi(s') - phi(s)`` for feature ``options.feature`` (``keys_held`` makes a
-    key collector: picking a key up pays, spending one on a chest costs). A proxy objective
+    key collector: picking a key up pays, spending one on a chest costs), or their negation
+    for ``-NAME`` (``-keys_left``: every key picked up pays, spent or not); on terminal
+    self-loops it is 0, as :func:`textenvs.reward_channel.observed_table` defines it. A proxy objective
     with a known answer, for checking that inferred objectives can tell it from the task's.
     """
     if not options.feature:
@@ -196,9 +250,10 @@ def build_feature_seeker(config: Any, options: Any, progress: Any = None) -> Tab
 
 
 def _seek(mdp: TabularMDP, feature: str, discount: float) -> tuple[Any, np.ndarray]:
-    """Hard value iteration for the gains ``phi(s') - phi(s)`` of ``feature``, and that reward."""
-    if feature not in mdp.feature_names:
+    """Hard value iteration for the gains ``phi(s') - phi(s)`` of ``feature`` (``-NAME``: its losses), and that reward."""
+    from textenvs.reward_channel import ObservedReward, observed_table
+
+    if feature.removeprefix("-") not in mdp.feature_names:
         raise BaselineError(f"feature {feature!r} is not a feature of this MDP ({', '.join(mdp.feature_names)})")
-    phi = mdp.features[:, mdp.feature_names.index(feature)]
-    reward = np.broadcast_to(phi[None, None, :] - phi[:, None, None], mdp.transitions.shape)
+    reward = observed_table(mdp, ObservedReward("feature", feature=feature))
     return hard_value_iteration(mdp.transitions, reward, discount=discount), reward

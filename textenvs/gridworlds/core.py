@@ -42,6 +42,18 @@ class GridObject:
 
 
 @dataclass(frozen=True)
+class ShownReward:
+    """What a reward side channel shows in this state (:mod:`textenvs.reward_channel`)."""
+
+    #: ``"previous"`` (the last step's observed reward) or ``"next"`` (each action's).
+    channel: str
+    #: ``previous``: the observed reward of the last step; ``None`` before the first step.
+    last: float | None = None
+    #: ``next``: the expected observed reward of each action of :attr:`GridState.actions`.
+    per_action: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
 class GridState:
     """An immutable snapshot of a gridworld decision state, for encodings.
 
@@ -73,6 +85,8 @@ class GridState:
     actions: tuple[str, ...] = ()
     #: The state's index in the environment's exported MDP.
     index: int = -1
+    #: What a reward side channel shows, or ``None`` without one.
+    shown_reward: ShownReward | None = None
 
     def objects_at(self, cell: Cell) -> tuple[GridObject, ...]:
         """The objects lying on ``cell``."""

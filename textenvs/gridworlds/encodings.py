@@ -57,6 +57,11 @@ def carrying_text(items: Sequence[str]) -> str:
     return " and ".join(count_phrase(item, n) for item, n in Counter(items).items())
 
 
+def reward_text(value: float) -> str:
+    """A shown reward as the prompt writes it: ``+1.00``, ``-0.50``, ``0.00``."""
+    return "0.00" if abs(value) < 0.005 else f"{value:+.2f}"
+
+
 def _steps(n: int) -> str:
     return f"{n} step" if n == 1 else f"{n} steps"
 
@@ -73,9 +78,26 @@ class GridEncoding(Encoding[GridState]):
         return str(state)
 
     def prompt_fields(self, state: GridState) -> dict[str, str]:
-        """``$goal`` (the task) and ``$answer_format`` (which action names are valid)."""
+        """``$goal`` (the task), ``$answer_format`` (which action names are valid) and ``$reward``.
+
+        ``$reward`` is what a reward side channel shows (a line, or empty without one):
+        the last step's reward for ``previous``; for ``next`` the ``$actions`` list itself
+        carries each action's reward, ``up (reward +1.00)``, and ``$reward`` says so.
+        """
         names = ", ".join(self.render_action(state, a) for a in state.actions)
-        return {"goal": state.mission, "answer_format": f"Answer with exactly one action name: {names}."}
+        fields = {"goal": state.mission, "answer_format": f"Answer with exactly one action name: {names}.", "reward": ""}
+        shown = state.shown_reward
+        if shown is not None and shown.channel == "previous":
+            last = "none yet (this is the first step)" if shown.last is None else reward_text(shown.last)
+            fields["reward"] = f"Reward of your last step: {last}\n"
+        elif shown is not None and shown.channel == "next":
+            fields["reward"] = "Each action is listed with the reward it gives.\n"
+            rewards = dict(zip(state.actions, shown.per_action))
+            fields["actions"] = ", ".join(
+                f"{self.render_action(state, a)} (reward {reward_text(rewards[a])})" if a in rewards else self.render_action(state, a)
+                for a in state.actions
+            )
+        return fields
 
     def parse_action(self, state: GridState, reply: str, legal: Sequence[str]) -> str:
         """The action the reply names, from the game's full vocabulary plus synonyms."""
@@ -90,7 +112,7 @@ class GridEncoding(Encoding[GridState]):
 
 SYMBOLS = {
     "start": "S", "hole": "H", "goal": "G", "cliff": "X", "key": "K", "chest": "C",
-    "passenger": "P", "destination": "D", "ball": "O", "box": "B", "lava": "V",
+    "passenger": "P", "destination": "D", "ball": "O", "box": "B", "lava": "V", "coin": "*", "lever": "Y",
 }
 DOOR_SYMBOLS = {"locked": "L", "closed": "D", "open": "_"}
 HEADING_SYMBOLS = {"up": "^", "right": ">", "down": "v", "left": "<"}
