@@ -156,6 +156,12 @@ class ModelIdentity:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "backend": self.backend, **self.details}
 
+    @property
+    def own_details(self) -> dict[str, Any]:
+        """What the backend or reference agent recorded of itself (its info's ``details``: a
+        planner's discount and temperature, a seeker's feature, a model's hyperparameters)."""
+        return dict(self.details.get("details") or {})
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ModelIdentity":
         rest = {k: v for k, v in data.items() if k not in ("name", "backend")}

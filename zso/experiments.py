@@ -140,11 +140,11 @@ def _exact_candidate_rows(family: Any, variant: str, steps: int) -> dict[str, di
 
     from irl.analysis.scores import Score
     from irl.goals import goal_directedness, reference_returns
-    from textenvs import make_env
+    from harness.config import make_run_env
     from textenvs.planning import hard_value_iteration, policy_return
     from textenvs.proxy import candidate_reward
 
-    env = make_env(family.env, variant, **(family.train_options if family.split(variant) == "train" else family.test_options))
+    env = make_run_env(family.env, variant, family.train_options if family.split(variant) == "train" else family.test_options)
     try:
         mdp = env.mdp()
     finally:

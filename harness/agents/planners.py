@@ -184,9 +184,7 @@ def build_observed_optimal(config: Any, options: Any, progress: Any = None) -> T
     (:meth:`textenvs.reward_channel.RewardChannelEnv.observed_mdp`): what an agent that
     trusts ``-o observed_reward=...`` over the task would do.
     """
-    from textenvs import make_env
-
-    env = make_env(config.env, config.variant, **config.env_options)
+    env = config.make_env()
     try:
         tabular_mdp(env, "observed-optimal")
         if not callable(getattr(env, "observed_mdp", None)):

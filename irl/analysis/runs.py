@@ -321,7 +321,7 @@ def _known_policy(run_dir: str | Path, info: RunInfo, mdp: Any) -> np.ndarray | 
 
     manifest = load_manifest(run_dir)
     agent = manifest.config.agent
-    policy = known_policy(agent.name, mdp, {**manifest.model.details, **agent.options})
+    policy = known_policy(agent.name, mdp, {**agent.options, **manifest.model.own_details})  # what the agent recorded wins
     return None if policy is None else np.asarray(policy, dtype=float)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from irl.analysis.runs import RunInfo, _build_env, load_tabular, read_info
+from irl.analysis.runs import RunInfo, load_tabular, read_info
 from irl.analysis.scores import FitSettings, Score, bootstrap_mean_score
 from irl.side_channel import FollowingReferences, episode_gd, episode_profiles, following_references
 
@@ -47,7 +47,7 @@ def has_side_channel(options: dict[str, Any]) -> bool:
 def analyse_side_channel(run_dir: str | Path, settings: FitSettings = FitSettings()) -> SideChannelReport:
     """Score the run in ``run_dir`` (module docstring); the horizon is the run's step limit."""
     info = read_info(run_dir)
-    env = _build_env(info)
+    env = info.make_env()
     try:
         if not callable(getattr(env, "observed_mdp", None)):
             raise ValueError(f"{run_dir}: the run has no reward side channel (set -o observed_reward=...)")
