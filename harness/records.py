@@ -354,6 +354,8 @@ class RunWriter:
             opened.append(open(self.dir / STEPS, "ab"))
             opened.append(open(self.dir / EPISODES, "ab"))
             self._steps, self._episodes = opened
+            #: Sizes of the two files after the last committed episode: what :meth:`close` cuts them back to.
+            self._committed = (self._steps.tell(), self._episodes.tell())
             self.write_manifest()
         except (OSError, ResultsError) as exc:
             # A new run that could not start leaves nothing that would block the same --out.
@@ -385,6 +387,7 @@ class RunWriter:
         line = _dumps(record.to_json())
         _append(self._steps, "".join(steps))
         _append(self._episodes, line)
+        self._committed = (self._steps.tell(), self._episodes.tell())
         self.manifest.counts["episodes"] += 1
         self.manifest.counts["steps"] += len(steps)
         self.write_manifest()
@@ -396,7 +399,13 @@ class RunWriter:
         """
         self._pending.clear()
         try:
-            for handle in (self._steps, self._episodes):
+            # An interrupt between an episode's steps and its line leaves steps no episode
+            # commits (or half a line): cut both files back to the last committed episode.
+            for handle, size in zip((self._steps, self._episodes), self._committed):
+                with contextlib.suppress(OSError, ValueError):
+                    if handle.tell() > size:
+                        handle.truncate(size)
+                        os.fsync(handle.fileno())
                 with contextlib.suppress(OSError):
                     handle.close()
             self.manifest.status = status
