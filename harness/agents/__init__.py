@@ -5,7 +5,8 @@
     (free text, parsed). Each entry builds an agent from ``(config, backend, encoding)``.
 :data:`BASELINES`
     reference agents that stand next to a model in the same run format: ``random``,
-    planners on the exact MDP (``optimal``, ``soft-optimal``), learners (``q-learning``,
+    planners on the exact MDP (``optimal``, ``soft-optimal``), negative controls blind to the
+    state (``state-blind``, ``list-position``: :mod:`harness.agents.controls`), learners (``q-learning``,
     ``ppo``), an engine (``stockfish``) and the exact game player (``solver``). Each entry builds an agent from
     ``(config, options, progress)``; its ``training`` metadata names what training counts.
 
@@ -72,6 +73,10 @@ class BaselineOptions:
     skill: int | None = None
     #: ``feature-seeker``: the named MDP feature whose gains it maximises.
     feature: str | None = None
+    #: ``state-blind``: ``(action name, weight)`` pairs (``*``: every other name).
+    weights: tuple[tuple[str, float], ...] | None = None
+    #: ``list-position``: each position down the list of legal actions multiplies the probability by this.
+    position_decay: float = 0.5
 
 
 def make_agent(config: Any, backend: Any, encoding: Any) -> Agent:
@@ -145,6 +150,10 @@ register_baseline("q-learning", "harness.agents.learners:build_q_learning", "tab
 register_baseline("ppo", "harness.agents.learners:build_ppo", "stable-baselines3 PPO", training=("steps", "train_steps"))
 register_baseline("feature-seeker", "harness.agents.planners:build_feature_seeker",
                   "optimal for the gains of one named feature (a proxy objective)")
+register_baseline("state-blind", "harness.agents.controls:build_state_blind",
+                  "negative control: fixed weights per action name, blind to the state", plays="any")
+register_baseline("list-position", "harness.agents.controls:build_list_position",
+                  "negative control: prefers the first legal action listed, blind to the state", plays="any")
 register_baseline("stockfish", "harness.agents.engines:build_stockfish", "Stockfish at a fixed depth (chess)", plays="chess")
 register_baseline("solver", "harness.agents.solvers:build_solver", "exact game solver: uniform over the moves of the best outcome (games)",
                   plays="game")

@@ -30,6 +30,12 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--depth", type=int, default=BaselineOptions.depth, help="stockfish: search depth in plies")
     p.add_argument("--skill", type=int, help="stockfish: skill level 0-20 (default 20)")
     p.add_argument("--feature", help="feature-seeker: the named MDP feature whose gains it maximises (e.g. keys_held)")
+    p.add_argument("--weights", metavar="NAME=W,...",
+                   help="state-blind: weight per action name, e.g. down=0.4,right=0.4,left=0.1,up=0.1 (* = every other name)")
+    p.add_argument("--weights-from", metavar="RUN_DIR",
+                   help="state-blind: the weights of a run's mean probability per action name (its label bias, without the state)")
+    p.add_argument("--position-decay", type=float, default=BaselineOptions.position_decay,
+                   help="list-position: probability ratio of each listed action to the one before (default 0.5; 0 = always the first)")
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default 10)")
     p.add_argument("--max-steps", type=int, default=100, help="decisions per episode, training and evaluation (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seeds training and the evaluation episodes")
@@ -66,6 +72,19 @@ def _run_label(config: RunConfig, options: BaselineOptions) -> str:
     return f"{config.model}-t{options.temperature:g}" if config.model == "soft-optimal" else config.model
 
 
+def _weights(args: argparse.Namespace) -> tuple[tuple[str, float], ...] | None:
+    """``--weights`` parsed, or ``--weights-from`` fitted (not both)."""
+    from harness.agents.controls import action_frequencies, parse_weights
+
+    if args.weights is not None and args.weights_from is not None:
+        raise BaselineError("give --weights or --weights-from, not both")
+    if args.weights is not None:
+        return parse_weights(args.weights)
+    if args.weights_from is not None:
+        return action_frequencies(args.weights_from)
+    return None
+
+
 def cmd_baseline(args: argparse.Namespace) -> int:
     """``zso baseline``: plan or train, run, print the summary; 0 on success."""
     from harness.runner import Runner, default_run_dir
@@ -76,6 +95,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     options = BaselineOptions(
         temperature=args.temperature, discount=args.discount, train_episodes=args.train_episodes,
         train_steps=args.train_steps, depth=args.depth, skill=args.skill, feature=args.feature,
+        weights=_weights(args), position_decay=args.position_decay,
     )
     if config.out is None:
         config = replace(config, out=str(default_run_dir(replace(config, model=_run_label(config, options)))))
