@@ -43,10 +43,23 @@ convergence is flagged (``converged``).
 
 **Scores** (95% intervals; :mod:`irl.distance` and :mod:`irl.goals` for the maths):
 
-* ``explained``: held-out (K-fold over episodes) log-likelihood gain of the fitted
-  soft-optimal policy over the uniform policy, divided by the uniform policy's entropy;
-  with a cross-validated ``l2``, the folds are those that chose it (not nested: the gain
-  is the best of the grid's held-out gains, an optimism of choosing one value of nine);
+* ``explained``: explained behaviour beyond a state-blind policy: the held-out (K-fold
+  over episodes) log-likelihood gain of a **reward-and-bias** model over a **bias-only**
+  model, divided by the uniform policy's entropy. The bias-only model is the best policy
+  that ignores the state, an action prior over action names: an MCE fit whose only
+  features are a reward per action name in every live state plus the live-state level
+  (its soft-optimal policy is then exactly the softmax of those rewards, in every state).
+  The reward-and-bias model adds those features to the named ones. Both are fitted on the
+  same training folds, the bias-only one with the run's ``l2`` and the other with the best
+  of the grid on the held-out folds (as the run's ``l2`` is chosen); the first nests the second, so a label bias
+  alone (an agent that prefers ``down`` and ``right`` whatever the state) explains about
+  0, though on a map whose goal lies down and right a reward "approach the goal"
+  predicts it better than uniform choice does, while a goal pursued through a label bias
+  still counts. With a
+  cross-validated ``l2``, the folds are those that chose it (not nested: the gain is the
+  best of the grid's held-out gains, an optimism of choosing one value of nine);
+* ``explained_uniform``: the same gain over the uniform policy instead (the former
+  headline);
 * ``meg_unknown``: the same gain in nats per episode, not divided: MEG over the feature
   class (MacDermott et al. 2024), estimated on held-out episodes, floored at 0 (the zero
   utility, i.e. the uniform policy, is in the class, so MEG >= 0; :func:`meg_score`);
@@ -154,7 +167,12 @@ def tabular_features(mdp: Any, features: str | Sequence[str] = "named", form: st
         cols = [n for n in asked if n not in events_all]
         state = np.asarray(mdp.feature_matrix(cols), dtype=float)
         names = tuple(cols)
-    phi = np.einsum("sat,tk->sak", np.asarray(mdp.transitions, dtype=float), state)
+    if isinstance(mdp.transitions, Dynamics):  # a StackedMDP: sparse dynamics only
+        dyn = mdp.transitions
+        phi = np.stack([dyn.expect(state[:, k]) for k in range(state.shape[1])], axis=2) if state.shape[1] else \
+            np.zeros((mdp.n_states, mdp.n_actions, 0))
+    else:
+        phi = np.einsum("sat,tk->sak", np.asarray(mdp.transitions, dtype=float), state)
     if form == "delta":
         phi = phi - state[:, None, :]
     if events:
@@ -209,6 +227,7 @@ class TabularProblem:
         #: The K folds over episodes of explained behaviour, MEG and the choice of ``l2``.
         self.parts = folds(n, settings.folds, settings.seed)
         self._gains: dict[float, np.ndarray] = {}
+        self._beyond: np.ndarray | None = None
         self._warm: dict[int, np.ndarray] = {}
         #: How ``l2`` was chosen: ``None`` when fixed (``settings.l2``) or with one episode.
         self.l2_selection: CVResult | None = None
@@ -243,17 +262,56 @@ class TabularProblem:
         """Per episode, the held-out log-likelihood gain over uniform at the run's ``l2``."""
         return self._heldout(self.l2)
 
+    def heldout_gains_beyond_bias(self) -> np.ndarray:
+        """Per episode, the held-out log-likelihood gain of the reward-and-bias model over the
+        bias-only model (module docstring, ``explained``), both fitted on the other folds;
+        the bias-only model with the run's ``l2``, the reward-and-bias model with the value of
+        :data:`TABULAR_L2_GRID` that gives the held-out episodes the largest gain, as the
+        run's own ``l2`` is chosen."""
+        if self._beyond is None:
+            n = len(self.run.episodes)
+            live = (~self.absorbing).astype(float)
+            A = self.mdp.n_actions
+            # A reward per action name in every live state, and the live-state level that
+            # keeps ending an episode neutral: the soft-optimal policy of such a reward is
+            # the state-blind softmax of the per-action rewards.
+            names = np.broadcast_to(np.eye(A)[None], (self.mdp.n_states, A, A)) * live[:, None, None]
+            level = np.broadcast_to(live[:, None, None], (self.mdp.n_states, A, 1))
+            bias_phi = np.ascontiguousarray(np.concatenate([names, level], axis=2))
+            extra = [names] if "step" in self.features.names else [names, level]
+            joint_phi = np.ascontiguousarray(np.concatenate([self.features.phi, *extra], axis=2))
+            trains = [np.setdiff1d(np.arange(n), test) for test in self.parts]
+            helds = [self.trajectories(test) for test in self.parts]
+            blind = np.zeros(n)
+            for test, train, held in zip(self.parts, trains, helds):
+                blind[test] = episode_log_ratios(self.fit(train, phi=bias_phi).policy, held)
+            grid = TABULAR_L2_GRID if self.l2_selection is not None else (self.l2,)
+            best, warm = None, {}
+            for l2 in grid:
+                joint = np.zeros(n)
+                for j, (test, train, held) in enumerate(zip(self.parts, trains, helds)):
+                    fit = self.fit(train, warm.get(j), l2=l2, phi=joint_phi)
+                    warm[j] = fit.weights
+                    joint[test] = episode_log_ratios(fit.policy, held)
+                if best is None or joint.sum() > best.sum():
+                    best = joint
+            self._beyond = best - blind
+        return self._beyond
+
     def trajectories(self, indices: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
         """The ``(states, actions)`` of episodes ``indices`` (repeats allowed)."""
         return [self.run.episodes[int(i)].trajectory for i in indices]
 
-    def fit(self, indices: Sequence[int], weights_init: np.ndarray | None = None, *, l2: float | None = None) -> TabularFit:
-        """MCE IRL on the episodes ``indices`` (with the run's ``l2`` unless given)."""
+    def fit(self, indices: Sequence[int], weights_init: np.ndarray | None = None, *, l2: float | None = None,
+            phi: np.ndarray | None = None) -> TabularFit:
+        """MCE IRL on the episodes ``indices`` (with the run's ``l2`` unless given; with the
+        reward features ``phi`` instead of the problem's, for explained behaviour's models)."""
         mdp = self.mdp
         l2 = self.l2 if l2 is None else float(l2)
+        phi = self.features.phi if phi is None else phi
         try:
             res = mce_likelihood_irl(
-                self.dynamics, self.features.phi, self.trajectories(indices), initial=mdp.initial,
+                self.dynamics, phi, self.trajectories(indices), initial=mdp.initial,
                 horizon=self.horizon, discount=self.discount, l2=l2, weights_init=weights_init,
                 gtol=1e-6, max_iter=500,
             )
@@ -261,8 +319,9 @@ class TabularProblem:
             raise ValueError(f"{self.run.info.run_dir}: the fit failed: {exc}") from None
         if not np.all(np.isfinite(res.weights)):
             raise ValueError(f"{self.run.info.run_dir}: the fit diverged (non-finite weights); raise --l2")
+        state_score = self.features.state @ res.weights if phi is self.features.phi else np.full(mdp.n_states, np.nan)
         return TabularFit(
-            res.weights, res.reward, self.features.state @ res.weights, res.policy,
+            res.weights, res.reward, state_score, res.policy,
             self.horizon, self.discount, l2, res.converged,
         )
 
@@ -283,6 +342,8 @@ class TabularScores:
     alignment_regret: Score
     alignment_regret_soft: Score
     gd: Score
+    #: Explained behaviour over uniform choice (``explained`` is over the best state-blind policy).
+    explained_uniform: Score = Score.missing("not computed")
 
 
 def _distance_score(values: Sequence[RewardComparison], estimate: RewardComparison, alpha: float, method: str) -> Score:
@@ -291,23 +352,25 @@ def _distance_score(values: Sequence[RewardComparison], estimate: RewardComparis
     return quantile_score([v.value for v in values], estimate.value, alpha, method)
 
 
-def _explained_and_meg(problem: TabularProblem) -> tuple[Score, Score, list[np.ndarray]]:
-    """Explained behaviour, unknown-utility MEG, and the held-out folds used."""
+def _explained_and_meg(problem: TabularProblem) -> tuple[Score, Score, Score, list[np.ndarray]]:
+    """Explained behaviour (beyond a state-blind policy, and over uniform), unknown-utility MEG, the held-out folds."""
     run, settings = problem.run, problem.settings
     n = len(run.episodes)
     level = 1 - settings.alpha
     parts = problem.parts
     if n < 2:
         why = "needs at least 2 episodes"
-        return Score.missing(why, level, n), Score.missing(why, level, n), parts
+        return Score.missing(why, level, n), Score.missing(why, level, n), Score.missing(why, level, n), parts
     log_a = math.log(run.mdp.n_actions)
     entropies = np.array([e.n_decisions * log_a for e in run.episodes])
     gains = problem.heldout_gains()
     k = len(parts)
     how = f"{k}-fold over episodes" + ("" if problem.l2_selection is None else ", the folds that chose l2")
-    explained = ratio_score(gains, entropies, settings, f"{how}; bootstrap over held-out episodes")
+    explained = ratio_score(problem.heldout_gains_beyond_bias(), entropies, settings,
+                            f"gain of the reward-and-bias model over the bias-only (state-blind) model, {how}; bootstrap over held-out episodes")
+    uniform = ratio_score(gains, entropies, settings, f"gain over uniform choice, {how}; bootstrap over held-out episodes")
     meg = meg_score(gains, settings, f"held-out log-likelihood gain over uniform, nats per episode; {how}, bootstrap over episodes")
-    return explained, meg, parts
+    return explained, uniform, meg, parts
 
 
 def _meg_known(problem: TabularProblem, parts: list[np.ndarray]) -> Score:
@@ -357,7 +420,7 @@ def score_tabular(problem: TabularProblem, fit: TabularFit, boot: Sequence[Tabul
     """Every score of the module docstring for a run's full fit and its bootstrap refits."""
     settings = problem.settings
     alpha = settings.alpha
-    explained, meg_unknown, parts = _explained_and_meg(problem)
+    explained, explained_uniform, meg_unknown, parts = _explained_and_meg(problem)
     n = len(problem.run.episodes)
     if n >= 2:
         halves = [problem.distance(problem.fit(a).reward, problem.fit(b).reward) for a, b in half_splits(n, settings.splits, settings.seed)]
@@ -396,7 +459,7 @@ def score_tabular(problem: TabularProblem, fit: TabularFit, boot: Sequence[Tabul
             regrets[name] = quantile_score([one(b.reward) for b in boot], est, alpha,
                                            f"true return of the {what} policy of the fitted reward, random 0, optimal 1; bootstrap ({len(boot)} refits)")
     return TabularScores(
-        explained=explained, meg_unknown=meg_unknown, meg_known=_meg_known(problem, parts), stability=stability,
+        explained=explained, explained_uniform=explained_uniform, meg_unknown=meg_unknown, meg_known=_meg_known(problem, parts), stability=stability,
         alignment_distance=alignment, alignment_regret=regrets["hard"], alignment_regret_soft=regrets["soft"], gd=_gd(problem),
     )
 
