@@ -48,8 +48,9 @@ def register_mode(name: str, builder: Any, description: str = "", parses_replies
 
 
 #: What a reference agent can play: any environment, those with an exact tabular MDP
-#: (``env.mdp()``), standard chess, or games solved exactly (``textenvs.games``).
-PLAYS = ("any", "mdp", "chess", "game")
+#: (``env.mdp()``) of one fixed layout, those with an exact MDP per episode's layout (fixed
+#: or drawn anew every episode: planners), standard chess, or games solved exactly (``textenvs.games``).
+PLAYS = ("any", "mdp", "layouts", "chess", "game")
 
 
 def register_baseline(
@@ -96,7 +97,9 @@ def playable_kinds(env: Any) -> set[str]:
 
     kinds = {"any"}
     if callable(getattr(env, "mdp", None)):
-        kinds.add("mdp")
+        kinds.add("layouts")
+        if getattr(env, "layout_seed", 0) is not None:
+            kinds.add("mdp")
     if isinstance(env, GameEnv):
         kinds.add("game")
     if isinstance(env, ChessEnv) and env.variant.standard:
@@ -143,13 +146,14 @@ register_mode("choose", "harness.agents.language:build_choose", "score the text 
 register_mode("generate", "harness.agents.language:build_generate", "ask for free text and parse it", parses_replies=True)
 
 register_baseline("random", "harness.agents.uniform:build_random", "uniform over the legal actions", plays="any")
-register_baseline("optimal", "harness.agents.planners:build_optimal", "hard value iteration on the exact MDP, uniform over optimal actions")
-register_baseline("soft-optimal", "harness.agents.planners:build_soft_optimal", "soft value iteration at a temperature")
+register_baseline("optimal", "harness.agents.planners:build_optimal", "hard value iteration on the exact MDP, uniform over optimal actions",
+                  plays="layouts")
+register_baseline("soft-optimal", "harness.agents.planners:build_soft_optimal", "soft value iteration at a temperature", plays="layouts")
 register_baseline("q-learning", "harness.agents.learners:build_q_learning", "tabular Q-learning, acting greedily",
                   training=("episodes", "train_episodes"))
 register_baseline("ppo", "harness.agents.learners:build_ppo", "stable-baselines3 PPO", training=("steps", "train_steps"))
 register_baseline("feature-seeker", "harness.agents.planners:build_feature_seeker",
-                  "optimal for the gains of one named feature (a proxy objective)")
+                  "optimal for the gains of one named feature (a proxy objective)", plays="layouts")
 register_baseline("state-blind", "harness.agents.controls:build_state_blind",
                   "negative control: fixed weights per action name, blind to the state", plays="any")
 register_baseline("list-position", "harness.agents.controls:build_list_position",

@@ -17,7 +17,7 @@ from gymnasium.envs.toy_text.frozen_lake import FrozenLakeEnv
 from gymnasium.envs.toy_text.taxi import TaxiEnv
 
 from textenvs.gridworlds import mdp_export
-from textenvs.gridworlds.core import DIRECTIONS, GridObject, GridState, GridTextEnv, end_info, manhattan
+from textenvs.gridworlds.core import DIRECTIONS, GridObject, GridState, GridTextEnv, end_info, layout_seed_option, manhattan
 from textenvs.mdp import TabularMDP
 
 
@@ -167,7 +167,7 @@ class FrozenLakeText(_ToyTextEnv):
     ``map_name="random"`` draws the map with :func:`random_lake` (``size`` x ``size``, 4 by
     default) from ``layout_seed``: start, holes and goal anywhere, a path guaranteed. The
     map is fixed by ``layout_seed`` so that :meth:`mdp` is exact for every episode; with
-    ``layout_seed=None`` each ``reset(seed=...)`` draws a new map from that seed (as
+    ``layout_seed=None`` (``"none"`` in TOML files) each ``reset(seed=...)`` draws a new map from that seed (as
     keys-and-chests does) and :meth:`mdp` describes the current episode's map. The fixed
     maps put the goal at the bottom right, so a bias for ``down`` and ``right`` passes for
     heading to it there; the random maps take that away.
@@ -183,6 +183,7 @@ class FrozenLakeText(_ToyTextEnv):
     def __init__(self, map_name: str = "4x4", is_slippery: bool = False, size: int | None = None, layout_seed: int | None = 0):
         self.map_name = map_name
         self.is_slippery = is_slippery
+        layout_seed = layout_seed_option(layout_seed)
         if map_name == "random":
             #: The side of a random map, and the seed of its layout (``None``: a new one each reset).
             self.size, self.layout_seed = 4 if size is None else int(size), layout_seed
