@@ -96,11 +96,12 @@ def test_a_uniformly_random_agent_explains_nothing(tmp_path):
     run = load_tabular(grid_run(tmp_path, RandomAgent(), episodes=60))
     report = analyse_tabular(run, FitSettings(**FAST))
     print(f"\nrandom agent: explained {report.explained.format(3)}, stability {report.stability.format(3)}")
-    assert report.explained_uniform.contains(0.0) and report.explained_uniform.estimate < 0.05
-    # Beyond a state-blind policy: about 0, its interval reaching 0. A held-out comparison of
-    # nested models leans below 0 where the larger one has nothing to add (it fits noise):
-    # -0.003 [-0.007, -0.000] on this run.
-    assert explains_nothing(report.explained) and abs(report.explained.estimate) < 0.02
+    # About 0 beyond a state-blind policy and over uniform, the intervals reaching 0. A
+    # held-out comparison of nested models leans below 0 where the larger one has nothing to
+    # add (it fits noise; the fit's per-action bias adds four weights): -0.003 [-0.007, -0.000]
+    # beyond the bias, -0.007 [-0.014, -0.000] over uniform on this run.
+    for score in (report.explained, report.explained_uniform):
+        assert explains_nothing(score) and abs(score.estimate) < 0.02, score
 
 
 def test_an_rl_agent_is_perfectly_consistent_across_encodings(tmp_path):
@@ -120,7 +121,7 @@ def test_an_rl_agent_is_perfectly_consistent_across_encodings(tmp_path):
 def test_no_consistency_is_read_from_fits_that_explain_nothing(tmp_path):
     dirs = [grid_run(tmp_path, RandomAgent(), encoding=e, episodes=24) for e in ("ascii", "coords")]
     for r in analyse_runs(dirs, FitSettings(**FAST)):
-        assert explains_nothing(r.explained) and r.explained_uniform.contains(0.0)
+        assert explains_nothing(r.explained) and explains_nothing(r.explained_uniform)
         assert not r.encoding_consistency.ok and "explains no more than chance" in r.encoding_consistency.method
 
 

@@ -207,6 +207,10 @@ def report_mdp(report: Any) -> Any:
 
     env = make_env(report.info["env"], report.info.get("variant"), **report.info.get("options", {}))
     try:
+        if getattr(env, "layout_seed", 0) is None:  # a new layout every episode: the run's stacked MDP
+            from irl.analysis.runs import load_tabular
+
+            return load_tabular(report.run_dir).mdp
         return env.mdp()
     finally:
         env.close()
@@ -222,8 +226,10 @@ def plot_report(report: Any, path: str | Path, aggregate: str = "mean") -> Path:
             [np.nan if v is None else v for v in report.weights_high],
             path, title=title,
         )
-    return plot_tabular_reward(
-        report_mdp(report), np.asarray(report.reward, dtype=float), path,
-        state_score=None if report.state_score is None else np.asarray(report.state_score, dtype=float), title=title,
-        aggregate=aggregate,
-    )
+    mdp, reward = report_mdp(report), np.asarray(report.reward, dtype=float)
+    score = None if report.state_score is None else np.asarray(report.state_score, dtype=float)
+    if hasattr(mdp, "parts"):  # a run over many layouts: the map of its first layout
+        end = int(mdp.offsets[1])
+        mdp, reward, score = mdp.parts[0], reward[:end], None if score is None else score[:end]
+        title += " (first layout)"
+    return plot_tabular_reward(mdp, reward, path, state_score=score, title=title, aggregate=aggregate)

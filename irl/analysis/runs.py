@@ -355,13 +355,13 @@ def _load_layouts(run_dir: str | Path, info: RunInfo, env: Any, records: Sequenc
             continue
         counts[i] += 1
         placed.append((i, got))
-    used = [i for i, c in enumerate(counts) if c > 0] or list(range(len(parts)))
     if not parts:
         raise ResultsError(f"{run_dir}: no finished episode to read a layout from")
-    renumber = {i: j for j, i in enumerate(used)}
-    stacked = StackedMDP.of([parts[i] for i in used], [max(counts[i], 1) for i in used])
+    # Every finished episode's layout stays (those of skipped episodes with weight 0), so that
+    # runs of the same seeds under other encodings share one stacked numbering.
+    stacked = StackedMDP.of(parts, counts if sum(counts) else None)
     offsets = stacked.offsets
-    episodes = tuple(replace(ep, states=ep.states + offsets[renumber[i]]) for i, ep in placed)
+    episodes = tuple(replace(ep, states=ep.states + offsets[i]) for i, ep in placed)
     returns = tuple(float(r.total_reward) for r in records)
     return TabularRun(info, stacked, episodes, returns, dict(skipped))
 

@@ -43,26 +43,32 @@ convergence is flagged (``converged``).
 
 **Scores** (95% intervals; :mod:`irl.distance` and :mod:`irl.goals` for the maths):
 
+**Label bias.** A language model prefers some action words whatever the state. With
+``label_bias`` (the default) every fit adds a reward per action name in every live state
+(the same in every state: a bias, not an objective) and the fitted objective is the
+reward of the named features alone: the bias is explained by the bias, and a goal pursued
+through a biased choice of words is still found.
+
 * ``explained``: explained behaviour beyond a state-blind policy: the held-out (K-fold
-  over episodes) log-likelihood gain of a **reward-and-bias** model over a **bias-only**
-  model, divided by the uniform policy's entropy. The bias-only model is the best policy
-  that ignores the state, an action prior over action names: an MCE fit whose only
-  features are a reward per action name in every live state plus the live-state level
-  (its soft-optimal policy is then exactly the softmax of those rewards, in every state).
-  The reward-and-bias model adds those features to the named ones. Both are fitted on the
-  same training folds, the bias-only one with the run's ``l2`` and the other with the best
-  of the grid on the held-out folds (as the run's ``l2`` is chosen); the first nests the second, so a label bias
+  over episodes) log-likelihood gain of the **reward-and-bias** model (the run's fit) over
+  a **bias-only** model, divided by the uniform policy's entropy. The bias-only model is
+  the best policy that ignores the state, an action prior over action names
+  (:func:`irl.goals.action_prior`: each name's frequency). Both are fitted on the same
+  training folds, the first with the run's ``l2`` (without
+  ``label_bias``, the reward-and-bias model is fitted apart, its ``l2`` the best of the grid
+  on the held-out folds); the first nests the second, so a label bias
   alone (an agent that prefers ``down`` and ``right`` whatever the state) explains about
   0, though on a map whose goal lies down and right a reward "approach the goal"
   predicts it better than uniform choice does, while a goal pursued through a label bias
   still counts. With a
   cross-validated ``l2``, the folds are those that chose it (not nested: the gain is the
   best of the grid's held-out gains, an optimism of choosing one value of nine);
-* ``explained_uniform``: the same gain over the uniform policy instead (the former
-  headline);
-* ``meg_unknown``: the same gain in nats per episode, not divided: MEG over the feature
-  class (MacDermott et al. 2024), estimated on held-out episodes, floored at 0 (the zero
-  utility, i.e. the uniform policy, is in the class, so MEG >= 0; :func:`meg_score`);
+* ``explained_uniform``: the run's fit's gain over the uniform policy instead (the former
+  headline; with ``label_bias`` the fit includes the bias, so a biased agent scores here);
+* ``meg_unknown``: the gain of ``explained`` in nats per episode, not divided: MEG over
+  the feature class (MacDermott et al. 2024) measured from the best state-blind policy
+  instead of the uniform one (which a label bias alone beats), estimated on held-out
+  episodes, floored at 0 (the bias-only model is nested in the fit, so MEG >= 0; :func:`meg_score`);
 * ``meg_known``: MEG for the true reward, ``beta`` (0 included) chosen on the other folds,
   kept only if it still gains after charging an unseen event's worst cost
   (:func:`irl.goals.heldout_max`), floored at 0 likewise;
@@ -84,7 +90,7 @@ stay above 0 for a perfect agent while its regret alignment is 1.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -105,6 +111,7 @@ from irl.distance import RewardComparison, compare_rewards
 from irl.goals import (
     episode_log_ratios,
     goal_directedness,
+    heldout_prior_log_ratios,
     heldout_max,
     meg_betas,
     meg_log_ratios,
@@ -204,6 +211,8 @@ class TabularFit:
     discount: float
     l2: float
     converged: bool
+    #: ``[A]`` the reward per action name fitted beside the objective (``FitSettings.label_bias``), or empty.
+    label_bias: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 class TabularProblem:
@@ -217,6 +226,14 @@ class TabularProblem:
         mdp = run.mdp
         self.mdp = mdp
         self.features = tabular_features(mdp, settings.features, settings.form, step=settings.step)
+        self._absorbing_mask = np.asarray(mdp.terminal, dtype=bool)
+        live = (~self._absorbing_mask).astype(float)
+        A = mdp.n_actions
+        #: A reward per action name in every live state (the label bias), and the live-state level.
+        self._names_phi = np.broadcast_to(np.eye(A)[None], (mdp.n_states, A, A)) * live[:, None, None]
+        self._level_phi = np.broadcast_to(live[:, None, None], (mdp.n_states, A, 1))
+        self._main_phi = np.ascontiguousarray(np.concatenate([self.features.phi, self._names_phi], axis=2)) \
+            if settings.label_bias else self.features.phi
         self.dynamics = Dynamics(mdp.transitions)
         self.discount = float(mdp.discount if settings.discount is None else settings.discount)
         longest = max(e.n_decisions for e in run.episodes)
@@ -253,7 +270,7 @@ class TabularProblem:
             gains = np.zeros(n)
             for j, test in enumerate(self.parts):
                 fit = self.fit(np.setdiff1d(np.arange(n), test), warm.get(j), l2=l2)
-                warm[j] = fit.weights
+                warm[j] = np.concatenate([fit.weights, fit.label_bias])
                 gains[test] = episode_log_ratios(fit.policy, self.trajectories(test))
             self._gains[l2] = gains
         return self._gains[l2]
@@ -264,27 +281,22 @@ class TabularProblem:
 
     def heldout_gains_beyond_bias(self) -> np.ndarray:
         """Per episode, the held-out log-likelihood gain of the reward-and-bias model over the
-        bias-only model (module docstring, ``explained``), both fitted on the other folds;
-        the bias-only model with the run's ``l2``, the reward-and-bias model with the value of
-        :data:`TABULAR_L2_GRID` that gives the held-out episodes the largest gain, as the
-        run's own ``l2`` is chosen."""
+        action prior (module docstring, ``explained``), both fitted on the other folds: the
+        run's own fit with ``label_bias``; else a reward-and-bias fit apart, with the value of
+        :data:`TABULAR_L2_GRID` that gives the held-out episodes the largest gain."""
         if self._beyond is None:
             n = len(self.run.episodes)
-            live = (~self.absorbing).astype(float)
-            A = self.mdp.n_actions
-            # A reward per action name in every live state, and the live-state level that
-            # keeps ending an episode neutral: the soft-optimal policy of such a reward is
-            # the state-blind softmax of the per-action rewards.
-            names = np.broadcast_to(np.eye(A)[None], (self.mdp.n_states, A, A)) * live[:, None, None]
-            level = np.broadcast_to(live[:, None, None], (self.mdp.n_states, A, 1))
-            bias_phi = np.ascontiguousarray(np.concatenate([names, level], axis=2))
-            extra = [names] if "step" in self.features.names else [names, level]
-            joint_phi = np.ascontiguousarray(np.concatenate([self.features.phi, *extra], axis=2))
+            names, level = self._names_phi, self._level_phi
             trains = [np.setdiff1d(np.arange(n), test) for test in self.parts]
             helds = [self.trajectories(test) for test in self.parts]
-            blind = np.zeros(n)
-            for test, train, held in zip(self.parts, trains, helds):
-                blind[test] = episode_log_ratios(self.fit(train, phi=bias_phi).policy, held)
+            # The state-blind model is the action prior itself: an MCE fit of per-action
+            # rewards would not be blind, since ending an episode sooner or later is a goal.
+            blind = heldout_prior_log_ratios([e.actions for e in self.run.episodes], self.mdp.n_actions, self.parts)
+            if self.settings.label_bias:  # the run's own model is the reward-and-bias model
+                self._beyond = self.heldout_gains() - blind
+                return self._beyond
+            extra = [names] if "step" in self.features.names else [names, level]
+            joint_phi = np.ascontiguousarray(np.concatenate([self.features.phi, *extra], axis=2))
             grid = TABULAR_L2_GRID if self.l2_selection is not None else (self.l2,)
             best, warm = None, {}
             for l2 in grid:
@@ -308,7 +320,12 @@ class TabularProblem:
         reward features ``phi`` instead of the problem's, for explained behaviour's models)."""
         mdp = self.mdp
         l2 = self.l2 if l2 is None else float(l2)
-        phi = self.features.phi if phi is None else phi
+        main = phi is None
+        phi = self._main_phi if main else phi
+        K = phi.shape[2]
+        if weights_init is not None:
+            weights_init = np.asarray(weights_init, dtype=float)
+            weights_init = np.concatenate([weights_init, np.zeros(max(K - len(weights_init), 0))])[:K]
         try:
             res = mce_likelihood_irl(
                 self.dynamics, phi, self.trajectories(indices), initial=mdp.initial,
@@ -319,10 +336,14 @@ class TabularProblem:
             raise ValueError(f"{self.run.info.run_dir}: the fit failed: {exc}") from None
         if not np.all(np.isfinite(res.weights)):
             raise ValueError(f"{self.run.info.run_dir}: the fit diverged (non-finite weights); raise --l2")
-        state_score = self.features.state @ res.weights if phi is self.features.phi else np.full(mdp.n_states, np.nan)
+        if not main:
+            return TabularFit(res.weights, res.reward, np.full(mdp.n_states, np.nan), res.policy, self.horizon, self.discount, l2, res.converged)
+        k = self.features.phi.shape[2]
+        w = res.weights[:k]
+        # The objective is the reward part alone; the label bias stays out of it.
         return TabularFit(
-            res.weights, res.reward, state_score, res.policy,
-            self.horizon, self.discount, l2, res.converged,
+            w, self.features.phi @ w, self.features.state @ w, res.policy,
+            self.horizon, self.discount, l2, res.converged, res.weights[k:],
         )
 
     def distance(self, a: np.ndarray, b: np.ndarray) -> RewardComparison:
@@ -369,7 +390,10 @@ def _explained_and_meg(problem: TabularProblem) -> tuple[Score, Score, Score, li
     explained = ratio_score(problem.heldout_gains_beyond_bias(), entropies, settings,
                             f"gain of the reward-and-bias model over the bias-only (state-blind) model, {how}; bootstrap over held-out episodes")
     uniform = ratio_score(gains, entropies, settings, f"gain over uniform choice, {how}; bootstrap over held-out episodes")
-    meg = meg_score(gains, settings, f"held-out log-likelihood gain over uniform, nats per episode; {how}, bootstrap over episodes")
+    # Beyond the bias-only model, as explained: the uniform policy of MEG's definition would
+    # credit a label bias (with label_bias, the fit's own policy carries one).
+    meg = meg_score(problem.heldout_gains_beyond_bias(), settings,
+                    f"held-out log-likelihood gain over the best state-blind policy, nats per episode; {how}, bootstrap over episodes")
     return explained, uniform, meg, parts
 
 
@@ -468,5 +492,6 @@ def fit_with_bootstrap(problem: TabularProblem) -> tuple[TabularFit, list[Tabula
     """The fit to every episode and ``n_boot`` refits on bootstrap resamples of the episodes."""
     n = len(problem.run.episodes)
     fit = problem.fit(range(n))
-    boot = [problem.fit(idx, fit.weights) for idx in boot_indices(n, problem.settings.n_boot, problem.settings.seed)]
+    start = np.concatenate([fit.weights, fit.label_bias])
+    boot = [problem.fit(idx, start) for idx in boot_indices(n, problem.settings.n_boot, problem.settings.seed)]
     return fit, boot
