@@ -48,8 +48,11 @@ def test_a_state_blind_agent_earns_no_objective(env, variant, episodes, max_step
     report = analyse_tabular(run, FitSettings(**FAST))
     print(f"\n{env} {agent}: explained {report.explained.format(3)} (vs uniform {report.explained_uniform.format(3)}), "
           f"GD {report.gd.format(3)}")
-    # Beyond the best state-blind policy it explains about nothing: the interval reaches 0.
-    assert explains_nothing(report.explained) and abs(report.explained.estimate) < 0.02
+    # Beyond the best state-blind policy it explains nothing: the interval reaches 0. It can
+    # lie wholly below 0 (keys-chests state-blind, 16 episodes: -0.062 [-0.100, -0.027]): the
+    # fit, with its reward and bias weights, predicts held-out choices worse than the bare
+    # action prior does (over-fitting, and the bias weights shrunk by the prior).
+    assert explains_nothing(report.explained) and report.explained.estimate < 0.02
     for name in ("stability", "alignment_distance", "alignment_regret", "alignment_regret_soft"):
         score = getattr(report, name)
         assert not score.ok and score.method == WHY_NOISE, name
