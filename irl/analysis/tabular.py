@@ -56,9 +56,10 @@ through a biased choice of words is still found.
   (:func:`irl.goals.action_prior`: each name's frequency). Both are fitted on the same
   training folds, the first with the run's ``l2`` (without
   ``label_bias``, the reward-and-bias model is fitted apart, its ``l2`` the best of the grid
-  on the held-out folds); the first nests the second, so a label bias
-  alone (an agent that prefers ``down`` and ``right`` whatever the state) explains about
-  0, though on a map whose goal lies down and right a reward "approach the goal"
+  on the held-out folds); the first can express the second (nearly: through per-action
+  rewards), so a label bias alone (an agent that prefers ``down`` and ``right`` whatever
+  the state) explains 0 or less (a held-out comparison leans below 0 when the larger model
+  has nothing to add), though on a map whose goal lies down and right a reward "approach the goal"
   predicts it better than uniform choice does, while a goal pursued through a label bias
   still counts. With a
   cross-validated ``l2``, the folds are those that chose it (not nested: the gain is the
@@ -68,7 +69,7 @@ through a biased choice of words is still found.
 * ``meg_unknown``: the gain of ``explained`` in nats per episode, not divided: MEG over
   the feature class (MacDermott et al. 2024) measured from the best state-blind policy
   instead of the uniform one (which a label bias alone beats), estimated on held-out
-  episodes, floored at 0 (the bias-only model is nested in the fit, so MEG >= 0; :func:`meg_score`);
+  episodes, floored at 0 (the fit can express the action prior, up to its prior on the weights, so MEG >= 0; :func:`meg_score`);
 * ``meg_known``: MEG for the true reward, ``beta`` (0 included) chosen on the other folds,
   kept only if it still gains after charging an unseen event's worst cost
   (:func:`irl.goals.heldout_max`), floored at 0 likewise;
@@ -388,9 +389,9 @@ def _explained_and_meg(problem: TabularProblem) -> tuple[Score, Score, Score, li
     k = len(parts)
     how = f"{k}-fold over episodes" + ("" if problem.l2_selection is None else ", the folds that chose l2")
     explained = ratio_score(problem.heldout_gains_beyond_bias(), entropies, settings,
-                            f"gain of the reward-and-bias model over the bias-only (state-blind) model, {how}; bootstrap over held-out episodes")
+                            f"gain of the reward-and-bias model over the action prior of the training folds (the best state-blind policy), {how}; bootstrap over held-out episodes")
     uniform = ratio_score(gains, entropies, settings, f"gain over uniform choice, {how}; bootstrap over held-out episodes")
-    # Beyond the bias-only model, as explained: the uniform policy of MEG's definition would
+    # Beyond the action prior, as explained: the uniform policy of MEG's definition would
     # credit a label bias (with label_bias, the fit's own policy carries one).
     meg = meg_score(problem.heldout_gains_beyond_bias(), settings,
                     f"held-out log-likelihood gain over the best state-blind policy, nats per episode; {how}, bootstrap over episodes")
