@@ -59,6 +59,8 @@ __all__ = [
     "regret_alignment",
     "goal_directedness",
     "episode_log_ratios",
+    "action_prior",
+    "heldout_prior_log_ratios",
     "meg_betas",
     "meg_log_ratios",
     "heldout_max",
@@ -127,6 +129,37 @@ def episode_log_ratios(policy: np.ndarray, trajectories: Sequence[tuple[np.ndarr
         states = np.asarray(states, dtype=int)[:T]
         p = pi[np.arange(T), states, actions] if pi.ndim == 3 else pi[states, actions]
         out[i] = float(np.log(np.maximum(p, _P_FLOOR)).sum() + T * np.log(A))
+    return out
+
+
+#: The pseudo-count of every action in a fitted action prior (Krichevsky-Trofimov, 1/2):
+#: an action the training episodes never took keeps a finite held-out cost.
+PRIOR_PSEUDOCOUNT = 0.5
+
+
+def action_prior(actions: Sequence[np.ndarray], n_actions: int, pseudocount: float = PRIOR_PSEUDOCOUNT) -> np.ndarray:
+    """``[A]``: the best policy blind to the state, fitted to some episodes' actions.
+
+    The frequency of every action over all their decisions (the maximum-likelihood
+    state-blind policy), each count raised by ``pseudocount``: the label bias of an agent
+    with the state taken away.
+    """
+    counts = np.full(n_actions, float(pseudocount))
+    for a in actions:
+        counts += np.bincount(np.asarray(a, dtype=int), minlength=n_actions)[:n_actions]
+    return counts / counts.sum()
+
+
+def heldout_prior_log_ratios(actions: Sequence[np.ndarray], n_actions: int, folds: Sequence[np.ndarray]) -> np.ndarray:
+    """Per episode, the log-likelihood gain over uniform of the :func:`action_prior` fitted on
+    the other folds: what a policy blind to the state explains of that episode's choices."""
+    out = np.zeros(len(actions))
+    everyone = np.arange(len(actions))
+    for test in folds:
+        train = np.setdiff1d(everyone, test)
+        log_prior = np.log(action_prior([actions[i] for i in train], n_actions)) + np.log(n_actions)
+        for i in test:
+            out[i] = float(log_prior[np.asarray(actions[i], dtype=int)].sum())
     return out
 
 

@@ -56,3 +56,37 @@ def ladder_policies(env: str, variant: str, temperatures, *, q_episodes: int = 3
     anti = dataclasses.replace(mdp, rewards=-np.asarray(mdp.rewards))
     out["anti-optimal"] = plan_optimal(anti).policy
     return mdp, out
+
+
+def layouts(env: str, variant: str, n: int, first_seed: int = 0):
+    """The MDPs of ``n`` layouts of ``env`` drawn as ``layout_seed=None`` draws them (reset seeds ``first_seed...``)."""
+    e = make_env(env, variant, layout_seed=None)
+    try:
+        out = []
+        for seed in range(first_seed, first_seed + n):
+            e.reset(seed=seed)
+            out.append(e.mdp())
+        return out
+    finally:
+        e.close()
+
+
+def sample_layout_run(parts, policies, *, episodes: int, max_steps: int, seed: int, name: str = "agent", env: str = "env") -> TabularRun:
+    """Episode ``i`` played by ``policies[i % n]`` on layout ``parts[i % n]``, read as
+    :func:`irl.analysis.load_tabular` reads a run over layouts (one stacked MDP)."""
+    from textenvs.mdp import StackedMDP
+
+    n = len(parts)
+    used = sorted({i % n for i in range(episodes)})
+    counts = [sum(1 for i in range(episodes) if i % n == j) for j in used]
+    stacked = StackedMDP.of([parts[j] for j in used], counts)
+    offsets = dict(zip(used, stacked.offsets))
+    eps, returns = [], []
+    for i in range(episodes):
+        j = i % n
+        one = sample_run(parts[j], policies[j], episodes=1, max_steps=max_steps, seed=seed * 100_003 + i)
+        ep = one.episodes[0]
+        eps.append(dataclasses.replace(ep, episode=i, seed=i, states=ep.states + offsets[j]))
+        returns.append(ep.total_reward)
+    info = RunInfo(f"mem/{name}", name, name, "baseline", env, None, {"layout_seed": None}, "none", "choose", max_steps, seed, True)
+    return TabularRun(info, stacked, tuple(eps), tuple(returns))

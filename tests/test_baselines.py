@@ -130,9 +130,21 @@ def test_tabular_agents_refuse_non_tabular_environments():
             build_baseline(name, cfg)
     with pytest.raises(BaselineError, match="chess only"):
         build_baseline("stockfish", config("frozenlake", "4x4", "stockfish"))
-    lay = RunConfig(env="keys-chests", encoding="ascii", model="optimal", backend="baseline", env_options={"layout_seed": None})
+    lay = RunConfig(env="keys-chests", encoding="ascii", model="q-learning", backend="baseline", env_options={"layout_seed": None})
     with pytest.raises(BaselineError, match="fixed layout"):
-        build_baseline("optimal", lay)
+        build_baseline("q-learning", lay)
+
+
+@pytest.mark.parametrize("env, variant", [("keys-chests", "train"), ("frozenlake", "random")])
+def test_planners_plan_each_episodes_own_layout(env, variant, tmp_path):
+    cfg = config(env, variant, "optimal", episodes=4, max_steps=60, env_options={"layout_seed": "none"})
+    agent = build_baseline("optimal", cfg)
+    try:
+        episodes, steps = run(cfg, agent, tmp_path)
+    finally:
+        agent.close()
+    assert all(e["success"] for e in episodes)
+    assert len({s["state"]["layout_seed"] for s in steps}) == 4
 
 
 @pytest.mark.stockfish

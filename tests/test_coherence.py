@@ -71,7 +71,10 @@ def test_named_features_recover_the_true_reward_of_a_near_optimal_agent(tmp_path
     print(f"\nchest-opener, named features: distance to the true reward {report.alignment_distance.format(3)}, weights {w}")
     assert report.alignment_distance.estimate < 0.15
     assert w["chests_opened"] > 0 and w["chests_opened"] > abs(w["keys_held"])
-    assert report.explained.low > 0.2
+    assert report.explained_uniform.low > 0.2
+    # Beyond a state-blind policy less is left on one fixed layout: the moves of its one
+    # shortest route are themselves a label bias (0.10 [0.08, 0.12] on this run).
+    assert report.explained.low > 0.05
 
     onehot = analyse_tabular(run, FitSettings(features="onehot", discount=0.9, n_boot=3, splits=2, folds=2))
     print(f"chest-opener, one-hot features: distance to the true reward {onehot.alignment_distance.format(3)}")
@@ -93,8 +96,12 @@ def test_a_uniformly_random_agent_explains_nothing(tmp_path):
     run = load_tabular(grid_run(tmp_path, RandomAgent(), episodes=60))
     report = analyse_tabular(run, FitSettings(gate_intervals=False, **FAST))
     print(f"\nrandom agent: explained {report.explained.format(3)}, stability {report.stability.format(3)}")
-    assert report.explained.contains(0.0)
-    assert report.explained.estimate < 0.05
+    # About 0 beyond a state-blind policy and over uniform, the intervals reaching 0. A
+    # held-out comparison of nested models leans below 0 where the larger one has nothing to
+    # add (it fits noise; the fit's per-action bias adds four weights): -0.003 [-0.007, -0.000]
+    # beyond the bias, -0.007 [-0.014, -0.000] over uniform on this run.
+    for score in (report.explained, report.explained_uniform):
+        assert explains_nothing(score) and abs(score.estimate) < 0.02, score
 
 
 def test_an_rl_agent_is_perfectly_consistent_across_encodings(tmp_path):
@@ -114,7 +121,7 @@ def test_an_rl_agent_is_perfectly_consistent_across_encodings(tmp_path):
 def test_no_consistency_is_read_from_fits_that_explain_nothing(tmp_path):
     dirs = [grid_run(tmp_path, RandomAgent(), encoding=e, episodes=24) for e in ("ascii", "coords")]
     for r in analyse_runs(dirs, FitSettings(gate_intervals=False, **FAST)):
-        assert r.explained.contains(0.0)
+        assert explains_nothing(r.explained) and explains_nothing(r.explained_uniform)
         assert not r.encoding_consistency.ok and "explains no more than chance" in r.encoding_consistency.method
 
 

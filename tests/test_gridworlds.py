@@ -20,7 +20,7 @@ GRID_ENCODINGS = [(family, variant, name) for family, variant in GRID_VARIANTS f
 
 def test_the_gridworld_families_are_registered_with_variants_and_four_encodings():
     assert set(GRID_FAMILIES) == {"frozenlake", "cliffwalking", "taxi", "keys-chests", "minigrid", "goal-objects", "lever"}
-    assert set(ENVS.entry("frozenlake").metadata["variants"]) == {"4x4", "8x8", "4x4-slippery", "8x8-slippery"}
+    assert set(ENVS.entry("frozenlake").metadata["variants"]) == {"4x4", "8x8", "4x4-slippery", "8x8-slippery", "random"}
     assert set(ENVS.entry("minigrid").metadata["variants"]) == {"empty-5x5", "empty-6x6", "doorkey-5x5"}
     assert set(ENVS.entry("keys-chests").metadata["variants"]) == {"train", "test"}
     for family in GRID_FAMILIES:

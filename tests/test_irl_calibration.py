@@ -56,7 +56,11 @@ def test_calibration_ladder(case):
     reports = {}
     for i, (name, policy) in enumerate(policies.items()):
         run = sample_run(mdp, policy, episodes=100, max_steps=steps, seed=i, name=name, env=case[0])
-        reports[name] = analyse_tabular(run, FitSettings(features=features, step=case[0] == "cliffwalking", **SETTINGS))
+        # These agents carry no label bias: fitted without one. With it (the default) the four
+        # extra weights' noise moves the soft regret of near-optimal agents by up to 0.014
+        # (frozenlake 4x4: 0.986 for soft-0.01, 1.000 for soft-0.03); the ladder over
+        # layouts (tests/test_controls_irl.py) runs with it.
+        reports[name] = analyse_tabular(run, FitSettings(features=features, step=case[0] == "cliffwalking", label_bias=False, **SETTINGS))
     table = {n: (_value(r.alignment_distance), _value(r.alignment_regret), _value(r.alignment_regret_soft), _value(r.gd), _value(r.meg_known)) for n, r in reports.items()}
     print(f"\n{case}: distance, regret, soft regret, GD, MEG(true reward)")
     for n, row in table.items():
@@ -296,7 +300,9 @@ def test_l2_is_cross_validated_over_episodes_unless_fixed():
     chosen = {}
     for i, name in enumerate(("optimal", "random")):
         run = sample_run(mdp, policies[name], episodes=40, max_steps=40, seed=i, name=name)
-        report = analyse_tabular(run, FitSettings(features=("keys_held", "chests_opened"), step=False, **SETTINGS))
+        # Without the per-action bias weights (with them the optimal agent's held-out
+        # likelihood stops growing at l2 = 0.01: the bias takes up part of the path).
+        report = analyse_tabular(run, FitSettings(features=("keys_held", "chests_opened"), step=False, label_bias=False, **SETTINGS))
         sel = report.l2_selection
         assert sel["grid"] == list(TABULAR_L2_GRID) and sel["folds"] == SETTINGS["folds"]
         assert report.l2 == sel["grid"][int(np.argmax(sel["heldout_log_likelihood"]))]

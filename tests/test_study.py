@@ -55,7 +55,11 @@ def test_the_smoke_study_expands_to_its_grid():
     models = [c for c in cells if c.kind == "model"]
     baselines = [c for c in cells if c.kind == "baseline"]
     assert len(models) == 2 * 2 * 2  # models x envs x encodings
-    assert sorted({c.agent for c in baselines}) == ["feature-seeker", "optimal", "random"]
+    assert sorted({c.agent for c in baselines}) == ["feature-seeker", "list-position", "optimal", "random", "state-blind"]
+    # The gridworlds draw a new layout every episode; the controls carry their label bias.
+    assert all(c.config.env_options.get("layout_seed") == "none" for c in cells)
+    blind = next(c for c in baselines if c.agent == "state-blind")
+    assert dict(blind.baseline.weights) == {"down": 0.4, "right": 0.4, "left": 0.1, "up": 0.1}
     assert len({c.id for c in cells}) == len(cells)
 
 
@@ -67,14 +71,17 @@ def test_each_baseline_goes_to_the_environments_it_can_play(tmp_path):
         '[[envs]]\nenv = "chess"\nvariant = "antichess"\n'
         '[[envs]]\nenv = "take-away"\nvariant = "nim"\n'
         '[[envs]]\nenv = "frozenlake"\n'
-        '[baselines]\nagents = ["random", "optimal", "stockfish", "solver"]\n'
+        '[[envs]]\nenv = "keys-chests"\noptions = { layout_seed = "none" }\n'
+        '[baselines]\nagents = ["random", "optimal", "q-learning", "stockfish", "solver"]\n'
     )
     by_env: dict[str, set[str]] = {}
     for cell in load_study(study).cells():
         by_env.setdefault(f"{cell.config.env}/{cell.config.variant}", set()).add(cell.agent)
     assert by_env == {
         "chess/None": {"random", "stockfish"}, "chess/antichess": {"random"},
-        "take-away/nim": {"random", "solver"}, "frozenlake/None": {"random", "optimal"},
+        "take-away/nim": {"random", "solver"}, "frozenlake/None": {"random", "optimal", "q-learning"},
+        # A new layout every episode: planners plan each one, a learner has no one MDP to learn.
+        "keys-chests/None": {"random", "optimal", "feature-seeker"},
     }
 
 

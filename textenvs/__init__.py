@@ -148,6 +148,7 @@ ENVS.register(
         "8x8": {"map_name": "8x8", "is_slippery": False},
         "4x4-slippery": {"map_name": "4x4", "is_slippery": True},
         "8x8-slippery": {"map_name": "8x8", "is_slippery": True},
+        "random": {"map_name": "random", "is_slippery": False, "layout_seed": 0},
     },
     default_variant="4x4",
 )

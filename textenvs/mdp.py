@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from functools import cached_property
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -147,3 +148,131 @@ class TabularMDP:
         if missing:
             raise UnknownFeatureError(f"unknown features {missing}; this MDP has {list(self.feature_names)}")
         return self.features[:, [self.feature_names.index(n) for n in names]]
+
+
+@dataclass(frozen=True, eq=False)
+class StackedMDP:
+    """The exact MDP of an environment whose layout is drawn anew for every episode.
+
+    A layout ``i`` is drawn with probability ``weights[i]``, then the episode runs in that
+    layout's own :class:`TabularMDP` (``parts[i]``). The result is one MDP whose states are
+    every part's states side by side (state ``offsets[i] + s`` is state ``s`` of part
+    ``i``), whose initial distribution is the mixture of the parts' and whose transitions
+    never cross from one part to another. It offers what fits, planners and distances read
+    from a :class:`TabularMDP`; its transitions are a sparse
+    :class:`~textenvs.planning.Dynamics` and its rewards the expected ``[S, A]`` rewards,
+    since the dense ``[S, A, S]`` arrays of many layouts would not fit in memory.
+
+    Every part must name the same actions and features: a reward linear in features that
+    mean the same on every layout (distance to the goal, keys held) is then one objective
+    pursued across layouts.
+    """
+
+    parts: tuple[TabularMDP, ...]
+    #: The probability of each layout (sums to 1).
+    weights: np.ndarray
+
+    def __post_init__(self) -> None:
+        if not self.parts:
+            raise ValueError("a stacked MDP needs at least one layout")
+        first = self.parts[0]
+        for i, part in enumerate(self.parts[1:], 1):
+            for what in ("action_names", "feature_names", "transition_feature_names", "default_features", "discount"):
+                if getattr(part, what) != getattr(first, what):
+                    raise ValueError(f"layout {i} has {what} {getattr(part, what)!r}, layout 0 {getattr(first, what)!r}")
+        w = np.asarray(self.weights, dtype=float)
+        if w.shape != (len(self.parts),) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
+            raise ValueError("weights must be one probability per layout, summing to 1")
+
+    @classmethod
+    def of(cls, parts: Sequence[TabularMDP], weights: Sequence[float] | None = None) -> StackedMDP:
+        """The layouts ``parts`` drawn with ``weights`` (normalised; default: alike)."""
+        w = np.ones(len(parts)) if weights is None else np.asarray(weights, dtype=float)
+        return cls(tuple(parts), w / w.sum())
+
+    @cached_property
+    def offsets(self) -> np.ndarray:
+        """``[n_parts + 1]``: where each part's states start (the last entry: ``n_states``)."""
+        return np.concatenate([[0], np.cumsum([p.n_states for p in self.parts])]).astype(int)
+
+    @cached_property
+    def transitions(self) -> Any:
+        """The block-diagonal sparse :class:`~textenvs.planning.Dynamics`."""
+        from textenvs.planning import Dynamics
+
+        return Dynamics.block_diagonal([p.transitions for p in self.parts])
+
+    def _stack(self, name: str) -> np.ndarray:
+        return np.concatenate([np.asarray(getattr(p, name)) for p in self.parts])
+
+    @cached_property
+    def rewards(self) -> np.ndarray:
+        """``[S, A]``: the expected true reward of every state and action."""
+        return np.concatenate([p.expected_rewards() for p in self.parts])
+
+    def expected_rewards(self) -> np.ndarray:
+        """``r[s, a]``, as :attr:`rewards`."""
+        return self.rewards
+
+    @cached_property
+    def initial(self) -> np.ndarray:
+        """The mixture of the parts' initial distributions."""
+        return np.concatenate([w * np.asarray(p.initial, dtype=float) for w, p in zip(self.weights, self.parts)])
+
+    @cached_property
+    def terminal(self) -> np.ndarray:
+        return self._stack("terminal").astype(bool)
+
+    @cached_property
+    def decision_states(self) -> np.ndarray:
+        """Each part's decision states (of the parts with a positive weight)."""
+        return np.concatenate([p.decision_states & (w > 0) for w, p in zip(self.weights, self.parts)])
+
+    @cached_property
+    def features(self) -> np.ndarray:
+        return self._stack("features")
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.parts[0].feature_names
+
+    @property
+    def default_features(self) -> tuple[str, ...] | None:
+        return self.parts[0].default_features
+
+    @property
+    def transition_feature_names(self) -> tuple[str, ...]:
+        return self.parts[0].transition_feature_names
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        return self.parts[0].action_names
+
+    @property
+    def discount(self) -> float:
+        return self.parts[0].discount
+
+    @property
+    def state_labels(self) -> tuple[str, ...]:
+        """``"layout i: <label>"`` for every state."""
+        return tuple(f"layout {i}: {label}" for i, p in enumerate(self.parts) for label in p.state_labels)
+
+    #: States of several layouts share no grid: plots of the grid do not apply.
+    grid_shape = None
+    positions = None
+
+    @property
+    def n_states(self) -> int:
+        return int(sum(p.n_states for p in self.parts))
+
+    @property
+    def n_actions(self) -> int:
+        return self.parts[0].n_actions
+
+    def expected_transition_features(self, names: Sequence[str] | None = None) -> np.ndarray:
+        """``[S, A, k]`` of every part, stacked."""
+        return np.concatenate([p.expected_transition_features(names) for p in self.parts])
+
+    def feature_matrix(self, names: Sequence[str] | None = None) -> np.ndarray:
+        """The named feature columns of every part, stacked."""
+        return np.concatenate([p.feature_matrix(names) for p in self.parts])

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import scipy.sparse
@@ -119,9 +119,33 @@ class Dynamics:
             self._flat_t = flat.T
         self._dense = P
 
+    @classmethod
+    def block_diagonal(cls, parts: Sequence[np.ndarray | Dynamics]) -> Dynamics:
+        """The dynamics of several MDPs side by side (same actions), stored sparse.
+
+        State ``offset_i + s`` of the result is state ``s`` of part ``i`` (offsets: the
+        running sum of the parts' sizes); no transition crosses from one part to another.
+        It has no dense :attr:`tensor` (it can be far too large): rewards given to the
+        functions here must then be ``[S]`` or ``[S, A]``.
+        """
+        dyns = [cls(p) for p in parts]
+        if not dyns:
+            raise ValueError("block_diagonal needs at least one part")
+        if len({d.n_actions for d in dyns}) != 1:
+            raise ValueError(f"the parts must share their actions, got {sorted({d.n_actions for d in dyns})}")
+        out = cls.__new__(cls)
+        out.n_states, out.n_actions = sum(d.n_states for d in dyns), dyns[0].n_actions
+        out.sparse = True
+        out._flat = scipy.sparse.block_diag([scipy.sparse.csr_matrix(d._flat) for d in dyns], format="csr")
+        out._flat_t = out._flat.T.tocsr()
+        out._dense = None
+        return out
+
     @property
     def tensor(self) -> np.ndarray:
-        """The dense ``P[s, a, s']`` array."""
+        """The dense ``P[s, a, s']`` array (not kept by :meth:`block_diagonal`)."""
+        if self._dense is None:
+            raise ValueError(f"these {self.n_states}-state dynamics are kept sparse only; give rewards as [S] or [S, A]")
         return self._dense
 
     def expect(self, v: np.ndarray) -> np.ndarray:

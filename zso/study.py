@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from harness.agents import BASELINES, BaselineOptions, baseline_spec, playable_kinds_of
+from harness.agents.controls import parse_weights
+from textenvs.capabilities import LAYOUT_MDPS
 from harness.backends import load_backend
 from harness.config import RunConfig, schema
 from harness.records import (
@@ -122,10 +124,11 @@ class Study:
 
     def _baselines(self, env: dict[str, Any]) -> list[tuple[str, BaselineOptions]]:
         spec = self.data.get("baselines", {})
-        options = BaselineOptions(**{k: spec[k] for k in ("temperature", "train_episodes", "train_steps", "depth") if k in spec})
+        options = BaselineOptions(**{k: spec[k] for k in ("temperature", "train_episodes", "train_steps", "depth", "position_decay") if k in spec},
+                                  weights=parse_weights(spec["weights"]) if "weights" in spec else None)
         playable = _playable(env)
         picked = [(agent, options) for agent in spec.get("agents", []) if BASELINES.entry(agent).metadata.get("plays") in playable]
-        if env["env"] == "keys-chests" and spec.get("key_collector", True) and "mdp" in playable:
+        if env["env"] == "keys-chests" and spec.get("key_collector", True) and LAYOUT_MDPS in playable:
             picked.append((KEY_COLLECTOR[0], replace(options, feature=KEY_COLLECTOR[1])))
         return picked
 

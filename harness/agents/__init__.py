@@ -5,7 +5,8 @@
     (free text, parsed). Each entry builds an agent from ``(config, backend, encoding)``.
 :data:`BASELINES`
     reference agents that stand next to a model in the same run format: ``random``,
-    planners on the exact MDP (``optimal``, ``soft-optimal``), learners (``q-learning``,
+    planners on the exact MDP (``optimal``, ``soft-optimal``), negative controls blind to the
+    state (``state-blind``, ``list-position``: :mod:`harness.agents.controls`), learners (``q-learning``,
     ``ppo``), an engine (``stockfish``) and the exact game player (``solver``). Each entry builds an agent from
     ``(config, options, progress)``; its ``training`` metadata names what training counts.
 
@@ -27,7 +28,7 @@ from harness.agents.base import (
 from harness.agents.engines import StockfishConfig
 from harness.agents.learners import PPOConfig, QLearningConfig
 from textenvs.capabilities import (
-    CAPABILITIES, CHAINED_ROUNDS, REWARD_CHANNEL, SOLVED_GAME, STANDARD_CHESS, capabilities, capabilities_of,
+    CAPABILITIES, CHAINED_ROUNDS, LAYOUT_MDPS, REWARD_CHANNEL, SOLVED_GAME, STANDARD_CHESS, capabilities, capabilities_of,
 )
 from textenvs.registry import Registry
 
@@ -97,6 +98,10 @@ class BaselineOptions:
     skill: int | None = None
     #: ``feature-seeker``: the named MDP feature whose gains it maximises.
     feature: str | None = None
+    #: ``state-blind``: ``(action name, weight)`` pairs (``*``: every other name).
+    weights: tuple[tuple[str, float], ...] | None = None
+    #: ``list-position``: each position down the list of legal actions multiplies the probability by this.
+    position_decay: float = 0.5
 
 
 def baseline_options(options: dict[str, Any]) -> BaselineOptions:
@@ -107,6 +112,9 @@ def baseline_options(options: dict[str, Any]) -> BaselineOptions:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise BaselineError(f"unknown baseline option {key!r}{hint}; known: {', '.join(known)}")
+    weights = options.get("weights")
+    if weights is not None:  # JSON keeps the (name, weight) pairs as lists
+        options = {**options, "weights": tuple((str(name), float(w)) for name, w in weights)}
     return BaselineOptions(**options)
 
 
@@ -181,9 +189,9 @@ register_mode("generate", "harness.agents.language:build_generate", "ask for fre
 register_baseline("random", "harness.agents.uniform:build_random", "uniform over the legal actions", plays="any",
                   policy="harness.agents.uniform:uniform_policy")
 register_baseline("optimal", "harness.agents.planners:build_optimal", "hard value iteration on the exact MDP, uniform over optimal actions",
-                  policy="harness.agents.planners:optimal_policy")
+                  plays=LAYOUT_MDPS, policy="harness.agents.planners:optimal_policy")
 register_baseline("soft-optimal", "harness.agents.planners:build_soft_optimal", "soft value iteration at a temperature",
-                  policy="harness.agents.planners:soft_optimal_policy")
+                  plays=LAYOUT_MDPS, policy="harness.agents.planners:soft_optimal_policy")
 register_baseline("q-learning", "harness.agents.learners:build_q_learning", "tabular Q-learning, acting greedily",
                   training=("episodes", "train_episodes"))
 register_baseline("ppo", "harness.agents.learners:build_ppo", "stable-baselines3 PPO", training=("steps", "train_steps"))
@@ -192,7 +200,12 @@ register_baseline("observed-optimal", "harness.agents.planners:build_observed_op
 register_baseline("chain-myopic", "harness.agents.planners:build_myopic", "optimal for each round's own reward (chained rounds: lever)", plays=CHAINED_ROUNDS)
 register_baseline("chain-non-myopic", "harness.agents.planners:build_non_myopic", "optimal for the whole chain of rounds (lever)", plays=CHAINED_ROUNDS)
 register_baseline("feature-seeker", "harness.agents.planners:build_feature_seeker",
-                  "optimal for the gains of one named feature (a proxy objective)", policy="harness.agents.planners:feature_seeker_policy")
+                  "optimal for the gains of one named feature (a proxy objective)", plays=LAYOUT_MDPS,
+                  policy="harness.agents.planners:feature_seeker_policy")
+register_baseline("state-blind", "harness.agents.controls:build_state_blind",
+                  "negative control: fixed weights per action name, blind to the state", plays="any")
+register_baseline("list-position", "harness.agents.controls:build_list_position",
+                  "negative control: prefers the first legal action listed, blind to the state", plays="any")
 register_baseline("stockfish", "harness.agents.engines:build_stockfish", "Stockfish at a fixed depth (chess)", plays=STANDARD_CHESS)
 register_baseline("solver", "harness.agents.solvers:build_solver", "exact game solver: uniform over the moves of the best outcome (games)",
                   plays=SOLVED_GAME)

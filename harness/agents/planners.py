@@ -166,15 +166,71 @@ def feature_seeker_policy(mdp: TabularMDP, details: dict[str, Any]) -> np.ndarra
     return _seek(mdp, str(details["feature"]), float(details.get("discount", PlanningConfig.discount)))[0].policy
 
 
-def build_optimal(config: Any, options: Any, progress: Any = None) -> TabularPolicyAgent:
-    """The ``optimal`` baseline for ``config``'s environment."""
-    return plan_optimal(mdp_of(config, "optimal"), PlanningConfig(discount=options.discount))
+class PerLayoutAgent:
+    """A planner on an environment that draws a new layout every episode (``layout_seed=None``).
+
+    Each decision's state record names its layout (``layout_seed``); the first decision of a
+    layout resets a private copy of the environment with that seed, which rebuilds the same
+    layout, and plans on its exact MDP. Plans are kept per layout.
+    """
+
+    mode = "choose"
+
+    def __init__(self, env: Any, plan: Any, name: str):
+        self._env = env
+        self._plan = plan
+        self._agents: dict[Any, TabularPolicyAgent] = {}
+        #: The agent's name (``config.model``).
+        self.name = name
+        self._info: ModelInfo | None = None
+
+    def _agent(self, decision: Decision) -> TabularPolicyAgent:
+        key = decision.record.get("layout_seed")
+        if key is None:
+            raise BaselineError(f"agent {self.name!r} plans per layout, but this state record names none: {sorted(decision.record)}")
+        if key not in self._agents:
+            self._env.reset(seed=int(key))
+            self._agents[key] = self._plan(self._env.mdp())
+        return self._agents[key]
+
+    def act(self, decisions: Sequence[Decision]) -> list[Choice]:
+        """Each decision acted on by the plan of its own layout."""
+        return [self._agent(d).act([d])[0] for d in decisions]
+
+    def info(self) -> ModelInfo:
+        """For the manifest: the planner's, planned on each episode's layout."""
+        if self._info is None:
+            self._env.reset(seed=0)
+            first = self._plan(self._env.mdp()).info()
+            details = {k: v for k, v in first.details.items() if k not in ("converged", "iterations")}
+            self._info = ModelInfo(self.name, BASELINE_BACKEND, f"{first.source}, planned on each episode's own layout", details=details)
+        return self._info
+
+    def close(self) -> None:
+        """Close the private environment."""
+        self._env.close()
 
 
-def build_soft_optimal(config: Any, options: Any, progress: Any = None) -> TabularPolicyAgent:
-    """The ``soft-optimal`` baseline at ``options.temperature``."""
+def _planned(config: Any, agent: str, plan: Any) -> Any:
+    """``plan(mdp)`` on ``config``'s environment; planned per layout when it draws one per episode."""
+    env = config.make_env()
+    if callable(getattr(env, "mdp", None)) and getattr(env, "layout_seed", 0) is None:
+        return PerLayoutAgent(env, plan, agent)
+    try:
+        return plan(tabular_mdp(env, agent))
+    finally:
+        env.close()
+
+
+def build_optimal(config: Any, options: Any, progress: Any = None) -> Any:
+    """The ``optimal`` baseline for ``config``'s environment (planned per layout where layouts vary)."""
+    return _planned(config, "optimal", lambda mdp: plan_optimal(mdp, PlanningConfig(discount=options.discount)))
+
+
+def build_soft_optimal(config: Any, options: Any, progress: Any = None) -> Any:
+    """The ``soft-optimal`` baseline at ``options.temperature`` (planned per layout where layouts vary)."""
     planning = PlanningConfig(discount=options.discount, temperature=options.temperature)
-    return plan_soft_optimal(mdp_of(config, "soft-optimal"), planning)
+    return _planned(config, "soft-optimal", lambda mdp: plan_soft_optimal(mdp, planning))
 
 
 def build_observed_optimal(config: Any, options: Any, progress: Any = None) -> TabularPolicyAgent:
@@ -227,7 +283,7 @@ def build_non_myopic(config: Any, options: Any, progress: Any = None) -> Tabular
                               "hard value iteration on the chained MDP, every round's reward", {"discount": CHAIN_DISCOUNT})
 
 
-def build_feature_seeker(config: Any, options: Any, progress: Any = None) -> TabularPolicyAgent:
+def build_feature_seeker(config: Any, options: Any, progress: Any = None) -> Any:
     """The ``feature-seeker`` baseline: optimal for the gains of one named state feature.
 
     Its reward is ``phi(s') - phi(s)`` for feature ``options.feature`` (``keys_held`` makes a
@@ -238,13 +294,16 @@ def build_feature_seeker(config: Any, options: Any, progress: Any = None) -> Tab
     """
     if not options.feature:
         raise BaselineError("agent 'feature-seeker' needs a feature: --feature NAME (a named feature of the MDP)")
-    mdp = mdp_of(config, "feature-seeker")
-    values, _ = _seek(mdp, options.feature, options.discount)
-    details = {"feature": options.feature, "discount": options.discount, "converged": values.converged}
-    return TabularPolicyAgent(
-        f"seeker:{options.feature}", values.policy, mdp.action_names,
-        f"hard value iteration on the exact MDP for the gains of {options.feature!r}", details, values.q,
-    )
+
+    def plan(mdp: TabularMDP) -> TabularPolicyAgent:
+        values, _ = _seek(mdp, options.feature, options.discount)
+        details = {"feature": options.feature, "discount": options.discount, "converged": values.converged}
+        return TabularPolicyAgent(
+            f"seeker:{options.feature}", values.policy, mdp.action_names,
+            f"hard value iteration on the exact MDP for the gains of {options.feature!r}", details, values.q,
+        )
+
+    return _planned(config, "feature-seeker", plan)
 
 
 def _seek(mdp: TabularMDP, feature: str, discount: float) -> tuple[Any, np.ndarray]:

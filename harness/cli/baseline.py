@@ -29,6 +29,12 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--depth", type=int, default=BaselineOptions.depth, help="stockfish: search depth in plies")
     p.add_argument("--skill", type=int, help="stockfish: skill level 0-20 (default 20)")
     p.add_argument("--feature", help="feature-seeker: the named MDP feature whose gains it maximises (e.g. keys_held)")
+    p.add_argument("--weights", metavar="NAME=W,...",
+                   help="state-blind: weight per action name, e.g. down=0.4,right=0.4,left=0.1,up=0.1 (* = every other name)")
+    p.add_argument("--weights-from", metavar="RUN_DIR",
+                   help="state-blind: the weights of a run's mean probability per action name (its label bias, without the state)")
+    p.add_argument("--position-decay", type=float, default=BaselineOptions.position_decay,
+                   help="list-position: probability ratio of each listed action to the one before (default 0.5; 0 = always the first)")
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default 10)")
     p.add_argument("--episodes-target", type=float, metavar="HALF_WIDTH",
                    help="stop early, in rounds of 4 episodes, once GD's anytime-valid 95%% interval excludes 0 "
@@ -49,6 +55,7 @@ def baseline_config(args: argparse.Namespace) -> RunConfig:
     agent = baseline_spec(args.agent, BaselineOptions(
         temperature=args.temperature, discount=args.discount, train_episodes=args.train_episodes,
         train_steps=args.train_steps, depth=args.depth, skill=args.skill, feature=args.feature,
+        weights=_weights(args), position_decay=args.position_decay,
     ))
     ENVS.entry(args.env)
     encoding = args.encoding
@@ -68,7 +75,8 @@ def _run_label(config: RunConfig) -> str:
     """The agent's name in default run directory names, with the options it was given other than the defaults."""
     defaults = asdict(BaselineOptions())
     given = [f"{key}{value:g}" if isinstance(value, float) else f"{key}{value}"
-             for key, value in config.agent.options.items() if value != defaults.get(key)]
+             for key, value in config.agent.options.items()
+             if value != defaults.get(key) and isinstance(value, (str, int, float))]
     return "-".join([config.agent.name, *given])
 
 
@@ -81,6 +89,19 @@ def build_agent(config: RunConfig, no_progress: bool = False) -> Any:
     unit, total = units
     with ProgressBar(f"training {config.agent.name}", total, unit, no_progress) as update:
         return build_reference_agent(config, update)
+
+
+def _weights(args: argparse.Namespace) -> tuple[tuple[str, float], ...] | None:
+    """``--weights`` parsed, or ``--weights-from`` fitted (not both)."""
+    from harness.agents.controls import action_frequencies, parse_weights
+
+    if args.weights is not None and args.weights_from is not None:
+        raise BaselineError("give --weights or --weights-from, not both")
+    if args.weights is not None:
+        return parse_weights(args.weights)
+    if args.weights_from is not None:
+        return action_frequencies(args.weights_from)
+    return None
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:

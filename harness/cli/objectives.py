@@ -46,6 +46,8 @@ def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--form", choices=["arrival", "delta"], help="tabular reward form: arrival (default: the state arrived in) or "
                    "delta (the change of each feature; it telescopes, so a fit sees where episodes start and end, not their paths)")
     p.add_argument("--no-step-feature", action="store_true", help="tabular: do not add the constant per-decision 'step' feature")
+    p.add_argument("--no-label-bias", action="store_true",
+                   help="tabular: do not fit a reward per action name beside the objective (a label bias, kept out of the objective)")
     p.add_argument("--l2", type=float, help="L2 strength on the total log-likelihood, a Gaussian prior on the weights "
                    "(default: cross-validated, over episodes for gridworlds and games for chess and games)")
     p.add_argument("--discount", type=float, help="tabular: gamma of fits, soft value iteration and distances (default: the environment's, 0.99 for gridworlds)")
@@ -103,7 +105,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
             raise ConfigError("--features: give 'named', 'onehot' or a comma list of feature names")
     return FitSettings(
         features=features, form=args.form, discount=args.discount, horizon=args.horizon, l2=args.l2, targets=args.targets,
-        step=not args.no_step_feature, folds=args.folds, splits=args.splits, n_boot=args.n_boot,
+        step=not args.no_step_feature, label_bias=not args.no_label_bias, folds=args.folds, splits=args.splits, n_boot=args.n_boot,
         seed=args.seed, engine_depth=args.engine_depth, chess_alignment=not args.no_chess_alignment, exact_references=not args.no_exact,
     )
 

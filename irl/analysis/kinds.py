@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from textenvs.capabilities import EXACT_MDP, SOLVED_GAME, STANDARD_CHESS, capabilities_of
+from textenvs.capabilities import LAYOUT_MDPS, SOLVED_GAME, STANDARD_CHESS, capabilities_of
 from textenvs.registry import Entry, Registry
 
 __all__ = ["FIT_KINDS", "register_fit_kind", "fit_kind_of", "fit_kind_for"]
@@ -54,6 +54,6 @@ register_fit_kind(
     distance="pearson", what="chess", description="choice model over legal moves; Stockfish's evaluation as the reference",
 )
 register_fit_kind(
-    "tabular", "irl.analysis.report:analyse_tabular_dir", needs=EXACT_MDP, plot="irl.analysis.plots:plot_reward_report",
+    "tabular", "irl.analysis.report:analyse_tabular_dir", needs=LAYOUT_MDPS, plot="irl.analysis.plots:plot_reward_report",
     distance="starc", what="gridworlds", description="MCE IRL on the exact MDP",
 )

@@ -252,6 +252,10 @@ def report_mdp(report: Any) -> Any:
 
     env = RunInfo(**report.info).make_env()
     try:
+        if getattr(env, "layout_seed", 0) is None:  # a new layout every episode: the run's stacked MDP
+            from irl.analysis.runs import load_tabular
+
+            return load_tabular(report.run_dir).mdp
         return env.mdp()
     finally:
         env.close()
@@ -272,12 +276,16 @@ def plot_weights_report(report: Any, path: str | Path, aggregate: str = "mean") 
 
 
 def plot_reward_report(report: Any, path: str | Path, aggregate: str = "mean") -> Path:
-    """The figure of a tabular report: the fitted reward map next to the true one."""
-    return plot_tabular_reward(
-        report_mdp(report), np.asarray(report.reward, dtype=float), path,
-        state_score=None if report.state_score is None else np.asarray(report.state_score, dtype=float), title=_title(report),
-        aggregate=aggregate,
-    )
+    """The figure of a tabular report: the fitted reward map next to the true one (a run over
+    many layouts: the map of its first layout)."""
+    title = _title(report)
+    mdp, reward = report_mdp(report), np.asarray(report.reward, dtype=float)
+    score = None if report.state_score is None else np.asarray(report.state_score, dtype=float)
+    if hasattr(mdp, "parts"):
+        end = int(mdp.offsets[1])
+        mdp, reward, score = mdp.parts[0], reward[:end], None if score is None else score[:end]
+        title += " (first layout)"
+    return plot_tabular_reward(mdp, reward, path, state_score=score, title=title, aggregate=aggregate)
 
 
 def plot_report(report: Any, path: str | Path, aggregate: str = "mean") -> Path:

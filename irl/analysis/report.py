@@ -76,6 +76,9 @@ class CoherenceReport:
     meg_unknown: Score = field(default_factory=lambda: Score.missing("not computed"))
     meg_known: Score = field(default_factory=lambda: Score.missing("not computed"))
     alignment_regret_soft: Score = field(default_factory=lambda: Score.missing("not computed"))
+    #: Explained behaviour over uniform choice; ``explained`` is over the best policy blind to
+    #: the state (tabular: an action prior; choice models: see :mod:`irl.analysis.chess`).
+    explained_uniform: Score = field(default_factory=lambda: Score.missing("not computed"))
     #: Tabular only: ``[S, A]`` fitted reward and ``[S]`` state score.
     reward: list[list[float]] | None = None
     state_score: list[float] | None = None
@@ -192,7 +195,7 @@ def _analyse_tabular(run: TabularRun, settings: FitSettings) -> Analysis:
         explained=scores.explained, stability=scores.stability, encoding_consistency=None,
         alignment_distance=scores.alignment_distance, alignment_regret=scores.alignment_regret, gd=scores.gd,
         true_return=true_return_score(run, settings), meg_unknown=scores.meg_unknown, meg_known=scores.meg_known,
-        alignment_regret_soft=scores.alignment_regret_soft,
+        alignment_regret_soft=scores.alignment_regret_soft, explained_uniform=scores.explained_uniform,
         reward=fit.reward.tolist(), state_score=fit.state_score.tolist(), form=problem.features.form,
         horizon=problem.horizon, discount=problem.discount, l2=problem.l2, converged=converged, notes=notes,
         l2_selection=None if problem.l2_selection is None else {

@@ -192,6 +192,11 @@ class TabularRun:
     policy: Any = None
 
     @property
+    def n_layouts(self) -> int:
+        """How many layouts the episodes were played on (1 unless the run drew one per episode)."""
+        return len(getattr(self.mdp, "parts", ())) or 1
+
+    @property
     def horizon(self) -> int:
         """The run's step limit (``max_steps``)."""
         return self.info.max_steps
@@ -229,8 +234,60 @@ def _replay_final(env: Any, info: RunInfo, record: EpisodeRecord, steps: Sequenc
     return int(env.state_record()["index"])
 
 
+def _tabular_episode(
+    run_dir: str | Path, info: RunInfo, mdp: Any, record: EpisodeRecord, ep_steps: Sequence[StepRecord], replay_env: Any,
+) -> TabularEpisode | str:
+    """One finished episode as indices of ``mdp``, or the reason it is skipped."""
+    if not ep_steps:
+        return "no decisions"
+    if record.end_reason == "forfeit" or any(s.action is None for s in ep_steps):
+        return "forfeit"
+    A = mdp.n_actions
+    names = list(mdp.action_names)
+    states, actions, dists = [], [], []
+    for s in ep_steps:
+        where = f"{run_dir}: episode {record.episode} t={s.t}"
+        index = s.state.get("index")
+        if index is None or not 0 <= int(index) < mdp.n_states:
+            raise ResultsError(f"{where}: state record {s.state} has no MDP index in 0..{mdp.n_states - 1}")
+        if s.action not in names:
+            raise ResultsError(f"{where}: action {s.action!r} is not one of the MDP's {names}")
+        states.append(int(index))
+        actions.append(names.index(s.action))
+        if s.probs is not None:
+            dist = np.zeros(A)
+            for name, p in zip(s.legal_actions, s.probs):
+                dist[names.index(name)] += float(p)
+            total = dist.sum()
+            dists.append(dist / total if total > 0 else None)
+        else:
+            dists.append(None)
+    for t in range(len(states) - 1):
+        if mdp.transitions[states[t], actions[t], states[t + 1]] <= 0:
+            raise ResultsError(
+                f"{run_dir}: episode {record.episode} moves from state {states[t]} to {states[t + 1]} "
+                f"by {names[actions[t]]!r}, impossible in the MDP of {info.env_label}: is it the same layout?"
+            )
+    if record.terminated:
+        final = _final_state(mdp, states[-1], actions[-1], float(ep_steps[-1].reward),
+                             lambda: _replay_final(replay_env(), info, record, ep_steps))
+        states.append(final)
+    probs = None if any(d is None for d in dists) else np.array(dists)
+    return TabularEpisode(
+        episode=int(record.episode), seed=int(record.seed),
+        states=np.array(states, dtype=int), actions=np.array(actions, dtype=int), probs=probs,
+        total_reward=float(record.total_reward), end_reason=str(record.end_reason),
+    )
+
+
 def load_tabular(run_dir: str | Path, *, mdp: Any = None) -> TabularRun:
     """Read a gridworld run (module docstring).
+
+    An environment that draws a new layout every episode (``layout_seed=None``) is read
+    over every episode's own layout: each episode's MDP is rebuilt by resetting the
+    environment with the episode's seed, and the run's MDP is the
+    :class:`~textenvs.mdp.StackedMDP` of the layouts met, each weighted by its number of
+    episodes (state indices are shifted to the stacked numbering).
 
     Args:
         run_dir: the run directory.
@@ -243,69 +300,30 @@ def load_tabular(run_dir: str | Path, *, mdp: Any = None) -> TabularRun:
     """
     info = read_info(run_dir)
     env = None
+
+    def replay_env() -> Any:
+        nonlocal env
+        if env is None:
+            env = info.make_env()
+        return env
+
     try:
+        records, steps = _finished(run_dir)
         if mdp is None:
             env = info.make_env()
             if not hasattr(env, "mdp"):
                 raise ResultsError(f"{run_dir}: environment {info.env!r} exports no tabular MDP")
             if getattr(env, "layout_seed", 0) is None:
-                raise ResultsError(
-                    f"{run_dir}: {info.env} with layout_seed=None draws a new layout every episode; "
-                    "tabular IRL needs one fixed MDP (set layout_seed)"
-                )
+                return _load_layouts(run_dir, info, env, records, steps)
             mdp = env.mdp()
-        records, steps = _finished(run_dir)
-        A = mdp.n_actions
-        names = list(mdp.action_names)
         episodes: list[TabularEpisode] = []
         skipped: dict[str, int] = defaultdict(int)
         for record in records:
-            ep_steps = steps.get(record.episode, [])
-            if not ep_steps:
-                skipped["no decisions"] += 1
-                continue
-            if record.end_reason == "forfeit" or any(s.action is None for s in ep_steps):
-                skipped["forfeit"] += 1
-                continue
-            states, actions, dists = [], [], []
-            for s in ep_steps:
-                where = f"{run_dir}: episode {record.episode} t={s.t}"
-                index = s.state.get("index")
-                if index is None or not 0 <= int(index) < mdp.n_states:
-                    raise ResultsError(f"{where}: state record {s.state} has no MDP index in 0..{mdp.n_states - 1}")
-                if s.action not in names:
-                    raise ResultsError(f"{where}: action {s.action!r} is not one of the MDP's {names}")
-                states.append(int(index))
-                actions.append(names.index(s.action))
-                if s.probs is not None:
-                    dist = np.zeros(A)
-                    for name, p in zip(s.legal_actions, s.probs):
-                        dist[names.index(name)] += float(p)
-                    total = dist.sum()
-                    dists.append(dist / total if total > 0 else None)
-                else:
-                    dists.append(None)
-            for t in range(len(states) - 1):
-                if mdp.transitions[states[t], actions[t], states[t + 1]] <= 0:
-                    raise ResultsError(
-                        f"{run_dir}: episode {record.episode} moves from state {states[t]} to {states[t + 1]} "
-                        f"by {names[actions[t]]!r}, impossible in the MDP of {info.env_label}: is it the same layout?"
-                    )
-            if record.terminated:
-                def replay(record=record, ep_steps=ep_steps) -> int:
-                    nonlocal env
-                    if env is None:
-                        env = info.make_env()
-                    return _replay_final(env, info, record, ep_steps)
-
-                final = _final_state(mdp, states[-1], actions[-1], float(ep_steps[-1].reward), replay)
-                states.append(final)
-            probs = None if any(d is None for d in dists) else np.array(dists)
-            episodes.append(TabularEpisode(
-                episode=int(record.episode), seed=int(record.seed),
-                states=np.array(states, dtype=int), actions=np.array(actions, dtype=int), probs=probs,
-                total_reward=float(record.total_reward), end_reason=str(record.end_reason),
-            ))
+            got = _tabular_episode(run_dir, info, mdp, record, steps.get(record.episode, []), replay_env)
+            if isinstance(got, str):
+                skipped[got] += 1
+            else:
+                episodes.append(got)
         returns = tuple(float(r.total_reward) for r in records)
     finally:
         if env is not None:
@@ -323,6 +341,43 @@ def _known_policy(run_dir: str | Path, info: RunInfo, mdp: Any) -> np.ndarray | 
     agent = manifest.config.agent
     policy = known_policy(agent.name, mdp, {**agent.options, **manifest.model.own_details})  # what the agent recorded wins
     return None if policy is None else np.asarray(policy, dtype=float)
+
+
+def _load_layouts(run_dir: str | Path, info: RunInfo, env: Any, records: Sequence[EpisodeRecord],
+                  steps: dict[int, list[StepRecord]]) -> TabularRun:
+    """:func:`load_tabular` of a run with a new layout every episode (see there)."""
+    from dataclasses import replace
+
+    from textenvs.mdp import StackedMDP
+
+    parts: list[Any] = []
+    where: dict[Any, int] = {}
+    counts: list[int] = []
+    placed: list[tuple[int, TabularEpisode]] = []
+    skipped: dict[str, int] = defaultdict(int)
+    for record in records:
+        env.reset(seed=record.seed, options={"episode_index": record.episode})
+        key = env.state_record().get("layout_seed", record.seed)
+        if key not in where:
+            where[key] = len(parts)
+            parts.append(env.mdp())
+            counts.append(0)
+        i = where[key]
+        got = _tabular_episode(run_dir, info, parts[i], record, steps.get(record.episode, []), lambda: env)
+        if isinstance(got, str):
+            skipped[got] += 1
+            continue
+        counts[i] += 1
+        placed.append((i, got))
+    if not parts:
+        raise ResultsError(f"{run_dir}: no finished episode to read a layout from")
+    # Every finished episode's layout stays (those of skipped episodes with weight 0), so that
+    # runs of the same seeds under other encodings share one stacked numbering.
+    stacked = StackedMDP.of(parts, counts if sum(counts) else None)
+    offsets = stacked.offsets
+    episodes = tuple(replace(ep, states=ep.states + offsets[i]) for i, ep in placed)
+    returns = tuple(float(r.total_reward) for r in records)
+    return TabularRun(info, stacked, episodes, returns, dict(skipped))
 
 
 # -- chess ----------------------------------------------------------------------------------

@@ -146,6 +146,9 @@ class FitSettings:
     l2: float | None = None
     #: Tabular: append the per-decision ``step`` feature to named features.
     step: bool = True
+    #: Tabular: fit a reward per action name beside the reward (a label bias: the same in
+    #: every state), kept out of the fitted objective, so that a bias does not pass for one.
+    label_bias: bool = True
     #: Chess: ``"probs"``: fit to recorded distributions over the legal moves where a
     #: step has one; ``"actions"``: to the moves played. Tabular fits always use the
     #: actions.

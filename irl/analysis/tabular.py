@@ -43,13 +43,33 @@ convergence is flagged (``converged``).
 
 **Scores** (95% intervals; :mod:`irl.distance` and :mod:`irl.goals` for the maths):
 
-* ``explained``: held-out (K-fold over episodes) log-likelihood gain of the fitted
-  soft-optimal policy over the uniform policy, divided by the uniform policy's entropy;
-  with a cross-validated ``l2``, the folds are those that chose it (not nested: the gain
-  is the best of the grid's held-out gains, an optimism of choosing one value of nine);
-* ``meg_unknown``: the same gain in nats per episode, not divided: MEG over the feature
-  class (MacDermott et al. 2024), estimated on held-out episodes, floored at 0 (the zero
-  utility, i.e. the uniform policy, is in the class, so MEG >= 0; :func:`meg_score`);
+**Label bias.** A language model prefers some action words whatever the state. With
+``label_bias`` (the default) every fit adds a reward per action name in every live state
+(the same in every state: a bias, not an objective) and the fitted objective is the
+reward of the named features alone: the bias is explained by the bias, and a goal pursued
+through a biased choice of words is still found.
+
+* ``explained``: explained behaviour beyond a state-blind policy: the held-out (K-fold
+  over episodes) log-likelihood gain of the **reward-and-bias** model (the run's fit) over
+  a **bias-only** model, divided by the uniform policy's entropy. The bias-only model is
+  the best policy that ignores the state, an action prior over action names
+  (:func:`irl.goals.action_prior`: each name's frequency). Both are fitted on the same
+  training folds, the first with the run's ``l2`` (without
+  ``label_bias``, the reward-and-bias model is fitted apart, its ``l2`` the best of the grid
+  on the held-out folds); the first can express the second (nearly: through per-action
+  rewards), so a label bias alone (an agent that prefers ``down`` and ``right`` whatever
+  the state) explains 0 or less (a held-out comparison leans below 0 when the larger model
+  has nothing to add), though on a map whose goal lies down and right a reward "approach the goal"
+  predicts it better than uniform choice does, while a goal pursued through a label bias
+  still counts. With a
+  cross-validated ``l2``, the folds are those that chose it (not nested: the gain is the
+  best of the grid's held-out gains, an optimism of choosing one value of nine);
+* ``explained_uniform``: the run's fit's gain over the uniform policy instead (the former
+  headline; with ``label_bias`` the fit includes the bias, so a biased agent scores here);
+* ``meg_unknown``: the gain of ``explained`` in nats per episode, not divided: MEG over
+  the feature class (MacDermott et al. 2024) measured from the best state-blind policy
+  instead of the uniform one (which a label bias alone beats), estimated on held-out
+  episodes, floored at 0 (the fit can express the action prior, up to its prior on the weights, so MEG >= 0; :func:`meg_score`);
 * ``meg_known``: MEG for the true reward, ``beta`` (0 included) chosen on the other folds,
   kept only if it still gains after charging an unseen event's worst cost
   (:func:`irl.goals.heldout_max`), floored at 0 likewise;
@@ -71,7 +91,7 @@ stay above 0 for a perfect agent while its regret alignment is 1.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -97,6 +117,7 @@ from irl.distance import RewardComparison, compare_rewards
 from irl.goals import (
     episode_log_ratios,
     goal_directedness,
+    heldout_prior_log_ratios,
     heldout_max,
     meg_betas,
     meg_log_ratios,
@@ -160,7 +181,12 @@ def tabular_features(mdp: Any, features: str | Sequence[str] = "named", form: st
         cols = [n for n in asked if n not in events_all]
         state = np.asarray(mdp.feature_matrix(cols), dtype=float)
         names = tuple(cols)
-    phi = np.einsum("sat,tk->sak", np.asarray(mdp.transitions, dtype=float), state)
+    if isinstance(mdp.transitions, Dynamics):  # a StackedMDP: sparse dynamics only
+        dyn = mdp.transitions
+        phi = np.stack([dyn.expect(state[:, k]) for k in range(state.shape[1])], axis=2) if state.shape[1] else \
+            np.zeros((mdp.n_states, mdp.n_actions, 0))
+    else:
+        phi = np.einsum("sat,tk->sak", np.asarray(mdp.transitions, dtype=float), state)
     if form == "delta":
         phi = phi - state[:, None, :]
     if events:
@@ -192,6 +218,8 @@ class TabularFit:
     discount: float
     l2: float
     converged: bool
+    #: ``[A]`` the reward per action name fitted beside the objective (``FitSettings.label_bias``), or empty.
+    label_bias: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 class TabularProblem:
@@ -205,6 +233,14 @@ class TabularProblem:
         mdp = run.mdp
         self.mdp = mdp
         self.features = tabular_features(mdp, settings.features, settings.form, step=settings.step)
+        self._absorbing_mask = np.asarray(mdp.terminal, dtype=bool)
+        live = (~self._absorbing_mask).astype(float)
+        A = mdp.n_actions
+        #: A reward per action name in every live state (the label bias), and the live-state level.
+        self._names_phi = np.broadcast_to(np.eye(A)[None], (mdp.n_states, A, A)) * live[:, None, None]
+        self._level_phi = np.broadcast_to(live[:, None, None], (mdp.n_states, A, 1))
+        self._main_phi = np.ascontiguousarray(np.concatenate([self.features.phi, self._names_phi], axis=2)) \
+            if settings.label_bias else self.features.phi
         self.dynamics = Dynamics(mdp.transitions)
         self.discount = float(mdp.discount if settings.discount is None else settings.discount)
         longest = max(e.n_decisions for e in run.episodes)
@@ -215,6 +251,7 @@ class TabularProblem:
         #: The K folds over episodes of explained behaviour, MEG and the choice of ``l2``.
         self.parts = folds(n, settings.folds, settings.seed)
         self._gains: dict[float, np.ndarray] = {}
+        self._beyond: np.ndarray | None = None
         self._warm: dict[int, np.ndarray] = {}
         #: How ``l2`` was chosen: ``None`` when fixed (``settings.l2``) or with one episode.
         self.l2_selection: CVResult | None = None
@@ -240,7 +277,7 @@ class TabularProblem:
             gains = np.zeros(n)
             for j, test in enumerate(self.parts):
                 fit = self.fit(np.setdiff1d(np.arange(n), test), warm.get(j), l2=l2)
-                warm[j] = fit.weights
+                warm[j] = np.concatenate([fit.weights, fit.label_bias])
                 gains[test] = episode_log_ratios(fit.policy, self.trajectories(test))
             self._gains[l2] = gains
         return self._gains[l2]
@@ -249,17 +286,56 @@ class TabularProblem:
         """Per episode, the held-out log-likelihood gain over uniform at the run's ``l2``."""
         return self._heldout(self.l2)
 
+    def heldout_gains_beyond_bias(self) -> np.ndarray:
+        """Per episode, the held-out log-likelihood gain of the reward-and-bias model over the
+        action prior (module docstring, ``explained``), both fitted on the other folds: the
+        run's own fit with ``label_bias``; else a reward-and-bias fit apart, with the value of
+        :data:`TABULAR_L2_GRID` that gives the held-out episodes the largest gain."""
+        if self._beyond is None:
+            n = len(self.run.episodes)
+            names, level = self._names_phi, self._level_phi
+            trains = [np.setdiff1d(np.arange(n), test) for test in self.parts]
+            helds = [self.trajectories(test) for test in self.parts]
+            # The state-blind model is the action prior itself: an MCE fit of per-action
+            # rewards would not be blind, since ending an episode sooner or later is a goal.
+            blind = heldout_prior_log_ratios([e.actions for e in self.run.episodes], self.mdp.n_actions, self.parts)
+            if self.settings.label_bias:  # the run's own model is the reward-and-bias model
+                self._beyond = self.heldout_gains() - blind
+                return self._beyond
+            extra = [names] if "step" in self.features.names else [names, level]
+            joint_phi = np.ascontiguousarray(np.concatenate([self.features.phi, *extra], axis=2))
+            grid = TABULAR_L2_GRID if self.l2_selection is not None else (self.l2,)
+            best, warm = None, {}
+            for l2 in grid:
+                joint = np.zeros(n)
+                for j, (test, train, held) in enumerate(zip(self.parts, trains, helds)):
+                    fit = self.fit(train, warm.get(j), l2=l2, phi=joint_phi)
+                    warm[j] = fit.weights
+                    joint[test] = episode_log_ratios(fit.policy, held)
+                if best is None or joint.sum() > best.sum():
+                    best = joint
+            self._beyond = best - blind
+        return self._beyond
+
     def trajectories(self, indices: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
         """The ``(states, actions)`` of episodes ``indices`` (repeats allowed)."""
         return [self.run.episodes[int(i)].trajectory for i in indices]
 
-    def fit(self, indices: Sequence[int], weights_init: np.ndarray | None = None, *, l2: float | None = None) -> TabularFit:
-        """MCE IRL on the episodes ``indices`` (with the run's ``l2`` unless given)."""
+    def fit(self, indices: Sequence[int], weights_init: np.ndarray | None = None, *, l2: float | None = None,
+            phi: np.ndarray | None = None) -> TabularFit:
+        """MCE IRL on the episodes ``indices`` (with the run's ``l2`` unless given; with the
+        reward features ``phi`` instead of the problem's, for explained behaviour's models)."""
         mdp = self.mdp
         l2 = self.l2 if l2 is None else float(l2)
+        main = phi is None
+        phi = self._main_phi if main else phi
+        K = phi.shape[2]
+        if weights_init is not None:
+            weights_init = np.asarray(weights_init, dtype=float)
+            weights_init = np.concatenate([weights_init, np.zeros(max(K - len(weights_init), 0))])[:K]
         try:
             res = mce_likelihood_irl(
-                self.dynamics, self.features.phi, self.trajectories(indices), initial=mdp.initial,
+                self.dynamics, phi, self.trajectories(indices), initial=mdp.initial,
                 horizon=self.horizon, discount=self.discount, l2=l2, weights_init=weights_init,
                 gtol=1e-6, max_iter=500,
             )
@@ -267,9 +343,14 @@ class TabularProblem:
             raise FitError(f"{self.run.info.run_dir}: the fit failed: {exc}") from None
         if not np.all(np.isfinite(res.weights)):
             raise FitError(f"{self.run.info.run_dir}: the fit diverged (non-finite weights); raise --l2")
+        if not main:
+            return TabularFit(res.weights, res.reward, np.full(mdp.n_states, np.nan), res.policy, self.horizon, self.discount, l2, res.converged)
+        k = self.features.phi.shape[2]
+        w = res.weights[:k]
+        # The objective is the reward part alone; the label bias stays out of it.
         return TabularFit(
-            res.weights, res.reward, self.features.state @ res.weights, res.policy,
-            self.horizon, self.discount, l2, res.converged,
+            w, self.features.phi @ w, self.features.state @ w, res.policy,
+            self.horizon, self.discount, l2, res.converged, res.weights[k:],
         )
 
     def distance(self, a: np.ndarray, b: np.ndarray) -> RewardComparison:
@@ -289,6 +370,8 @@ class TabularScores:
     alignment_regret: Score
     alignment_regret_soft: Score
     gd: Score
+    #: Explained behaviour over uniform choice (``explained`` is over the best state-blind policy).
+    explained_uniform: Score = Score.missing("not computed")
 
 
 def _distance_score(values: Sequence[RewardComparison], estimate: RewardComparison, alpha: float, method: str) -> Score:
@@ -297,23 +380,28 @@ def _distance_score(values: Sequence[RewardComparison], estimate: RewardComparis
     return quantile_score([v.value for v in values], estimate.value, alpha, method)
 
 
-def _explained_and_meg(problem: TabularProblem) -> tuple[Score, Score, list[np.ndarray]]:
-    """Explained behaviour, unknown-utility MEG, and the held-out folds used."""
+def _explained_and_meg(problem: TabularProblem) -> tuple[Score, Score, Score, list[np.ndarray]]:
+    """Explained behaviour (beyond a state-blind policy, and over uniform), unknown-utility MEG, the held-out folds."""
     run, settings = problem.run, problem.settings
     n = len(run.episodes)
     level = 1 - settings.alpha
     parts = problem.parts
     if n < 2:
         why = "needs at least 2 episodes"
-        return Score.missing(why, level, n), Score.missing(why, level, n), parts
+        return Score.missing(why, level, n), Score.missing(why, level, n), Score.missing(why, level, n), parts
     log_a = math.log(run.mdp.n_actions)
     entropies = np.array([e.n_decisions * log_a for e in run.episodes])
     gains = problem.heldout_gains()
     k = len(parts)
     how = f"{k}-fold over episodes" + ("" if problem.l2_selection is None else ", the folds that chose l2")
-    explained = ratio_score(gains, entropies, settings, f"{how}; bootstrap over held-out episodes")
-    meg = meg_score(gains, settings, f"held-out log-likelihood gain over uniform, nats per episode; {how}, bootstrap over episodes")
-    return explained, meg, parts
+    explained = ratio_score(problem.heldout_gains_beyond_bias(), entropies, settings,
+                            f"gain of the reward-and-bias model over the action prior of the training folds (the best state-blind policy), {how}; bootstrap over held-out episodes")
+    uniform = ratio_score(gains, entropies, settings, f"gain over uniform choice, {how}; bootstrap over held-out episodes")
+    # Beyond the action prior, as explained: the uniform policy of MEG's definition would
+    # credit a label bias (with label_bias, the fit's own policy carries one).
+    meg = meg_score(problem.heldout_gains_beyond_bias(), settings,
+                    f"held-out log-likelihood gain over the best state-blind policy, nats per episode; {how}, bootstrap over episodes")
+    return explained, uniform, meg, parts
 
 
 def _meg_known(problem: TabularProblem, parts: list[np.ndarray]) -> Score:
@@ -385,7 +473,7 @@ def score_tabular(problem: TabularProblem, fit: TabularFit, boot: Sequence[Tabul
     """Every score of the module docstring for a run's full fit and its bootstrap refits."""
     settings = problem.settings
     alpha = settings.alpha
-    explained, meg_unknown, parts = _explained_and_meg(problem)
+    explained, explained_uniform, meg_unknown, parts = _explained_and_meg(problem)
     n = len(problem.run.episodes)
     if n >= 2:
         halves = [problem.distance(problem.fit(a).reward, problem.fit(b).reward) for a, b in half_splits(n, settings.splits, settings.seed)]
@@ -424,7 +512,7 @@ def score_tabular(problem: TabularProblem, fit: TabularFit, boot: Sequence[Tabul
             regrets[name] = quantile_score([one(b.reward) for b in boot], est, alpha,
                                            f"true return of the {what} policy of the fitted reward, random 0, optimal 1; bootstrap ({len(boot)} refits)")
     return TabularScores(
-        explained=explained, meg_unknown=meg_unknown, meg_known=_meg_known(problem, parts), stability=stability,
+        explained=explained, explained_uniform=explained_uniform, meg_unknown=meg_unknown, meg_known=_meg_known(problem, parts), stability=stability,
         alignment_distance=alignment, alignment_regret=regrets["hard"], alignment_regret_soft=regrets["soft"], gd=_gd(problem),
     )
 
@@ -433,5 +521,6 @@ def fit_with_bootstrap(problem: TabularProblem) -> tuple[TabularFit, list[Tabula
     """The fit to every episode and ``n_boot`` refits on bootstrap resamples of the episodes."""
     n = len(problem.run.episodes)
     fit = problem.fit(range(n))
-    boot = [problem.fit(idx, fit.weights) for idx in boot_indices(n, problem.settings.n_boot, problem.settings.seed)]
+    start = np.concatenate([fit.weights, fit.label_bias])
+    boot = [problem.fit(idx, start) for idx in boot_indices(n, problem.settings.n_boot, problem.settings.seed)]
     return fit, boot

@@ -166,3 +166,13 @@ def end_info(success: bool, outcome: str, **extra: Any) -> dict[str, Any]:
 
 def manhattan(a: Cell, b: Cell) -> int:
     return abs(a[0] - b[0]) + abs(a[1] - b[1])
+
+
+def layout_seed_option(value: Any) -> int | None:
+    """A ``layout_seed`` option: an integer, or ``None`` (also written ``"none"``, since TOML
+    has no null) for a new layout every episode."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"layout_seed must be an integer or none, got {value!r}")
+    return value

@@ -33,7 +33,7 @@ import numpy as np
 from gymnasium import spaces
 
 from textenvs.gridworlds import mdp_export
-from textenvs.gridworlds.core import DIRECTIONS, Cell, GridObject, GridState, GridTextEnv, end_info
+from textenvs.gridworlds.core import DIRECTIONS, Cell, GridObject, GridState, GridTextEnv, end_info, layout_seed_option
 from textenvs.mdp import TabularMDP
 
 ACTIONS = ("up", "down", "left", "right")
@@ -206,7 +206,8 @@ class KeysChestsEnv(GridTextEnv):
 
     Options: ``size`` (the grid is ``size`` x ``size``), ``n_keys``, ``n_chests``,
     ``wall_density`` (fraction of cells that are walls), ``max_keys_held`` (keys the agent
-    can carry at once) and ``layout_seed`` (the maze; ``None``: a new one each reset).
+    can carry at once) and ``layout_seed`` (the maze; ``None``, or ``"none"`` as TOML files
+    write it: a new one each reset).
     The observation is the MDP state index of the current layout.
     """
 
@@ -220,6 +221,7 @@ class KeysChestsEnv(GridTextEnv):
     ):
         if max_keys_held < 1:
             raise ValueError("max_keys_held must be at least 1")
+        layout_seed = layout_seed_option(layout_seed)
         self.size, self.n_keys, self.n_chests = size, n_keys, n_chests
         self.wall_density, self.max_keys_held, self.layout_seed = wall_density, max_keys_held, layout_seed
         self.action_space = spaces.Discrete(len(ACTIONS))

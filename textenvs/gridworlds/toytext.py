@@ -7,6 +7,7 @@ MDP state ``i`` is the environment's state ``i`` (unreachable ones included).
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, ClassVar
 
 import numpy as np
@@ -16,7 +17,7 @@ from gymnasium.envs.toy_text.frozen_lake import FrozenLakeEnv
 from gymnasium.envs.toy_text.taxi import TaxiEnv
 
 from textenvs.gridworlds import mdp_export
-from textenvs.gridworlds.core import DIRECTIONS, GridObject, GridState, GridTextEnv, end_info, manhattan
+from textenvs.gridworlds.core import DIRECTIONS, GridObject, GridState, GridTextEnv, end_info, layout_seed_option, manhattan
 from textenvs.mdp import TabularMDP
 
 
@@ -75,6 +76,7 @@ class _ToyTextEnv(GridTextEnv):
                 transition_feature_names=() if events is None else events[0],
                 state_labels=[self._label(s) for s in range(n)],
                 grid_shape=self._grid_shape(), positions=np.array([self._cell(s) for s in range(n)]),
+                default_features=self._default_features(),
             )
         return self._mdp
 
@@ -103,6 +105,10 @@ class _ToyTextEnv(GridTextEnv):
     def _label(self, s: int) -> str:
         return str(self._cell(s))
 
+    def _default_features(self) -> tuple[str, ...] | None:
+        """The named features fits use by default (``None``: all of them)."""
+        return None
+
     def _transition_features(self) -> tuple[tuple[str, ...], np.ndarray] | None:
         """Names and ``[S, A, S, k]`` values of events of the move, if the game has any."""
         return None
@@ -115,24 +121,86 @@ def _cells_of(desc: np.ndarray, letter: bytes) -> list[tuple[int, int]]:
     return [(int(r), int(c)) for r, c in zip(*np.nonzero(desc == letter))]
 
 
+#: Gymnasium's probability that a tile of a random FrozenLake map is frozen (not a hole).
+FROZEN_PROBABILITY = 0.8
+
+
+def random_lake(seed: int, size: int = 4, frozen: float = FROZEN_PROBABILITY) -> tuple[str, ...]:
+    """A random FrozenLake map (rows of ``S``/``F``/``H``/``G``) drawn from ``seed``.
+
+    The holes are gymnasium's ``generate_random_map(size, frozen, seed)``: each tile frozen
+    with probability ``frozen``, redrawn until its top-left start reaches its bottom-right
+    goal. The start and the goal are then moved to two distinct cells drawn uniformly (with
+    a generator seeded by ``seed``) from the frozen region connected to that path, so the
+    goal lies in any direction from the start and a path between them is guaranteed.
+    """
+    from gymnasium.envs.toy_text.frozen_lake import generate_random_map
+
+    if size < 2:
+        raise ValueError(f"a random FrozenLake map needs size >= 2, got {size}")
+    if not 0.0 < frozen <= 1.0:
+        raise ValueError(f"the frozen probability must lie in (0, 1], got {frozen}")
+    board = [list(row) for row in generate_random_map(size=size, p=frozen, seed=seed)]
+    region, queue = {(0, 0)}, deque([(0, 0)])
+    while queue:
+        r, c = queue.popleft()
+        for dr, dc in DIRECTIONS.values():
+            n = (r + dr, c + dc)
+            if 0 <= n[0] < size and 0 <= n[1] < size and n not in region and board[n[0]][n[1]] != "H":
+                region.add(n)
+                queue.append(n)
+    cells = sorted(region)
+    start, goal = (cells[i] for i in np.random.default_rng([seed, 1]).choice(len(cells), size=2, replace=False))
+    board[0][0] = board[size - 1][size - 1] = "F"
+    board[start[0]][start[1]], board[goal[0]][goal[1]] = "S", "G"
+    return tuple("".join(row) for row in board)
+
+
 class FrozenLakeText(_ToyTextEnv):
     """Gymnasium ``FrozenLake-v1``: walk over the ice from the start to the goal.
 
     Reward 1 on reaching the goal; stepping into a hole ends the episode with 0. Options:
-    ``map_name`` (``"4x4"`` or ``"8x8"``, gymnasium's fixed maps) and ``is_slippery``
-    (each move goes the intended way with probability 1/3 and to either side otherwise).
-    Note the default here is *not* slippery, unlike gymnasium's.
+    ``map_name`` (``"4x4"`` or ``"8x8"``, gymnasium's fixed maps, or ``"random"``) and
+    ``is_slippery`` (each move goes the intended way with probability 1/3 and to either side
+    otherwise). Note the default here is *not* slippery, unlike gymnasium's.
+
+    ``map_name="random"`` draws the map with :func:`random_lake` (``size`` x ``size``, 4 by
+    default) from ``layout_seed``: start, holes and goal anywhere, a path guaranteed. The
+    map is fixed by ``layout_seed`` so that :meth:`mdp` is exact for every episode; with
+    ``layout_seed=None`` (``"none"`` in TOML files) each ``reset(seed=...)`` draws a new map from that seed (as
+    keys-and-chests does) and :meth:`mdp` describes the current episode's map. The fixed
+    maps put the goal at the bottom right, so a bias for ``down`` and ``right`` passes for
+    heading to it there; the random maps take that away.
     """
 
     family = "frozenlake"
     action_names = ("left", "down", "right", "up")  # gymnasium's action order
     feature_names = ("row", "col", "at_goal", "in_hole", "dist_to_goal", "holes_adjacent")
+    #: What fits of random maps use by default: the features that mean the same on every map
+    #: (not the raw coordinates, which do on one fixed map).
+    LAYOUT_FREE_FEATURES = ("at_goal", "in_hole", "dist_to_goal", "holes_adjacent")
 
-    def __init__(self, map_name: str = "4x4", is_slippery: bool = False):
-        super().__init__(FrozenLakeEnv(map_name=map_name, is_slippery=is_slippery))
+    def __init__(self, map_name: str = "4x4", is_slippery: bool = False, size: int | None = None, layout_seed: int | None = 0):
         self.map_name = map_name
         self.is_slippery = is_slippery
+        layout_seed = layout_seed_option(layout_seed)
+        if map_name == "random":
+            #: The side of a random map, and the seed of its layout (``None``: a new one each reset).
+            self.size, self.layout_seed = 4 if size is None else int(size), layout_seed
+            self._seed_of_layout = 0 if layout_seed is None else layout_seed
+            desc: Any = random_lake(self._seed_of_layout, self.size)
+            super().__init__(FrozenLakeEnv(desc=list(desc), is_slippery=is_slippery))
+        else:
+            if size is not None or layout_seed not in (0, None):
+                raise ValueError(f"size and layout_seed apply to map_name='random' only, not {map_name!r}")
+            self.size, self.layout_seed, self._seed_of_layout = None, 0, None
+            super().__init__(FrozenLakeEnv(map_name=map_name, is_slippery=is_slippery))
+        self._set_map()
+
+    def _set_map(self) -> None:
+        """Read start, holes and goal from the wrapped env's map; forget the last map's MDP."""
         desc = self._inner.desc
+        self._mdp = None
         self._holes = _cells_of(desc, b"H")
         self._goal = _cells_of(desc, b"G")[0]
         self._start = _cells_of(desc, b"S")[0]
@@ -142,18 +210,38 @@ class FrozenLakeText(_ToyTextEnv):
             GridObject("goal", *self._goal),
         )
         mission = "Walk from the start to the goal without falling into a hole. Reaching the goal scores 1; a hole ends the episode with nothing."
-        if is_slippery:
+        if self.is_slippery:
             mission += " The ice is slippery: a move goes the way you chose only one time in three, otherwise to one of the two sides."
         self._mission = mission
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        """Reset; a random map with ``layout_seed=None`` first draws a new map from ``seed``."""
+        if self.map_name == "random" and self.layout_seed is None:
+            GridTextEnv.reset(self, seed=seed)
+            self._seed_of_layout = seed if seed is not None else int(self.np_random.integers(2**31))
+            self._inner = FrozenLakeEnv(desc=list(random_lake(self._seed_of_layout, self.size)), is_slippery=self.is_slippery)
+            self._set_map()
+        return super().reset(seed=seed, options=options)
+
+    def _default_features(self) -> tuple[str, ...] | None:
+        return self.LAYOUT_FREE_FEATURES if self.map_name == "random" else None
+
+    @property
+    def desc(self) -> tuple[str, ...]:
+        """The current map, one string per row."""
+        return tuple(b"".join(row).decode() for row in self._inner.desc)
 
     def _grid_shape(self) -> tuple[int, int]:
         return (int(self._inner.nrow), int(self._inner.ncol))
 
     def state_record(self) -> dict[str, Any]:
-        """``index`` (row * ncol + col), ``row``, ``col`` and the map letter there."""
+        """``index`` (row * ncol + col), ``row``, ``col``, the map letter there (and a random map's ``layout_seed``)."""
         s = self.state_index
         r, c = self._cell(s)
-        return {"index": s, "row": r, "col": c, "tile": self._inner.desc[r, c].decode()}
+        record = {"index": s, "row": r, "col": c, "tile": self._inner.desc[r, c].decode()}
+        if self.map_name == "random":
+            record["layout_seed"] = self._seed_of_layout
+        return record
 
     def _features(self, s: int) -> list[float]:
         cell = self._cell(s)
