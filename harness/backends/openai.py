@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness.backends.base import BackendError, ContinuationScore, GenerateOptions, ModelInfo, ScoreRequest
+from harness.backends.rendering import Renderer, load_renderer
 
 log = logging.getLogger(__name__)
 
@@ -109,24 +110,20 @@ class OpenAIBackend:
         self.scoring = scoring
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        self.tokenizer: Any = None
+        #: The prompt rendering and tokenizer (:mod:`harness.backends.rendering`), or None.
+        self.renderer: Renderer | None = None
         self.tokenizer_source: str | None = None
-        self._bos = ""
         name = _tokenizer_name(model, tokenizer, prompt_format)
         if name is not None:
-            from harness.backends.transformers import load_tokenizer, prefix_ids
-
-            self.tokenizer = load_tokenizer(name)
+            self.renderer = load_renderer(name)
             self.tokenizer_source = name
-            prefix = prefix_ids(self.tokenizer)
-            self._bos = "".join(self.tokenizer.convert_ids_to_tokens(prefix)) if prefix else ""
         elif prompt_format is None and tokenizer == "auto":
             log.warning(
                 "openai backend: no tokenizer for model %r (not an embedded model or a model directory), so prompts "
                 "are sent without a chat template and may not match the in-process backend; give -b tokenizer=PATH "
                 "(or -b tokenizer=none for a base model)", model,
             )
-        if scoring == "trie" and self.tokenizer is None:
+        if scoring == "trie" and self.renderer is None:
             raise ValueError("scoring='trie' sends token ids, so it needs a tokenizer (-b tokenizer=PATH)")
 
     # -- rendering ------------------------------------------------------------------------
@@ -134,18 +131,18 @@ class OpenAIBackend:
     @property
     def rendering(self) -> str:
         """How prompts are rendered: ``chat_template``, ``plain``, ``prompt_format`` or ``unchecked``."""
-        if self.tokenizer is not None:
-            return "chat_template" if self.tokenizer.chat_template else "plain"
+        if self.renderer is not None:
+            return "chat_template" if self.renderer.chat_template else "plain"
         return "prompt_format" if self.prompt_format is not None else "unchecked"
 
     def info(self) -> ModelInfo:
         """The served model, the URL, and the exact prompt rendering."""
-        template = self.tokenizer.chat_template if self.tokenizer is not None else None
+        template = self.renderer.chat_template if self.renderer is not None else None
         details: dict[str, Any] = {
             "rendering": self.rendering,
             "tokenizer": self.tokenizer_source,
-            "bos_text": self._bos or None,
-            "chat_template": template if isinstance(template, str) else None,
+            "bos_text": (self.renderer.bos_text or None) if self.renderer is not None else None,
+            "chat_template": template,
             "prompt_format": self.prompt_format,
             "example": self.wire_text(self.format_prompt("{prompt}")),
             "timeout_s": self.timeout_s, "max_retries": self.max_retries, "concurrency": self.concurrency,
@@ -156,25 +153,19 @@ class OpenAIBackend:
 
     def format_prompt(self, text: str) -> str:
         """The chat template with an open assistant turn, ``prompt_format``, or ``text`` itself."""
-        if self.tokenizer is not None:
-            if not self.tokenizer.chat_template:
-                return text
-            return self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
-            )
+        if self.renderer is not None:
+            return self.renderer.format_prompt(text)
         if self.prompt_format is not None:
             return self.prompt_format.replace("{prompt}", text)
         return text
 
     def wire_text(self, formatted: str) -> str:
         """What is sent for a formatted prompt: the BOS text first where the tokenizer adds one."""
-        if self._bos and not formatted.startswith(self._bos):
-            return self._bos + formatted
-        return formatted
+        return self.renderer.wire_text(formatted) if self.renderer is not None else formatted
 
     def _extra(self) -> dict[str, Any]:
         # With the BOS already in the text, the server must not add another.
-        return {"add_special_tokens": False} if self.tokenizer is not None else {}
+        return {"add_special_tokens": False} if self.renderer is not None else {}
 
     # -- Backend --------------------------------------------------------------------------
 
@@ -216,7 +207,7 @@ class OpenAIBackend:
         prompt = self.wire_text(request.prompt)
         texts = [prompt + c for c in request.continuations]
         rows, merged = [], False
-        if self.tokenizer is not None:
+        if self.renderer is not None:
             prompt_ids = self._encode(prompt)
             rows = [self._continuation_tokens(prompt, prompt_ids, cont) for cont in request.continuations]
             # Text, so the server's tokenizer is checked against the client's; token ids where a
@@ -234,7 +225,7 @@ class OpenAIBackend:
                 "token ids (scored as in-process scores it): the server must take token-id prompts (vLLM, "
                 "llama.cpp and zso serve do), or use -b tokenizer=none"
             ) from exc
-        if self.tokenizer is None:
+        if self.renderer is None:
             return [_offset_logprob(c, len(prompt), len(t), self.base_url) for c, t in zip(choices, texts)]
         return [_counted_logprob(choice, len(ids), n_cont, cont, self.base_url)
                 for choice, (ids, n_cont, _), cont in zip(choices, rows, request.continuations)]
@@ -245,17 +236,11 @@ class OpenAIBackend:
         As the in-process backend: the tokens of ``prompt + cont`` past the prompt's, else
         (the texts merge at the boundary) the continuation's own tokens after the prompt's.
         """
-        full = self._encode(prompt + cont)
-        n = len(prompt_ids)
-        if len(full) > n and full[:n] == prompt_ids:
-            return full, len(full) - n, True
-        ids = self._encode(cont)
-        if not ids:
-            raise ValueError(f"continuation {cont!r} encodes to no tokens")
-        return prompt_ids + ids, len(ids), False
+        tokens = self.renderer.continuation(prompt, cont, prompt_ids)  # type: ignore[union-attr]
+        return prompt_ids + list(tokens.ids), len(tokens.ids), tokens.joined
 
     def _encode(self, text: str) -> list[int]:
-        return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
+        return self.renderer.plain_ids(text)  # type: ignore[union-attr]
 
     def _score_trie(self, request: ScoreRequest) -> list[ContinuationScore]:
         """The continuations' tokens as a trie: one ``max_tokens=1`` row per path with children."""
