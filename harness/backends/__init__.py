@@ -49,4 +49,5 @@ def load_backend(name: str, model: str, options: dict[str, Any] | None = None) -
 
 register_backend("transformers", "harness.backends.transformers:TransformersBackend", "in-process Hugging Face transformers")
 register_backend("openai", "harness.backends.openai:OpenAIBackend", "any OpenAI-compatible completions server")
+register_backend("chat", "harness.backends.chat:ChatBackend", "any OpenAI-compatible chat-completions server")
 register_backend("vllm", "harness.backends.vllm:VLLMBackend", "vLLM in-process (GPU)")

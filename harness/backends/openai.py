@@ -28,37 +28,29 @@ the rendering cannot be checked against the in-process one, and a warning says s
   log-probabilities as ``echo`` and as in-process, at a fraction of the server's work on
   chess (README, "Against a server").
 
-Requests run on a pool of ``concurrency`` threads. Connection errors (refused, reset, a
-server that died mid-answer), time-outs (``timeout_s`` per attempt), 429 and 5xx are
-retried ``max_retries`` times with a doubling pause (``Retry-After`` honoured), then
-raise :class:`BackendError` naming the URL and the cause; other 4xx answers are not
-retried. A non-finite log-probability raises :class:`BackendError`; reply text with lone
+Requests run on a pool of ``concurrency`` threads and go through
+:class:`~harness.backends.wire.Endpoint`: connection errors, time-outs (``timeout_s``
+bounds each whole attempt), 429 (``Retry-After`` honoured) and 5xx are retried
+``max_retries`` times, then raise :class:`BackendError` naming the URL and the cause;
+other 4xx answers are not retried. Malformed ``choices`` (not objects, indices that are
+not 0 to n-1) raise :class:`BackendError`. A non-finite log-probability raises :class:`BackendError`; reply text with lone
 surrogates has them replaced by U+FFFD (so the reply parses as invalid, not a crash).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import math
 import os
-import socket
-import threading
-import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
 from harness.backends.base import BackendError, ContinuationScore, GenerateOptions, ModelInfo, ScoreRequest
 from harness.backends.rendering import Renderer, load_renderer
+from harness.backends.wire import Endpoint, Pool
 
 log = logging.getLogger(__name__)
-
-#: Longest pause between two attempts, in seconds.
-MAX_PAUSE_S = 8.0
 
 #: How continuations are scored: echoed prompt log-probabilities (any server), or a token
 #: trie with vLLM's ``logprob_token_ids``.
@@ -102,14 +94,13 @@ class OpenAIBackend:
             raise ValueError(f"timeout_s must be positive, not {timeout_s}")
         self.model = model
         self.base_url = base_url.rstrip("/")
-        self.api_key = os.environ.get(api_key_env, "")
+        self.endpoint = Endpoint(self.base_url, os.environ.get(api_key_env, ""), float(timeout_s), max_retries)
         self.timeout_s = float(timeout_s)
         self.max_retries = max_retries
         self.concurrency = concurrency
         self.prompt_format = prompt_format
         self.scoring = scoring
-        self._pool: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
+        self._pool = Pool(concurrency, "zso-openai")
         #: The prompt rendering and tokenizer (:mod:`harness.backends.rendering`), or None.
         self.renderer: Renderer | None = None
         self.tokenizer_source: str | None = None
@@ -284,68 +275,18 @@ class OpenAIBackend:
 
     def close(self) -> None:
         """Stop the request threads."""
-        with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
+        self._pool.close()
 
     # -- HTTP -----------------------------------------------------------------------------
 
     def _map(self, fn: Any, items: list[Any]) -> list[Any]:
-        if len(items) <= 1 or self.concurrency == 1:
-            return [fn(item) for item in items]
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="zso-openai")
-            pool = self._pool
-        return list(pool.map(fn, items))
+        return self._pool.map(fn, items)
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        url = self.base_url + path
-        data = json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        pause, last_error = 0.5, ""
-        for attempt in range(self.max_retries + 1):
-            request = urllib.request.Request(url, data=data, headers=headers, method="POST")
-            wait = pause
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    raw = response.read()
-                try:
-                    return json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    raise BackendError(f"{url} answered with invalid JSON: {exc}") from None
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode(errors="replace")[:300]
-                if exc.code != 429 and exc.code < 500:
-                    raise BackendError(f"{url} answered {exc.code}: {detail}") from None
-                last_error = f"{exc.code}: {detail}"
-                wait = max(pause, _retry_after(exc.headers.get("Retry-After")))
-            except (TimeoutError, socket.timeout):
-                last_error = f"no answer within {self.timeout_s:g} s"
-            except urllib.error.URLError as exc:
-                reason = exc.reason
-                if isinstance(reason, (TimeoutError, socket.timeout)):
-                    last_error = f"no answer within {self.timeout_s:g} s"
-                else:
-                    last_error = str(reason)
-            except (http.client.HTTPException, ConnectionError, OSError) as exc:
-                # RemoteDisconnected, IncompleteRead, a reset connection: the server went away.
-                last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            if attempt < self.max_retries:
-                time.sleep(min(wait, MAX_PAUSE_S))
-                pause *= 2
-        raise BackendError(f"{url} failed after {self.max_retries + 1} attempt(s): {last_error}")
+        return self.endpoint.post(path, body)
 
     def _choices(self, response: dict[str, Any], expected: int) -> list[dict[str, Any]]:
-        choices = response.get("choices") if isinstance(response, dict) else None
-        if not isinstance(choices, list) or len(choices) != expected:
-            n = len(choices) if isinstance(choices, list) else 0
-            raise BackendError(f"{self.base_url}/completions returned {n} choices for {expected} prompts")
-        # Servers may return choices out of order; each carries its prompt's index.
-        return sorted(choices, key=lambda c: c.get("index", 0))
+        return answer_choices(response, expected, f"{self.base_url}/completions")
 
 
 def _tokenizer_name(model: str, tokenizer: str, prompt_format: str | None) -> str | None:
@@ -381,11 +322,23 @@ def _packed(rows: list[tuple[tuple[int, ...], list[int]]]) -> list[list[tuple[tu
     return batches
 
 
-def _retry_after(value: str | None) -> float:
-    try:
-        return max(0.0, float(value)) if value else 0.0
-    except ValueError:
-        return 0.0
+def answer_choices(response: dict[str, Any], expected: int, url: str) -> list[dict[str, Any]]:
+    """The ``choices`` of an answer, one object per prompt, in prompt order.
+
+    Servers may return choices out of order; each carries its prompt's ``index``. Raises
+    :class:`BackendError` naming the URL for a count, type or index that does not fit.
+    """
+    choices = response.get("choices") if isinstance(response, dict) else None
+    if not isinstance(choices, list) or len(choices) != expected:
+        n = len(choices) if isinstance(choices, list) else 0
+        raise BackendError(f"{url} returned {n} choices for {expected} prompts")
+    if not all(isinstance(c, dict) for c in choices):
+        bad = next(c for c in choices if not isinstance(c, dict))
+        raise BackendError(f"{url} returned a choice that is not an object: {str(bad)[:100]}")
+    indices = [c.get("index", i) for i, c in enumerate(choices)]
+    if sorted(i for i in indices if isinstance(i, int) and not isinstance(i, bool)) != list(range(expected)):
+        raise BackendError(f"{url} returned choice indices {str(indices)[:100]}, not 0 to {expected - 1}")
+    return [c for _, c in sorted(zip(indices, choices))]
 
 
 def clean_text(text: str) -> str:

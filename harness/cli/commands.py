@@ -55,10 +55,10 @@ def add_parsers(sub: Any) -> None:
     merge = sub.add_parser("merge", help="join the shards of a run (zso run --shard I/N) into one run directory")
     merge.add_argument("out", metavar="OUT_DIR")
     merge.add_argument("shard_dirs", nargs="+", metavar="SHARD_DIR")
-    serve = sub.add_parser("serve", help="serve a model over an OpenAI-compatible completions API")
+    serve = sub.add_parser("serve", help="serve a model over an OpenAI-compatible completions and chat API")
     serve.add_argument("--model", default="smollm2-135m-instruct", help="embedded model name, model directory or .gguf file")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=_port, default=8000, help="0 to 65535 (0: a free port)")
     serve.add_argument("-b", "--backend-option", action="append", metavar="KEY=VALUE", help="transformers backend option, e.g. dtype=bfloat16")
     for name, handler in HANDLERS.items():
         sub.choices[name].set_defaults(handler=handler)
@@ -199,6 +199,17 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
     print_summaries([summarize(d) for d in args.run_dirs], out)
     return 0
+
+
+def _port(text: str) -> int:
+    """A TCP port number for ``--port`` (argparse reports a bad one in one line)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0 to 65535)")
+    return port
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
