@@ -129,3 +129,34 @@ def test_a_long_reply_is_read_by_its_last_tag():
     reply = "e2e4 d2d4 Move: c2c4 " * 50_000 + "\nMove: g1f3"  # about 1 MB, scanned once
     answer, split = parse_tagged(reply, tag, parse, START)
     assert answer == "g1f3" and split.reasoning.endswith("Move: c2c4")
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("run", [
+    dict(env="frozenlake", encoding="ascii", episodes=1, max_steps=2),
+    dict(env="chess", encoding="fen", episodes=1, max_steps=1, env_options={"opponent": "random", "analysis": "off"}),
+], ids=lambda r: r["env"])
+def test_a_tagged_run_of_smollm2_validates_and_counts_its_invalid_replies(smollm2_backend, tmp_path, run):
+    import io
+
+    from rich.console import Console
+
+    from harness.config import RunConfig
+    from harness.records import iter_steps
+    from harness.runner import Runner
+    from harness.summary import print_summaries, summarize
+    from harness.validate import validate_run
+
+    cfg = RunConfig(**run, mode="tagged", max_new_tokens=32, max_retries=1, model="smollm2-135m-instruct")
+    run_dir = Runner(cfg, smollm2_backend).run(tmp_path / "run")
+    assert validate_run(run_dir) == []
+    steps = list(iter_steps(run_dir))
+    tag = "Move:" if run["env"] == "chess" else "Action:"
+    assert all(f"one final line of the form\n{tag}" in s["prompt"] for s in steps)
+    kinds = {a["error_kind"] for s in steps for a in s["attempts"]}
+    assert kinds <= {"no_tag", "cut_off", "illegal", "ambiguous", "unparseable"}
+    summary = summarize(run_dir)
+    assert summary.invalid_reply_rate is not None and sum(summary.invalid_by_kind.values()) == sum(len(s["attempts"]) for s in steps)
+    buffer = io.StringIO()
+    print_summaries([summary], Console(file=buffer, width=120))
+    assert "invalid replies" in buffer.getvalue()

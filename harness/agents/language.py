@@ -19,6 +19,7 @@ from harness.backends.base import Backend, GenerateOptions, ScoreRequest
 from harness.records import Attempt
 from textenvs import ActionError, Encoding, build_prompt
 from textenvs.prompting import feedback_text
+from textenvs.tagged import parse_tagged
 
 FALLBACKS = ("random", "forfeit")
 
@@ -126,7 +127,7 @@ class GenerateAgent:
             for i, prompt, reply in zip(pending, prompts, replies):
                 d = decisions[i]
                 try:
-                    action = self.encoding.parse_action(d.state, reply, d.legal)
+                    action = self._parse(d, reply, options.max_new_tokens)
                 except ActionError as error:
                     attempts[i].append(Attempt(prompt, reply, error.kind, str(error)))
                     feedback[i] = feedback_text(reply, error)
@@ -147,6 +148,10 @@ class GenerateAgent:
                 choices.append(Choice(action, "fallback", prompt, reply, None, None, tuple(attempts[i]), share))
         return choices
 
+    def _parse(self, d: Decision, reply: str, max_new_tokens: int) -> str:
+        """The legal action ``reply`` names; raises :class:`~textenvs.ActionError`."""
+        return self.encoding.parse_action(d.state, reply, d.legal)
+
     def _call_options(self, decisions: Sequence[Decision]) -> GenerateOptions:
         """Options of one backend call; sampled replies get one seed each, from their episode's stream.
 
@@ -159,6 +164,25 @@ class GenerateAgent:
         return GenerateOptions(self.options.max_new_tokens, self.options.temperature, seed, self.options.stop, seeds)
 
 
+class TaggedAgent(GenerateAgent):
+    """Lets the model reason, then reads only its last tagged answer (``Move: e2e4``).
+
+    The prompt (``prompts/<family>/tagged.txt``) asks for a final line ``TAG: answer``
+    (the encoding's ``answer_tag``); :func:`textenvs.tagged.parse_tagged` reads it, so moves
+    weighed while reasoning are never taken for the answer, and refusals say whether the tag
+    was missing, the reply was cut off, or the final answer was illegal or ambiguous. The
+    whole reply, reasoning included, is kept in the step record. Replies are not cut at a
+    newline: ``stop`` is empty.
+    """
+
+    mode = "tagged"
+
+    def _parse(self, d: Decision, reply: str, max_new_tokens: int) -> str:
+        label = self.encoding.state_label(d.state)
+        return parse_tagged(reply, self.encoding.answer_tag, lambda text: self.encoding.parse_action(d.state, text, d.legal),
+                            label)[0]
+
+
 def build_choose(config: Any, backend: Backend, encoding: Encoding[Any]) -> ChooseAgent:
     """The ``choose`` agent of a run configuration."""
     return ChooseAgent(backend, encoding, config.temperature, config.score_norm, config.list_order)
@@ -169,3 +193,10 @@ def build_generate(config: Any, backend: Backend, encoding: Encoding[Any]) -> Ge
     options = GenerateOptions(max_new_tokens=config.max_new_tokens, temperature=config.temperature)
     return GenerateAgent(backend, encoding, options, config.max_retries, config.fallback, seed=config.seed,
                          list_order=config.list_order)
+
+
+def build_tagged(config: Any, backend: Backend, encoding: Encoding[Any]) -> TaggedAgent:
+    """The ``tagged`` agent of a run configuration (reasoning replies; no stop strings)."""
+    options = GenerateOptions(max_new_tokens=config.max_new_tokens, temperature=config.temperature, stop=())
+    return TaggedAgent(backend, encoding, options, config.max_retries, config.fallback, seed=config.seed,
+                       list_order=config.list_order)
