@@ -7,12 +7,14 @@ import sys
 
 import pytest
 
+from harness.backends.openai import renderer_of
 from harness.backends.rendering import Renderer, load_renderer, prefix_ids
 
 TEXTS = ["Pick a move.", " hello  world\n\tx", "<bos>hi", "e2e4 Nf3 <|im_end|> é ü 中文", "", "a" * 300]
 
 
 def test_loading_a_renderer_imports_no_torch():
+    renderer_of("smollm2-135m-instruct")  # the GGUF conversion cached (converting it needs torch)
     code = ("import sys; from harness.backends.rendering import load_renderer; "
             "r = load_renderer('smollm2-135m-instruct'); r.format_prompt('x'); r.encode('x'); "
             "from harness.backends.openai import OpenAIBackend; OpenAIBackend('smollm2-135m-instruct'); "
@@ -50,16 +52,16 @@ def test_an_open_assistant_turn_renders_as_transformers_does(smollm2_backend):
 
 
 def test_bos_text_goes_in_front_once():
-    gemma = load_renderer("gemma3-270m")
+    gemma = renderer_of("gemma3-270m")
     assert gemma.bos_text == "<bos>" and gemma.wire_text("Move?") == "<bos>Move?" == gemma.wire_text("<bos>Move?")
     assert gemma.encode("<bos>Move?") == gemma.encode("Move?")
-    smol = load_renderer("smollm2-135m-instruct")
+    smol = renderer_of("smollm2-135m-instruct")
     assert smol.bos_text == "" and smol.wire_text("Move?") == "Move?"
     assert smol.details()["rendering"] == "chat_template" and gemma.details()["rendering"] == "plain"
 
 
 def test_a_continuation_that_merges_with_the_prompt_is_tokenized_alone():
-    smol = load_renderer("smollm2-135m-instruct")
+    smol = renderer_of("smollm2-135m-instruct")
     prompt = smol.format_prompt("Say something.")  # ends with "\n"
     whole = smol.continuation(prompt, " yes")
     assert whole.joined and list(whole.ids) == smol.plain_ids(" yes")
@@ -67,6 +69,15 @@ def test_a_continuation_that_merges_with_the_prompt_is_tokenized_alone():
     assert not merged.joined and list(merged.ids) == smol.plain_ids("\n\nOK")
     with pytest.raises(ValueError, match="empty continuation"):
         smol.continuation(prompt, "")
+
+
+def test_an_unconverted_gguf_file_needs_a_converter(tmp_path, monkeypatch):
+    from harness.backends.base import BackendError
+    from harness.models import embedded_path
+
+    monkeypatch.setenv("ZSO_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(BackendError, match="not converted yet"):
+        load_renderer(str(embedded_path("smollm2-135m-instruct")))
 
 
 def test_a_template_that_raises_is_an_error():

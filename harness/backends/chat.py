@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness.backends.base import BackendError, ContinuationScore, GenerateOptions, ModelInfo, ScoreRequest
-from harness.backends.openai import answer_choices, clean_text
-from harness.backends.rendering import Renderer, load_renderer
+from harness.backends.openai import answer_choices, clean_text, renderer_of
+from harness.backends.rendering import Renderer
 from harness.backends.wire import Endpoint, Pool
 
 __all__ = ["ChatBackend"]
@@ -69,7 +69,7 @@ class ChatBackend:
         self.renderer: Renderer | None = None
         name = _tokenizer_name(model, tokenizer)
         if name is not None:
-            self.renderer = load_renderer(name, system=system)
+            self.renderer = renderer_of(name, system)
         self.tokenizer_source = name
         #: Totals of the ``usage`` the server reported: prompt, completion and reasoning tokens.
         self.usage: dict[str, int] = {"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0}

@@ -106,7 +106,7 @@ class OpenAIBackend:
         self.tokenizer_source: str | None = None
         name = _tokenizer_name(model, tokenizer, prompt_format)
         if name is not None:
-            self.renderer = load_renderer(name)
+            self.renderer = renderer_of(name)
             self.tokenizer_source = name
         elif prompt_format is None and tokenizer == "auto":
             log.warning(
@@ -287,6 +287,17 @@ class OpenAIBackend:
 
     def _choices(self, response: dict[str, Any], expected: int) -> list[dict[str, Any]]:
         return answer_choices(response, expected, f"{self.base_url}/completions")
+
+
+def renderer_of(model: str, system: str | None = None) -> Renderer:
+    """:func:`~harness.backends.rendering.load_renderer`, converting a GGUF model first where it is not cached."""
+
+    def convert(name: str) -> Path:
+        from harness.backends.transformers import model_dir
+
+        return model_dir(name)
+
+    return load_renderer(model, system, convert)
 
 
 def _tokenizer_name(model: str, tokenizer: str, prompt_format: str | None) -> str | None:

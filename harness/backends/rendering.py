@@ -17,7 +17,7 @@ and ``strftime_now``; the special tokens as variables), so the in-process backen
 clients of a server produce the same text. :func:`load_renderer` reads a model directory's
 ``tokenizer.json`` with the ``tokenizers`` library and imports no torch: the openai and chat
 backends use it. For an embedded model or a GGUF file it reads the cached conversion
-(:func:`converted_dir`); only when that is missing is the in-process backend asked to make it.
+(:func:`converted_dir`); only when that is missing is the caller's ``convert`` asked to make it.
 """
 
 from __future__ import annotations
@@ -265,11 +265,13 @@ def _directory_renderer(directory: Path, system: str | None) -> Renderer:
     return Renderer(tokenize, template if isinstance(template, str) and template else None, special, system, str(directory))
 
 
-def load_renderer(model: str, system: str | None = None) -> Renderer:
+def load_renderer(model: str, system: str | None = None, convert: Callable[[str], Path] | None = None) -> Renderer:
     """The renderer of ``model`` (an embedded name, a model directory or a ``.gguf`` file), without torch.
 
-    A GGUF file whose conversion is not cached yet is converted first (that loads torch).
-    Raises :class:`BackendError` when the tokenizer cannot be read.
+    A GGUF file is read from its cached conversion; where there is none yet, ``convert``
+    makes it (``harness.backends.transformers.model_dir``, which loads torch), or, without
+    one, :class:`BackendError` says so. Raises :class:`BackendError` when the tokenizer
+    cannot be read.
     """
     source = resolve_model(model)
     directory = source.path
@@ -277,9 +279,9 @@ def load_renderer(model: str, system: str | None = None) -> Renderer:
         directory = converted_dir(sha256_file(source.path))
         marker = read_marker(directory)
         if marker is None or marker.get("version") != CONVERSION_VERSION:
-            from harness.backends.transformers import model_dir
-
-            directory = model_dir(model)
+            if convert is None:
+                raise BackendError(f"{model!r} is not converted yet (load it once in-process, or give a model directory)")
+            directory = convert(model)
     try:
         return _directory_renderer(Path(directory), system)
     except Exception as exc:
