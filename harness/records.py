@@ -26,6 +26,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
+from harness.backends.base import Usage
+
 #: Version of the files written; readers refuse newer major versions.
 FORMAT_VERSION = "1.0"
 MANIFEST = "manifest.json"
@@ -88,6 +90,9 @@ class StepRecord:
     truncated: bool
     info: dict[str, Any]
     timing: Timing
+    #: Tokens this decision's backend calls read and wrote, all attempts (its share of a
+    #: batch's), or None where the backend counts none; absent in files written before.
+    usage: Usage | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +104,7 @@ class StepRecord:
             **data,
             "attempts": [Attempt(**a) for a in data["attempts"]],
             "timing": Timing(**data["timing"]),
+            "usage": Usage(**data["usage"]) if data.get("usage") else None,
         })
 
 

@@ -162,7 +162,7 @@ def test_chat_replies_equal_completions_replies(server):
     chat, completions = _chat(server.url, concurrency=2), OpenAIBackend(NAME, base_url=server.url, timeout_s=60)
     for options in (GenerateOptions(max_new_tokens=10), GenerateOptions(max_new_tokens=10, temperature=0.8, seeds=(1, 2, 3))):
         assert chat.generate(list(TEXTS), options) == completions.generate([completions.format_prompt(t) for t in TEXTS], options)
-    assert chat.usage["prompt_tokens"] > 0 and chat.usage["completion_tokens"] > 0
+    assert chat.token_usage.total().prompt_tokens > 0 and chat.token_usage.total().completion_tokens > 0
 
 
 @pytest.mark.model
@@ -278,7 +278,7 @@ def test_chat_through_vllm_equals_completions_through_vllm(vllm_server, smollm2_
     completions = OpenAIBackend(vllm_server.name, base_url=vllm_server.url, timeout_s=300, tokenizer=NAME)
     options = GenerateOptions(max_new_tokens=16)
     assert chat.generate(list(TEXTS), options) == completions.generate([completions.format_prompt(t) for t in TEXTS], options)
-    assert chat.usage["prompt_tokens"] > 0
+    assert chat.token_usage.total().prompt_tokens > 0
     conts = ("e2e4", " d2d4", "Nf3", "left")
     text = "Name a chess opening move."
     by_chat = chat.score([ScoreRequest(text, conts)])[0]

@@ -18,11 +18,13 @@ from harness.backends.base import (
     MissingDependencyError,
     ModelInfo,
     ScoreRequest,
+    TokenCounter,
+    Usage,
 )
 
 __all__ = [
     "Backend", "BackendError", "ContinuationScore", "GenerateOptions", "MissingDependencyError",
-    "ModelInfo", "ScoreRequest", "BACKENDS", "load_backend", "register_backend",
+    "ModelInfo", "ScoreRequest", "TokenCounter", "Usage", "BACKENDS", "load_backend", "register_backend",
 ]
 
 #: Backends by name; each class takes ``(model, **options)``. Adding one is a module with

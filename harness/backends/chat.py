@@ -10,7 +10,7 @@ environment variable named by ``api_key_env`` and is never written.
   ``temperature``, the prompt's ``seed``, ``stop`` and ``max_tokens``; the reply is the
   message's ``content``, cut at the first stop string (an empty reply where a reasoning
   model spent every token thinking). Every answer's ``usage`` is added to
-  :attr:`ChatBackend.usage`.
+  :attr:`ChatBackend.token_usage`.
 * ``score`` (choose mode) needs a server that returns the prompt's log-probabilities on
   the chat route (vLLM and ``zso serve`` do, with ``prompt_logprobs``; OpenAI, Anthropic,
   Gemini and llama.cpp do not) and the model's tokenizer here (option ``tokenizer``, as
@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.backends.base import BackendError, ContinuationScore, GenerateOptions, ModelInfo, ScoreRequest
-from harness.backends.openai import answer_choices, clean_text, renderer_of
+from harness.backends.base import BackendError, ContinuationScore, GenerateOptions, ModelInfo, ScoreRequest, TokenCounter
+from harness.backends.openai import answer_choices, clean_text, count_usage, renderer_of
 from harness.backends.rendering import Renderer
 from harness.backends.wire import Endpoint, Pool
 
@@ -72,8 +71,7 @@ class ChatBackend:
             self.renderer = renderer_of(name, system)
         self.tokenizer_source = name
         #: Totals of the ``usage`` the server reported: prompt, completion and reasoning tokens.
-        self.usage: dict[str, int] = {"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0}
-        self._usage_lock = threading.Lock()
+        self.token_usage = TokenCounter()
 
     def messages(self, text: str) -> list[dict[str, str]]:
         """The chat sent for prompt ``text``: the system turn (if any), then ``text`` as the user's."""
@@ -181,15 +179,7 @@ class ChatBackend:
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         answer = self.endpoint.post("/chat/completions", body)
-        usage = answer.get("usage")
-        if isinstance(usage, dict):
-            details = usage.get("completion_tokens_details")
-            reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
-            for key, value in (("prompt_tokens", usage.get("prompt_tokens")),
-                               ("completion_tokens", usage.get("completion_tokens")), ("reasoning_tokens", reasoning)):
-                if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-                    with self._usage_lock:
-                        self.usage[key] += value
+        count_usage(answer, self.token_usage)
         return answer
 
     def close(self) -> None:

@@ -46,7 +46,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.backends.base import BackendError, ContinuationScore, GenerateOptions, ModelInfo, ScoreRequest
+from harness.backends.base import BackendError, ContinuationScore, GenerateOptions, ModelInfo, ScoreRequest, TokenCounter
 from harness.backends.rendering import Renderer, load_renderer
 from harness.backends.wire import Endpoint, Pool
 
@@ -101,6 +101,8 @@ class OpenAIBackend:
         self.prompt_format = prompt_format
         self.scoring = scoring
         self._pool = Pool(concurrency, "zso-openai")
+        #: Totals of the ``usage`` the server reported.
+        self.token_usage = TokenCounter()
         #: The prompt rendering and tokenizer (:mod:`harness.backends.rendering`), or None.
         self.renderer: Renderer | None = None
         self.tokenizer_source: str | None = None
@@ -283,7 +285,9 @@ class OpenAIBackend:
         return self._pool.map(fn, items)
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.endpoint.post(path, body)
+        answer = self.endpoint.post(path, body)
+        count_usage(answer, self.token_usage)
+        return answer
 
     def _choices(self, response: dict[str, Any], expected: int) -> list[dict[str, Any]]:
         return answer_choices(response, expected, f"{self.base_url}/completions")
@@ -331,6 +335,17 @@ def _packed(rows: list[tuple[tuple[int, ...], list[int]]]) -> list[list[tuple[tu
         batches[-1].append(row)
         wanted |= set(row[1])
     return batches
+
+
+def count_usage(answer: dict[str, Any], counter: TokenCounter) -> None:
+    """Add an answer's ``usage`` (prompt, completion and reasoning tokens) to ``counter``; a missing or odd one adds nothing."""
+    usage = answer.get("usage")
+    if not isinstance(usage, dict):
+        return
+    details = usage.get("completion_tokens_details")
+    values = [usage.get("prompt_tokens"), usage.get("completion_tokens"),
+              details.get("reasoning_tokens") if isinstance(details, dict) else None]
+    counter.add(*(v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else 0 for v in values))
 
 
 def answer_choices(response: dict[str, Any], expected: int, url: str) -> list[dict[str, Any]]:

@@ -55,6 +55,7 @@ from harness.backends.base import (
     MissingDependencyError,
     ModelInfo,
     ScoreRequest,
+    TokenCounter,
 )
 from harness.backends.rendering import (
     CONVERSION_VERSION,
@@ -605,6 +606,8 @@ class TransformersBackend:
         if linear_layers not in LINEAR_LAYERS:
             raise ValueError(f"unknown linear_layers {linear_layers!r}; choose one of: {', '.join(LINEAR_LAYERS)}")
         self._store = _PrefixStore(_PREFIX_ENTRIES)
+        #: Tokens read (prompts, and continuations scored) and written (replies), for usage per step.
+        self.token_usage = TokenCounter()
         self.prefilled_tokens = 0
         self.reused_tokens = 0
         self.trie_tokens = 0
@@ -850,6 +853,7 @@ class TransformersBackend:
         """
         with torch.inference_mode():
             prepared = [self._tokens_of(r) for r in requests]
+            self.token_usage.add(sum(len(p) + sum(map(len, c)) for p, c in prepared))
             scores: list[list[ContinuationScore] | None] = [None] * len(prepared)
             if self.prompt_batch > 1 and self.scoring == "packed" and self._head_is_plain():
                 batchable = [i for i, (p, c) in enumerate(prepared) if c and self._packable(len(p), max(map(len, c)))
@@ -1137,6 +1141,7 @@ class TransformersBackend:
             text = self.tokenizer.decode(new[r], skip_special_tokens=True, clean_up_tokenization_spaces=False)
             cut = min((text.find(s) for s in stops if s in text), default=-1)
             replies.append(text[:cut] if cut >= 0 else text)
+        self.token_usage.add(sum(map(len, ids)), sum(map(len, new)))
         return replies
 
     def _prefill_rows(self, ids: list[list[int]], width: int) -> tuple[torch.Tensor, Any]:
