@@ -255,6 +255,25 @@ def test_a_failing_server_keeps_the_finished_episodes(proxy, server, tmp_path, f
         s["reply"] for s in iter_steps(tmp_path / "one")]
 
 
+@pytest.mark.model
+def test_a_servers_reasoning_field_is_kept_as_a_think_block(proxy):
+    def think(answer):
+        answer["choices"][0]["message"]["reasoning_content"] = "e2e4 or d2d4? Move: d2d4 is solid."
+        answer["choices"][0]["message"]["content"] = "Move: e2e4"
+        answer["usage"]["completion_tokens_details"] = {"reasoning_tokens": 9}
+
+    p = proxy([think, think])
+    chat = _chat(p.url)
+    reply = chat.generate(["Your move?"], GenerateOptions(max_new_tokens=4))[0]
+    assert reply == "<think>e2e4 or d2d4? Move: d2d4 is solid.</think>\nMove: e2e4"
+    from textenvs.tagged import split_tagged
+
+    split = split_tagged(reply, "Move")
+    assert split.answer == "e2e4" and split.reasoning == "e2e4 or d2d4? Move: d2d4 is solid."
+    assert chat.token_usage.total().reasoning_tokens == 9
+    assert _chat(p.url, reasoning="drop").generate(["Your move?"], GenerateOptions(max_new_tokens=4)) == ["Move: e2e4"]
+
+
 def test_a_server_that_never_answers_is_bounded():
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

@@ -9,7 +9,10 @@ environment variable named by ``api_key_env`` and is never written.
 * ``generate`` sends one request per prompt (``concurrency`` in flight) with
   ``temperature``, the prompt's ``seed``, ``stop`` and ``max_tokens``; the reply is the
   message's ``content``, cut at the first stop string (an empty reply where a reasoning
-  model spent every token thinking). Every answer's ``usage`` is added to
+  model spent every token thinking). A separate reasoning field (``reasoning``, or
+  ``reasoning_content``, as vLLM's reasoning parsers give it) goes before the reply as a
+  ``<think>`` block (option ``reasoning="inline"``), so the step record keeps it and
+  ``--mode tagged`` reads the answer after it. Every answer's ``usage`` is added to
   :attr:`ChatBackend.token_usage`.
 * ``score`` (choose mode) needs a server that returns the prompt's log-probabilities on
   the chat route (vLLM and ``zso serve`` do, with ``prompt_logprobs``; OpenAI, Anthropic,
@@ -34,7 +37,11 @@ from harness.backends.openai import answer_choices, clean_text, count_usage, ren
 from harness.backends.rendering import Renderer
 from harness.backends.wire import Endpoint, Pool
 
-__all__ = ["ChatBackend"]
+__all__ = ["REASONING", "ChatBackend"]
+
+#: What becomes of a server's separate reasoning text: put before the reply as a
+#: ``<think>`` block (kept in the step record; ``--mode tagged`` reads past it), or dropped.
+REASONING = ("inline", "drop")
 
 
 class ChatBackend:
@@ -44,12 +51,16 @@ class ChatBackend:
     ``timeout_s`` (each whole attempt); ``max_retries``; ``concurrency`` (requests in
     flight); ``system`` (a system turn before every prompt, or none); ``tokenizer``
     (``"auto"``: the served name when it is an embedded model or a model directory;
-    ``"none"``; or an embedded name or model directory), needed for choose mode only.
+    ``"none"``; or an embedded name or model directory), needed for choose mode only;
+    ``reasoning`` (one of :data:`REASONING`).
     """
 
     def __init__(self, model: str, base_url: str = "http://127.0.0.1:8000/v1", api_key_env: str = "OPENAI_API_KEY",
                  timeout_s: float = 120.0, max_retries: int = 3, concurrency: int = 8, system: str | None = None,
-                 tokenizer: str = "auto"):
+                 tokenizer: str = "auto", reasoning: str = "inline"):
+        if reasoning not in REASONING:
+            raise ValueError(f"reasoning must be one of {REASONING}, not {reasoning!r}")
+        self.reasoning = reasoning
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         if max_retries < 0:
@@ -83,7 +94,7 @@ class ChatBackend:
         details: dict[str, Any] = {
             "api": "chat", "messages": self.messages("{prompt}"), "tokenizer": self.tokenizer_source,
             "timeout_s": self.endpoint.timeout_s, "max_retries": self.endpoint.max_retries,
-            "concurrency": self.concurrency,
+            "concurrency": self.concurrency, "reasoning": self.reasoning,
         }
         return ModelInfo(name=self.model, backend="chat", source=self.base_url, weights_sha256=None,
                          chat_template=True, details=details)
@@ -116,6 +127,9 @@ class ChatBackend:
                 raise BackendError(f"{self.url} returned no message content: {str(message)[:200]}")
             for stop in options.stop:  # servers differ in whether they cut at stop strings
                 content = content.split(stop, 1)[0] if stop else content
+            thought = message.get("reasoning") or message.get("reasoning_content")
+            if self.reasoning == "inline" and isinstance(thought, str) and thought.strip():
+                content = f"<think>{thought}</think>\n{content}"
             return clean_text(content)
 
         return self._pool.map(one, list(range(len(prompts))))
