@@ -274,6 +274,16 @@ def test_a_servers_reasoning_field_is_kept_as_a_think_block(proxy):
     assert _chat(p.url, reasoning="drop").generate(["Your move?"], GenerateOptions(max_new_tokens=4)) == ["Move: e2e4"]
 
 
+@pytest.mark.model
+def test_a_runaway_reply_is_cut_to_its_token_budget(proxy):
+    def runaway(answer):
+        answer["choices"][0]["message"]["content"] = "up " * 2_000_000  # 6 MB
+
+    chat = _chat(proxy([runaway]).url)
+    reply = chat.generate(["Go."], GenerateOptions(max_new_tokens=6, stop=()))[0]
+    assert reply == ("up " * 64)[: 6 * 32]
+
+
 def test_a_server_that_never_answers_is_bounded():
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

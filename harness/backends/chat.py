@@ -35,7 +35,7 @@ from typing import Any, Sequence
 from harness.backends.base import BackendError, ContinuationScore, GenerateOptions, ModelInfo, ScoreRequest, TokenCounter
 from harness.backends.openai import answer_choices, clean_text, count_usage, renderer_of
 from harness.backends.rendering import Renderer
-from harness.backends.wire import Endpoint, Pool
+from harness.backends.wire import Endpoint, Pool, bounded_reply
 
 __all__ = ["REASONING", "ChatBackend"]
 
@@ -125,11 +125,12 @@ class ChatBackend:
                 content = ""  # a reasoning model that used every token thinking
             if not isinstance(content, str):
                 raise BackendError(f"{self.url} returned no message content: {str(message)[:200]}")
+            content = bounded_reply(content, options.max_new_tokens)
             for stop in options.stop:  # servers differ in whether they cut at stop strings
                 content = content.split(stop, 1)[0] if stop else content
             thought = message.get("reasoning") or message.get("reasoning_content")
             if self.reasoning == "inline" and isinstance(thought, str) and thought.strip():
-                content = f"<think>{thought}</think>\n{content}"
+                content = f"<think>{bounded_reply(thought, options.max_new_tokens)}</think>\n{content}"
             return clean_text(content)
 
         return self._pool.map(one, list(range(len(prompts))))

@@ -48,7 +48,7 @@ from typing import Any, Sequence
 
 from harness.backends.base import BackendError, ContinuationScore, GenerateOptions, ModelInfo, ScoreRequest, TokenCounter
 from harness.backends.rendering import Renderer, load_renderer
-from harness.backends.wire import Endpoint, Pool
+from harness.backends.wire import Endpoint, Pool, bounded_reply
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +179,7 @@ class OpenAIBackend:
             text = choice.get("text")
             if not isinstance(text, str):
                 raise BackendError(f"{self.base_url}/completions returned no text: {str(choice)[:200]}")
+            text = bounded_reply(text, options.max_new_tokens)
             for stop in options.stop:  # servers differ in whether they cut at stop strings
                 text = text.split(stop, 1)[0] if stop else text
             return clean_text(text)

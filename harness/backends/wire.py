@@ -26,7 +26,7 @@ from typing import Any
 
 from harness.backends.base import BackendError
 
-__all__ = ["MAX_PAUSE_S", "MAX_REPLY_BYTES", "MAX_RETRY_AFTER_S", "Endpoint", "Pool"]
+__all__ = ["MAX_CHARS_PER_TOKEN", "MAX_PAUSE_S", "MAX_REPLY_BYTES", "MAX_RETRY_AFTER_S", "Endpoint", "Pool", "bounded_reply"]
 
 #: Longest pause between two attempts, in seconds (without ``Retry-After``).
 MAX_PAUSE_S = 8.0
@@ -34,6 +34,16 @@ MAX_PAUSE_S = 8.0
 MAX_RETRY_AFTER_S = 60.0
 #: Largest answer body read, in bytes.
 MAX_REPLY_BYTES = 64 << 20
+
+
+#: Longest reply text kept per token asked for (``max_tokens``): a server that answers
+#: more than that is cut there, so a runaway reply cannot stall the parsers.
+MAX_CHARS_PER_TOKEN = 32
+
+
+def bounded_reply(text: str, max_tokens: int) -> str:
+    """``text`` cut to :data:`MAX_CHARS_PER_TOKEN` characters per token asked for."""
+    return text[: max(max_tokens, 1) * MAX_CHARS_PER_TOKEN]
 
 
 class _Deadline(Exception):
