@@ -103,11 +103,13 @@ class Endpoint:
         cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         conn = cls(parts.hostname, parts.port, timeout=self.timeout_s)
         expired = threading.Event()
+        # The socket itself: the connection hands it to the response (conn.sock becomes
+        # None) when the server will close after answering.
+        held: list[socket.socket] = []
 
         def expire() -> None:
             expired.set()
-            sock = conn.sock
-            if sock is not None:
+            for sock in held:
                 try:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
@@ -118,6 +120,10 @@ class Endpoint:
         watchdog.start()
         try:
             target = parts.path + (f"?{parts.query}" if parts.query else "")
+            conn.connect()
+            held.append(conn.sock)
+            if expired.is_set():  # the deadline passed while connecting, before there was a socket to shut
+                raise _Deadline()
             conn.request("POST", target, body=data, headers=headers)
             response = conn.getresponse()
             raw = response.read(MAX_REPLY_BYTES + 1)
