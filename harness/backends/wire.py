@@ -134,8 +134,8 @@ class Endpoint:
             if response.length:  # the connection closed before the announced length
                 raise http.client.IncompleteRead(raw, response.length)
             return response.status, _retry_after(response.getheader("Retry-After")), raw
-        except (http.client.HTTPException, OSError):
-            if expired.is_set():
+        except (http.client.HTTPException, OSError) as exc:
+            if expired.is_set() or isinstance(exc, TimeoutError):  # the watchdog, or the socket's own time-out
                 raise _Deadline() from None
             raise
         finally:
