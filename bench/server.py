@@ -186,7 +186,7 @@ def bench_chess(url: str, n: int, repeats: int, console: Console) -> list[dict[s
     trie = OpenAIBackend(MODEL, base_url=url, concurrency=1, scoring="trie")
     requests = chess_requests(client, n + 1)
     warm, requests = requests[0], requests[1:]
-    tokenize = lambda text: len(client.tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    tokenize = lambda text: len(client.renderer.plain_ids(text))  # noqa: E731
     tokens = [tokenize(r.prompt) for r in requests]
     moves = [len(r.continuations) for r in requests]
     # First, positions the server has never seen: nothing of them is in its prefix cache.

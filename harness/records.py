@@ -31,6 +31,8 @@ from harness.config import BASELINE_BACKEND, ConfigError, RunConfig, load_schema
 
 from textenvs.errors import UserError
 
+from harness.backends.base import Usage
+
 #: Version of the files written; readers refuse newer major versions.
 #: 1.1: the manifest records the episode seed rule, not every seed; 1.2: the config records
 #: who played (``config.agent``); a 1.0 baseline run is read as one.
@@ -93,6 +95,9 @@ class StepRecord:
     truncated: bool
     info: dict[str, Any]
     timing: Timing
+    #: Tokens this decision's backend calls read and wrote, all attempts (its share of a
+    #: batch's), or None where the backend counts none; absent in files written before.
+    usage: Usage | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,6 +109,7 @@ class StepRecord:
             **data,
             "attempts": [Attempt(**a) for a in data["attempts"]],
             "timing": Timing(**data["timing"]),
+            "usage": Usage(**data["usage"]) if data.get("usage") else None,
         })
 
 

@@ -322,7 +322,7 @@ class Runner:
             legal_actions=list(decision.legal), logprobs=choice.logprobs, probs=choice.probs,
             attempts=list(choice.attempts), reward=float(reward), terminated=bool(terminated),
             truncated=truncated, info=info,
-            timing=Timing(choice.backend_s, env_s, choice.backend_s + env_s),
+            timing=Timing(choice.backend_s, env_s, choice.backend_s + env_s), usage=choice.usage,
         ))
         if choice.action is not None and not terminated and not truncated:
             return None

@@ -26,6 +26,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from harness.backends.base import Usage
 from harness.records import Manifest, load_manifest, load_steps, run_status, sound_episodes
 from harness.stats import (
     BETTING_METHOD, CLOPPER_PEARSON_METHOD, MIN_UNITS, Interval, betting_interval, bootstrap_ci, bounded_mean_interval,
@@ -72,6 +73,9 @@ class RunSummary:
     stopped_adaptively: bool = False
     #: Runs with an episode target: how many episodes it played and why it stopped.
     stopping: Stopping | None = None
+    #: Tokens read and written over the finished episodes' decisions, or None when the
+    #: backend counted none.
+    usage: Usage | None = None
 
 
 def _rate(k: int, n: int) -> Interval | None:
@@ -123,10 +127,13 @@ def summarize(run_dir: str | Path) -> RunSummary:
     finished = {e.episode for e in episodes}
     per_episode: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     decisions = 0
+    usage: Usage | None = None
     for step in load_steps(run_dir):
         if step.episode not in finished:
             continue
         decisions += 1
+        if step.usage is not None:
+            usage = step.usage if usage is None else usage + step.usage
         if step.action_source == "fallback":
             continue
         for name, value in (step.info.get("metrics") or {}).items():
@@ -169,6 +176,7 @@ def summarize(run_dir: str | Path) -> RunSummary:
         return_range=bounds,
         stopped_adaptively=adaptive,
         stopping=Stopping.from_json(manifest.stopping) if manifest.stopping else None,
+        usage=usage,
     )
 
 
@@ -208,8 +216,28 @@ def _fmt(interval: Interval | None, percent: bool = False, digits: int = 2) -> s
     return f"{est:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def print_summaries(summaries: Sequence[RunSummary], console: Console) -> None:
-    """One table, a column per run and a row per figure; intervals are 95%."""
+@dataclass(frozen=True)
+class Prices:
+    """Prices per million tokens, in any currency, for the cost rows of :func:`print_summaries`."""
+
+    prompt: float
+    completion: float
+
+    def cost(self, usage: Usage) -> float:
+        """The cost of ``usage`` (reasoning tokens are completion tokens)."""
+        return (usage.prompt_tokens * self.prompt + usage.completion_tokens * self.completion) / 1e6
+
+
+def _per_decision(s: RunSummary, value: float) -> str:
+    return f"{value / s.decisions:,.1f}" if s.decisions else "-"
+
+
+def print_summaries(summaries: Sequence[RunSummary], console: Console, prices: Prices | None = None) -> None:
+    """One table, a column per run and a row per figure; intervals are 95%.
+
+    Runs with counted tokens add their totals and means per decision, and with ``prices``
+    the cost per run and per decision.
+    """
     metric_names = sorted({m for s in summaries for m in s.metrics})
     table = Table(title="results (95% confidence intervals)")
     table.add_column("")
@@ -234,6 +262,25 @@ def print_summaries(summaries: Sequence[RunSummary], console: Console) -> None:
     outcome_names = sorted({o for s in summaries for o in s.outcomes})
     rows += [(f"ended: {o}", lambda s, o=o: _fmt(s.outcomes.get(o), percent=True)) for o in outcome_names]
     rows += [(m, lambda s, m=m: _fmt(s.metrics.get(m), percent=m in s.rate_metrics, digits=1)) for m in metric_names]
+    if any(s.usage is not None for s in summaries):
+        def tokens(s: RunSummary, key: str) -> str:
+            if s.usage is None:
+                return "-"
+            value = getattr(s.usage, key)
+            return f"{value:,} ({_per_decision(s, value)} / decision)"
+
+        rows += [("prompt tokens", lambda s: tokens(s, "prompt_tokens")),
+                 ("completion tokens", lambda s: tokens(s, "completion_tokens"))]
+        if any(s.usage is not None and s.usage.reasoning_tokens for s in summaries):
+            rows.append(("reasoning tokens", lambda s: tokens(s, "reasoning_tokens")))
+        if prices is not None:
+            def cost(s: RunSummary) -> str:
+                if s.usage is None:
+                    return "-"
+                total = prices.cost(s.usage)
+                return f"{total:.4g} ({total / s.decisions:.3g} / decision)" if s.decisions else f"{total:.4g}"
+
+            rows.append(("cost", cost))
     for label, cell in rows:
         table.add_row(label, *(cell(s) for s in summaries))
     console.print(table)

@@ -43,7 +43,7 @@ def test_every_legal_move_renders_and_parses_back(family, variant, encoding):
     for view in positions(env, rng):
         text = enc.render_state(view)
         assert text.strip()
-        for mode in ("choose", "generate"):
+        for mode in ("choose", "generate", "tagged"):
             prompt = build_prompt(enc, view, list(view.legal), mode)
             assert view.game.rules_text() in prompt and text in prompt
         for move in view.legal:

@@ -54,7 +54,7 @@ def test_contract(family, variant, encoding):
             written = enc.render_action(state, action)
             assert enc.parse_action(state, written, legal) == action
             assert enc.parse_action(state, f"Action: {written}.", legal) == action
-        for mode in ("choose", "generate"):
+        for mode in ("choose", "generate", "tagged"):
             prompt = build_prompt(enc, state, legal, mode, feedback="")
             assert "$" not in prompt and text in prompt
         obs, reward, terminated, truncated, info = env.step(legal[-1])

@@ -62,6 +62,8 @@ class Encoding(ABC, Generic[S]):
     #: Folder under ``prompts/`` whose templates serve a family that has none of its own
     #: (the gridworld encodings use ``gridworld``); ``None``: the family's own only.
     prompt_fallback: ClassVar[str | None] = None
+    #: The tag of a reasoning reply's final answer (``Action: left``; see :mod:`textenvs.tagged`).
+    answer_tag: ClassVar[str] = "Action"
 
     @abstractmethod
     def render_state(self, state: S) -> str:

@@ -60,3 +60,15 @@ class AmbiguousActionError(ActionError):
     """The reply could mean more than one legal action."""
 
     kind = "ambiguous"
+
+
+class MissingTagError(UnparseableActionError):
+    """A reasoning reply with no tagged final answer (``Move: ...``) after its reasoning."""
+
+    kind = "no_tag"
+
+
+class CutOffReplyError(UnparseableActionError):
+    """A reasoning reply cut off (at ``max_new_tokens``) before its tagged final answer was complete."""
+
+    kind = "cut_off"

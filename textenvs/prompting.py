@@ -2,8 +2,8 @@
 
 Templates use ``$name`` fields (:class:`string.Template`). Every template can use
 ``$state`` (the encoding's rendering), ``$actions`` (the legal actions as the encoding
-writes them, comma-separated) and ``$feedback`` (why the previous reply was refused, or
-empty), plus whatever the encoding's ``prompt_fields`` adds.
+writes them, comma-separated), ``$feedback`` (why the previous reply was refused, or
+empty) and ``$tag`` (the tag of a reasoning reply's final answer), plus whatever the encoding's ``prompt_fields`` adds.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def build_prompt(
         "state": encoding.render_state(state),
         "actions": ", ".join(encoding.render_action(state, a) for a in legal),
         "feedback": feedback,
+        "tag": encoding.answer_tag,
         **encoding.prompt_fields(state),
     }
     template = load_template(encoding.env, mode, encoding.prompt_fallback)

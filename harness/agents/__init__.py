@@ -185,6 +185,8 @@ def training_units(name: str, options: BaselineOptions) -> tuple[str, int] | Non
 
 register_mode("choose", "harness.agents.language:build_choose", "score the text of every legal action, pick by likelihood")
 register_mode("generate", "harness.agents.language:build_generate", "ask for free text and parse it", parses_replies=True)
+register_mode("tagged", "harness.agents.language:build_tagged",
+              "let the model reason, then parse its last tagged answer (Move: / Action:)", parses_replies=True)
 
 register_baseline("random", "harness.agents.uniform:build_random", "uniform over the legal actions", plays="any",
                   policy="harness.agents.uniform:uniform_policy")

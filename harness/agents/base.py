@@ -12,7 +12,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from harness.backends.base import ModelInfo
+from harness.backends.base import ModelInfo, Usage
 from harness.records import Attempt
 from textenvs.errors import UserError
 
@@ -55,6 +55,9 @@ class Choice:
     attempts: tuple[Attempt, ...]
     #: This decision's share of the backend time of its batch.
     backend_s: float
+    #: This decision's share of the tokens its batch's backend calls read and wrote (all
+    #: attempts), or None when the backend counts none (reference agents).
+    usage: Usage | None = None
 
 
 class Agent(Protocol):

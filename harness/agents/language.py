@@ -15,10 +15,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from harness.agents.base import Choice, Decision, listed_actions
-from harness.backends.base import Backend, GenerateOptions, ScoreRequest
+from harness.backends.base import Backend, GenerateOptions, ScoreRequest, Usage
 from harness.records import Attempt
 from textenvs import ActionError, Encoding, build_prompt
 from textenvs.prompting import feedback_text
+from textenvs.tagged import parse_tagged
 
 FALLBACKS = ("random", "forfeit")
 #: Characters of reply kept per requested token: no vocabulary's token is longer, so a
@@ -41,6 +42,20 @@ def action_distribution(logprobs: np.ndarray, temperature: float) -> np.ndarray:
     z = logprobs / temperature
     z = np.exp(z - z.max())
     return z / z.sum()
+
+
+def _usage_now(backend: Backend) -> Usage | None:
+    """The backend's token totals so far (its ``token_usage``), or None when it counts none."""
+    counter = getattr(backend, "token_usage", None)
+    return counter.total() if counter is not None else None
+
+
+def _shares(backend: Backend, before: Usage | None, n: int) -> list[Usage | None]:
+    """The tokens counted since ``before``, shared among ``n`` decisions."""
+    after = _usage_now(backend)
+    if before is None or after is None:
+        return [None] * n
+    return (after - before).split(n)
 
 
 def _separator(formatted_prompt: str) -> str:
@@ -71,16 +86,17 @@ class ChooseAgent:
             sep = _separator(formatted)
             prompts.append(prompt)
             requests.append(ScoreRequest(formatted, tuple(sep + self.encoding.render_action(d.state, a) for a in d.legal)))
-        start = time.perf_counter()
+        start, before = time.perf_counter(), _usage_now(self.backend)
         scored = self.backend.score(requests) if requests else []
         share = (time.perf_counter() - start) / max(len(decisions), 1)
+        usages = _shares(self.backend, before, len(decisions)) if decisions else []
         choices = []
-        for d, prompt, scores in zip(decisions, prompts, scored):
+        for d, prompt, scores, usage in zip(decisions, prompts, scored, usages):
             logprobs = np.array([s.logprob for s in scores])
             values = logprobs / np.array([s.n_tokens for s in scores]) if self.score_norm == "mean" else logprobs
             probs = action_distribution(values, self.temperature)
             index = int(np.argmax(probs)) if self.temperature <= 0 else int(d.rng.choice(len(probs), p=probs))
-            choices.append(Choice(d.legal[index], "model", prompt, None, logprobs.tolist(), probs.tolist(), (), share))
+            choices.append(Choice(d.legal[index], "model", prompt, None, logprobs.tolist(), probs.tolist(), (), share, usage))
         return choices
 
 
@@ -119,6 +135,7 @@ class GenerateAgent:
         accepted: dict[int, tuple[str, str, str]] = {}  # index -> (action, prompt, reply)
         last: dict[int, tuple[str, str]] = {}
         backend_s = 0.0
+        used: list[Usage | None] = [Usage()] * n
         pending = list(range(n))
         for _round in range(self.max_retries + 1):
             if not pending:
@@ -128,15 +145,17 @@ class GenerateAgent:
                 for i in pending
             ]
             options = self._call_options([decisions[i] for i in pending])
-            start = time.perf_counter()
+            start, before = time.perf_counter(), _usage_now(self.backend)
             replies = self.backend.generate([self.backend.format_prompt(p) for p in prompts], options)
             replies = [bound_reply(reply, options.max_new_tokens) for reply in replies]
             backend_s += time.perf_counter() - start
+            for i, usage in zip(pending, _shares(self.backend, before, len(pending))):
+                used[i] = None if usage is None or used[i] is None else used[i] + usage
             still = []
             for i, prompt, reply in zip(pending, prompts, replies):
                 d = decisions[i]
                 try:
-                    action = self.encoding.parse_action(d.state, reply, d.legal)
+                    action = self._parse(d, reply, options.max_new_tokens)
                 except ActionError as error:
                     attempts[i].append(Attempt(prompt, reply, error.kind, str(error)))
                     feedback[i] = feedback_text(reply, error)
@@ -150,12 +169,16 @@ class GenerateAgent:
         for i, d in enumerate(decisions):
             if i in accepted:
                 action, prompt, reply = accepted[i]
-                choices.append(Choice(action, "model", prompt, reply, None, None, tuple(attempts[i]), share))
+                choices.append(Choice(action, "model", prompt, reply, None, None, tuple(attempts[i]), share, used[i]))
             else:
                 prompt, reply = last[i]
                 action = str(d.rng.choice(list(d.legal))) if self.fallback == "random" else None
-                choices.append(Choice(action, "fallback", prompt, reply, None, None, tuple(attempts[i]), share))
+                choices.append(Choice(action, "fallback", prompt, reply, None, None, tuple(attempts[i]), share, used[i]))
         return choices
+
+    def _parse(self, d: Decision, reply: str, max_new_tokens: int) -> str:
+        """The legal action ``reply`` names; raises :class:`~textenvs.ActionError`."""
+        return self.encoding.parse_action(d.state, reply, d.legal)
 
     def _call_options(self, decisions: Sequence[Decision]) -> GenerateOptions:
         """Options of one backend call; sampled replies get one seed each, from their episode's stream.
@@ -169,6 +192,25 @@ class GenerateAgent:
         return GenerateOptions(self.options.max_new_tokens, self.options.temperature, seed, self.options.stop, seeds)
 
 
+class TaggedAgent(GenerateAgent):
+    """Lets the model reason, then reads only its last tagged answer (``Move: e2e4``).
+
+    The prompt (``prompts/<family>/tagged.txt``) asks for a final line ``TAG: answer``
+    (the encoding's ``answer_tag``); :func:`textenvs.tagged.parse_tagged` reads it, so moves
+    weighed while reasoning are never taken for the answer, and refusals say whether the tag
+    was missing, the reply was cut off, or the final answer was illegal or ambiguous. The
+    whole reply, reasoning included, is kept in the step record. Replies are not cut at a
+    newline: ``stop`` is empty.
+    """
+
+    mode = "tagged"
+
+    def _parse(self, d: Decision, reply: str, max_new_tokens: int) -> str:
+        label = self.encoding.state_label(d.state)
+        return parse_tagged(reply, self.encoding.answer_tag, lambda text: self.encoding.parse_action(d.state, text, d.legal),
+                            label)[0]
+
+
 def build_choose(config: Any, backend: Backend, encoding: Encoding[Any]) -> ChooseAgent:
     """The ``choose`` agent of a run configuration."""
     return ChooseAgent(backend, encoding, config.temperature, config.score_norm, config.list_order)
@@ -179,3 +221,10 @@ def build_generate(config: Any, backend: Backend, encoding: Encoding[Any]) -> Ge
     options = GenerateOptions(max_new_tokens=config.max_new_tokens, temperature=config.temperature)
     return GenerateAgent(backend, encoding, options, config.max_retries, config.fallback, seed=config.seed,
                          list_order=config.list_order)
+
+
+def build_tagged(config: Any, backend: Backend, encoding: Encoding[Any]) -> TaggedAgent:
+    """The ``tagged`` agent of a run configuration (reasoning replies; no stop strings)."""
+    options = GenerateOptions(max_new_tokens=config.max_new_tokens, temperature=config.temperature, stop=())
+    return TaggedAgent(backend, encoding, options, config.max_retries, config.fallback, seed=config.seed,
+                       list_order=config.list_order)

@@ -19,11 +19,13 @@ from harness.backends.base import (
     MissingDependencyError,
     ModelInfo,
     ScoreRequest,
+    TokenCounter,
+    Usage,
 )
 
 __all__ = [
     "Backend", "BackendError", "ContinuationScore", "GenerateOptions", "MissingDependencyError",
-    "ModelInfo", "ScoreRequest", "BACKENDS", "load_backend", "register_backend",
+    "ModelInfo", "ScoreRequest", "TokenCounter", "Usage", "BACKENDS", "load_backend", "register_backend",
 ]
 
 #: Backends by name; each class takes ``(model, **options)``. Adding one is a module with
@@ -60,4 +62,5 @@ def load_backend(name: str, model: str, options: dict[str, Any] | None = None) -
 
 register_backend("transformers", "harness.backends.transformers:TransformersBackend", "in-process Hugging Face transformers")
 register_backend("openai", "harness.backends.openai:OpenAIBackend", "any OpenAI-compatible completions server", in_process=False)
+register_backend("chat", "harness.backends.chat:ChatBackend", "any OpenAI-compatible chat-completions server", in_process=False)
 register_backend("vllm", "harness.backends.vllm:VLLMBackend", "vLLM in-process (GPU)", gpu_only=True)

@@ -7,6 +7,7 @@ applies the model's chat template, or none for a base model, in ``format_prompt`
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence, runtime_checkable
 
@@ -79,6 +80,52 @@ class ModelInfo:
     weights_sha256: str | None = None
     chat_template: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens a model read and wrote (for one decision, a run, or so far)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    #: Of the completion tokens, those a server reports as reasoning (0 when it reports none).
+    reasoning_tokens: int = 0
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens,
+                     self.reasoning_tokens + other.reasoning_tokens)
+
+    def __sub__(self, other: "Usage") -> "Usage":
+        return Usage(self.prompt_tokens - other.prompt_tokens, self.completion_tokens - other.completion_tokens,
+                     self.reasoning_tokens - other.reasoning_tokens)
+
+    def split(self, n: int) -> list["Usage"]:
+        """``n`` shares that sum to this usage (as even as whole tokens allow)."""
+        def parts(total: int) -> list[int]:
+            return [total // n + (1 if i < total % n else 0) for i in range(n)]
+
+        return [Usage(*values) for values in zip(parts(self.prompt_tokens), parts(self.completion_tokens),
+                                                 parts(self.reasoning_tokens))]
+
+
+class TokenCounter:
+    """A backend's running token totals (attribute ``token_usage``), safe across request threads.
+
+    Agents read it before and after each call and record the difference per decision.
+    """
+
+    def __init__(self) -> None:
+        self._total = Usage()
+        self._lock = threading.Lock()
+
+    def add(self, prompt_tokens: int = 0, completion_tokens: int = 0, reasoning_tokens: int = 0) -> None:
+        """Count one request's tokens."""
+        with self._lock:
+            self._total = self._total + Usage(prompt_tokens, completion_tokens, reasoning_tokens)
+
+    def total(self) -> Usage:
+        """Everything counted so far."""
+        return self._total
 
 
 def regroup(flat: Sequence[ContinuationScore], requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:

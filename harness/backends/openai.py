@@ -28,36 +28,29 @@ the rendering cannot be checked against the in-process one, and a warning says s
   log-probabilities as ``echo`` and as in-process, at a fraction of the server's work on
   chess (README, "Against a server").
 
-Requests run on a pool of ``concurrency`` threads. Connection errors (refused, reset, a
-server that died mid-answer), time-outs (``timeout_s`` per attempt), 429 and 5xx are
-retried ``max_retries`` times with a doubling pause (``Retry-After`` honoured), then
-raise :class:`BackendError` naming the URL and the cause; other 4xx answers are not
-retried. A non-finite log-probability raises :class:`BackendError`; reply text with lone
+Requests run on a pool of ``concurrency`` threads and go through
+:class:`~harness.backends.wire.Endpoint`: connection errors, time-outs (``timeout_s``
+bounds each whole attempt), 429 (``Retry-After`` honoured) and 5xx are retried
+``max_retries`` times, then raise :class:`BackendError` naming the URL and the cause;
+other 4xx answers are not retried. Malformed ``choices`` (not objects, indices that are
+not 0 to n-1) raise :class:`BackendError`. A non-finite log-probability raises :class:`BackendError`; reply text with lone
 surrogates has them replaced by U+FFFD (so the reply parses as invalid, not a crash).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import math
 import os
-import socket
-import threading
-import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.backends.base import BackendError, ContinuationScore, GenerateOptions, ModelInfo, ScoreRequest
+from harness.backends.base import BackendError, ContinuationScore, GenerateOptions, ModelInfo, ScoreRequest, TokenCounter
+from harness.backends.rendering import Renderer, load_renderer
+from harness.backends.wire import Endpoint, Pool, bounded_reply
 
 log = logging.getLogger(__name__)
-
-#: Longest pause between two attempts, in seconds.
-MAX_PAUSE_S = 8.0
 
 #: How continuations are scored: echoed prompt log-probabilities (any server), or a token
 #: trie with vLLM's ``logprob_token_ids``.
@@ -101,32 +94,29 @@ class OpenAIBackend:
             raise ValueError(f"timeout_s must be positive, not {timeout_s}")
         self.model = model
         self.base_url = base_url.rstrip("/")
-        self.api_key = os.environ.get(api_key_env, "")
+        self.endpoint = Endpoint(self.base_url, os.environ.get(api_key_env, ""), float(timeout_s), max_retries)
         self.timeout_s = float(timeout_s)
         self.max_retries = max_retries
         self.concurrency = concurrency
         self.prompt_format = prompt_format
         self.scoring = scoring
-        self._pool: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
-        self.tokenizer: Any = None
+        self._pool = Pool(concurrency, "zso-openai")
+        #: Totals of the ``usage`` the server reported.
+        self.token_usage = TokenCounter()
+        #: The prompt rendering and tokenizer (:mod:`harness.backends.rendering`), or None.
+        self.renderer: Renderer | None = None
         self.tokenizer_source: str | None = None
-        self._bos = ""
         name = _tokenizer_name(model, tokenizer, prompt_format)
         if name is not None:
-            from harness.backends.transformers import load_tokenizer, prefix_ids
-
-            self.tokenizer = load_tokenizer(name)
+            self.renderer = renderer_of(name)
             self.tokenizer_source = name
-            prefix = prefix_ids(self.tokenizer)
-            self._bos = "".join(self.tokenizer.convert_ids_to_tokens(prefix)) if prefix else ""
         elif prompt_format is None and tokenizer == "auto":
             log.warning(
                 "openai backend: no tokenizer for model %r (not an embedded model or a model directory), so prompts "
                 "are sent without a chat template and may not match the in-process backend; give -b tokenizer=PATH "
                 "(or -b tokenizer=none for a base model)", model,
             )
-        if scoring == "trie" and self.tokenizer is None:
+        if scoring == "trie" and self.renderer is None:
             raise ValueError("scoring='trie' sends token ids, so it needs a tokenizer (-b tokenizer=PATH)")
 
     # -- rendering ------------------------------------------------------------------------
@@ -134,18 +124,18 @@ class OpenAIBackend:
     @property
     def rendering(self) -> str:
         """How prompts are rendered: ``chat_template``, ``plain``, ``prompt_format`` or ``unchecked``."""
-        if self.tokenizer is not None:
-            return "chat_template" if self.tokenizer.chat_template else "plain"
+        if self.renderer is not None:
+            return "chat_template" if self.renderer.chat_template else "plain"
         return "prompt_format" if self.prompt_format is not None else "unchecked"
 
     def info(self) -> ModelInfo:
         """The served model, the URL, and the exact prompt rendering."""
-        template = self.tokenizer.chat_template if self.tokenizer is not None else None
+        template = self.renderer.chat_template if self.renderer is not None else None
         details: dict[str, Any] = {
             "rendering": self.rendering,
             "tokenizer": self.tokenizer_source,
-            "bos_text": self._bos or None,
-            "chat_template": template if isinstance(template, str) else None,
+            "bos_text": (self.renderer.bos_text or None) if self.renderer is not None else None,
+            "chat_template": template,
             "prompt_format": self.prompt_format,
             "example": self.wire_text(self.format_prompt("{prompt}")),
             "timeout_s": self.timeout_s, "max_retries": self.max_retries, "concurrency": self.concurrency,
@@ -156,25 +146,19 @@ class OpenAIBackend:
 
     def format_prompt(self, text: str) -> str:
         """The chat template with an open assistant turn, ``prompt_format``, or ``text`` itself."""
-        if self.tokenizer is not None:
-            if not self.tokenizer.chat_template:
-                return text
-            return self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
-            )
+        if self.renderer is not None:
+            return self.renderer.format_prompt(text)
         if self.prompt_format is not None:
             return self.prompt_format.replace("{prompt}", text)
         return text
 
     def wire_text(self, formatted: str) -> str:
         """What is sent for a formatted prompt: the BOS text first where the tokenizer adds one."""
-        if self._bos and not formatted.startswith(self._bos):
-            return self._bos + formatted
-        return formatted
+        return self.renderer.wire_text(formatted) if self.renderer is not None else formatted
 
     def _extra(self) -> dict[str, Any]:
         # With the BOS already in the text, the server must not add another.
-        return {"add_special_tokens": False} if self.tokenizer is not None else {}
+        return {"add_special_tokens": False} if self.renderer is not None else {}
 
     # -- Backend --------------------------------------------------------------------------
 
@@ -195,6 +179,7 @@ class OpenAIBackend:
             text = choice.get("text")
             if not isinstance(text, str):
                 raise BackendError(f"{self.base_url}/completions returned no text: {str(choice)[:200]}")
+            text = bounded_reply(text, options.max_new_tokens)
             for stop in options.stop:  # servers differ in whether they cut at stop strings
                 text = text.split(stop, 1)[0] if stop else text
             return clean_text(text)
@@ -216,7 +201,7 @@ class OpenAIBackend:
         prompt = self.wire_text(request.prompt)
         texts = [prompt + c for c in request.continuations]
         rows, merged = [], False
-        if self.tokenizer is not None:
+        if self.renderer is not None:
             prompt_ids = self._encode(prompt)
             rows = [self._continuation_tokens(prompt, prompt_ids, cont) for cont in request.continuations]
             # Text, so the server's tokenizer is checked against the client's; token ids where a
@@ -234,7 +219,7 @@ class OpenAIBackend:
                 "token ids (scored as in-process scores it): the server must take token-id prompts (vLLM, "
                 "llama.cpp and zso serve do), or use -b tokenizer=none"
             ) from exc
-        if self.tokenizer is None:
+        if self.renderer is None:
             return [_offset_logprob(c, len(prompt), len(t), self.base_url) for c, t in zip(choices, texts)]
         return [_counted_logprob(choice, len(ids), n_cont, cont, self.base_url)
                 for choice, (ids, n_cont, _), cont in zip(choices, rows, request.continuations)]
@@ -245,17 +230,11 @@ class OpenAIBackend:
         As the in-process backend: the tokens of ``prompt + cont`` past the prompt's, else
         (the texts merge at the boundary) the continuation's own tokens after the prompt's.
         """
-        full = self._encode(prompt + cont)
-        n = len(prompt_ids)
-        if len(full) > n and full[:n] == prompt_ids:
-            return full, len(full) - n, True
-        ids = self._encode(cont)
-        if not ids:
-            raise ValueError(f"continuation {cont!r} encodes to no tokens")
-        return prompt_ids + ids, len(ids), False
+        tokens = self.renderer.continuation(prompt, cont, prompt_ids)  # type: ignore[union-attr]
+        return prompt_ids + list(tokens.ids), len(tokens.ids), tokens.joined
 
     def _encode(self, text: str) -> list[int]:
-        return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
+        return self.renderer.plain_ids(text)  # type: ignore[union-attr]
 
     def _score_trie(self, request: ScoreRequest) -> list[ContinuationScore]:
         """The continuations' tokens as a trie: one ``max_tokens=1`` row per path with children."""
@@ -299,68 +278,31 @@ class OpenAIBackend:
 
     def close(self) -> None:
         """Stop the request threads."""
-        with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
+        self._pool.close()
 
     # -- HTTP -----------------------------------------------------------------------------
 
     def _map(self, fn: Any, items: list[Any]) -> list[Any]:
-        if len(items) <= 1 or self.concurrency == 1:
-            return [fn(item) for item in items]
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="zso-openai")
-            pool = self._pool
-        return list(pool.map(fn, items))
+        return self._pool.map(fn, items)
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        url = self.base_url + path
-        data = json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        pause, last_error = 0.5, ""
-        for attempt in range(self.max_retries + 1):
-            request = urllib.request.Request(url, data=data, headers=headers, method="POST")
-            wait = pause
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    raw = response.read()
-                try:
-                    return json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    raise BackendError(f"{url} answered with invalid JSON: {exc}") from None
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode(errors="replace")[:300]
-                if exc.code != 429 and exc.code < 500:
-                    raise BackendError(f"{url} answered {exc.code}: {detail}") from None
-                last_error = f"{exc.code}: {detail}"
-                wait = max(pause, _retry_after(exc.headers.get("Retry-After")))
-            except (TimeoutError, socket.timeout):
-                last_error = f"no answer within {self.timeout_s:g} s"
-            except urllib.error.URLError as exc:
-                reason = exc.reason
-                if isinstance(reason, (TimeoutError, socket.timeout)):
-                    last_error = f"no answer within {self.timeout_s:g} s"
-                else:
-                    last_error = str(reason)
-            except (http.client.HTTPException, ConnectionError, OSError) as exc:
-                # RemoteDisconnected, IncompleteRead, a reset connection: the server went away.
-                last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            if attempt < self.max_retries:
-                time.sleep(min(wait, MAX_PAUSE_S))
-                pause *= 2
-        raise BackendError(f"{url} failed after {self.max_retries + 1} attempt(s): {last_error}")
+        answer = self.endpoint.post(path, body)
+        count_usage(answer, self.token_usage)
+        return answer
 
     def _choices(self, response: dict[str, Any], expected: int) -> list[dict[str, Any]]:
-        choices = response.get("choices") if isinstance(response, dict) else None
-        if not isinstance(choices, list) or len(choices) != expected:
-            n = len(choices) if isinstance(choices, list) else 0
-            raise BackendError(f"{self.base_url}/completions returned {n} choices for {expected} prompts")
-        # Servers may return choices out of order; each carries its prompt's index.
-        return sorted(choices, key=lambda c: c.get("index", 0))
+        return answer_choices(response, expected, f"{self.base_url}/completions")
+
+
+def renderer_of(model: str, system: str | None = None) -> Renderer:
+    """:func:`~harness.backends.rendering.load_renderer`, converting a GGUF model first where it is not cached."""
+
+    def convert(name: str) -> Path:
+        from harness.backends.transformers import model_dir
+
+        return model_dir(name)
+
+    return load_renderer(model, system, convert)
 
 
 def _tokenizer_name(model: str, tokenizer: str, prompt_format: str | None) -> str | None:
@@ -396,11 +338,34 @@ def _packed(rows: list[tuple[tuple[int, ...], list[int]]]) -> list[list[tuple[tu
     return batches
 
 
-def _retry_after(value: str | None) -> float:
-    try:
-        return max(0.0, float(value)) if value else 0.0
-    except ValueError:
-        return 0.0
+def count_usage(answer: dict[str, Any], counter: TokenCounter) -> None:
+    """Add an answer's ``usage`` (prompt, completion and reasoning tokens) to ``counter``; a missing or odd one adds nothing."""
+    usage = answer.get("usage")
+    if not isinstance(usage, dict):
+        return
+    details = usage.get("completion_tokens_details")
+    values = [usage.get("prompt_tokens"), usage.get("completion_tokens"),
+              details.get("reasoning_tokens") if isinstance(details, dict) else None]
+    counter.add(*(v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else 0 for v in values))
+
+
+def answer_choices(response: dict[str, Any], expected: int, url: str) -> list[dict[str, Any]]:
+    """The ``choices`` of an answer, one object per prompt, in prompt order.
+
+    Servers may return choices out of order; each carries its prompt's ``index``. Raises
+    :class:`BackendError` naming the URL for a count, type or index that does not fit.
+    """
+    choices = response.get("choices") if isinstance(response, dict) else None
+    if not isinstance(choices, list) or len(choices) != expected:
+        n = len(choices) if isinstance(choices, list) else 0
+        raise BackendError(f"{url} returned {n} choices for {expected} prompts")
+    if not all(isinstance(c, dict) for c in choices):
+        bad = next(c for c in choices if not isinstance(c, dict))
+        raise BackendError(f"{url} returned a choice that is not an object: {str(bad)[:100]}")
+    indices = [c.get("index", i) for i, c in enumerate(choices)]
+    if sorted(i for i in indices if isinstance(i, int) and not isinstance(i, bool)) != list(range(expected)):
+        raise BackendError(f"{url} returned choice indices {str(indices)[:100]}, not 0 to {expected - 1}")
+    return [c for _, c in sorted(zip(indices, choices))]
 
 
 def clean_text(text: str) -> str:

@@ -55,8 +55,17 @@ from harness.backends.base import (
     MissingDependencyError,
     ModelInfo,
     ScoreRequest,
+    TokenCounter,
 )
-from harness.models import ModelSource, cache_dir, resolve_model, sha256_file
+from harness.backends.rendering import (
+    CONVERSION_VERSION,
+    MARKER as _MARKER,
+    Renderer,
+    converted_dir,
+    end_of_turn,
+    read_marker as _read_marker,
+)
+from harness.models import ModelSource, resolve_model, sha256_file
 
 try:
     import torch
@@ -67,8 +76,7 @@ except ImportError as exc:  # pragma: no cover - both are core dependencies
         f"the transformers backend needs torch and transformers ({exc}): pip install torch transformers"
     ) from exc
 
-__all__ = ["CONVERSION_VERSION", "DTYPES", "LINEAR_LAYERS", "PREFIX_CACHE", "SCORING", "TokenLogprob", "TransformersBackend", "converted_dir", "load_tokenizer", "model_dir",
-           "prefix_ids"]
+__all__ = ["CONVERSION_VERSION", "DTYPES", "LINEAR_LAYERS", "PREFIX_CACHE", "SCORING", "TokenLogprob", "TransformersBackend", "converted_dir", "load_tokenizer", "model_dir"]
 
 
 @dataclass(frozen=True)
@@ -101,16 +109,7 @@ _GPU_PROMPT_BATCH = 16
 #: Token sequences whose key/value cache the prefix store keeps (least recently used dropped).
 _PREFIX_ENTRIES = 8
 
-#: Version of the GGUF conversion (tokenizer repairs included); a cache written by
-#: another version is rebuilt. 2: the tokenizer is saved as ``PreTrainedTokenizerFast``.
-CONVERSION_VERSION = 2
-
-_MARKER = "zso_conversion.json"
-
 log = logging.getLogger(__name__)
-
-#: End-of-turn tokens of common chat templates, tried in order.
-_END_OF_TURN = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>", "<|endofturn|>")
 
 #: Most logits (rows x positions x vocabulary) that ``score`` materialises at once:
 #: 2**25 floats = 128 MiB in float32.
@@ -195,11 +194,6 @@ def _logsumexp_rows(weight: torch.Tensor, hidden: torch.Tensor, slice_rows: int 
     parts = [torch.logsumexp(_linear(weight[s : s + slice_rows], hidden, onednn=onednn).float(), dim=-1)
              for s in range(0, weight.shape[0], slice_rows)]
     return torch.logsumexp(torch.stack(parts), dim=0)
-
-
-def converted_dir(sha256: str) -> Path:
-    """Where the converted model of the GGUF file with this digest is cached."""
-    return cache_dir() / "converted" / sha256[:16]
 
 
 # -- GGUF tokenizer metadata -------------------------------------------------------------
@@ -326,16 +320,10 @@ def _repair_tokenizer(tok: Any, gguf_path: Path | None) -> tuple[Any, list[str]]
             if value is not None and hasattr(tok, flag) and bool(getattr(tok, flag)) != bool(value):
                 notes.append(f"{flag} {getattr(tok, flag)} -> {bool(value)} (from the GGUF file)")
                 setattr(tok, flag, bool(value))
-    template = tok.chat_template
-    text = json.dumps(template) if isinstance(template, dict) else (template or "")
-    if text:
-        vocab = tok.get_vocab()
-        for end in _END_OF_TURN:
-            if end in text and end in vocab:
-                if tok.eos_token != end:
-                    notes.append(f"eos_token {tok.eos_token!r} -> {end!r} (end of turn of the chat template)")
-                    tok.eos_token = end
-                break
+    end = end_of_turn(tok.chat_template, tok.get_vocab())
+    if end is not None and tok.eos_token != end:
+        notes.append(f"eos_token {tok.eos_token!r} -> {end!r} (end of turn of the chat template)")
+        tok.eos_token = end
     if tok.pad_token is None and tok.eos_token is not None:
         notes.append(f"pad_token None -> {tok.eos_token!r} (the EOS)")
         tok.pad_token = tok.eos_token
@@ -343,14 +331,6 @@ def _repair_tokenizer(tok: Any, gguf_path: Path | None) -> tuple[Any, list[str]]
 
 
 # -- conversion cache ---------------------------------------------------------------------
-
-
-def _read_marker(directory: Path) -> dict[str, Any] | None:
-    try:
-        marker = json.loads((directory / _MARKER).read_text())
-    except (OSError, ValueError):
-        return None
-    return marker if isinstance(marker, dict) else None
 
 
 def _plain_tokenizer_class(directory: Path) -> None:
@@ -452,16 +432,6 @@ def load_tokenizer(model: str) -> Any:
         return _load_tokenizer(directory)[0]
     except Exception as exc:
         raise BackendError(f"could not load the tokenizer of {str(directory)!r}: {type(exc).__name__}: {exc}") from exc
-
-
-def prefix_ids(tokenizer: Any) -> list[int]:
-    """Leading special ids the tokenizer adds to any text itself (its BOS), or none."""
-    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
-    full = tokenizer("a")["input_ids"]
-    if len(full) <= len(plain):
-        return []
-    at = next((k for k in range(len(full)) if full[k : k + len(plain)] == plain), 0)
-    return list(full[:at])
 
 
 #: Per layer, the keys and values of one sequence: tensors of shape (1, heads, tokens, dim).
@@ -636,6 +606,8 @@ class TransformersBackend:
         if linear_layers not in LINEAR_LAYERS:
             raise ValueError(f"unknown linear_layers {linear_layers!r}; choose one of: {', '.join(LINEAR_LAYERS)}")
         self._store = _PrefixStore(_PREFIX_ENTRIES)
+        #: Tokens read (prompts, and continuations scored) and written (replies), for usage per step.
+        self.token_usage = TokenCounter()
         self.prefilled_tokens = 0
         self.reused_tokens = 0
         self.trie_tokens = 0
@@ -683,7 +655,9 @@ class TransformersBackend:
         self.load_seconds = time.perf_counter() - start
 
         tok = self.tokenizer
-        self._prefix_ids: list[int] = prefix_ids(tok)
+        #: Prompt rendering and tokenization, shared with the other backends.
+        self.renderer = Renderer.of_tokenizer(tok, source=str(model_dir))
+        self._prefix_ids: list[int] = self.renderer.prefix_ids
         self._pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
         eos: set[int] = set()
         if tok.eos_token_id is not None:
@@ -776,30 +750,11 @@ class TransformersBackend:
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``: the tokenizer's BOS first, unless the text starts with it."""
-        tok = self.tokenizer
-        ids = list(tok(text, add_special_tokens=False)["input_ids"])
-        if self._prefix_ids and not (tok.bos_token and text.startswith(tok.bos_token)):
-            ids = self._prefix_ids + ids
-        return ids
+        return self.renderer.encode(text)
 
     def continuation_ids(self, prompt: str, continuation: str, prompt_ids: list[int] | None = None) -> list[int]:
-        """The tokens ``continuation`` takes after ``prompt``.
-
-        Those of ``prompt + continuation`` past the prompt's when the prompt's tokens are
-        a prefix of them, else the continuation tokenized alone.
-        """
-        if not continuation:
-            raise ValueError(f"empty continuation after prompt ending {prompt[-40:]!r}")
-        if prompt_ids is None:
-            prompt_ids = self.encode(prompt)
-        full = self.encode(prompt + continuation)
-        n = len(prompt_ids)
-        if len(full) > n and full[:n] == prompt_ids:
-            return full[n:]
-        ids = list(self.tokenizer(continuation, add_special_tokens=False)["input_ids"])
-        if not ids:
-            raise ValueError(f"continuation {continuation!r} encodes to no tokens")
-        return ids
+        """The tokens ``continuation`` takes after ``prompt`` (:meth:`Renderer.continuation`)."""
+        return list(self.renderer.continuation(prompt, continuation, prompt_ids).ids)
 
     def _prompt_ids(self, prompt: str) -> list[int]:
         ids = self.encode(prompt)
@@ -880,11 +835,7 @@ class TransformersBackend:
 
     def format_prompt(self, text: str) -> str:
         """The chat template with an open assistant turn, or ``text`` itself for a base model."""
-        if not self.tokenizer.chat_template:
-            return text
-        return self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
-        )
+        return self.renderer.format_prompt(text)
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:
         """Sum of token log-probabilities of each continuation after its prompt.
@@ -902,6 +853,7 @@ class TransformersBackend:
         """
         with torch.inference_mode():
             prepared = [self._tokens_of(r) for r in requests]
+            self.token_usage.add(sum(len(p) + sum(map(len, c)) for p, c in prepared))
             scores: list[list[ContinuationScore] | None] = [None] * len(prepared)
             if self.prompt_batch > 1 and self.scoring == "packed" and self._head_is_plain():
                 batchable = [i for i, (p, c) in enumerate(prepared) if c and self._packable(len(p), max(map(len, c)))
@@ -1189,6 +1141,7 @@ class TransformersBackend:
             text = self.tokenizer.decode(new[r], skip_special_tokens=True, clean_up_tokenization_spaces=False)
             cut = min((text.find(s) for s in stops if s in text), default=-1)
             replies.append(text[:cut] if cut >= 0 else text)
+        self.token_usage.add(sum(map(len, ids)), sum(map(len, new)))
         return replies
 
     def _prefill_rows(self, ids: list[list[int]], width: int) -> tuple[torch.Tensor, Any]:

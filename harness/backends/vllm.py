@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from harness.backends.base import ContinuationScore, GenerateOptions, MissingDependencyError, ModelInfo, ScoreRequest, regroup
+from harness.backends.rendering import Renderer
 
 INSTALL_HINT = (
     "the vllm backend needs vLLM, which pins its own torch: install it in a separate environment "
@@ -37,6 +38,8 @@ class VLLMBackend:
             tensor_parallel_size=tensor_parallel_size, enable_prefix_caching=enable_prefix_caching,
         )
         self.tokenizer = self.llm.get_tokenizer()
+        #: Prompt rendering and tokenization, shared with the other backends.
+        self.renderer = Renderer.of_tokenizer(self.tokenizer, source=model)
         self.options: dict[str, Any] = {"dtype": dtype, "tensor_parallel_size": tensor_parallel_size}
 
     def info(self) -> ModelInfo:
@@ -44,13 +47,10 @@ class VLLMBackend:
                          {**self.options, "vllm": self._vllm.__version__})
 
     def format_prompt(self, text: str) -> str:
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
-        return text
+        return self.renderer.format_prompt(text)
 
     def _encode(self, text: str) -> list[int]:
-        bos = self.tokenizer.bos_token
-        return self.tokenizer.encode(text, add_special_tokens=not (bos and text.startswith(bos)))
+        return self.renderer.encode(text)
 
     def generate(self, prompts: Sequence[str], options: GenerateOptions) -> list[str]:
         params = [self._vllm.SamplingParams(
@@ -67,9 +67,7 @@ class VLLMBackend:
             for cont in request.continuations:
                 if not cont:
                     raise ValueError("cannot score an empty continuation")
-                full = self._encode(request.prompt + cont)
-                if full[: len(prompt_ids)] != prompt_ids:  # the boundary merged two tokens
-                    full = prompt_ids + self.tokenizer.encode(cont, add_special_tokens=False)
+                full = prompt_ids + list(self.renderer.continuation(request.prompt, cont, prompt_ids).ids)
                 inputs.append({"prompt_token_ids": full})
                 spans.append((len(prompt_ids), len(full)))
         params = self._vllm.SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +56,15 @@ def add_parsers(sub: Any) -> None:
     val.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     summ = sub.add_parser("summary", help="print the results table of run directories")
     summ.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    summ.add_argument("--price-in", type=_price, metavar="PRICE", help="price per million prompt tokens: adds cost rows")
+    summ.add_argument("--price-out", type=_price, metavar="PRICE", help="price per million completion tokens (default: --price-in)")
     merge = sub.add_parser("merge", help="join the shards of a run (zso run --shard I/N) into one run directory")
     merge.add_argument("out", metavar="OUT_DIR")
     merge.add_argument("shard_dirs", nargs="+", metavar="SHARD_DIR")
-    serve = sub.add_parser("serve", help="serve a model over an OpenAI-compatible completions API")
+    serve = sub.add_parser("serve", help="serve a model over an OpenAI-compatible completions and chat API")
     serve.add_argument("--model", default="smollm2-135m-instruct", help="embedded model name, model directory or .gguf file")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=_port, default=8000, help="0 to 65535 (0: a free port)")
     serve.add_argument("-b", "--backend-option", action="append", metavar="KEY=VALUE", help="transformers backend option, e.g. dtype=bfloat16")
     for name, handler in HANDLERS.items():
         sub.choices[name].set_defaults(handler=handler)
@@ -213,10 +216,36 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from harness.summary import print_summaries, summarize
+    from harness.summary import Prices, print_summaries, summarize
 
-    print_summaries([summarize(d) for d in args.run_dirs], out)
+    prices = None
+    if args.price_in is not None or args.price_out is not None:
+        price_in = args.price_in if args.price_in is not None else args.price_out
+        prices = Prices(price_in, args.price_out if args.price_out is not None else price_in)
+    print_summaries([summarize(d) for d in args.run_dirs], out, prices)
     return 0
+
+
+def _price(text: str) -> float:
+    """A price per million tokens for ``--price-in``/``--price-out`` (argparse reports a bad one in one line)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a price (a number >= 0)")
+    return value
+
+
+def _port(text: str) -> int:
+    """A TCP port number for ``--port`` (argparse reports a bad one in one line)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0 to 65535)")
+    return port
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

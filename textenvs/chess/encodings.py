@@ -36,6 +36,7 @@ class ChessEncoding(Encoding[chess.Board]):
     """Shared behaviour: move notation, prompt fields, FEN labels and the reply parser."""
 
     env: ClassVar[str] = "chess"
+    answer_tag: ClassVar[str] = "Move"
     #: ``"uci"`` or ``"san"``: how :meth:`render_action` writes moves.
     notation: ClassVar[str] = "uci"
 

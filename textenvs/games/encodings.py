@@ -41,6 +41,7 @@ class GameEncoding(Encoding[GameView[Any]]):
     """Shared behaviour: prompt fields, labels, and the family's move parser."""
 
     env: ClassVar[str] = "game"
+    answer_tag: ClassVar[str] = "Move"
     #: How a move is written, for the ``$notation`` prompt field.
     notation: ClassVar[str] = "the move exactly as listed"
 
