@@ -19,7 +19,7 @@ from textenvs.errors import (
     UserError,
 )
 from textenvs.prompting import build_prompt
-from textenvs.registry import DuplicateIdError, Registry, UnknownIdError, check_option_types, check_options
+from textenvs.registry import DuplicateIdError, Registry, UnknownIdError, check_option_types, check_options, none_options
 
 __all__ = [
     "ENVS", "ENCODINGS", "Encoding", "TextEnv", "ActionError", "AmbiguousActionError",
@@ -88,6 +88,7 @@ def resolve_env(env: str, variant: str | None = None, **options: Any) -> tuple[t
         check_options(cls, options, f"option of environment {env!r}")
     except UnknownIdError as exc:
         raise OptionError(str(exc)) from None
+    options = none_options(cls, options)
     check_option_types(cls, options, f"environment {env!r}: option")
     return cls, options, channel
 

@@ -84,8 +84,7 @@ def _layout_seed(cls: type, options: dict[str, Any]) -> Any:
     """The ``layout_seed`` that ``cls(**options)`` would get (0 for classes without one)."""
     import inspect
 
-    if "layout_seed" in options:
-        seed = options["layout_seed"]
-        return None if isinstance(seed, str) and seed.lower() == "none" else seed
+    if "layout_seed" in options:  # "none" is already None (textenvs.resolve_env)
+        return options["layout_seed"]
     param = inspect.signature(cls.__init__).parameters.get("layout_seed")
     return 0 if param is None or param.default is inspect.Parameter.empty else param.default

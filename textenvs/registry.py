@@ -115,6 +115,28 @@ def check_options(cls: type, options: dict[str, Any], what: str) -> None:
 _SIMPLE_TYPES = {"bool": bool, "int": int, "float": float, "str": str, "None": type(None)}
 
 
+def _declared(cls: type, key: str) -> list[str] | None:
+    """The scalar type names ``cls(...)`` declares for option ``key`` (``None``: not a plain scalar)."""
+    import inspect
+
+    param = inspect.signature(cls.__init__).parameters.get(key)
+    if param is None or param.annotation is inspect.Parameter.empty:
+        return None
+    names = [part.strip() for part in str(param.annotation).replace("Optional[", "").rstrip("]").split("|")]
+    return names if names and all(name in _SIMPLE_TYPES for name in names) else None
+
+
+def none_options(cls: type, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with the text ``"none"`` read as ``None`` where ``cls(...)`` takes None and no text
+    (a TOML file cannot write None: ``layout_seed = "none"`` means a new layout every episode)."""
+    out = dict(options)
+    for key, value in options.items():
+        names = _declared(cls, key)
+        if isinstance(value, str) and value.lower() == "none" and names and "None" in names and "str" not in names:
+            out[key] = None
+    return out
+
+
 def check_option_types(cls: type, options: dict[str, Any], what: str) -> None:
     """Raise :class:`~textenvs.errors.OptionError` for a value whose type ``cls(...)`` does not declare.
 
@@ -122,17 +144,11 @@ def check_option_types(cls: type, options: dict[str, Any], what: str) -> None:
     ``None`` and their unions) are checked: ``is_slippery=maybe`` is refused because
     ``is_slippery: bool``. A whole number is accepted for a ``float``; a boolean is not an ``int``.
     """
-    import inspect
-
     from textenvs.errors import OptionError
 
-    params = inspect.signature(cls.__init__).parameters
     for key, value in options.items():
-        param = params.get(key)
-        if param is None or param.annotation is inspect.Parameter.empty:
-            continue
-        names = [part.strip() for part in str(param.annotation).replace("Optional[", "").rstrip("]").split("|")]
-        if not names or any(name not in _SIMPLE_TYPES for name in names):
+        names = _declared(cls, key)
+        if names is None:
             continue
         if value is None and "str" in names:
             continue  # ``-o key=none`` reads as None; a text option is left to say what "none" means

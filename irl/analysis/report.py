@@ -353,10 +353,10 @@ def check_features(env: str, variant: str | None, options: dict[str, Any], setti
             return
         instance = make_run_env(env, variant, options)
         try:
+            instance.reset(seed=0)  # seeded games draw their rules, random layouts their map, at reset
             if kind.name == "game":
                 from textenvs.games.features import resolve_features as resolve_game_features
 
-                instance.reset(seed=0)  # seeded families draw their rules at reset
                 resolve_game_features(instance.game, names)
             else:
                 from irl.analysis.tabular import tabular_features
