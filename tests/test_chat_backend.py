@@ -182,7 +182,7 @@ def test_a_chat_run_records_its_messages_and_validates(server, tmp_path):
     backend = load_backend("chat", NAME, dict(cfg.backend_options))
     run = Runner(cfg, backend).run(tmp_path / "run")
     assert validate_run(run) == []
-    details = load_manifest(run).model["details"]
+    details = load_manifest(run).model.own_details
     assert details["messages"] == [{"role": "system", "content": "Answer with one word."},
                                    {"role": "user", "content": "{prompt}"}]
 

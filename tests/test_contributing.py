@@ -95,7 +95,7 @@ def test_the_backend_example_runs_a_model_on_the_new_gridworld(corridor, plain_b
     steps = list(load_steps(out))
     assert steps and steps[0].prompt.startswith("You are playing a gridworld game.")
     manifest = load_manifest(out)
-    assert manifest.config["backend"] == "transformers-plain" and manifest.config["encoding"] == "ascii"
+    assert manifest.config.backend == "transformers-plain" and manifest.config.encoding == "ascii"
     assert len(list(load_episodes(out))) == 1
 
 

@@ -190,6 +190,14 @@ class StackedMDP:
         w = np.ones(len(parts)) if weights is None else np.asarray(weights, dtype=float)
         return cls(tuple(parts), w / w.sum())
 
+    def return_range(self, horizon: int) -> tuple[float, float]:
+        """The least and greatest return possible within ``horizon`` decisions on any of the layouts.
+
+        Over the layouts met, not every layout the environment can draw: for the gridworlds
+        here the bounds are the same on every layout (nothing, or every goal reached)."""
+        ranges = [part.return_range(horizon) for part in self.parts]
+        return min(lo for lo, _ in ranges), max(hi for _, hi in ranges)
+
     @cached_property
     def offsets(self) -> np.ndarray:
         """``[n_parts + 1]``: where each part's states start (the last entry: ``n_states``)."""
