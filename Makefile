@@ -49,7 +49,8 @@ $(VLLM_STAMP):
 
 # Inspect AI (zso export --to inspect, inspect view) in its own environment: through botocore
 # it needs python-dateutil<3, which the main environment does not hold to. zso goes in without
-# its dependencies: the exporter runs there as `$(INSPECT_VENV)/bin/python -m harness.export`.
+# its dependencies (gymnasium, which importing its environments needs, beside inspect-ai): the
+# exporter runs there as `$(INSPECT_VENV)/bin/python -m harness.export`.
 INSPECT_VENV  ?= .venv-inspect
 INSPECT       ?= inspect-ai==0.3.285
 INSPECT_STAMP := $(INSPECT_VENV)/.installed
@@ -60,7 +61,7 @@ install-inspect: $(INSPECT_STAMP)
 $(INSPECT_STAMP):
 	$(PYTHON) -m venv $(INSPECT_VENV)
 	@echo "installing $(INSPECT) into $(INSPECT_VENV) (log: $(INSPECT_LOG))"
-	@$(INSPECT_VENV)/bin/pip install --quiet --disable-pip-version-check "$(INSPECT)" > $(INSPECT_LOG) 2>&1 \
+	@$(INSPECT_VENV)/bin/pip install --quiet --disable-pip-version-check "$(INSPECT)" "gymnasium==0.29.1" > $(INSPECT_LOG) 2>&1 \
 		|| (cat $(INSPECT_LOG); exit 1)
 	@$(INSPECT_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e . >> $(INSPECT_LOG) 2>&1 \
 		|| (cat $(INSPECT_LOG); exit 1)
