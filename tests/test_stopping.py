@@ -117,7 +117,12 @@ def test_a_study_cell_stops_early_when_it_knows_and_resumes_after_a_kill_to_the_
 def test_a_target_needs_an_exact_mdp(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text('name = "x"\nepisodes = { target = 0.1, max = 8 }\n[[envs]]\nenv = "mnk"\nvariant = "tic-tac-toe"\n')
-    with pytest.raises(StudyError, match="needs an environment with an exact MDP"):
+    with pytest.raises(StudyError, match="needs one exact MDP"):
+        load_study(path)
+    # A new layout every episode: no one MDP gives GD's references.
+    path.write_text('name = "x"\nepisodes = { target = 0.1, max = 8 }\n[[envs]]\nenv = "frozenlake"\nvariant = "random"\n'
+                    'options = { layout_seed = "none" }\n')
+    with pytest.raises(StudyError, match="one layout for every episode"):
         load_study(path)
     path.write_text('name = "x"\nepisodes = { target = 0.1 }\n[[envs]]\nenv = "frozenlake"\n')
     with pytest.raises(StudyError, match="key 'episodes'"):
