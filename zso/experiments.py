@@ -25,6 +25,13 @@ FigTag = Callable[[Any, str, str], str]
 __all__ = ["side_channel_rows", "proxy_family_rows", "lever_rows", "experiment_sections"]
 
 
+
+def _point(ax: Any, score: Any, y: float, kind: str) -> None:
+    """``score`` as a point with its interval (none drawn where it has none); baselines in red."""
+    lo = score.estimate - score.low if score.low == score.low else 0.0
+    hi = score.high - score.estimate if score.high == score.high else 0.0
+    ax.errorbar(score.estimate, y, xerr=[[lo], [hi]], fmt="o", color="#a33" if kind == "baseline" else "#236", capsize=3)
+
 def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
@@ -71,10 +78,7 @@ def _side_channel_figure(rows: list[dict[str, Any]], fig_tag: FigTag) -> str:
             continue
         fig, ax = plt.subplots(figsize=(6, 0.45 * len(members) + 1.2))
         for y, m in enumerate(members):
-            f = m["following"]
-            lo = f.estimate - f.low if f.low == f.low else 0.0
-            hi = f.high - f.estimate if f.high == f.high else 0.0
-            ax.errorbar(f.estimate, y, xerr=[[lo], [hi]], fmt="o", color="#a33" if m["kind"] == "baseline" else "#236", capsize=3)
+            _point(ax, m["following"], y, m["kind"])
         random = members[0]["random_following"]
         if random is not None:
             ax.axvline(random, ls="--", color="#888", label=f"random mover ({random:.2f})")
@@ -217,10 +221,7 @@ def _lever_section(result: Any, fig_tag: FigTag) -> str:
 
     fig, ax = plt.subplots(figsize=(6.5, 0.35 * len(rows) + 1.2))
     for y, r in enumerate(rows):
-        f = r["pull_rate"]
-        lo = f.estimate - f.low if f.low == f.low else 0.0
-        hi = f.high - f.estimate if f.high == f.high else 0.0
-        ax.errorbar(f.estimate, y, xerr=[[lo], [hi]], fmt="o", color="#a33" if r["kind"] == "baseline" else "#236", capsize=3)
+        _point(ax, r["pull_rate"], y, r["kind"])
         ax.plot([r["non_myopic"]], [y], marker="|", color="#2a2", markersize=12)
     ax.set_yticks(range(len(rows)), [f"{r['agent']} / {r['variant']}" for r in rows], fontsize=7)
     ax.set_xlabel("share of rounds with the lever pulled (green tick: the non-myopic policy's; myopic: 0)")
