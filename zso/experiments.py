@@ -25,12 +25,12 @@ FigTag = Callable[[Any, str, str], str]
 __all__ = ["side_channel_rows", "proxy_family_rows", "lever_rows", "experiment_sections"]
 
 
-
 def _point(ax: Any, score: Any, y: float, kind: str) -> None:
     """``score`` as a point with its interval (none drawn where it has none); baselines in red."""
     lo = score.estimate - score.low if score.low == score.low else 0.0
     hi = score.high - score.estimate if score.high == score.high else 0.0
     ax.errorbar(score.estimate, y, xerr=[[lo], [hi]], fmt="o", color="#a33" if kind == "baseline" else "#236", capsize=3)
+
 
 def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
