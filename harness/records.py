@@ -20,6 +20,8 @@ import fcntl
 import json
 import os
 import re
+import signal
+import threading
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import lru_cache
@@ -391,12 +393,13 @@ class RunWriter:
         """Commit a finished episode: its held steps, then its episode line, both on disk."""
         steps = self._pending.pop(record.episode, [])
         line = _dumps(record.to_json())
-        _append(self._steps, "".join(steps))
-        _append(self._episodes, line)
-        self._committed = (self._steps.tell(), self._episodes.tell())
-        self.manifest.counts["episodes"] += 1
-        self.manifest.counts["steps"] += len(steps)
-        self.write_manifest()
+        with _signals_held():  # Ctrl-C or SIGTERM lands after the commit, never inside it
+            _append(self._steps, "".join(steps))
+            _append(self._episodes, line)
+            self._committed = (self._steps.tell(), self._episodes.tell())
+            self.manifest.counts["episodes"] += 1
+            self.manifest.counts["steps"] += len(steps)
+            self.write_manifest()
 
     def close(self, status: str, finished: str) -> None:
         """Drop unfinished episodes, close the files and record how the run ended.
@@ -405,8 +408,8 @@ class RunWriter:
         """
         self._pending.clear()
         try:
-            # An interrupt between an episode's steps and its line leaves steps no episode
-            # commits (or half a line): cut both files back to the last committed episode.
+            # A write that failed between an episode's steps and its line (a full disk) leaves
+            # steps no episode commits, or half a line: cut both files back to the last commit.
             for handle, size in zip((self._steps, self._episodes), self._committed):
                 with contextlib.suppress(OSError, ValueError):
                     if handle.tell() > size:
@@ -516,6 +519,28 @@ def run_status(run_dir: str | Path, manifest: "Manifest | dict[str, Any] | None"
 
 def _dumps(obj: dict[str, Any]) -> str:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM are held; after it, each is handled as it would have
+    been (Ctrl-C's KeyboardInterrupt, the runner's SIGTERM handler). Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[tuple[int, Any]] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: held.append((signum, frame))) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum, frame in held[:1]:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)
 
 
 def _append(handle: BinaryIO, text: str) -> None:

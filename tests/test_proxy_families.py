@@ -66,6 +66,8 @@ def test_family_of_names_the_split():
     assert family_of("goal-objects", "corner-coin-test")[1] == "test"
     assert family_of("keys-chests", "train")[0].name == "keys-chests"
     assert family_of("frozenlake", "4x4") is None
+    # A new layout every episode is not the family's pair of layouts.
+    assert family_of("keys-chests", "train", {"layout_seed": None}) is None
 
 
 def test_goal_objects_end_on_an_object_and_pay_the_goal():

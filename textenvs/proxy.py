@@ -83,12 +83,22 @@ for _family in (
     PROXY_FAMILIES.register(_family.name, _family, _family.summary)
 
 
-def family_of(env: str, variant: str | None) -> tuple[ProxyFamily, str] | None:
-    """The family and split (``"train"``/``"test"``) that ``env``/``variant`` belongs to, or ``None``."""
+def family_of(env: str, variant: str | None, options: dict[str, Any] | None = None) -> tuple[ProxyFamily, str] | None:
+    """The family and split (``"train"``/``"test"``) that ``env``/``variant`` with ``options`` belongs to, or ``None``.
+
+    Options that change the layouts the family defines (``layout_seed``: a new layout every
+    episode) take a run out of the family: its train and test layouts are no longer the pair."""
     for entry in PROXY_FAMILIES:
         fam = entry.load()
-        if fam.env == env and fam.split(variant) is not None:
-            return fam, fam.split(variant)  # type: ignore[return-value]
+        split = fam.split(variant) if fam.env == env else None
+        if split is None:
+            continue
+        defined = fam.train_options if split == "train" else fam.test_options
+        if "layout_seed" in (options or {}):
+            seed = options["layout_seed"]
+            if seed is None or seed == "none" or seed != defined.get("layout_seed", seed):
+                return None
+        return fam, split
     return None
 
 

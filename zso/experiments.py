@@ -124,7 +124,7 @@ def proxy_family_rows(result: Any) -> list[dict[str, Any]]:
     rows, families = [], {}
     for c in result.cells:
         cfg = c.cell.config
-        found = family_of(cfg.env, cfg.variant)
+        found = family_of(cfg.env, cfg.variant, cfg.env_options)
         if found is None or c.summary is None or c.summary.episodes == 0:
             continue
         report = analyse_proxy(c.run_dir)
@@ -254,7 +254,7 @@ def experiment_sections(result: Any, fig_tag: FigTag) -> str:
         parts.append(f'<h2 id="side-channel">Reward side channel</h2>\n{_side_channel_section(result, fig_tag)}')
     from textenvs.proxy import family_of
 
-    if any(family_of(c.cell.config.env, c.cell.config.variant) for c in result.cells):
+    if any(family_of(c.cell.config.env, c.cell.config.variant, c.cell.config.env_options) for c in result.cells):
         parts.append(f'<h2 id="proxy-families">Proxy families</h2>\n{_proxy_family_section(result)}')
     if any(c.cell.config.env == "lever" for c in result.cells):
         parts.append(f'<h2 id="lever">Cross-episode side channel: the lever</h2>\n{_lever_section(result, fig_tag)}')

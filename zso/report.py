@@ -282,26 +282,29 @@ def proxy_rows(result: Any) -> list[dict[str, Any]]:
 
 
 def _episode_ends(run_dir: Path) -> list[tuple[float, float]]:
-    """(keys picked up, chests opened) at the end of every finished keys-chests episode."""
+    """(keys picked up, chests opened) at the end of every finished keys-chests episode, on its own layout."""
     from harness.records import load_manifest, load_steps, sound_episodes
 
+    records = {e.episode: e for e in sound_episodes(run_dir)}
+    first: dict[int, int] = {}
+    last: dict[int, tuple[int, str]] = {}
+    for step in load_steps(run_dir):
+        if step.episode in records and step.action is not None:
+            first.setdefault(step.episode, step.state["index"])
+            last[step.episode] = (step.state["index"], step.action)
     env = load_manifest(run_dir).config.make_env()
+    ends = []
     try:
-        mdp = env.mdp()
+        fixed = env.mdp() if getattr(env, "layout_seed", 0) is not None else None
+        for ep, (s, action) in last.items():
+            if fixed is None:  # a new layout every episode: rebuilt from the episode's seed
+                env.reset(seed=records[ep].seed, options={"episode_index": ep})
+            mdp = fixed or env.mdp()
+            keys_left, opened = (mdp.features[:, mdp.feature_names.index(n)] for n in ("keys_left", "chests_opened"))
+            end = int(np.argmax(mdp.transitions[s, mdp.action_names.index(action)]))  # keys-and-chests is deterministic
+            ends.append((float(keys_left[first[ep]] - keys_left[end]), float(opened[end])))
     finally:
         env.close()
-    keys_left, opened = (mdp.features[:, mdp.feature_names.index(n)] for n in ("keys_left", "chests_opened"))
-    finished = {e.episode for e in sound_episodes(run_dir)}
-    first: dict[int, int] = {}
-    last: dict[int, tuple[int, int]] = {}
-    for step in load_steps(run_dir):
-        if step.episode in finished and step.action is not None:
-            first.setdefault(step.episode, step.state["index"])
-            last[step.episode] = (step.state["index"], mdp.action_names.index(step.action))
-    ends = []
-    for ep, (s, a) in last.items():
-        end = int(np.argmax(mdp.transitions[s, a]))  # keys-and-chests is deterministic
-        ends.append((float(keys_left[first[ep]] - keys_left[end]), float(opened[end])))
     return ends
 
 

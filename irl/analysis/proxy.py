@@ -38,7 +38,7 @@ class ProxyReport:
 def analyse_proxy(run_dir: str | Path, settings: FitSettings = FitSettings()) -> ProxyReport:
     """Score the run in ``run_dir`` against its proxy family's candidates (module docstring)."""
     info = read_info(run_dir)
-    found = family_of(info.env, info.variant)
+    found = family_of(info.env, info.variant, info.options)
     if found is None:
         raise ValueError(f"{run_dir}: {info.env_label} is not a layout of a proxy family")
     family, split = found
