@@ -156,7 +156,8 @@ def test_a_changed_study_runs_only_its_new_cells(smoke, tmp_path, capsys):
     shutil.copytree(smoke, out)
     before = _manifest_times(out)
     changed = tmp_path / "study.toml"
-    text = SMOKE.read_text().replace('agents = ["optimal", "random"]', 'agents = ["optimal", "random", "soft-optimal"]')
+    text = SMOKE.read_text().replace('agents = ["optimal", "random"', 'agents = ["optimal", "random", "soft-optimal"', 1)
+    assert text != SMOKE.read_text()
     changed.write_text(text)
     assert main(["study", str(changed), "--out", str(out), "--no-progress"]) == 0
     after = _manifest_times(out)
