@@ -34,7 +34,7 @@ from harness.records import (
     EnvironmentIdentity, EpisodeRecord, Manifest, ModelIdentity, ResultsError, ResumeState, RunWriter, StepRecord, Timing,
     load_episodes,
 )
-from harness.stopping import decide, gd_scale
+from harness.stopping import decide, gd_references
 from textenvs import ENVS, TextEnv, get_encoding
 
 #: Distributions whose versions every manifest records (when installed).
@@ -127,11 +127,16 @@ class Runner:
             raise TypeError(f"environment {config.env!r} does not implement textenvs.TextEnv")
         self._envs: list[Any] = [probe]
         #: GD's references when the run stops at a target (:mod:`harness.stopping`).
-        self._gd_scale = None
+        self._gd_refs = None
         if config.episodes_target is not None:
             if config.shard is not None:
                 raise ValueError("a target for the episodes decides on all of them: it cannot be combined with a shard")
-            self._gd_scale = gd_scale(probe, config.max_steps)
+            refs_env = self._new_env()  # its own: over layouts, it is reset to rebuild each episode's
+            try:
+                self._gd_refs = gd_references(refs_env, config.max_steps, config.episode_seed)
+            finally:
+                if self._gd_refs is None or self._gd_refs.env is None:
+                    refs_env.close()
         self.backend: Backend | None = None
         #: A backend given to the runner belongs to the caller, who closes it.
         self._owns_backend = backend is None
@@ -235,12 +240,12 @@ class Runner:
 
         try:
             with _sigterm_as_interrupt():
-                if self._gd_scale is None:
+                if self._gd_refs is None:
                     play(queue)
                 else:
                     # Rounds of batch_size episodes until GD's interval is decisive (harness.stopping).
                     while True:
-                        state = decide(returns, self._gd_scale, target=float(cfg.episodes_target), budget=cfg.episodes,
+                        state = decide(returns, self._gd_refs, target=float(cfg.episodes_target), budget=cfg.episodes,
                                        round=cfg.batch_size)
                         writer.manifest.stopping = state.to_json()
                         writer.write_manifest()
@@ -268,6 +273,8 @@ class Runner:
             self._owned_agent.close()
         for backend in self._policy_backends.values():
             backend.close()
+        if self._gd_refs is not None:
+            self._gd_refs.close()
 
     def __enter__(self) -> "Runner":
         return self

@@ -3,32 +3,40 @@
 A run with ``episodes_target`` set plays its episodes in rounds of ``batch_size`` (episode
 indices ``0..B-1``, then ``B..2B-1``, ...). After each complete round it computes the
 goal-directedness (GD, Everitt et al. 2025: ``(return - random) / (optimal - random)``,
-0 for the random mover, 1 for an optimal agent) of every episode so far, in index order,
-and its betting confidence sequence (:func:`harness.stats.betting_interval`) over the
-range GD can take within the step limit. It stops when
+0 for the random mover, 1 for an optimal agent) of the episodes so far, in index order,
+with :func:`gd_interval`, and stops when
 
 * the interval excludes 0 (``decisive``: the agent is better, or worse, than random),
 * its half-width is at most the target (``precise``), or
 * ``episodes`` (the budget) are played (``budget``).
 
-A confidence sequence covers the truth at every episode count at once (Waudby-Smith &
-Ramdas 2023), so the interval at the stopping time keeps its 95% however the stopping
-time was chosen. Decisions depend only on the finished episodes' returns in index order
-and each episode keeps its seed, so a killed run resumed later stops where an
-uninterrupted one would have, with the same interval. The state is written to the run's
-manifest (``stopping``).
+The interval is a betting confidence sequence (:func:`harness.stats.betting_interval`),
+which covers the truth at every episode count at once (Waudby-Smith & Ramdas 2023), so
+the interval at the stopping time keeps its 95% however the stopping time was chosen.
+
+An environment that draws a new layout every episode (``layout_seed=none``) has GD's
+references per layout: each episode's random and optimal returns come from its own
+layout's exact MDP, rebuilt from the episode's seed (:class:`GDReferences`). GD over
+layouts is then ``mean(return - random) / mean(optimal - random)``, the GD of the mixture
+of the layouts met.
+
+Decisions depend only on the finished episodes' returns in index order and each episode
+keeps its seed, so a killed run resumed later stops where an uninterrupted one would
+have, with the same interval. The state is written to the run's manifest (``stopping``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
 
 from harness.config import ConfigError
-from harness.stats import betting_interval
+from harness.stats import Interval, betting_interval
 
-__all__ = ["GDScale", "Stopping", "StoppingError", "gd_scale", "decide", "REASONS"]
+__all__ = ["GDReferences", "Stopping", "StoppingError", "gd_references", "gd_interval", "decide", "REASONS"]
 
 #: Why a run stopped, as the manifest and reports say it.
 REASONS = {
@@ -42,41 +50,115 @@ class StoppingError(ConfigError):
     """A stopping rule that cannot apply to this run; the message says why."""
 
 
-@dataclass(frozen=True)
-class GDScale:
-    """The affine map from an episode's return to its GD, and the range GD can take."""
+def gd_interval(returns: Sequence[float], randoms: Sequence[float], optimals: Sequence[float],
+                low: float, high: float, *, one_layout: bool, alpha: float = 0.05) -> Interval | None:
+    """GD of episodes with their references, and its anytime-valid ``1 - alpha`` interval.
 
-    #: Expected return of the uniformly random policy within the step limit.
-    random: float
-    #: Expected return of an optimal policy within the step limit.
-    optimal: float
-    #: The least and greatest return possible within the step limit.
+    ``returns[i]`` was played on a layout whose uniformly random policy expects
+    ``randoms[i]`` and whose optimal policy ``optimals[i]`` within the step limit; every
+    return lies in ``[low, high]``. GD is ``mean(return - random) / mean(optimal - random)``
+    (Everitt et al. 2025's GD on one layout; on many, the GD of their mixture).
+
+    The interval is the betting confidence sequence (Waudby-Smith & Ramdas 2023) of the
+    paired differences ``return - random``, divided by the mean gap ``optimal - random``.
+    A difference lies in ``[low - random, high - random]`` when the layout is one
+    (``one_layout``: ``random`` is then a constant known before any episode), and in
+    ``[low - high, high - low]`` otherwise, a range known before any layout is drawn. On
+    one layout this is the exact map of the betting interval of the returns. Over layouts
+    the sign of GD, and so whether the interval excludes 0, is exactly anytime-valid; its
+    width treats the mean gap of the layouts met as known. ``None`` when no policy beats
+    random on the layouts met (GD is undefined).
+    """
+    r, rnd, opt = (np.asarray(x, dtype=float) for x in (returns, randoms, optimals))
+    if r.size == 0:
+        raise ValueError("gd_interval needs at least one episode")
+    gap = float(np.mean(opt - rnd))
+    if not gap > 1e-9 * max(1.0, float(np.max(np.abs(opt))), float(np.max(np.abs(rnd)))):
+        return None
+    lo, hi = (low - float(rnd[0]), high - float(rnd[0])) if one_layout else (low - high, high - low)
+    iv = betting_interval(r - rnd, lo, hi, alpha=alpha)
+    return Interval(iv.estimate / gap, iv.low / gap, iv.high / gap, iv.level)
+
+
+@dataclass
+class GDReferences:
+    """GD's references of every episode of a run: its layout's random and optimal returns.
+
+    On one layout they are the same for every episode. Over layouts drawn anew each episode,
+    episode ``i``'s layout is rebuilt by resetting ``env`` with the episode's seed and the
+    references are computed on its exact MDP (cached per layout).
+    """
+
+    max_steps: int
+    #: The least and greatest return possible within the step limit (on the first layout;
+    #: the gridworlds here have the same bounds on every layout).
     low: float
     high: float
+    one_layout: bool
+    #: ``(random, optimal)`` of the one layout, or ``None``.
+    fixed: tuple[float, float] | None = None
+    #: An environment of the run's own, reset to rebuild layouts (``one_layout`` False).
+    env: Any = None
+    #: The seed of episode ``i`` (the run's :meth:`~harness.config.RunConfig.episode_seed`).
+    seed_of: Callable[[int], int] | None = None
+    _cache: dict[Any, tuple[float, float]] = field(default_factory=dict, repr=False)
 
-    def gd(self, value: float) -> float:
-        """``(value - random) / (optimal - random)``."""
-        return (value - self.random) / (self.optimal - self.random)
+    def of(self, index: int) -> tuple[float, float]:
+        """``(random, optimal)`` for episode ``index``."""
+        if self.fixed is not None:
+            return self.fixed
+        assert self.env is not None and self.seed_of is not None
+        self.env.reset(seed=self.seed_of(index), options={"episode_index": index})
+        key = self.env.state_record().get("layout_seed", self.seed_of(index))
+        if key not in self._cache:
+            self._cache[key] = _references(self.env.mdp(), self.max_steps)
+        return self._cache[key]
 
-    @property
-    def gd_range(self) -> tuple[float, float]:
-        """The least and greatest GD of one episode."""
-        return self.gd(self.low), self.gd(self.high)
+    def interval(self, returns: Mapping[int, float], indices: Sequence[int], alpha: float = 0.05) -> Interval | None:
+        """:func:`gd_interval` of the episodes ``indices``."""
+        refs = [self.of(i) for i in indices]
+        return gd_interval([returns[i] for i in indices], [a for a, _ in refs], [b for _, b in refs],
+                           self.low, self.high, one_layout=self.one_layout, alpha=alpha)
+
+    def close(self) -> None:
+        """Close the environment kept to rebuild layouts."""
+        if self.env is not None:
+            self.env.close()
 
 
-def gd_scale(env: Any, max_steps: int) -> GDScale:
-    """GD's references for ``env`` from its exact MDP, over ``max_steps`` undiscounted decisions."""
+def _references(mdp: Any, max_steps: int) -> tuple[float, float]:
     from textenvs.planning import reference_returns
 
-    family = getattr(env, "family", type(env).__name__)
-    if not callable(getattr(env, "mdp", None)) or getattr(env, "layout_seed", 0) is None:
-        raise StoppingError(f"a target for the episodes needs an environment with one exact MDP (GD's references); {family!r} has none")
-    mdp = env.mdp()
     random, optimal = reference_returns(mdp.transitions, mdp.rewards, mdp.initial, horizon=max_steps, discount=1.0)
+    return float(random), float(optimal)
+
+
+def gd_references(env: Any, max_steps: int, seed_of: Callable[[int], int] | None = None) -> GDReferences:
+    """GD's references for ``env`` over ``max_steps`` undiscounted decisions.
+
+    Over layouts drawn anew each episode, the references keep ``env`` to rebuild them (it
+    must be the run's own, unused for play) and :meth:`GDReferences.close` closes it;
+    otherwise ``env`` stays the caller's.
+
+    Raises:
+        StoppingError: ``env`` has no exact MDP, or (on one layout) no policy beats random.
+    """
+    from textenvs.capabilities import EXACT_MDP, LAYOUT_MDPS, capabilities
+
+    family = getattr(env, "family", type(env).__name__)
+    caps = capabilities(env)
+    if LAYOUT_MDPS not in caps:
+        raise StoppingError(f"a target for the episodes needs an environment with exact MDPs (GD's references); {family!r} has none")
+    if EXACT_MDP not in caps:
+        env.reset(seed=seed_of(0) if seed_of else 0, options={"episode_index": 0})
+    mdp = env.mdp()
+    low, high = mdp.return_range(max_steps)
+    if EXACT_MDP not in caps:
+        return GDReferences(max_steps, float(low), float(high), False, env=env, seed_of=seed_of or (lambda i: i))
+    random, optimal = _references(mdp, max_steps)
     if not optimal - random > 1e-9 * max(1.0, abs(optimal), abs(random)):
         raise StoppingError(f"no policy does better than random on {family!r} within {max_steps} steps: GD is undefined")
-    low, high = mdp.return_range(max_steps)
-    return GDScale(float(random), float(optimal), float(low), float(high))
+    return GDReferences(max_steps, float(low), float(high), True, fixed=(random, optimal))
 
 
 @dataclass(frozen=True)
@@ -115,24 +197,26 @@ class Stopping:
         return f"{self.episodes} episodes: {REASONS[self.reason or 'budget']}"
 
 
-def decide(returns: Mapping[int, float], scale: GDScale, *, target: float, budget: int, round: int) -> Stopping:
+def decide(returns: Mapping[int, float], references: GDReferences, *, target: float, budget: int, round: int) -> Stopping:
     """Replay the rule over the finished episodes ``{index: return}``: stop at the first complete
-    round whose GD interval is decisive or precise enough, or at the budget."""
+    round whose GD interval is decisive or precise enough, or at the budget. While no policy
+    beats random on the layouts met, GD is undefined and the run goes on to its budget."""
     if not target > 0:
         raise StoppingError(f"the episode target (GD's half-width) must be > 0, got {target}")
     if budget < 1 or round < 1:
         raise StoppingError(f"need a budget and a round of at least 1 episode, got {budget} and {round}")
-    lo, hi = scale.gd_range
     nan = float("nan")
     done, est, low, high = 0, nan, nan, nan
     end = min(budget, round)
     while True:
         if any(i not in returns for i in range(end)):
             return Stopping(target, budget, round, done, False, None, est, low, high, end)
-        iv = betting_interval([scale.gd(returns[i]) for i in range(end)], lo, hi)
-        done, est, low, high = end, iv.estimate, iv.low, iv.high
-        reason = ("decisive" if low > 0 or high < 0 else "precise" if (high - low) / 2 <= target
-                  else "budget" if end >= budget else None)
+        iv = references.interval(returns, range(end))
+        done = end
+        est, low, high = (nan, nan, nan) if iv is None else (iv.estimate, iv.low, iv.high)
+        reason = ("budget" if end >= budget else None) if iv is None else \
+            ("decisive" if low > 0 or high < 0 else "precise" if (high - low) / 2 <= target
+             else "budget" if end >= budget else None)
         if reason is not None:
             return Stopping(target, budget, round, done, True, reason, est, low, high, end)
         end = min(budget, end + round)

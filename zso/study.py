@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from harness.agents import BASELINES, BaselineOptions, baseline_spec, playable_kinds_of
 from harness.agents.controls import parse_weights
-from textenvs.capabilities import EXACT_MDP, LAYOUT_MDPS
+from textenvs.capabilities import LAYOUT_MDPS
 from harness.backends import load_backend
 from harness.config import RunConfig, schema
 from harness.records import (
@@ -186,9 +186,9 @@ def load_study(path: str | Path) -> Study:
     for agent in data.get("baselines", {}).get("agents", []):
         BASELINES.entry(agent)
     for i, env in enumerate(data["envs"]):
-        if isinstance(env.get("episodes", data.get("episodes")), dict) and EXACT_MDP not in _playable(env):
-            raise StudyError(f"{path}: envs[{i}]: a target for the episodes needs one exact MDP (GD's references): an environment "
-                             f"with an exact MDP and one layout for every episode; {env['env']!r} with these options has none")
+        if isinstance(env.get("episodes", data.get("episodes")), dict) and LAYOUT_MDPS not in _playable(env):
+            raise StudyError(f"{path}: envs[{i}]: a target for the episodes needs exact MDPs (GD's references): "
+                             f"{env['env']!r} with these options has none")
     digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
     study = Study(str(data["name"]), data, digest, text)
     # Unknown environments, variants, options and fit features fail here, before any model loads.

@@ -109,11 +109,11 @@ def prepare_new_run(config: Any) -> Any:
     env = config.make_env()  # options played by a model are checked when it loads
     try:
         if config.episodes_target is not None:
-            from harness.stopping import gd_scale
+            from harness.stopping import gd_references
 
             if config.shard is not None:
                 raise ConfigError("--episodes-target decides on all the episodes: it cannot be combined with --shard")
-            gd_scale(env, config.max_steps)  # an environment without an exact MDP fails here
+            gd_references(env, config.max_steps, config.episode_seed)  # an environment without exact MDPs fails here
     finally:
         env.close()
     if config.out is None:

@@ -190,6 +190,9 @@ class TabularRun:
     #: ``[S, A]``: the policy the agent played, when it is known exactly (a planned
     #: reference agent, :func:`harness.agents.known_policy`); ``None`` otherwise.
     policy: Any = None
+    #: For a run over layouts (``mdp`` a :class:`~textenvs.mdp.StackedMDP`): the layout
+    #: (index into ``mdp.parts``) of each entry of ``returns``; ``None`` on one layout.
+    layouts: tuple[int, ...] | None = None
 
     @property
     def n_layouts(self) -> int:
@@ -355,6 +358,7 @@ def _load_layouts(run_dir: str | Path, info: RunInfo, env: Any, records: Sequenc
     counts: list[int] = []
     placed: list[tuple[int, TabularEpisode]] = []
     skipped: dict[str, int] = defaultdict(int)
+    layouts: list[int] = []
     for record in records:
         env.reset(seed=record.seed, options={"episode_index": record.episode})
         key = env.state_record().get("layout_seed", record.seed)
@@ -363,6 +367,7 @@ def _load_layouts(run_dir: str | Path, info: RunInfo, env: Any, records: Sequenc
             parts.append(env.mdp())
             counts.append(0)
         i = where[key]
+        layouts.append(i)
         got = _tabular_episode(run_dir, info, parts[i], record, steps.get(record.episode, []), lambda: env)
         if isinstance(got, str):
             skipped[got] += 1
@@ -377,7 +382,7 @@ def _load_layouts(run_dir: str | Path, info: RunInfo, env: Any, records: Sequenc
     offsets = stacked.offsets
     episodes = tuple(replace(ep, states=ep.states + offsets[i]) for i, ep in placed)
     returns = tuple(float(r.total_reward) for r in records)
-    return TabularRun(info, stacked, episodes, returns, dict(skipped))
+    return TabularRun(info, stacked, episodes, returns, dict(skipped), layouts=tuple(layouts))
 
 
 # -- chess ----------------------------------------------------------------------------------

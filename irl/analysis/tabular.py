@@ -104,7 +104,6 @@ from irl.analysis.scores import (
     Score,
     EXACT_METHOD,
     bootstrap_mean_score,
-    bounded_mean_score,
     boot_indices,
     exact_score,
     return_score,
@@ -126,6 +125,8 @@ from irl.goals import (
 )
 from irl.choice import CVResult, cross_validate_l2
 from irl.mce import mce_likelihood_irl
+from harness.stats import BETTING_METHOD
+from harness.stopping import gd_interval
 from textenvs.planning import Dynamics, policy_return
 
 __all__ = [
@@ -436,10 +437,13 @@ def meg_score(per_episode: np.ndarray, settings: FitSettings, method: str) -> Sc
 def _gd(problem: TabularProblem) -> Score:
     """GD from the recorded (undiscounted) returns, references over the run's step limit.
 
-    Each episode's GD is ``(return - random) / (optimal - random)``, an affine map of its
-    return, so it lies in the same map of the least and greatest return possible within
-    the step limit (:meth:`textenvs.mdp.TabularMDP.return_range`): the betting interval
-    over that range. A reference agent whose policy is known gets its exact GD.
+    GD is ``mean(return - random) / mean(optimal - random)`` with each episode's references
+    from its own layout, and its interval the betting confidence sequence of
+    :func:`harness.stopping.gd_interval` (the one the stopping rule decides on). On one
+    layout that is each episode's ``(return - random) / (optimal - random)``, an affine map
+    of its return, over the map of the least and greatest return within the step limit
+    (:meth:`textenvs.mdp.TabularMDP.return_range`). A reference agent whose policy is known
+    gets its exact GD.
     """
     run, settings = problem.run, problem.settings
     level = 1 - settings.alpha
@@ -454,9 +458,18 @@ def _gd(problem: TabularProblem) -> Score:
         own = policy_return(problem.dynamics, problem.true_reward, run.policy, run.mdp.initial, horizon=H, discount=1.0)
         return exact_score(goal_directedness(own, random, optimal), settings.alpha, len(run.returns), f"{what}; {EXACT_METHOD}")
     lo, hi = run.mdp.return_range(H)
-    values = [goal_directedness(r, random, optimal) for r in run.returns]
-    return bounded_mean_score(values, goal_directedness(lo, random, optimal), goal_directedness(hi, random, optimal),
-                              settings.alpha, what)
+    one_layout = run.layouts is None
+    if one_layout:
+        randoms, optimals = [random] * len(run.returns), [optimal] * len(run.returns)
+    else:
+        refs = [reference_returns(p.transitions, p.rewards, p.initial, horizon=H, discount=1.0) for p in run.mdp.parts]
+        randoms, optimals = [refs[k][0] for k in run.layouts], [refs[k][1] for k in run.layouts]
+        what = f"mean(return - random) / mean(optimal - random) over {H} steps, each episode on its own layout"
+    iv = gd_interval(run.returns, randoms, optimals, lo, hi, one_layout=one_layout, alpha=settings.alpha)
+    if iv is None:
+        return Score.missing("no policy does better than random within the step limit", level)
+    return Score(iv.estimate, iv.low, iv.high, level, len(run.returns),
+                 f"{what}; {BETTING_METHOD} of the paired differences return - random, as the stopping rule")
 
 
 def true_return_score(run: TabularRun, settings: FitSettings) -> Score:
