@@ -199,3 +199,15 @@ def test_fit_scores_print_no_interval_below_their_simulated_minimum():
     assert f"no interval below {spec('explained').min_episodes} episodes" in gated.explained.method
     # Where simulated coverage was adequate, the interval stays.
     assert (gated.alignment_regret.low, gated.alignment_regret.high) == (raw.alignment_regret.low, raw.alignment_regret.high)
+
+
+def test_the_verdict_reads_gds_interval_against_the_random_movers_zero():
+    from irl.analysis.scores import VERDICTS, Score, gd_verdict
+
+    assert gd_verdict(Score(0.3, 0.1, 0.5, 0.95, 8, "betting")) == "better than random"
+    assert gd_verdict(Score(-0.1, -0.3, -0.01, 0.95, 8, "betting")) == "worse than random"
+    assert gd_verdict(Score(0.2, -0.2, 0.6, 0.95, 8, "betting")) == "undecided"
+    assert gd_verdict(Score(1.0, 1.0, 1.0, 0.95, 8, "exact")) == "better than random"
+    assert gd_verdict(Score(0.0, 0.0, 0.0, 0.95, 8, "exact")) == "as random"
+    assert gd_verdict(Score.missing("no episodes")) == "-"
+    assert set(VERDICTS) == {"better than random", "worse than random", "undecided", "as random", "-"}

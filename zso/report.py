@@ -22,7 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from irl.analysis.scores import VERDICTS, gd_verdict
 from irl.analysis.specs import table_specs
+
+#: The verdict column's meaning (its header's tooltip).
+VERDICT_TITLE = "GD's 95% interval against the random mover's 0: better or worse than random where it excludes 0, else undecided"
 
 __all__ = ["write_report", "proxy_rows", "consistency_matrices"]
 
@@ -90,10 +94,12 @@ def _headline(result: Any) -> tuple[str, list[str]]:
         rows.append(
             f'<tr class="{_e(row["kind"])}"><td class="l">{_e(row["agent"])}</td><td class="l">{_e(env)}</td>'
             f"<td>{_e(row['encoding'])}</td><td>{_e(row['mode'])}</td><td>{row['episodes']}{status}</td>"
+            f'<td title="{_e(VERDICTS[row["verdict"]])}">{_e(row["verdict"])}</td>'
             + "".join(cell(row, s.name) for s in table_specs()) + "</tr>"
         )
     table = (
         '<table id="headline"><thead><tr><th>agent</th><th>environment</th><th>encoding</th><th>mode</th><th>episodes</th>'
+        f'<th title="{_e(VERDICT_TITLE)}">verdict</th>'
         f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
     return table, notes
@@ -138,8 +144,7 @@ def _paragraphs(result: Any) -> str:
                         part += f", and pursuing that reward would score {_fmt(reg.estimate)} on the task's own scale (random 0, optimal 1)"
                 if rep.gd.ok:
                     part += f"; goal-directedness GD {_fmt(rep.gd.estimate)} [{_fmt(rep.gd.low)}, {_fmt(rep.gd.high)}]"
-                    if rep.gd.low <= 0 <= rep.gd.high:
-                        part += " (undecided: not told from a random mover)"
+                    part += f" ({gd_verdict(rep.gd)}: {VERDICTS[gd_verdict(rep.gd)]})"
             for name, value in s.metrics.items():
                 if name in ("optimal_move", "best_move"):
                     part += f"; {name.replace('_', ' ')} rate {100 * value.estimate:.0f}% [{100 * value.low:.0f}, {100 * value.high:.0f}]"

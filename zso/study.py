@@ -248,7 +248,7 @@ def headline_row(result: CellResult) -> dict[str, Any]:
     """One headline row: who, where, and every score's columns (:func:`irl.analysis.specs.flat_scores`).
 
     A cell without a fit still gets its return, from the run summary."""
-    from irl.analysis.scores import Score
+    from irl.analysis.scores import Score, gd_verdict
     from irl.analysis.specs import flat_scores, score_specs
 
     cfg = result.cell.config
@@ -260,13 +260,14 @@ def headline_row(result: CellResult) -> dict[str, Any]:
         "stop_reason": result.summary.stopping.reason if result.summary and result.summary.stopping else None,
     }
     if result.report is not None:
-        return {**row, **flat_scores(result.report.scores())}
+        scores = result.report.scores()
+        return {**row, "verdict": gd_verdict(scores["gd"]), **flat_scores(scores)}
     why = "no run" if result.summary is None else "no objective fit for this environment"
     scores: dict[str, Any] = {s.name: Score.missing(why) for s in score_specs()}
     total = result.summary.total_reward if result.summary else None
     if total is not None:
         scores["true_return"] = Score(total.estimate, total.low, total.high, total.level, result.summary.episodes, "run summary")
-    return {**row, **flat_scores(scores)}
+    return {**row, "verdict": gd_verdict(scores["gd"]), **flat_scores(scores)}
 
 
 Progress = Callable[[str, int, int, str], None]

@@ -17,7 +17,7 @@ from textenvs.errors import UserError
 
 __all__ = ["Score", "FitSettings", "FORMS", "HORIZONS", "quantile_score", "ratio_score", "folds", "half_splits", "boot_indices", "return_score", "bootstrap_mean_score",
            "bounded_mean_score", "exact_score", "EXACT_METHOD",
-           "ADEQUATE_COVERAGE", "gate_interval"]
+           "ADEQUATE_COVERAGE", "gate_interval", "gd_verdict", "VERDICTS"]
 
 #: Tabular reward forms (see :mod:`irl.analysis.tabular`).
 FORMS = ("arrival", "delta")
@@ -84,6 +84,25 @@ def explains_nothing(explained: Score) -> bool:
     """Whether a fit's explained behaviour reaches 0 (its interval, or its estimate without one):
     its objective is noise, so no distance, regret, stability or consistency is read from it."""
     return explained.ok and not (explained.low > 0 if math.isfinite(explained.low) else explained.estimate > 0)
+
+
+#: What GD's interval says of an agent against the random mover (GD 0), by :func:`gd_verdict`.
+VERDICTS = {
+    "better than random": "GD's interval lies above 0",
+    "worse than random": "GD's interval lies below 0",
+    "undecided": "GD's interval contains 0: not told from a random mover",
+    "as random": "GD is exactly 0 (a reference agent's, by policy evaluation)",
+    "-": "GD is undefined",
+}
+
+
+def gd_verdict(gd: Score) -> str:
+    """A key of :data:`VERDICTS` for GD's score: decisive (better or worse than random) or undecided."""
+    if not gd.ok or not math.isfinite(gd.low):
+        return "-"
+    if gd.low == gd.high == gd.estimate and abs(gd.estimate) < 1e-12:
+        return "as random"
+    return "better than random" if gd.low > 0 else "worse than random" if gd.high < 0 else "undecided"
 
 
 #: The coverage a 95% interval of a score computed from fits must reach, in simulation, to be
