@@ -134,6 +134,12 @@ def quantile_score(values: Sequence[float | None], estimate: float | None, alpha
         return Score.missing("undefined for every resample (a fitted objective that ranks nothing)", 1 - alpha, len(values))
     low, high = np.quantile(v, [alpha / 2, 1 - alpha / 2])
     est = float(v.mean()) if estimate is None else float(estimate)
+    if not high - low > 1e-12 * max(1.0, abs(low), abs(high)):
+        # Every resample agreed (or there was one): a point would claim a certainty that a few
+        # episodes cannot give (an optimal agent's regret alignment from 4 episodes, say).
+        nan = float("nan")
+        return Score(est, nan, nan, 1 - alpha, int(v.size),
+                     f"{method}; every one of {v.size} resamples gave the same value: too few episodes to show its spread, no interval")
     return Score(est, float(low), float(high), 1 - alpha, int(v.size), method)
 
 
