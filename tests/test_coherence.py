@@ -114,7 +114,9 @@ def test_an_rl_agent_is_perfectly_consistent_across_encodings(tmp_path):
     for r in reports[:3]:
         s = r.encoding_consistency
         assert s is not None and s.n == 10
-        assert s.estimate == pytest.approx(0.0, abs=1e-6) and s.high == pytest.approx(0.0, abs=1e-6)
+        # Every resample agrees (the runs are the same episodes): the estimate, and no point
+        # interval claiming a certainty the episodes cannot give.
+        assert s.estimate == pytest.approx(0.0, abs=1e-6) and not math.isfinite(s.high) and "same value" in s.method
     assert reports[3].encoding_consistency is None
 
 
