@@ -11,12 +11,12 @@ calls a model. Everything is pure numpy/scipy functions with thin classes on top
   (:func:`mce_likelihood_irl`, what the analysis uses);
 * :mod:`irl.distance`: the shaping-invariant, dynamics-aware STARC distance between
   rewards of one MDP (Skalse et al. 2023), :func:`reward_distance`;
-* :mod:`irl.epic`: the EPIC distance between rewards (Gleave et al. 2021);
+* :mod:`irl.epic`: EPIC's canonicalisation and Pearson distance (Gleave et al. 2021);
 * :mod:`irl.goals`: regret alignment, GD (Everitt et al. 2025) and MEG (MacDermott et
   al. 2024);
 * :mod:`irl.choice`: a Boltzmann choice model over legal actions for games, with
   cross-validated L2 and an explained-behaviour score;
-* :mod:`harness.stats`: bootstrap, Wilson and t confidence intervals.
+* :mod:`harness.stats`: bootstrap and Wilson confidence intervals.
 
 :mod:`irl.analysis` sits on top: it turns typed run records into fits, scores and plots.
 """
@@ -29,7 +29,6 @@ from irl.choice import (
     CVResult,
     Decision,
     ExplainedScore,
-    bootstrap_weights,
     choice_objective,
     choice_probabilities,
     cross_validate,
@@ -40,7 +39,7 @@ from irl.choice import (
 )
 from irl.distance import RewardComparison, canonical_reward, compare_rewards, reward_distance
 from irl.goals import goal_directedness, reference_returns, regret_alignment
-from irl.epic import ConstantRewardError, as_transition_reward, canonicalize, epic_distance, epic_matrix, pearson_distance
+from irl.epic import ConstantRewardError, as_transition_reward, canonicalize, pearson_distance
 from irl.mce import (
     IRLResult,
     MaxEntIRL,
@@ -67,7 +66,7 @@ from textenvs.planning import (
     policy_transitions,
     soft_value_iteration,
 )
-from harness.stats import Interval, bootstrap_ci, mean_ci, wilson_interval
+from harness.stats import Interval, bootstrap_ci, wilson_interval
 
 __all__ = [
     # soft
@@ -81,11 +80,10 @@ __all__ = [
     "regret_alignment", "reference_returns", "goal_directedness",
     # epic
     "ConstantRewardError", "as_transition_reward", "canonicalize", "pearson_distance",
-    "epic_distance", "epic_matrix",
     # choice
     "Decision", "ChoiceData", "ChoiceFit", "CVResult", "ExplainedScore", "pack_decisions",
     "choice_objective", "choice_probabilities", "fit_choice", "cross_validate", "cross_validate_l2",
-    "explained_behaviour", "bootstrap_weights",
+    "explained_behaviour",
     # stats
-    "Interval", "bootstrap_ci", "wilson_interval", "mean_ci",
+    "Interval", "bootstrap_ci", "wilson_interval",
 ]
