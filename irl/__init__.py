@@ -6,9 +6,8 @@ calls a model. Everything is pure numpy/scipy functions with thin classes on top
 * :mod:`textenvs.planning`: soft (maximum causal entropy) and hard value iteration, finite
   horizon or discounted, and exact occupancy measures;
 * :mod:`irl.mce`: maximum causal entropy IRL (Ziebart) for rewards linear in state or
-  state-action features, fitted with L-BFGS by feature matching (:func:`mce_irl`,
-  :class:`MaxEntIRL`) or by maximum likelihood of the recorded actions
-  (:func:`mce_likelihood_irl`, what the analysis uses);
+  state-action features, fitted with L-BFGS by maximum likelihood of the recorded actions
+  (:func:`mce_likelihood_irl`);
 * :mod:`irl.distance`: the shaping-invariant, dynamics-aware STARC distance between
   rewards of one MDP (Skalse et al. 2023), :func:`reward_distance`;
 * :mod:`irl.epic`: EPIC's canonicalisation and Pearson distance (Gleave et al. 2021);
@@ -42,14 +41,9 @@ from irl.goals import goal_directedness, reference_returns, regret_alignment
 from irl.epic import ConstantRewardError, as_transition_reward, canonicalize, pearson_distance
 from irl.mce import (
     IRLResult,
-    MaxEntIRL,
     Trajectory,
-    empirical_occupancy,
-    expert_feature_expectations,
     feature_expectations,
-    mce_irl,
     mce_likelihood_irl,
-    mce_objective,
     decision_counts,
     fisher_information,
     trajectory_log_likelihood,
@@ -73,8 +67,7 @@ __all__ = [
     "Dynamics", "Values", "Occupancy", "transition_reward", "expected_reward", "policy_return", "soft_value_iteration",
     "hard_value_iteration", "occupancy_measures", "policy_transitions",
     # mce
-    "Trajectory", "IRLResult", "MaxEntIRL", "mce_irl", "mce_likelihood_irl", "decision_counts", "mce_objective", "empirical_occupancy",
-    "expert_feature_expectations", "feature_expectations", "trajectory_log_likelihood", "fisher_information",
+    "Trajectory", "IRLResult", "mce_likelihood_irl", "decision_counts", "feature_expectations", "trajectory_log_likelihood", "fisher_information",
     # distance, goals
     "reward_distance", "compare_rewards", "canonical_reward", "RewardComparison",
     "regret_alignment", "reference_returns", "goal_directedness",
