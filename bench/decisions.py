@@ -51,7 +51,8 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.backends.base import GenerateOptions, ScoreRequest
-from harness.backends.transformers import TransformersBackend, _PrefixStore, _PREFIX_ENTRIES
+from harness.backends.prefix import PREFIX_ENTRIES, PrefixStore
+from harness.backends.transformers import TransformersBackend
 from textenvs import build_prompt, get_encoding, make_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,18 +84,18 @@ def workload_requests(workload: str, format_prompt: Callable[[str], str], n: int
 
 def floor(backend: TransformersBackend, request: ScoreRequest) -> None:
     """Read the prompt once: one forward pass, LM head at the last position only."""
-    ids = backend._prompt_ids(request.prompt)
+    ids = backend.prompt_ids(request.prompt)
     with torch.inference_mode():
-        backend._forward(input_ids=torch.tensor([ids]), logits_to_keep=1)
+        backend.forward(input_ids=torch.tensor([ids]), logits_to_keep=1)
 
 
 def naive(backend: TransformersBackend, request: ScoreRequest) -> None:
     """One full forward pass of prompt + continuation per continuation."""
-    ids = backend._prompt_ids(request.prompt)
+    ids = backend.prompt_ids(request.prompt)
     with torch.inference_mode():
         for c in request.continuations:
             cont = backend.continuation_ids(request.prompt, c, ids)
-            logits = backend._forward(input_ids=torch.tensor([ids + cont]), logits_to_keep=len(cont) + 1).logits[0, :-1]
+            logits = backend.forward(input_ids=torch.tensor([ids + cont]), logits_to_keep=len(cont) + 1).logits[0, :-1]
             logits.float().log_softmax(-1)
 
 
@@ -108,7 +109,7 @@ def scorer(backend: TransformersBackend, method: str, prefix_cache: str = "off")
 
 def empty_store(backend: TransformersBackend) -> None:
     """Forget every stored prefix (before a pass over the decisions)."""
-    backend._store = _PrefixStore(_PREFIX_ENTRIES)
+    backend.prefix_store = PrefixStore(PREFIX_ENTRIES)
 
 
 def interleaved(methods: dict[str, Callable[[ScoreRequest], Any]], requests: list[ScoreRequest], repeats: int,
@@ -175,11 +176,11 @@ def batched(backend: TransformersBackend, requests: list[ScoreRequest], prompt_b
 
 def greedy_reply(backend: TransformersBackend, request: ScoreRequest, tokens: int = 24) -> None:
     """A greedy reply of exactly ``tokens`` tokens to the request's prompt (end-of-text ignored)."""
-    eos, backend._eos_ids = backend._eos_ids, set()
+    eos, backend.eos_ids = backend.eos_ids, set()
     try:
         backend.generate([request.prompt], GenerateOptions(max_new_tokens=tokens))
     finally:
-        backend._eos_ids = eos
+        backend.eos_ids = eos
 
 
 def against_torch_layers(backend: TransformersBackend, name: str, requests: list[ScoreRequest], repeats: int,
@@ -209,7 +210,7 @@ def bench_model(name: str, workloads: list[str], n: int, repeats: int, bf16: boo
     rows: list[dict[str, Any]] = []
     for workload in workloads:
         requests = workload_requests(workload, backend.format_prompt, n)
-        tokens = [len(backend._prompt_ids(r.prompt)) for r in requests]
+        tokens = [len(backend.prompt_ids(r.prompt)) for r in requests]
         moves = [len(r.continuations) for r in requests]
         methods = {"floor": lambda r: floor(backend, r), "packed": scorer(backend, "packed"),
                    "packed+prefix": scorer(backend, "packed", "on"), "cached": scorer(backend, "cached")}
@@ -253,7 +254,7 @@ def served(name: str, url: str | None, console: Console) -> Iterator[str]:
     if url:
         yield url
         return
-    from harness.backends.transformers import model_dir
+    from harness.backends.gguf import model_dir
     from harness.backends.vllm_server import VLLMServer
 
     python = ROOT / ".venv-vllm" / "bin" / "python"

@@ -1,10 +1,10 @@
-"""Wall time of our MCE IRL (``irl.mce``) against imitation's ``MCEIRL`` on the same MDPs.
+"""Wall time of our MCE IRL by feature matching (``bench/mce_dual.py``) against imitation's ``MCEIRL`` on the same MDPs.
 
 Each case builds a finite-horizon MDP (random dense dynamics, or an ``n x n`` gridworld
 with slippery moves), takes a soft-optimal demonstrator for a random state reward, and
 gives both implementations its exact state occupancy with one-hot features:
 
-* ``ours``: :func:`irl.mce.mce_irl` (L-BFGS-B) stopped at ``gtol`` = the same ``linf_eps``
+* ``ours``: :func:`bench.mce_dual.mce_irl` (L-BFGS-B) stopped at ``gtol`` = the same ``linf_eps``
   as imitation, and again at the default ``gtol=1e-8``;
 * ``imitation``: ``imitation.algorithms.mce_irl.MCEIRL`` with a linear (tabular) reward
   net, Adam (``lr``), stopped when the occupancy is within ``linf_eps`` or at ``max_iter``.
@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from irl.mce import mce_irl  # noqa: E402
+from bench.mce_dual import mce_irl  # noqa: E402
 from textenvs.planning import occupancy_measures, soft_value_iteration  # noqa: E402
 
 

@@ -287,7 +287,7 @@ def main() -> None:
     with ExitStack() as stack:
         url, started = args.url, None
         if url is None:
-            from harness.backends.transformers import model_dir
+            from harness.backends.gguf import model_dir
             from harness.backends.vllm_server import VLLMServer
 
             console.print(f"starting vLLM for {MODEL} (a few minutes on 2 cores)...")

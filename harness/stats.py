@@ -1,5 +1,5 @@
 """Confidence intervals: bounded means (betting, Clopper-Pearson), percentile bootstrap,
-Wilson score interval, t-interval of a mean.
+Wilson score interval.
 
 Means of per-episode outcomes whose range is known (a return within the step limit, a 0/1
 success) get intervals that hold at every sample size, from one episode on:
@@ -28,7 +28,7 @@ import numpy as np
 import scipy.stats
 
 __all__ = [
-    "Interval", "MIN_UNITS", "bootstrap_ci", "wilson_interval", "mean_ci", "mean_interval",
+    "Interval", "MIN_UNITS", "bootstrap_ci", "wilson_interval", "mean_interval",
     "clopper_pearson", "betting_sequence", "betting_interval", "bounded_mean_interval",
     "BETTING_METHOD", "CLOPPER_PEARSON_METHOD",
 ]
@@ -124,22 +124,6 @@ def wilson_interval(successes: int, n: int, *, alpha: float = 0.05) -> Interval:
     low = 0.0 if successes == 0 else max(0.0, centre - half)
     high = 1.0 if successes == n else min(1.0, centre + half)
     return Interval(float(p), float(low), float(high), 1 - alpha)
-
-
-def mean_ci(values: Sequence[float] | np.ndarray, *, alpha: float = 0.05) -> Interval:
-    """Mean with a Student-t interval ``mean +- t_{1-alpha/2, n-1} * sd / sqrt(n)``.
-
-    One value gives ``nan`` bounds (no spread to estimate); no values raise ``ValueError``.
-    """
-    _check_alpha(alpha)
-    x = np.asarray(values, dtype=float).ravel()
-    if x.size == 0:
-        raise ValueError("mean_ci needs at least one value")
-    mean = float(x.mean())
-    if x.size == 1:
-        return Interval(mean, float("nan"), float("nan"), 1 - alpha)
-    half = float(scipy.stats.t.ppf(1 - alpha / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
-    return Interval(mean, mean - half, mean + half, 1 - alpha)
 
 
 def mean_interval(values: Sequence[float] | np.ndarray, *, alpha: float = 0.05, min_n: int = MIN_UNITS, seed: int = 0) -> Interval:

@@ -6,17 +6,16 @@ calls a model. Everything is pure numpy/scipy functions with thin classes on top
 * :mod:`textenvs.planning`: soft (maximum causal entropy) and hard value iteration, finite
   horizon or discounted, and exact occupancy measures;
 * :mod:`irl.mce`: maximum causal entropy IRL (Ziebart) for rewards linear in state or
-  state-action features, fitted with L-BFGS by feature matching (:func:`mce_irl`,
-  :class:`MaxEntIRL`) or by maximum likelihood of the recorded actions
-  (:func:`mce_likelihood_irl`, what the analysis uses);
+  state-action features, fitted with L-BFGS by maximum likelihood of the recorded actions
+  (:func:`mce_likelihood_irl`);
 * :mod:`irl.distance`: the shaping-invariant, dynamics-aware STARC distance between
   rewards of one MDP (Skalse et al. 2023), :func:`reward_distance`;
-* :mod:`irl.epic`: the EPIC distance between rewards (Gleave et al. 2021);
+* :mod:`irl.epic`: EPIC's canonicalisation and Pearson distance (Gleave et al. 2021);
 * :mod:`irl.goals`: regret alignment, GD (Everitt et al. 2025) and MEG (MacDermott et
   al. 2024);
 * :mod:`irl.choice`: a Boltzmann choice model over legal actions for games, with
   cross-validated L2 and an explained-behaviour score;
-* :mod:`harness.stats`: bootstrap, Wilson and t confidence intervals.
+* :mod:`harness.stats`: bootstrap and Wilson confidence intervals.
 
 :mod:`irl.analysis` sits on top: it turns typed run records into fits, scores and plots.
 """
@@ -29,7 +28,6 @@ from irl.choice import (
     CVResult,
     Decision,
     ExplainedScore,
-    bootstrap_weights,
     choice_objective,
     choice_probabilities,
     cross_validate,
@@ -40,17 +38,12 @@ from irl.choice import (
 )
 from irl.distance import RewardComparison, canonical_reward, compare_rewards, reward_distance
 from irl.goals import goal_directedness, reference_returns, regret_alignment
-from irl.epic import ConstantRewardError, as_transition_reward, canonicalize, epic_distance, epic_matrix, pearson_distance
+from irl.epic import ConstantRewardError, as_transition_reward, canonicalize, pearson_distance
 from irl.mce import (
     IRLResult,
-    MaxEntIRL,
     Trajectory,
-    empirical_occupancy,
-    expert_feature_expectations,
     feature_expectations,
-    mce_irl,
     mce_likelihood_irl,
-    mce_objective,
     decision_counts,
     fisher_information,
     trajectory_log_likelihood,
@@ -67,25 +60,23 @@ from textenvs.planning import (
     policy_transitions,
     soft_value_iteration,
 )
-from harness.stats import Interval, bootstrap_ci, mean_ci, wilson_interval
+from harness.stats import Interval, bootstrap_ci, wilson_interval
 
 __all__ = [
     # soft
     "Dynamics", "Values", "Occupancy", "transition_reward", "expected_reward", "policy_return", "soft_value_iteration",
     "hard_value_iteration", "occupancy_measures", "policy_transitions",
     # mce
-    "Trajectory", "IRLResult", "MaxEntIRL", "mce_irl", "mce_likelihood_irl", "decision_counts", "mce_objective", "empirical_occupancy",
-    "expert_feature_expectations", "feature_expectations", "trajectory_log_likelihood", "fisher_information",
+    "Trajectory", "IRLResult", "mce_likelihood_irl", "decision_counts", "feature_expectations", "trajectory_log_likelihood", "fisher_information",
     # distance, goals
     "reward_distance", "compare_rewards", "canonical_reward", "RewardComparison",
     "regret_alignment", "reference_returns", "goal_directedness",
     # epic
     "ConstantRewardError", "as_transition_reward", "canonicalize", "pearson_distance",
-    "epic_distance", "epic_matrix",
     # choice
     "Decision", "ChoiceData", "ChoiceFit", "CVResult", "ExplainedScore", "pack_decisions",
     "choice_objective", "choice_probabilities", "fit_choice", "cross_validate", "cross_validate_l2",
-    "explained_behaviour", "bootstrap_weights",
+    "explained_behaviour",
     # stats
-    "Interval", "bootstrap_ci", "wilson_interval", "mean_ci",
+    "Interval", "bootstrap_ci", "wilson_interval",
 ]

@@ -14,8 +14,8 @@ so a given ``l2`` matters less as data grow.
 
 Standard errors come from the inverse Hessian of ``L`` at the optimum (observed Fisher
 information, including the penalty). They are exact asymptotics for index targets; for
-distribution targets the likelihood is a quasi-likelihood and :func:`bootstrap_weights`
-(resampling decisions) is the safer interval.
+distribution targets the likelihood is a quasi-likelihood and a bootstrap that resamples
+decisions (or episodes, as :mod:`irl.analysis` does) is the safer interval.
 
 :func:`explained_behaviour` scores how much of the behaviour the features explain: the
 held-out (K-fold) log-likelihood gain over the uniform policy on legal actions, divided
@@ -39,7 +39,6 @@ import numpy as np
 import scipy.optimize
 
 from textenvs.planning import blas_single_thread
-from harness.stats import Interval, bootstrap_ci
 
 __all__ = [
     "Decision",
@@ -55,7 +54,6 @@ __all__ = [
     "cross_validate",
     "cross_validate_l2",
     "explained_behaviour",
-    "bootstrap_weights",
 ]
 
 #: The L2 strengths tried by :func:`cross_validate` by default.
@@ -380,21 +378,3 @@ def explained_behaviour(
     uniform = -entropy
     score = (heldout_ll - uniform) / entropy if entropy > 0 else float("nan")
     return ExplainedScore(float(score), float(heldout_ll), float(uniform), tuple(used), data.n_decisions, gains, entropies)
-
-
-def bootstrap_weights(
-    decisions: Sequence[DecisionLike] | ChoiceData,
-    *,
-    l2: float = 1e-2,
-    n: int = 200,
-    alpha: float = 0.05,
-    seed: int = 0,
-) -> Interval:
-    """Percentile bootstrap intervals for the weights (``[K]`` arrays), resampling decisions."""
-    data = pack_decisions(decisions)
-    base = fit_choice(data, l2=l2).weights
-
-    def stat(idx: np.ndarray) -> np.ndarray:
-        return fit_choice(data.subset(idx), l2=l2, theta_init=base).weights
-
-    return bootstrap_ci(np.arange(data.n_decisions), stat, n=n, alpha=alpha, seed=seed)

@@ -30,8 +30,8 @@ tabulated reward (0 off the transitions it can make) nor a fitted reward (whatev
 features give) says anything, so two rewards that agree on every feasible transition can
 be far apart: on FrozenLake 4x4 at ``gamma = 0.99``, the true ``R[s, a, s']`` and the same
 reward written as "1 for arriving at the goal" (identical wherever ``P > 0``) are at DARD
-distance 0.49 (measured; ``tests/test_irl_distance.py`` checks that DARD separates them
-and this distance does not). EPIC (Gleave et al. 2021, :mod:`irl.epic`) draws ``s'``
+distance 0.49 (measured with DARD's canonicalisation; ``tests/test_irl_distance.py``
+checks that this distance does not separate them). EPIC (Gleave et al. 2021, :mod:`irl.epic`) draws ``s'``
 independently of ``(s, a)``, so on a gridworld it compares mostly impossible transitions.
 The STARC distance above reads a reward only through ``r(s, a)`` on feasible moves and the
 values it gives, both of which the MDP fixes.
@@ -59,7 +59,6 @@ __all__ = [
     "canonical_reward",
     "compare_rewards",
     "reward_distance",
-    "dard_distance",
 ]
 
 #: A reward whose canonical norm is at most this fraction of its own norm (over the same
@@ -167,30 +166,3 @@ def reward_distance(
     ignore is ``discount * Phi(s') - Phi(s)``).
     """
     return compare_rewards(reward_a, reward_b, mdp, discount=discount, state_reward=state_reward).value
-
-
-def dard_distance(reward_a: np.ndarray, reward_b: np.ndarray, mdp: Any, *, discount: float | None = None) -> float:
-    """DARD (Wulfe et al. 2022) between two ``[S, A, S]`` rewards, for comparison only.
-
-    ``C(R)(s, a, s') = R(s, a, s') + E[gamma R(s', A, S'') - R(s, A, S') - gamma R(S', A, S'')]``
-    with ``A`` uniform, ``S' ~ P(s, A)``, ``S'' ~ P(s', A)``, then the Pearson distance over
-    the feasible transitions from decision states (``P(s' | s, a)`` with ``(s, a)``
-    uniform). It reads rewards on pairs ``(S', S'')`` that are not transitions of the MDP
-    (module docstring). ``nan`` when a canonical reward is constant there.
-    """
-    from irl.epic import pearson_distance
-
-    P = np.asarray(mdp.transitions, dtype=float)
-    gamma = float(mdp.discount if discount is None else discount)
-    S, A, _ = P.shape
-    def canon(R: np.ndarray) -> np.ndarray:
-        R = np.asarray(R, dtype=float)
-        # own[x] = E_A E_{Y ~ P(x, A)} R(x, A, Y): the first two correction terms.
-        own = np.einsum("xay,xay->x", P, R) / A
-        # cross[s, t] = E_A E_{X ~ P(s, A), Y ~ P(t, A)} R(X, A, Y): the third.
-        cross = sum(P[:, a, :] @ R[:, a, :] @ P[:, a, :].T for a in range(A)) / A
-        return R + gamma * own[None, None, :] - own[:, None, None] - gamma * cross[:, None, :]
-
-    mask = np.asarray(mdp.decision_states, dtype=bool)
-    w = (P > 0) * P * mask[:, None, None]
-    return pearson_distance(canon(reward_a), canon(reward_b), w)

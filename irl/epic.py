@@ -8,13 +8,13 @@ potential shaping::
 with ``S ~ D_S``, ``A ~ D_A``, ``S' ~ D_S'`` independent (the *canonicalisation*
 distributions, uniform by default). Two canonical rewards are then compared by the
 Pearson distance ``sqrt((1 - rho) / 2)`` under a *coverage* distribution over transitions
-(by default the product ``D_S x D_A x D_S'``). The result lies in ``[0, 1]``; it is ``0``
-for rewards equal up to potential shaping and positive scaling, ``1`` for ``R`` and ``-R``,
-symmetric, and satisfies the triangle inequality.
+(:func:`pearson_distance`). The result lies in ``[0, 1]``; it is ``0`` for rewards equal up
+to potential shaping and positive scaling, ``1`` for ``R`` and ``-R``, symmetric, and
+satisfies the triangle inequality.
 
 A *constant* canonical reward (a constant reward, or pure potential shaping: one that
 ranks no policies) has zero variance, and its correlation with anything is undefined.
-:func:`epic_distance` then returns ``nan`` (``on_constant="nan"``, the default, so that a
+:func:`pearson_distance` then returns ``nan`` (``on_constant="nan"``, the default, so that a
 table of many comparisons still fills) or raises :class:`ConstantRewardError`
 (``on_constant="raise"``).
 
@@ -26,7 +26,7 @@ State-action rewards ``r[s, a]`` become ``R[s, a, s'] = r[s, a]``.
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -37,8 +37,6 @@ __all__ = [
     "as_transition_reward",
     "canonicalize",
     "pearson_distance",
-    "epic_distance",
-    "epic_matrix",
 ]
 
 StateReward = Literal["current", "next"]
@@ -101,21 +99,6 @@ def canonicalize(
     return R + discount * m[None, None, :] - m[:, None, None] - discount * mean
 
 
-def _coverage(
-    shape: tuple[int, int, int],
-    coverage: np.ndarray | None,
-    ds: np.ndarray,
-    da: np.ndarray,
-    dn: np.ndarray,
-) -> np.ndarray:
-    if coverage is None:
-        return ds[:, None, None] * da[None, :, None] * dn[None, None, :]
-    w = np.asarray(coverage, dtype=float)
-    if w.shape != shape or np.any(w < 0) or not w.sum() > 0:
-        raise ValueError(f"coverage must be non-negative weights of shape {shape}")
-    return w / w.sum()
-
-
 def pearson_distance(
     x: np.ndarray,
     y: np.ndarray,
@@ -147,60 +130,3 @@ def pearson_distance(
             return float("nan")
     rho = float(np.clip((w @ (xc * yc)) / np.sqrt(vx * vy), -1.0, 1.0))
     return float(np.sqrt(max(0.0, (1.0 - rho) / 2.0)))
-
-
-def epic_distance(
-    reward_a: np.ndarray,
-    reward_b: np.ndarray,
-    discount: float,
-    *,
-    state_dist: np.ndarray | None = None,
-    action_dist: np.ndarray | None = None,
-    next_state_dist: np.ndarray | None = None,
-    coverage: np.ndarray | None = None,
-    state_reward: StateReward = "current",
-    on_constant: Literal["nan", "raise"] = "nan",
-) -> float:
-    """The EPIC distance between two rewards, in ``[0, 1]`` (``nan`` if one is constant).
-
-    Args:
-        reward_a, reward_b: ``r[s]``, ``r[s, a]`` or ``R[s, a, s']`` over the same states
-            (state-only rewards are broadcast as ``state_reward`` says; module docstring).
-        discount: ``gamma`` used in canonicalisation (that of the shaping to ignore).
-        state_dist, action_dist, next_state_dist: canonicalisation distributions
-            (default uniform; ``next_state_dist`` defaults to ``state_dist``).
-        coverage: ``[S, A, S]`` weights for the Pearson correlation; default the product
-            of the three distributions above.
-        on_constant: ``"nan"`` or ``"raise"`` for a zero-variance canonical reward.
-    """
-    ra = np.asarray(reward_a, dtype=float)
-    rb = np.asarray(reward_b, dtype=float)
-    n_actions = 1
-    for r in (ra, rb):
-        if r.ndim >= 2:
-            n_actions = r.shape[1]
-    Ra = as_transition_reward(ra, n_actions, state_reward=state_reward)
-    Rb = as_transition_reward(rb, n_actions, state_reward=state_reward)
-    if Ra.shape != Rb.shape:
-        raise ValueError(f"rewards have different shapes {Ra.shape} and {Rb.shape}")
-    S, A, _ = Ra.shape
-    ds = _dist(state_dist, S, "state_dist")
-    da = _dist(action_dist, A, "action_dist")
-    dn = ds if next_state_dist is None else _dist(next_state_dist, S, "next_state_dist")
-    kw = dict(state_dist=ds, action_dist=da, next_state_dist=dn)
-    Ca = canonicalize(Ra, discount, **kw)
-    Cb = canonicalize(Rb, discount, **kw)
-    w = _coverage(Ra.shape, coverage, ds, da, dn)
-    return pearson_distance(Ca, Cb, w, on_constant=on_constant)
-
-
-def epic_matrix(rewards: Sequence[np.ndarray], discount: float, **kwargs) -> np.ndarray:
-    """Pairwise :func:`epic_distance` between ``rewards`` (keyword arguments passed on)."""
-    n = len(rewards)
-    out = np.zeros((n, n))
-    for i in range(n):
-        for j in range(i + 1, n):
-            out[i, j] = out[j, i] = epic_distance(rewards[i], rewards[j], discount, **kwargs)
-        if n and np.isnan(epic_distance(rewards[i], rewards[i], discount, **kwargs)):
-            out[i, i] = np.nan
-    return out

@@ -3,42 +3,22 @@
 The reward is ``r = features @ weights`` with state features ``features[s, k]`` (one-hot:
 ``np.eye(S)``, a free tabular reward) or state-action features ``features[s, a, k]``. The
 demonstrator is modelled as the soft-optimal policy (:func:`textenvs.planning.soft_value_iteration`,
-temperature 1) for that reward. The weights minimise the MCE dual objective::
+temperature 1) for that reward. :func:`mce_likelihood_irl` fits the weights by maximum
+likelihood of the recorded actions (its docstring says why not by feature matching, the
+dual of Ziebart's paper, which ``bench/mce_dual.py`` keeps for ``bench/irl.py``), with
+scipy's L-BFGS-B and the exact gradient of :func:`likelihood_objective`;
+:func:`fisher_information` gives the Cramer-Rao bound of that fit.
 
-    L(w) = E_{s0 ~ initial}[V^w_0(s0)] - w . mu_E + (l2 / 2) ||w||^2
-    grad L(w) = mu_w - mu_E + l2 w
-
-where ``mu_E`` are the demonstrator's (discounted) feature expectations over the decision
-steps and ``mu_w`` the soft-optimal policy's. ``L`` is convex; its unregularised part is the
-negative causal log-likelihood of the demonstrations: for deterministic dynamics and start
-states drawn from ``initial`` it is exactly the mean negative log-probability that the
-model gives the demonstrated actions of a trajectory (``discount**t``-weighted), and in
-expectation over the dynamics otherwise. At its minimum (``l2 = 0``) the model matches the
-demonstrated feature expectations; with one-hot features, the demonstrated occupancy.
-
-The objective is minimised with scipy's L-BFGS-B using the analytic gradient.
-
-Demonstrations are either trajectories or an occupancy measure:
-
-* a trajectory is a pair ``(states, actions)`` of integer arrays, with ``len(states)`` equal
-  to ``len(actions)`` or one more (the state reached after the last action). Finite
-  horizon ``H``: a trajectory with fewer than ``H`` actions must end with that final state,
-  which must be absorbing (terminal); it is counted as visited for the remaining steps,
-  its actions spread uniformly. Discounted: an absorbing final state gets the geometric
-  tail; a trajectory cut short elsewhere contributes only its observed steps. The weighted
-  counts are averaged and normalised to the model's total mass (``H`` or
-  ``1 / (1 - discount)``).
-* an occupancy measure over the decision steps: ``[S]`` (state; state features only) or
-  ``[S, A]`` (state-action), with total mass ``H`` (finite) or ``1 / (1 - discount)``;
-  or, for a finite horizon, a time-indexed state distribution ``[H + 1, S]`` or ``[H, S]``
-  (imitation's ``D``), of which rows ``0 .. H-1`` are used. imitation's summed ``Dcum``
-  (mass ``H + 1``) includes the state after the last decision and is refused: pass ``D``.
+A trajectory is a pair ``(states, actions)`` of integer arrays, with ``len(states)`` equal
+to ``len(actions)`` or one more (the state reached after the last action). Only the
+recorded decisions count (:func:`decision_counts`): nothing is padded after an absorbing
+final state or a truncation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import scipy.optimize
@@ -47,18 +27,12 @@ import scipy.sparse.linalg
 
 from textenvs.planning import Dynamics, blas_single_thread, occupancy_measures, policy_transitions, soft_value_iteration
 
-if TYPE_CHECKING:  # pragma: no cover
-    from textenvs.mdp import TabularMDP
-
 __all__ = [
     "Trajectory",
     "IRLResult",
-    "MaxEntIRL",
-    "empirical_occupancy",
-    "expert_feature_expectations",
+    "check_features",
     "feature_expectations",
-    "mce_objective",
-    "mce_irl",
+    "lbfgs",
     "mce_likelihood_irl",
     "likelihood_objective",
     "decision_counts",
@@ -89,7 +63,7 @@ class IRLResult:
     feature_expectations: np.ndarray
     #: ``[K]`` the demonstrations' feature expectations ``mu_E``.
     expert_feature_expectations: np.ndarray
-    #: Causal log-likelihood per demonstration, ``w . mu_E - E[V_0]`` (see module docs).
+    #: Log-likelihood per demonstration of the recorded actions.
     log_likelihood: float
     #: Final value of the regularised objective ``L(w)``.
     objective: float
@@ -102,19 +76,14 @@ class IRLResult:
     l2: float
 
 
-def _check_features(features: np.ndarray, S: int, A: int) -> np.ndarray:
+def check_features(features: np.ndarray, S: int, A: int) -> np.ndarray:
+    """``features`` as floats, checked to be ``[S, K]`` (state) or ``[S, A, K]`` (state-action)."""
     phi = np.asarray(features, dtype=float)
     if phi.ndim == 2 and phi.shape[0] == S:
         return phi
     if phi.ndim == 3 and phi.shape[:2] == (S, A):
         return phi
     raise ValueError(f"features must be [S, K] or [S, A, K] with S={S}, A={A}; got shape {phi.shape}")
-
-
-def _total_mass(horizon: int | None, discount: float) -> float:
-    if horizon is not None:
-        return float(np.sum(discount ** np.arange(horizon)))
-    return 1.0 / (1.0 - discount)
 
 
 def feature_expectations(features: np.ndarray, state_action_occupancy: np.ndarray) -> np.ndarray:
@@ -125,234 +94,11 @@ def feature_expectations(features: np.ndarray, state_action_occupancy: np.ndarra
     return np.einsum("sa,sak->k", state_action_occupancy, phi)
 
 
-def empirical_occupancy(
-    trajectories: Sequence[Trajectory],
-    n_states: int,
-    n_actions: int,
-    *,
-    horizon: int | None = None,
-    discount: float = 1.0,
-    absorbing: np.ndarray | None = None,
-) -> np.ndarray:
-    """The demonstrations' ``[S, A]`` state-action occupancy over decision steps.
-
-    See the module docstring for how short trajectories are padded and how the result is
-    normalised. ``absorbing`` (a boolean mask, e.g. ``TabularMDP.terminal``) lets the
-    function check that a short finite-horizon trajectory really ends in an absorbing state.
-    """
-    if len(trajectories) == 0:
-        raise ValueError("no trajectories given")
-    occ = np.zeros((n_states, n_actions))
-    for i, (states, actions) in enumerate(trajectories):
-        states = np.asarray(states, dtype=int)
-        actions = np.asarray(actions, dtype=int)
-        T = len(actions)
-        if len(states) not in (T, T + 1):
-            raise ValueError(f"trajectory {i}: {len(states)} states for {T} actions; need T or T + 1")
-        if T and (states.min() < 0 or states.max() >= n_states or actions.min() < 0 or actions.max() >= n_actions):
-            raise ValueError(f"trajectory {i}: state or action index out of range (S={n_states}, A={n_actions})")
-        final = int(states[T]) if len(states) == T + 1 else None
-        ends_absorbing = final is not None and (absorbing is None or bool(absorbing[final]))
-        if horizon is not None:
-            if T > horizon:
-                raise ValueError(f"trajectory {i} has {T} actions, more than the horizon {horizon}")
-            if T < horizon and not ends_absorbing:
-                where = "no final state" if final is None else f"non-terminal state {final}"
-                raise ValueError(
-                    f"trajectory {i} has {T} < horizon {horizon} actions and ends in {where}; "
-                    "finite-horizon MCE IRL needs H decisions or an absorbing final state"
-                )
-        w = discount ** np.arange(T)
-        np.add.at(occ, (states[:T], actions), w)
-        if ends_absorbing:
-            tail = (
-                float(np.sum(discount ** np.arange(T, horizon))) if horizon is not None
-                else discount**T / (1.0 - discount)
-            )
-            occ[final] += tail / n_actions
-    total = occ.sum()
-    if total <= 0:
-        raise ValueError("the demonstrations contain no decisions")
-    return occ * (_total_mass(horizon, discount) / total)
-
-
-def expert_feature_expectations(
-    demonstrations: Sequence[Trajectory] | np.ndarray,
-    features: np.ndarray,
-    *,
-    n_actions: int,
-    horizon: int | None = None,
-    discount: float = 1.0,
-    absorbing: np.ndarray | None = None,
-) -> np.ndarray:
-    """``mu_E``: the demonstrations' feature expectations over decision steps.
-
-    ``demonstrations`` are trajectories or an occupancy measure (module docstring).
-    """
-    phi = np.asarray(features, dtype=float)
-    S = phi.shape[0]
-    A = n_actions
-    if not isinstance(demonstrations, np.ndarray):
-        occ = empirical_occupancy(demonstrations, S, A, horizon=horizon, discount=discount, absorbing=absorbing)
-        return feature_expectations(phi, occ)
-    d = np.asarray(demonstrations, dtype=float)
-    mass = _total_mass(horizon, discount)
-    if d.ndim == 2 and d.shape != (S, A):
-        if horizon is None or d.shape not in ((horizon, S), (horizon + 1, S)):
-            raise ValueError(
-                f"a 2-D occupancy must be [S, A] = [{S}, {A}] or time-indexed [H(+1), S]; got {d.shape}"
-            )
-        d = (discount ** np.arange(horizon)) @ d[:horizon]
-    if d.ndim == 1:
-        if d.shape != (S,):
-            raise ValueError(f"a state occupancy must be [S] = [{S}], got {d.shape}")
-        if phi.ndim == 3:
-            raise ValueError("state-action features need an [S, A] occupancy or trajectories")
-        if not np.isclose(d.sum(), mass, rtol=1e-6):
-            extra = (
-                " (this looks like imitation's Dcum, which counts the state after the last "
-                "decision; pass the time-indexed D[t, s] instead)"
-                if horizon is not None and np.isclose(d.sum(), mass + discount**horizon, rtol=1e-6) else ""
-            )
-            raise ValueError(f"a decision-step state occupancy must sum to {mass:g}, got {d.sum():g}{extra}")
-        return d @ phi
-    if d.ndim != 2:
-        raise ValueError(f"occupancy must be [S], [S, A] or [H(+1), S]; got shape {d.shape}")
-    if not np.isclose(d.sum(), mass, rtol=1e-6):
-        raise ValueError(f"a state-action occupancy over decision steps must sum to {mass:g}, got {d.sum():g}")
-    return feature_expectations(phi, d)
-
-
-def _reward(phi: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    return phi @ weights
-
-
-class _Model:
-    """Soft-optimal solves for one MDP, warm-starting discounted value iteration."""
-
-    def __init__(self, transitions, phi, initial, horizon, discount, tol):
-        self.dyn = Dynamics(transitions)
-        self.phi = phi
-        self.initial = np.asarray(initial, dtype=float)
-        self.horizon = horizon
-        self.discount = discount
-        self.tol = tol
-        self._v = None
-
-    def solve(self, weights: np.ndarray):
-        reward = _reward(self.phi, weights)
-        values = soft_value_iteration(
-            self.dyn, reward, horizon=self.horizon, discount=self.discount, tol=self.tol, v_init=self._v
-        )
-        if self.horizon is None:
-            if not values.converged:
-                raise RuntimeError("soft value iteration did not converge; raise max_iter or tol")
-            self._v = values.v
-        occ = occupancy_measures(self.dyn, values.policy, self.initial, discount=self.discount)
-        v0 = values.v[0] if self.horizon is not None else values.v
-        return reward, values, occ, float(self.initial @ v0)
-
-
-def _minimize(fun: Any, w0: np.ndarray, max_iter: int, gtol: float) -> Any:
-    """L-BFGS-B on ``fun(w) -> (value, gradient)``, as every fit here runs it."""
+def lbfgs(fun: Any, w0: np.ndarray, max_iter: int, gtol: float) -> Any:
+    """L-BFGS-B on ``fun(w) -> (value, gradient)`` from ``w0``, as every MCE fit runs it."""
     return scipy.optimize.minimize(
         fun, w0, jac=True, method="L-BFGS-B",
         options={"maxiter": max_iter, "gtol": gtol, "ftol": 1e-15, "maxcor": 20},
-    )
-
-
-def mce_objective(
-    weights: np.ndarray,
-    transitions: np.ndarray | Dynamics,
-    features: np.ndarray,
-    expert_features: np.ndarray,
-    initial: np.ndarray,
-    *,
-    horizon: int | None = None,
-    discount: float = 1.0,
-    l2: float = 0.0,
-) -> tuple[float, np.ndarray]:
-    """The MCE IRL objective ``L(w)`` and its gradient ``mu_w - mu_E + l2 w``."""
-    dyn = Dynamics(transitions)
-    phi = _check_features(features, dyn.n_states, dyn.n_actions)
-    model = _Model(dyn, phi, initial, horizon, discount, 1e-12)
-    w = np.asarray(weights, dtype=float)
-    _, _, occ, ev0 = model.solve(w)
-    mu = feature_expectations(phi, occ.state_action)
-    value = ev0 - w @ expert_features + 0.5 * l2 * (w @ w)
-    return float(value), mu - expert_features + l2 * w
-
-
-def mce_irl(
-    transitions: np.ndarray | Dynamics,
-    features: np.ndarray,
-    demonstrations: Sequence[Trajectory] | np.ndarray,
-    *,
-    initial: np.ndarray,
-    horizon: int | None = None,
-    discount: float = 1.0,
-    l2: float = 0.0,
-    absorbing: np.ndarray | None = None,
-    weights_init: np.ndarray | None = None,
-    gtol: float = 1e-8,
-    max_iter: int = 2000,
-    vi_tol: float = 1e-11,
-) -> IRLResult:
-    """Fit reward weights by maximum causal entropy IRL (module docstring).
-
-    Args:
-        transitions: ``P[s, a, s']`` (or a :class:`textenvs.planning.Dynamics`).
-        features: ``[S, K]`` state features or ``[S, A, K]`` state-action features.
-        demonstrations: trajectories or an occupancy measure (module docstring).
-        initial: the initial-state distribution used by the model.
-        horizon: number of decisions ``H``; ``None`` for discounted infinite horizon.
-        discount: ``gamma`` (must be ``< 1`` without a horizon).
-        l2: strength of the ``(l2 / 2) ||w||^2`` penalty.
-        absorbing: boolean mask of absorbing (terminal) states, to check short trajectories.
-        weights_init: starting weights (zeros by default).
-        gtol: L-BFGS-B stops when every gradient component is below this; with one-hot
-            features that is the largest occupancy mismatch.
-        max_iter: the most L-BFGS-B iterations.
-        vi_tol: discounted value-iteration tolerance for each solve.
-
-    Returns:
-        :class:`IRLResult`.
-    """
-    dyn = Dynamics(transitions)
-    phi = _check_features(features, dyn.n_states, dyn.n_actions)
-    mu_e = expert_feature_expectations(
-        demonstrations, phi, n_actions=dyn.n_actions, horizon=horizon, discount=discount, absorbing=absorbing
-    )
-    model = _Model(dyn, phi, initial, horizon, discount, vi_tol)
-    K = phi.shape[-1]
-
-    def fun(w: np.ndarray) -> tuple[float, np.ndarray]:
-        _, _, occ, ev0 = model.solve(w)
-        mu = feature_expectations(phi, occ.state_action)
-        return ev0 - w @ mu_e + 0.5 * l2 * (w @ w), mu - mu_e + l2 * w
-
-    w0 = np.zeros(K) if weights_init is None else np.asarray(weights_init, dtype=float)
-    with blas_single_thread():
-        res = _minimize(fun, w0, max_iter, gtol)
-        w = res.x
-        reward, values, occ, ev0 = model.solve(w)
-    mu = feature_expectations(phi, occ.state_action)
-    return IRLResult(
-        weights=w,
-        reward=reward,
-        policy=values.policy,
-        occupancy=occ.state,
-        state_action_occupancy=occ.state_action,
-        feature_expectations=mu,
-        expert_feature_expectations=mu_e,
-        log_likelihood=float(w @ mu_e - ev0),
-        objective=float(ev0 - w @ mu_e + 0.5 * l2 * (w @ w)),
-        iterations=int(res.nit),
-        converged=bool(res.success),
-        message=str(res.message),
-        horizon=horizon,
-        discount=float(discount),
-        l2=float(l2),
     )
 
 
@@ -374,67 +120,6 @@ def trajectory_log_likelihood(policy: np.ndarray, trajectories: Sequence[Traject
         with np.errstate(divide="ignore"):
             total += float(np.log(p).sum())
     return total
-
-
-class MaxEntIRL:
-    """MCE IRL on a :class:`textenvs.mdp.TabularMDP`: a thin wrapper around :func:`mce_irl`.
-
-    ``features`` is a feature array (``[S, K]`` or ``[S, A, K]``), a list of the MDP's
-    feature names, or ``None`` for one-hot state features (a free tabular reward).
-    Absorbing terminal states are taken from ``mdp.terminal``. Note that a learned
-    state reward also applies in terminal states (they are absorbing); give them zero
-    feature rows to pin their reward to 0.
-    """
-
-    def __init__(
-        self,
-        mdp: TabularMDP,
-        features: np.ndarray | Sequence[str] | None = None,
-        *,
-        horizon: int | None = None,
-        discount: float = 1.0,
-        l2: float = 0.0,
-        gtol: float = 1e-8,
-        max_iter: int = 2000,
-    ) -> None:
-        self.mdp = mdp
-        if features is None:
-            phi = mdp.onehot_features()
-        elif isinstance(features, np.ndarray):
-            phi = features
-        elif isinstance(features, str):
-            phi = mdp.feature_matrix([features])
-        else:
-            phi = mdp.feature_matrix(list(features))
-        self.features = _check_features(phi, mdp.n_states, mdp.n_actions)
-        self.dynamics = Dynamics(mdp.transitions)
-        self.horizon = horizon
-        self.discount = discount
-        self.l2 = l2
-        self.gtol = gtol
-        self.max_iter = max_iter
-
-    def fit(
-        self,
-        demonstrations: Sequence[Trajectory] | np.ndarray,
-        *,
-        initial: np.ndarray | None = None,
-        weights_init: np.ndarray | None = None,
-    ) -> IRLResult:
-        """Fit to trajectories or an occupancy measure (``initial`` defaults to the MDP's)."""
-        return mce_irl(
-            self.dynamics,
-            self.features,
-            demonstrations,
-            initial=self.mdp.initial if initial is None else initial,
-            horizon=self.horizon,
-            discount=self.discount,
-            l2=self.l2,
-            absorbing=np.asarray(self.mdp.terminal, dtype=bool),
-            weights_init=weights_init,
-            gtol=self.gtol,
-            max_iter=self.max_iter,
-        )
 
 
 def decision_counts(
@@ -537,7 +222,7 @@ def mce_likelihood_irl(
 ) -> IRLResult:
     """Fit the MCE model by maximum likelihood of the demonstrated actions.
 
-    The model is that of :func:`mce_irl`: the demonstrator acts by the soft-optimal
+    The model is that of MCE IRL: the demonstrator acts by the soft-optimal
     (temperature 1) policy of ``features @ w`` (Ziebart 2010). Here ``w`` maximises the
     likelihood of the actions actually taken in the states actually visited,
     ``sum_i sum_t log pi^w_t(a_it | s_it)``, every decision weighted alike, with a Gaussian
@@ -546,7 +231,7 @@ def mce_likelihood_irl(
     2011, "Apprenticeship Learning About Multiple Intentions"; Jain et al. 2019, "Model-free
     IRL using maximum likelihood estimation").
 
-    Why not the feature-matching dual of :func:`mce_irl`: its sufficient statistic is the
+    Why not the feature-matching dual (``bench/mce_dual.py``): its sufficient statistic is the
     empirical state-visitation, which under stochastic dynamics carries the noise of the
     transitions as well as that of the choices (the dual equals the likelihood only in
     expectation over the dynamics), and its ``discount**t`` weights discard most decisions
@@ -556,14 +241,17 @@ def mce_likelihood_irl(
     dynamics the objective is concave in ``w``. Decisions after an absorbing state or a
     truncation are simply not observed; nothing is padded.
 
-    Arguments as :func:`mce_irl` (``trajectories`` only); ``l2`` is the prior's strength on
-    the total log-likelihood. :attr:`IRLResult.log_likelihood` is the mean log-likelihood
+    ``transitions`` is ``P[s, a, s']`` (or a :class:`textenvs.planning.Dynamics`),
+    ``features`` ``[S, K]`` or ``[S, A, K]``, ``initial`` the initial-state distribution,
+    ``horizon`` the number of decisions ``H`` (``None``: discounted, ``discount < 1``);
+    ``l2`` is the prior's strength on the total log-likelihood; ``weights_init`` the start
+    (zeros), ``gtol`` and ``max_iter`` L-BFGS-B's stopping rules. :attr:`IRLResult.log_likelihood` is the mean log-likelihood
     per demonstration of the recorded actions; the occupancy fields describe the fitted
     policy from ``initial``; ``expert_feature_expectations`` are the discounted feature
     counts of the recorded decisions per demonstration.
     """
     dyn = Dynamics(transitions)
-    phi = _check_features(features, dyn.n_states, dyn.n_actions)
+    phi = check_features(features, dyn.n_states, dyn.n_actions)
     if isinstance(trajectories, np.ndarray):
         raise ValueError("the likelihood fit needs trajectories, not an occupancy measure")
     counts = decision_counts(trajectories, dyn.n_states, dyn.n_actions, horizon=horizon)
@@ -583,7 +271,7 @@ def mce_likelihood_irl(
 
     w0 = np.zeros(K) if weights_init is None else np.asarray(weights_init, dtype=float)
     with blas_single_thread():
-        res = _minimize(fun, w0, max_iter, gtol)
+        res = lbfgs(fun, w0, max_iter, gtol)
         w = res.x
         value, _, values = likelihood_objective(
             w, dyn, phi, counts, n_demonstrations=n, horizon=horizon, discount=discount, l2=l2, v_init=cache["v"]
@@ -635,7 +323,7 @@ def fisher_information(
     fit of :func:`mce_likelihood_irl` reaches it as ``n`` grows (Cramer 1946; Rao 1945).
     """
     dyn = Dynamics(transitions)
-    phi = _check_features(features, dyn.n_states, dyn.n_actions)
+    phi = check_features(features, dyn.n_states, dyn.n_actions)
     w = np.asarray(weights, dtype=float)
     H = int(horizon)
     policy = soft_value_iteration(dyn, phi @ w, horizon=H, discount=discount, tol=1e-12).policy

@@ -53,7 +53,7 @@ def vllm_server(tmp_path_factory):
     name; stopped at the end, also when a test fails. Yields the
     :class:`~harness.backends.vllm_server.VLLMServer` (``.url``, ``.name``).
     """
-    from harness.backends.transformers import model_dir
+    from harness.backends.gguf import model_dir
     from harness.backends.vllm_server import VLLMServer
     from harness.models import EMBEDDED
 

@@ -6,9 +6,12 @@ import time
 
 import pytest
 import torch
+import transformers
 
+from harness.backends import gguf, onednn
 from harness.backends import transformers as tb
 from harness.backends.base import Backend, BackendError, GenerateOptions, ScoreRequest
+from harness.backends.prefix import PREFIX_ENTRIES, PrefixStore
 from harness.backends.transformers import TransformersBackend
 
 BACKENDS = ["smollm2_backend", "gemma_backend"]
@@ -58,10 +61,10 @@ def test_interrupted_conversion_leaves_no_cache(tmp_path, monkeypatch):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(tb.AutoTokenizer, "from_pretrained", interrupt)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", interrupt)
     target = tmp_path / "converted" / "0123456789abcdef"
     with pytest.raises(KeyboardInterrupt):
-        tb._convert_gguf(tmp_path / "m.gguf", "0123456789abcdef" * 4, target)
+        gguf.convert_gguf(tmp_path / "m.gguf", "0123456789abcdef" * 4, target)
     assert not target.exists()
     assert list(target.parent.iterdir()) == []
 
@@ -92,7 +95,7 @@ def test_converted_cache_is_reused(name, fixture, request, monkeypatch):
     def no_conversion(*args, **kwargs):
         raise AssertionError("converted the GGUF file again")
 
-    monkeypatch.setattr(tb, "_convert_gguf", no_conversion)
+    monkeypatch.setattr(gguf, "convert_gguf", no_conversion)
     again = TransformersBackend(name)
     print(f"\n{name}: second load from {converted} in {again.load_seconds:.2f} s")
     assert again.converted == converted
@@ -131,7 +134,7 @@ def test_bfloat16_scores_close_to_float32(smollm2_backend):
     bf.close()
 
 
-needs_onednn = pytest.mark.skipif(tb._ONEDNN_LINEAR is None, reason="this torch build has no oneDNN linear")
+needs_onednn = pytest.mark.skipif(onednn.ONEDNN_LINEAR is None, reason="this torch build has no oneDNN linear")
 
 
 @needs_onednn
@@ -152,7 +155,7 @@ def test_onednn_layers_compute_the_models_own_products(backend):
             assert got.shape == want.shape
             assert (got - want).abs().max() <= 1e-5 * want.abs().max()
         hidden = x[0]
-        sliced = tb._logsumexp_rows(head.weight, hidden, slice_rows=10_000)  # a ragged last slice
+        sliced = onednn.logsumexp_rows(head.weight, hidden, slice_rows=10_000)  # a ragged last slice
         whole = torch.logsumexp(torch.nn.functional.linear(hidden, head.weight), dim=-1)
     assert torch.allclose(sliced, whole, atol=1e-5)
 
@@ -168,7 +171,7 @@ def test_onednn_only_where_it_keeps_the_arithmetic():
     model.append(Quantised(8, 4))
     with torch.no_grad():
         want = model[0](x)
-        assert tb.use_onednn_linears(model) == 1  # float32 nn.Linear only
+        assert onednn.use_onednn_linears(model) == 1  # float32 nn.Linear only
         assert torch.allclose(model[0](x), want, atol=1e-5)  # the bias is kept
     assert "forward" not in vars(model[1]) and "forward" not in vars(model[2])
     # With gradients on, a routed layer falls back to F.linear (oneDNN's op is for inference).
@@ -249,7 +252,7 @@ def test_score_in_small_chunks_gives_the_same(smollm2_backend, monkeypatch, scor
     request = ScoreRequest(prompt, CONTINUATIONS)
     whole = smollm2_backend.score([request])[0]
     # Room for one row of logits at a time: every continuation runs on its own cache copy.
-    monkeypatch.setattr(tb, "_LOGIT_BUDGET", 1)
+    monkeypatch.setattr(tb, "LOGIT_BUDGET", 1)
     chunked = smollm2_backend.score([request])[0]
     assert [s.logprob for s in chunked] == pytest.approx([s.logprob for s in whole], abs=1e-4)
 
@@ -289,9 +292,9 @@ def test_packed_scoring_equals_cached_scoring_on_real_prompts(backend, monkeypat
     monkeypatch.setattr(backend, "scoring", "cached")
     cached = backend.score(requests)
     monkeypatch.setattr(backend, "scoring", "packed")
-    assert backend._head_is_plain()  # both embedded models: the sliced head, not the model's logits
+    assert backend.head_is_plain()  # both embedded models: the sliced head, not the model's logits
     packed = backend.score(requests)
-    monkeypatch.setattr(backend, "_plain_head", False)
+    monkeypatch.setattr(backend, "plain_head", False)
     packed_logits = backend.score(requests)
     for other in (cached, packed_logits):
         gap = max(abs(a.logprob - b.logprob) for x, y in zip(other, packed) for a, b in zip(x, y))
@@ -328,8 +331,8 @@ def test_packed_scoring_keeps_the_models_logits_where_its_head_is_not_plain(gemm
     # Gemma's forward soft-caps its logits when its config asks (as Gemma 2 does): packed
     # scoring must notice, and score with the model's own (capped) logits, as cached scoring does.
     monkeypatch.setattr(gemma_backend.model.config, "final_logit_softcapping", 5.0)
-    monkeypatch.setattr(gemma_backend, "_plain_head", None)
-    assert not gemma_backend._head_is_plain()
+    monkeypatch.setattr(gemma_backend, "plain_head", None)
+    assert not gemma_backend.head_is_plain()
     requests = real_requests(gemma_backend, 2, 1)
     monkeypatch.setattr(gemma_backend, "scoring", "cached")
     cached = gemma_backend.score(requests)
@@ -389,7 +392,7 @@ def test_prefix_cache_gives_the_scores_of_whole_prompts(backend, monkeypatch):
     monkeypatch.setattr(backend, "prefix_cache", "off")
     whole, prefilled_off, reused_off = scored_one_by_one(backend, requests)
     monkeypatch.setattr(backend, "prefix_cache", "on")
-    monkeypatch.setattr(backend, "_store", tb._PrefixStore(tb._PREFIX_ENTRIES))
+    monkeypatch.setattr(backend, "prefix_store", PrefixStore(PREFIX_ENTRIES))
     cached, prefilled_on, reused_on = scored_one_by_one(backend, requests)
     gap = max(abs(a.logprob - b.logprob) for x, y in zip(whole, cached) for a, b in zip(x, y))
     print(f"\nlargest gap over {sum(map(len, cached))} continuations: {gap:.1e}; prompt tokens prefilled "
@@ -404,7 +407,7 @@ def test_prefix_cache_gives_the_scores_of_whole_prompts(backend, monkeypatch):
     assert prefilled_on[6] == prefilled_on[9] == 1
     assert reused_on[3] == n[0]  # the game prompt, then one that extends it
     assert reused_on[4] >= n[4] - 2  # a prompt cut short: the chess prompt holds all but its last token or two
-    assert reused_on[7] == len(backend._prefix_ids)  # shares nothing, or the BOS
+    assert reused_on[7] == len(backend.renderer.prefix_ids)  # shares nothing, or the BOS
     assert reused_on[2] > 60  # the other game prompt shares the rules text
 
 
@@ -495,7 +498,7 @@ def test_retry_prefills_only_past_the_first_attempt(backend, monkeypatch):
     runs = {}
     for mode in ("off", "on"):
         monkeypatch.setattr(backend, "prefix_cache", mode)
-        monkeypatch.setattr(backend, "_store", tb._PrefixStore(tb._PREFIX_ENTRIES))
+        monkeypatch.setattr(backend, "prefix_store", PrefixStore(PREFIX_ENTRIES))
         before = backend.prefilled_tokens
         replies = backend.generate(questions, options)
         middle = backend.prefilled_tokens
@@ -522,7 +525,7 @@ def test_harness_retry_reuses_the_first_prompt(smollm2_backend, monkeypatch):
     legal, state = env.legal_actions(), env.text_state()
     first = smollm2_backend.format_prompt(build_prompt(enc, state, legal, "generate"))
     retry = smollm2_backend.format_prompt(build_prompt(enc, state, legal, "generate", "Your previous answer 'x' was not accepted. Answer again.\n"))
-    monkeypatch.setattr(smollm2_backend, "_store", tb._PrefixStore(tb._PREFIX_ENTRIES))
+    monkeypatch.setattr(smollm2_backend, "prefix_store", PrefixStore(PREFIX_ENTRIES))
     options = GenerateOptions(max_new_tokens=6, stop=())
     smollm2_backend.generate([first], options)
     before = smollm2_backend.prefilled_tokens

@@ -8,7 +8,6 @@ import pytest
 from irl.choice import (
     Decision,
     _hessian,
-    bootstrap_weights,
     choice_objective,
     choice_probabilities,
     cross_validate,
@@ -114,12 +113,6 @@ def test_cross_validation_prefers_weak_penalty_for_informative_data():
     # Seeded: the same folds give the same numbers.
     again = cross_validate(data, l2_grid=(1e-2, 1.0, 100.0), k=4, seed=0)
     assert np.array_equal(cv.heldout_log_likelihood, again.heldout_log_likelihood)
-
-
-def test_bootstrap_intervals_cover_truth():
-    iv = bootstrap_weights(make_decisions(600, "sample", seed=9), l2=0.0, n=100, seed=0)
-    assert np.all(iv.low <= THETA) and np.all(THETA <= iv.high)
-    assert np.all(iv.low < iv.estimate) and np.all(iv.estimate < iv.high)
 
 
 def test_single_action_decisions_carry_no_information():

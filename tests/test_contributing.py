@@ -1,9 +1,11 @@
-"""The README's contributing examples, run verbatim: a gridworld, a backend, a reference agent.
+"""The contributing examples (docs/contributing.md), run verbatim: a gridworld, a backend, a
+reference agent, a score, a fit kind and a game family.
 
-Each block is executed as the README shows it, then used the way a user would: the new
+Each block is executed as the page shows it, then used the way a user would: the new
 gridworld through the registry, the environment contract and its MDP; the new backend
-through ``--backend``; the new agent through ``zso baseline``. Registrations are undone
-afterwards so no other test sees them.
+through ``--backend``; the new agent through ``zso baseline``; the score and the fit kind
+through ``zso compare``; the game family through ``zso baseline`` and ``zso compare``.
+Registrations are undone afterwards so no other test sees them.
 """
 
 from __future__ import annotations
@@ -122,3 +124,61 @@ def test_the_score_example_reaches_every_table(myopic, objective_scale, tmp_path
     assert main(["compare", str(out), "--format", "json", "--folds", "2", "--splits", "2", "--n-boot", "6", "--no-progress"]) == 0
     report = json.loads(capsys.readouterr().out)["runs"][0]
     assert report["extra"]["objective_scale"]["estimate"] == pytest.approx(float(row["objective_scale"]))
+
+
+def compare_report(run_dir, capsys) -> dict:
+    """``zso compare --format json`` on one run (small fits): its report."""
+    capsys.readouterr()
+    assert main(["compare", str(run_dir), "--format", "json", "--folds", "2", "--splits", "2", "--n-boot", "6",
+                 "--no-progress"]) == 0
+    return json.loads(capsys.readouterr().out)["runs"][0]
+
+
+def test_the_fit_kind_example_takes_over_the_fixed_layouts(myopic, tmp_path, capsys):
+    from irl.analysis.kinds import FIT_KINDS, fit_kind_of
+
+    out = tmp_path / "myopic"
+    assert main(["baseline", "--env", "corridor", "--agent", "myopic", "--episodes", "6", "--max-steps", "8",
+                 "--out", str(out), "--no-progress"]) == 0
+    named = compare_report(out, capsys)
+    assert named["feature_names"][0] == "progress"
+    exec(example("contrib-fit-kind"), {})
+    try:
+        assert fit_kind_of("corridor").name == "free-reward"
+        # Random layouts have no one MDP: they keep the tabular kind.
+        assert fit_kind_of("frozenlake", "4x4", {"layout_seed": None}).name == "tabular"
+        free = compare_report(out, capsys)
+    finally:
+        FIT_KINDS.unregister("free-reward")
+    assert free["settings"]["features"] == "onehot" and named["settings"]["features"] == "named"
+    assert len(free["weights"]) >= 5 > len(named["weights"])  # a reward per corridor cell
+    assert fit_kind_of("corridor").name == "tabular"
+
+
+@pytest.fixture
+def splitting():
+    scope: dict = {}
+    exec(example("contrib-game-family"), scope)
+    yield scope["SplitGame"]
+    ENVS.unregister("splitting")
+    ENCODINGS.unregister("splitting/text")
+
+
+def test_the_game_family_example_is_solved_played_and_fitted(splitting, tmp_path, capsys):
+    from irl.analysis.kinds import fit_kind_of
+    from textenvs.games import solver_for
+
+    # Gap 1 is Grundy's game: single piles of 1..12 with Grundy value 0 lose for the mover (OEIS A002188).
+    for n in range(1, 13):
+        assert solver_for(splitting(size=n)).value(splitting(size=n).initial()).outcome == (-1 if n in {1, 2, 4, 7, 10} else 1)
+    env = make_env("splitting", rules_seed=8)
+    env.reset(seed=0)
+    assert env.game == splitting(size=8, gap=2) and env.legal_actions() == ["8=7+1", "8=6+2", "8=5+3"]
+    assert fit_kind_of("splitting").name == "game"
+    out = tmp_path / "split"
+    assert main(["baseline", "--env", "splitting", "--agent", "random", "--episodes", "6", "--max-steps", "10",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert validate_run(out) == []
+    report = compare_report(out, capsys)
+    assert report["kind"] == "game" and "value" in report["feature_names"]
+

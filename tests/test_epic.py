@@ -1,4 +1,4 @@
-"""EPIC distance: invariances, extreme values and metric axioms."""
+"""EPIC (canonicalisation, then Pearson distance): invariances, extreme values and metric axioms."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from irl.epic import (
     ConstantRewardError,
     as_transition_reward,
     canonicalize,
-    epic_distance,
-    epic_matrix,
     pearson_distance,
 )
 
@@ -20,6 +18,13 @@ GAMMA = 0.9
 
 def rand_reward(rng):
     return rng.normal(size=(S, A, S))
+
+
+def epic_distance(a, b, gamma, *, state_reward="current", on_constant="nan", **dists):
+    """EPIC as its two steps: each reward canonicalised, then their Pearson distance."""
+    n_actions = max((r.shape[1] for r in (np.asarray(a), np.asarray(b)) if r.ndim >= 2), default=1)
+    Ra, Rb = (as_transition_reward(r, n_actions, state_reward=state_reward) for r in (a, b))
+    return pearson_distance(canonicalize(Ra, gamma, **dists), canonicalize(Rb, gamma, **dists), on_constant=on_constant)
 
 
 def shaped(R, phi, gamma=GAMMA):
@@ -93,7 +98,7 @@ def test_constant_reward_is_nan_or_raises():
     assert np.isnan(pearson_distance(np.ones(5), np.arange(5.0)))
 
 
-def test_pearson_distance_values_and_coverage():
+def test_pearson_distance_values_and_weights():
     x = np.array([1.0, 2.0, 3.0, 4.0])
     assert pearson_distance(x, 2 * x) == pytest.approx(0.0, abs=1e-12)
     assert pearson_distance(x, -x) == pytest.approx(1.0)
@@ -101,24 +106,11 @@ def test_pearson_distance_values_and_coverage():
     assert pearson_distance(x, y) == pytest.approx(np.sqrt(0.5))
     # Weights: with all mass on two points the correlation is +-1.
     assert pearson_distance(x, np.array([0.0, 1.0, 5.0, 0.0]), np.array([0, 1, 1, 0])) == pytest.approx(0.0)
-    rng = np.random.default_rng(4)
-    Ra, Rb = rand_reward(rng), rand_reward(rng)
-    cov = rng.random((S, A, S))
-    d = epic_distance(Ra, Rb, GAMMA, coverage=cov)
-    assert 0 <= d <= 1
-    with pytest.raises(ValueError, match="coverage"):
-        epic_distance(Ra, Rb, GAMMA, coverage=np.ones((2, 2, 2)))
 
 
-def test_epic_matrix_and_validation():
+def test_validation():
     rng = np.random.default_rng(5)
-    rs = [rand_reward(rng) for _ in range(3)] + [np.zeros((S, A, S))]
-    m = epic_matrix(rs, GAMMA)
-    assert m.shape == (4, 4)
-    assert np.allclose(m[:3, :3], m[:3, :3].T)
-    assert np.allclose(np.diag(m)[:3], 0.0)
-    assert np.all(np.isnan(m[3]))
-    with pytest.raises(ValueError, match="different shapes"):
-        epic_distance(np.zeros((S, A, S)), np.zeros((S + 1, A, S + 1)), GAMMA)
+    with pytest.raises(ValueError, match=r"\[S, A, S\]"):
+        canonicalize(np.zeros((S, A, S + 1)), GAMMA)
     with pytest.raises(ValueError, match="probability vector"):
-        epic_distance(rs[0], rs[1], GAMMA, state_dist=np.ones(S))
+        canonicalize(rand_reward(rng), GAMMA, state_dist=np.ones(S))

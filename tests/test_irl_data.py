@@ -21,7 +21,6 @@ from irl.distance import reward_distance
 from irl.analysis.kinds import fit_kind_of
 from irl.analysis.runs import load_chess, load_tabular, read_info
 from textenvs.chess.features import FEATURES, feature_matrix, register_feature, resolve_features
-from irl.mce import empirical_occupancy
 from textenvs import UnknownIdError, make_env
 from textenvs.chess.engine import stockfish_available
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import irl
-from irl.distance import compare_rewards, dard_distance, reward_distance
+from irl.distance import compare_rewards, reward_distance
 from irl.goals import episode_log_ratios, goal_directedness, heldout_max, meg_betas, meg_log_ratios, reference_returns, regret_alignment
 from textenvs import make_env
 from textenvs.planning import policy_return
@@ -48,9 +48,9 @@ def test_shapes_symmetry_triangle_and_undefined(mdp):
     assert reward_distance(np.ones((mdp.n_states, mdp.n_actions)), R, mdp) is None
 
 
-def test_dard_reads_rewards_off_the_transitions_the_mdp_can_make():
-    # The evidence behind choosing STARC (irl.distance docstring): DARD invariant to shaping, but
-    # two rewards identical on every feasible transition are far apart under it.
+def test_rewards_identical_on_every_feasible_transition_are_at_distance_zero():
+    # The evidence behind choosing STARC over DARD (irl.distance docstring): the true reward and
+    # "1 for arriving at the goal" agree wherever P > 0, and shaping changes no ranking.
     mdp = make_env("frozenlake", "4x4").mdp()
     goal = mdp.feature_matrix(["at_goal"])[:, 0]
     arrival = np.broadcast_to(goal[None, None, :], mdp.rewards.shape).copy()
@@ -59,8 +59,7 @@ def test_dard_reads_rewards_off_the_transitions_the_mdp_can_make():
     phi = np.random.default_rng(2).normal(size=mdp.n_states)
     phi[mdp.terminal] = 0.0
     shaped = mdp.rewards + 0.99 * phi[None, None, :] - phi[:, None, None]
-    assert dard_distance(mdp.rewards, shaped, mdp) == pytest.approx(0.0, abs=1e-9)
-    assert dard_distance(mdp.rewards, arrival, mdp) > 0.3
+    assert reward_distance(mdp.rewards, shaped, mdp) == pytest.approx(0.0, abs=1e-9)
     assert reward_distance(mdp.rewards, arrival, mdp) == pytest.approx(0.0, abs=1e-12)
 
 

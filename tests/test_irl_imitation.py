@@ -15,7 +15,7 @@ base_envs = pytest.importorskip("seals.base_envs")
 th = pytest.importorskip("torch")
 reward_nets = pytest.importorskip("imitation.rewards.reward_nets")
 
-from irl.mce import MaxEntIRL, mce_irl  # noqa: E402
+from bench.mce_dual import MaxEntIRL, mce_irl  # noqa: E402
 from textenvs.planning import occupancy_measures, soft_value_iteration  # noqa: E402
 from textenvs.mdp import TabularMDP  # noqa: E402
 

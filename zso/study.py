@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from harness.agents import BASELINES, BaselineOptions, baseline_spec, playable_kinds_of
+from harness.agents import BASELINES, BaselineOptions, baseline_options, baseline_spec, playable_kinds_of
 from harness.agents.controls import parse_weights
 from textenvs.capabilities import LAYOUT_MDPS
 from harness.backends import load_backend
@@ -63,17 +63,27 @@ class StudyError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class Cell:
-    """One run of the grid: who plays, where, under which encoding and mode."""
+    """One run of the grid: who plays, where, under which encoding and mode (its :attr:`config`,
+    whose ``agent`` says who plays)."""
 
     #: Stable id and directory name: readable parts plus a hash of the configuration.
     id: str
-    #: ``"model"`` or ``"baseline"``.
-    kind: str
     config: RunConfig
-    #: For baselines: how the agent is built.
-    baseline: BaselineOptions | None = None
-    #: Which baseline (for ``kind == "baseline"``): a registered name.
-    agent: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """``"model"`` or ``"baseline"`` (``config.agent.kind``)."""
+        return self.config.agent.kind
+
+    @property
+    def agent(self) -> str | None:
+        """Which baseline, a registered name (``config.agent.name``); ``None`` for a model."""
+        return self.config.agent.name
+
+    @property
+    def baseline(self) -> BaselineOptions | None:
+        """For baselines: how the agent is built (``config.agent.options``); ``None`` for a model."""
+        return baseline_options(self.config.agent.options) if self.kind == "baseline" else None
 
     @property
     def label(self) -> str:
@@ -116,10 +126,10 @@ class Study:
                             backend_options=dict(model.get("backend_options", {})), mode=mode,
                             temperature=float(model.get("temperature", 1.0)),
                         )
-                        cells.append(_cell("model", config))
+                        cells.append(_cell(config))
             for agent, options in self._baselines(env):
                 config = RunConfig(**common, encoding=encodings[0], agent=baseline_spec(agent, options))
-                cells.append(_cell("baseline", config, options, agent))
+                cells.append(_cell(config))
         return cells
 
     def _baselines(self, env: dict[str, Any]) -> list[tuple[str, BaselineOptions]]:
@@ -149,12 +159,15 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower()
 
 
-def _cell(kind: str, config: RunConfig, baseline: BaselineOptions | None = None, agent: str | None = None) -> Cell:
+def _cell(config: RunConfig) -> Cell:
+    """The cell that runs ``config``, its id from the configuration."""
+    cell = Cell("", config)
+    baseline = cell.baseline
     identity = {"config": {**config.to_json(), "out": None}, "baseline": asdict(baseline) if baseline else None}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
     who = Path(config.model).name + (f"-{baseline.feature}" if baseline and baseline.feature else "")
     env = config.env + (f"-{config.variant}" if config.variant else "")
-    return Cell(f"{_slug(who)}__{_slug(env)}__{config.encoding}__{config.mode}__{digest}", kind, config, baseline, agent)
+    return replace(cell, id=f"{_slug(who)}__{_slug(env)}__{config.encoding}__{config.mode}__{digest}")
 
 
 def load_study(path: str | Path) -> Study:

@@ -298,7 +298,7 @@ def renderer_of(model: str, system: str | None = None) -> Renderer:
     """:func:`~harness.backends.rendering.load_renderer`, converting a GGUF model first where it is not cached."""
 
     def convert(name: str) -> Path:
-        from harness.backends.transformers import model_dir
+        from harness.backends.gguf import model_dir
 
         return model_dir(name)
 

@@ -269,7 +269,7 @@ def load_renderer(model: str, system: str | None = None, convert: Callable[[str]
     """The renderer of ``model`` (an embedded name, a model directory or a ``.gguf`` file), without torch.
 
     A GGUF file is read from its cached conversion; where there is none yet, ``convert``
-    makes it (``harness.backends.transformers.model_dir``, which loads torch), or, without
+    makes it (``harness.backends.gguf.model_dir``, which loads torch), or, without
     one, :class:`BackendError` says so. Raises :class:`BackendError` when the tokenizer
     cannot be read.
     """

@@ -1,48 +1,18 @@
 """The in-process Hugging Face ``transformers`` backend (CPU by default).
 
-It loads a Hugging Face model directory or a GGUF file. A GGUF file is dequantised once
-and saved, model and repaired tokenizer, under ``cache_dir()/converted/<sha256[:16]>/``;
-later runs load that directory in a second or two.
-
-Tokenizers converted from GGUF by transformers 4.57 need repairs, made once at
-conversion time and saved with the model (see :func:`_repair_tokenizer`):
-
-- SmolLM2 (``tokenizer.ggml.model = gpt2`` in a ``llama`` file): transformers swaps
-  BOS and EOS in ``GGUFLlamaConverter`` (both become ``<|im_start|>``), sets no pad token
-  and adds a BOS although the file says ``add_bos_token = False``; a chat-formatted
-  prompt, which starts with ``<|im_start|>`` itself, then began with it twice. The file's
-  own ids (``eos = <|im_end|>``, ``pad = <|im_end|>``, no BOS) are put back.
-- Gemma 3 (``tokenizer.ggml.model = llama``, i.e. SentencePiece BPE with scores equal to
-  minus the merge rank): transformers builds a *Unigram* model from those scores, which
-  favours many short pieces ("hello world" -> ``hel lo ▁w or ld`` instead of
-  ``hello ▁world``), and it maps ``<0x09>`` onto the user-defined ``\\t`` (262143 tokens
-  for a 262144 vocabulary). The tokenizer is rebuilt as a byte-fallback BPE whose merges
-  follow the scores, with user-defined pieces (newline, tab and space runs, HTML tags)
-  matched whole first, as SentencePiece does; on 346 source files it gives SentencePiece's
-  own ids except where text contains control tokens such as ``<unk>`` literally (matched
-  as special tokens, the Hugging Face convention). BOS ``<bos>`` (id 2) is added once
-  (``add_bos_token = True`` in the file), pad is ``<pad>`` (id 0), EOS ``<eos>`` (id 1);
-  there is no chat template (a base model).
-
-Then, for any model: when the chat template uses an end-of-turn token that the vocabulary
-has (``<|im_end|>``, ``<end_of_turn>``...), it becomes EOS; pad falls back to EOS; and a
-prompt that already starts with the BOS text is tokenized without adding another.
-The tokenizer is saved as ``PreTrainedTokenizerFast`` (its ``tokenizer.json`` exactly), so
-that transformers 5, which vLLM uses, tokenizes as this backend does, and replies are
-decoded without transformers 4's clean-up of spaces before punctuation, as vLLM decodes.
+It loads a Hugging Face model directory or a GGUF file; a GGUF file is converted once, its
+tokenizer repaired (:mod:`harness.backends.gguf`). Float32 linear layers on CPU run through
+oneDNN (:mod:`harness.backends.onednn`); packed scoring lays a prompt and the trie of its
+continuations out as one sequence, and a prefix store reuses the key/value cache of the
+longest prefix a prompt shares with recent ones (:mod:`harness.backends.prefix`).
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 import gc
 import inspect
-import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,26 +27,25 @@ from harness.backends.base import (
     ScoreRequest,
     TokenCounter,
 )
-from harness.backends.rendering import (
-    CONVERSION_VERSION,
-    MARKER as _MARKER,
-    Renderer,
-    converted_dir,
-    end_of_turn,
-    read_marker as _read_marker,
-)
+from harness.backends.rendering import CONVERSION_VERSION, Renderer, converted_dir
 from harness.models import ModelSource, resolve_model, sha256_file
 
 try:
     import torch
     import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+    from transformers import AutoModelForCausalLM
 except ImportError as exc:  # pragma: no cover - both are core dependencies
     raise MissingDependencyError(
         f"the transformers backend needs torch and transformers ({exc}): pip install torch transformers"
     ) from exc
 
-__all__ = ["CONVERSION_VERSION", "DTYPES", "LINEAR_LAYERS", "PREFIX_CACHE", "SCORING", "TokenLogprob", "TransformersBackend", "converted_dir", "load_tokenizer", "model_dir"]
+from harness.backends.gguf import cached_conversion, load_directory_tokenizer, model_dir
+from harness.backends.onednn import LOGIT_BUDGET, logsumexp_rows, use_onednn_linears
+from harness.backends.prefix import PREFIX_ENTRIES, PrefixStore, TrieLayout, additive_mask, cache_of
+
+# ``converted_dir`` and ``model_dir`` are answered here too, where callers have long found them.
+__all__ = ["CONVERSION_VERSION", "DTYPES", "LINEAR_LAYERS", "PREFIX_CACHE", "SCORING", "TokenLogprob", "TransformersBackend",
+           "converted_dir", "model_dir"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +55,7 @@ class TokenLogprob:
     text: str
     offset: int
     logprob: float | None
+
 
 #: Accepted values of ``dtype``.
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -106,452 +76,7 @@ LINEAR_LAYERS = ("onednn", "torch")
 #: one, since a prompt's matrix products already fill its cores).
 _GPU_PROMPT_BATCH = 16
 
-#: Token sequences whose key/value cache the prefix store keeps (least recently used dropped).
-_PREFIX_ENTRIES = 8
-
 log = logging.getLogger(__name__)
-
-#: Most logits (rows x positions x vocabulary) that ``score`` materialises at once:
-#: 2**25 floats = 128 MiB in float32.
-_LOGIT_BUDGET = 1 << 25
-
-#: Vocabulary rows per slice of :func:`_logsumexp_rows`.
-_HEAD_SLICE = 32768
-
-
-def _onednn_linear_op() -> Any:
-    """oneDNN's linear on dense tensors (``torch.ops.mkldnn._linear_pointwise``), or None.
-
-    None where this torch build lacks it, or where it fails or disagrees with ``F.linear``
-    on a small product (tried once, at import).
-    """
-    op = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
-    if op is None or not torch.backends.mkldnn.is_available():
-        return None
-    gen = torch.Generator().manual_seed(0)
-    x, w, b = torch.randn(3, 2, 16, generator=gen), torch.randn(8, 16, generator=gen), torch.randn(8, generator=gen)
-    try:
-        with torch.no_grad():
-            agrees = torch.allclose(op(x, w, b, "none", [], ""), torch.nn.functional.linear(x, w, b), atol=1e-5)
-    except Exception as exc:  # a build or CPU this op does not run on: torch's own linear
-        log.debug("oneDNN linear unavailable: %s", exc)
-        return None
-    return op if agrees else None
-
-
-_ONEDNN_LINEAR = _onednn_linear_op()
-
-
-def _onednn_runs(weight: torch.Tensor) -> bool:
-    """Whether :func:`_linear` runs through oneDNN for ``weight`` (float32, on CPU)."""
-    return _ONEDNN_LINEAR is not None and weight.device.type == "cpu" and weight.dtype == torch.float32
-
-
-def _linear(weight: torch.Tensor, x: torch.Tensor, bias: torch.Tensor | None = None, *, onednn: bool = True) -> torch.Tensor:
-    """``x @ weight.T (+ bias)``: through oneDNN on CPU in float32 without autograd, else ``F.linear``.
-
-    On a 2-core CPU oneDNN ran the float32 products of the embedded models' layers, at 1 to
-    2048 rows, 0.97x to 1.8x the speed of ``F.linear`` (MKL; faster in 23 of 24 shapes
-    timed) and their LM heads 1.6x to 3.5x (one row of Gemma-3-270M's 262k-word head:
-    0.028 s against 0.057 s),
-    with the same float32 arithmetic (within 1e-5 relative). It takes the weight as it
-    is: no copy, no repacking.
-    """
-    if onednn and _onednn_runs(weight) and x.dtype == torch.float32 and not torch.is_grad_enabled():
-        return _ONEDNN_LINEAR(x, weight, bias, "none", [], "")
-    return torch.nn.functional.linear(x, weight, bias)
-
-
-def use_onednn_linears(model: torch.nn.Module) -> int:
-    """Route the model's float32 CPU ``nn.Linear`` layers (LM head included) through :func:`_linear`.
-
-    Each layer keeps its weight (tied or not) and only its ``forward`` changes, so the
-    model computes the same float32 products, faster. Subclasses of ``nn.Linear``
-    (quantised layers) are left alone. Answers how many layers it routed.
-    """
-    routed = 0
-    for module in model.modules():
-        if type(module) is torch.nn.Linear and _onednn_runs(module.weight):
-            module.forward = functools.partial(_linear_forward, module)
-            routed += 1
-    return routed
-
-
-def _linear_forward(module: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    return _linear(module.weight, x, module.bias)
-
-
-def _logsumexp_rows(weight: torch.Tensor, hidden: torch.Tensor, slice_rows: int = _HEAD_SLICE, *,
-                    onednn: bool = True) -> torch.Tensor:
-    """``logsumexp(hidden @ weight.T, dim=-1)`` for ``hidden`` [N, D] and ``weight`` [V, D], in float32.
-
-    One slice of the vocabulary at a time (:func:`_linear`), so each slice's logits
-    are reduced while still in cache and the [N, V] logits never exist: for 36 rows of
-    Gemma's 262k-word head on a 2-core CPU, 0.09 s against 0.12 s to 0.14 s for the
-    whole product then its logsumexp (``bench/decisions.py``).
-    """
-    slice_rows = max(1024, min(slice_rows, _LOGIT_BUDGET // max(1, hidden.shape[0])))  # bounded memory for many rows
-    parts = [torch.logsumexp(_linear(weight[s : s + slice_rows], hidden, onednn=onednn).float(), dim=-1)
-             for s in range(0, weight.shape[0], slice_rows)]
-    return torch.logsumexp(torch.stack(parts), dim=0)
-
-
-# -- GGUF tokenizer metadata -------------------------------------------------------------
-
-
-def _gguf_fields(path: Path, names: Sequence[str]) -> dict[str, Any]:
-    """The named ``tokenizer.ggml.*`` / ``general.*`` fields of a GGUF file that exist."""
-    from gguf import GGUFReader
-
-    reader = GGUFReader(str(path))
-    out: dict[str, Any] = {}
-    for name in names:
-        field = reader.fields.get(name)
-        if field is not None:
-            out[name] = field.contents()
-    return out
-
-
-_SCALAR_FIELDS = (
-    "tokenizer.ggml.model",
-    "tokenizer.ggml.bos_token_id",
-    "tokenizer.ggml.eos_token_id",
-    "tokenizer.ggml.padding_token_id",
-    "tokenizer.ggml.unknown_token_id",
-    "tokenizer.ggml.add_bos_token",
-    "tokenizer.ggml.add_eos_token",
-)
-
-# GGUF token types (the same numbering as SentencePiece's).
-_NORMAL, _CONTROL, _USER_DEFINED = 1, 3, 4
-
-
-def _spm_bpe_backend(tokens: list[str], scores: list[float], types: list[int], unk_id: int):
-    """A ``tokenizers`` BPE equal to SentencePiece BPE on a GGUF ``llama`` vocabulary.
-
-    SentencePiece BPE repeatedly merges the adjacent pair whose union is the normal piece
-    of highest score; the merges list is that order. User-defined pieces are added tokens
-    matched whole on the raw text, control pieces are special tokens.
-    """
-    from tokenizers import AddedToken, Tokenizer, decoders, normalizers
-    from tokenizers.models import BPE
-
-    vocab = {tok: i for i, tok in enumerate(tokens)}
-    normal = {tok for tok, kind in zip(tokens, types) if kind == _NORMAL}
-    ranked: list[tuple[float, int, str, str]] = []
-    for i, (tok, kind) in enumerate(zip(tokens, types)):
-        if kind != _NORMAL or len(tok) < 2:
-            continue
-        splits = sorted(
-            (vocab[tok[:k]], vocab[tok[k:]], tok[:k], tok[k:])
-            for k in range(1, len(tok))
-            if tok[:k] in normal and tok[k:] in normal
-        )
-        ranked.extend((-scores[i], j, left, right) for j, (_, _, left, right) in enumerate(splits))
-    ranked.sort(key=lambda m: (m[0], m[1]))
-    backend = Tokenizer(
-        BPE(
-            vocab=vocab,
-            merges=[(left, right) for _, _, left, right in ranked],
-            unk_token=tokens[unk_id],
-            fuse_unk=True,
-            byte_fallback=True,
-        )
-    )
-    backend.normalizer = normalizers.Replace(" ", "▁")
-    backend.decoder = decoders.Sequence(
-        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
-    )
-    backend.add_tokens(
-        [AddedToken(t, special=False, normalized=False) for t, k in zip(tokens, types) if k == _USER_DEFINED]
-    )
-    backend.add_special_tokens(
-        [AddedToken(t, special=True, normalized=False) for t, k in zip(tokens, types) if k == _CONTROL]
-    )
-    return backend
-
-
-def _repair_tokenizer(tok: Any, gguf_path: Path | None) -> tuple[Any, list[str]]:
-    """Repair a tokenizer (see the module docstring); answers it and what was changed."""
-    notes: list[str] = []
-    meta: dict[str, Any] = {}
-    if gguf_path is not None:
-        meta = _gguf_fields(gguf_path, _SCALAR_FIELDS)
-        from tokenizers.models import Unigram
-
-        if meta.get("tokenizer.ggml.model") == "llama" and isinstance(tok.backend_tokenizer.model, Unigram):
-            arrays = _gguf_fields(
-                gguf_path, ("tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type")
-            )
-            tokens = arrays["tokenizer.ggml.tokens"]
-            backend = _spm_bpe_backend(
-                tokens,
-                arrays["tokenizer.ggml.scores"],
-                arrays["tokenizer.ggml.token_type"],
-                int(meta.get("tokenizer.ggml.unknown_token_id", 0)),
-            )
-
-            def token(key: str) -> str | None:
-                i = meta.get(f"tokenizer.ggml.{key}_token_id")
-                return tokens[int(i)] if i is not None else None
-
-            tok = type(tok)(
-                tokenizer_object=backend,
-                bos_token=token("bos"),
-                eos_token=token("eos"),
-                unk_token=token("unknown"),
-                pad_token=token("padding"),
-                add_bos_token=bool(meta.get("tokenizer.ggml.add_bos_token", False)),
-                add_eos_token=bool(meta.get("tokenizer.ggml.add_eos_token", False)),
-                chat_template=tok.chat_template,
-            )
-            notes.append("rebuilt Unigram tokenizer as SentencePiece BPE (merges from scores)")
-        # The file's own special tokens and BOS/EOS flags.
-        for role, key in (("bos", "bos"), ("eos", "eos"), ("pad", "padding"), ("unk", "unknown")):
-            i = meta.get(f"tokenizer.ggml.{key}_token_id")
-            if i is None or int(i) >= len(tok):
-                continue
-            want = tok.convert_ids_to_tokens(int(i))
-            if getattr(tok, f"{role}_token") != want:
-                notes.append(f"{role}_token {getattr(tok, f'{role}_token')!r} -> {want!r} (from the GGUF file)")
-                setattr(tok, f"{role}_token", want)
-        for flag in ("add_bos_token", "add_eos_token"):
-            value = meta.get(f"tokenizer.ggml.{flag}")
-            if value is not None and hasattr(tok, flag) and bool(getattr(tok, flag)) != bool(value):
-                notes.append(f"{flag} {getattr(tok, flag)} -> {bool(value)} (from the GGUF file)")
-                setattr(tok, flag, bool(value))
-    end = end_of_turn(tok.chat_template, tok.get_vocab())
-    if end is not None and tok.eos_token != end:
-        notes.append(f"eos_token {tok.eos_token!r} -> {end!r} (end of turn of the chat template)")
-        tok.eos_token = end
-    if tok.pad_token is None and tok.eos_token is not None:
-        notes.append(f"pad_token None -> {tok.eos_token!r} (the EOS)")
-        tok.pad_token = tok.eos_token
-    return tok, notes
-
-
-# -- conversion cache ---------------------------------------------------------------------
-
-
-def _plain_tokenizer_class(directory: Path) -> None:
-    """Mark a saved tokenizer as its ``tokenizer.json`` exactly (``PreTrainedTokenizerFast``).
-
-    Saved as ``LlamaTokenizer``, SmolLM2's byte-level BPE is rebuilt by transformers 5
-    (which vLLM uses) with a SentencePiece pre-tokenizer that drops every space; the plain
-    class loads the same tokenizer in transformers 4 and 5.
-    """
-    path = directory / "tokenizer_config.json"
-    config = json.loads(path.read_text())
-    config["tokenizer_class"] = "PreTrainedTokenizerFast"
-    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-
-
-def _convert_gguf(path: Path, sha: str, target: Path) -> dict[str, Any]:
-    """Dequantise ``path`` into ``target`` (written in a temporary folder, then renamed)."""
-    parent = target.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    for stale in parent.glob(".tmp-*"):  # left by a killed process
-        try:
-            if now - stale.stat().st_mtime > 24 * 3600:
-                shutil.rmtree(stale, ignore_errors=True)
-        except OSError:
-            pass
-    log.info("converting %s to %s (once; a minute or two for a few hundred MB)", path, target)
-    start = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=parent))
-    try:
-        tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
-        tok, notes = _repair_tokenizer(tok, path)
-        model = AutoModelForCausalLM.from_pretrained(
-            str(path.parent), gguf_file=path.name, dtype=torch.float32, local_files_only=True
-        )
-        model.generation_config.eos_token_id = tok.eos_token_id
-        model.generation_config.pad_token_id = tok.pad_token_id
-        model.generation_config.bos_token_id = tok.bos_token_id
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        _plain_tokenizer_class(tmp)
-        del model
-        marker = {
-            "version": CONVERSION_VERSION,
-            "source": str(path),
-            "sha256": sha,
-            "transformers": transformers.__version__,
-            "tokenizer_fixes": notes,
-            "seconds": round(time.perf_counter() - start, 1),
-        }
-        (tmp / _MARKER).write_text(json.dumps(marker, indent=1))
-        if target.exists():  # another process won the race, or an older version
-            existing = _read_marker(target)
-            if existing is not None and existing.get("version") == CONVERSION_VERSION:
-                return existing
-            shutil.rmtree(target)
-        tmp.chmod(0o755)  # mkdtemp makes it private
-        os.replace(tmp, target)
-        return marker
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _converted(path: Path) -> tuple[Path, str, dict[str, Any]]:
-    """The cached conversion of GGUF file ``path`` (made now if missing): directory, sha256, marker."""
-    sha = sha256_file(path)
-    target = converted_dir(sha)
-    marker = _read_marker(target)
-    if marker is None or marker.get("version") != CONVERSION_VERSION:
-        marker = _convert_gguf(path, sha, target)
-    return target, sha, marker
-
-
-def model_dir(model: str) -> Path:
-    """The Hugging Face model directory behind ``model`` (what a vLLM server can load).
-
-    An embedded name or a ``.gguf`` file is converted once into the cache (see
-    :func:`converted_dir`); a model directory is answered as it is. Errors as for
-    :class:`TransformersBackend`.
-    """
-    source = resolve_model(model)
-    if source.format == "hf":
-        return source.path
-    try:
-        return _converted(source.path)[0]
-    except Exception as exc:
-        raise BackendError(f"could not convert {str(source.path)!r}: {type(exc).__name__}: {exc}") from exc
-
-
-def _load_tokenizer(directory: Path) -> tuple[Any, list[str]]:
-    tok = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
-    return _repair_tokenizer(tok, None)
-
-
-def load_tokenizer(model: str) -> Any:
-    """The tokenizer the in-process backend uses for ``model`` (repairs included)."""
-    directory = model_dir(model)
-    try:
-        return _load_tokenizer(directory)[0]
-    except Exception as exc:
-        raise BackendError(f"could not load the tokenizer of {str(directory)!r}: {type(exc).__name__}: {exc}") from exc
-
-
-#: Per layer, the keys and values of one sequence: tensors of shape (1, heads, tokens, dim).
-_KV = list[tuple[torch.Tensor, torch.Tensor]]
-
-
-def _common_length(a: Sequence[int], b: Sequence[int], limit: int) -> int:
-    """Length of the common prefix of two token sequences, at most ``limit``."""
-    n = min(len(a), len(b), limit)
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
-
-
-class _PrefixStore:
-    """Key/value caches of recent token sequences, matched on token ids by longest common prefix.
-
-    Keys and values depend only on the tokens before them and their positions, so the
-    first ``k`` entries of a stored sequence's cache are those of any sequence that starts
-    with the same ``k`` token ids. Entries are views of the tensors of the pass that
-    computed them and are never written to (a cache extended from them gets new tensors).
-    At most ``size`` sequences; a sequence that is a prefix of a newer one is dropped, then
-    the least recently used.
-    """
-
-    def __init__(self, size: int):
-        self.size = size
-        self.entries: list[tuple[tuple[int, ...], _KV]] = []  # most recently used last
-
-    def match(self, ids: Sequence[int], limit: int) -> tuple[int, _KV | None]:
-        """The longest stored prefix of ``ids`` (at most ``limit`` tokens) and its entry's cache."""
-        best, found = 0, -1
-        for index, (seq, _) in enumerate(self.entries):
-            n = _common_length(seq, ids, limit)
-            if n > best:
-                best, found = n, index
-        if found < 0:
-            return 0, None
-        entry = self.entries.pop(found)
-        self.entries.append(entry)
-        return best, entry[1]
-
-    def add(self, ids: Sequence[int], kv: _KV) -> None:
-        key = tuple(ids)
-        self.entries = [e for e in self.entries if key[: len(e[0])] != e[0]]
-        self.entries.append((key, kv))
-        del self.entries[: -self.size]
-
-
-@dataclass(frozen=True)
-class _TrieLayout:
-    """A prompt and the trie of its continuations' tokens, laid out as one packed sequence.
-
-    ``sequence`` holds the prompt's ids then the token of each trie node that has children
-    (a leaf's token is only a target), at ``positions`` prompt length + depth; position
-    ``i`` may attend to ``j`` where ``allowed[i, j]`` (the prompt causally, a node the
-    prompt and its own ancestors). ``source`` are the sequence positions the LM head reads
-    (the prompt's last, then the fed nodes); trie node ``k`` has token ``targets[k]``,
-    predicted by head row ``rows[k]``; continuation ``i`` is the nodes ``paths[i]``.
-    """
-
-    n_prompt: int
-    fed: int
-    sequence: list[int]
-    positions: list[int]
-    allowed: torch.Tensor
-    source: list[int]
-    rows: list[int]
-    targets: list[int]
-    paths: list[list[int]]
-
-    @classmethod
-    def of(cls, prompt_ids: list[int], conts: list[list[int]]) -> "_TrieLayout":
-        n_prompt = len(prompt_ids)
-        node_of: dict[tuple[int, ...], int] = {}
-        parents: list[int] = []  # -1: the prompt
-        tokens: list[int] = []
-        depths: list[int] = []
-        paths: list[list[int]] = []
-        for c in conts:
-            path, parent = [], -1
-            for k in range(len(c)):
-                key = tuple(c[: k + 1])
-                node = node_of.get(key)
-                if node is None:
-                    node = node_of[key] = len(tokens)
-                    parents.append(parent)
-                    tokens.append(c[k])
-                    depths.append(k)
-                path.append(node)
-                parent = node
-            paths.append(path)
-        # Only nodes with children run through the model: a leaf's token is a target, read
-        # from its parent's row, and nothing attends to it.
-        fed = sorted({p for p in parents if p >= 0})
-        slot = {node: n_prompt + i for i, node in enumerate(fed)}  # sequence position of a fed node
-        length = n_prompt + len(fed)
-        allowed = torch.zeros((length, length), dtype=torch.bool)
-        allowed[:n_prompt, :n_prompt] = torch.ones((n_prompt, n_prompt), dtype=torch.bool).tril()
-        allowed[n_prompt:, :n_prompt] = True
-        for node in fed:
-            at = node
-            while at >= 0:
-                allowed[slot[node], slot[at]] = True
-                at = parents[at]
-        # Rows of the LM head: the position that predicts each node's token (its parent's).
-        source = sorted({n_prompt - 1 if p < 0 else slot[p] for p in parents})
-        row_of = {pos: r for r, pos in enumerate(source)}
-        return cls(
-            n_prompt=n_prompt, fed=len(fed), sequence=prompt_ids + [tokens[n] for n in fed],
-            positions=list(range(n_prompt)) + [n_prompt + depths[n] for n in fed], allowed=allowed,
-            source=source, rows=[row_of[n_prompt - 1 if p < 0 else slot[p]] for p in parents], targets=tokens,
-            paths=paths,
-        )
-
-
-def _additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """The attention mask a model adds to its scores: 0 where ``allowed``, the dtype's minimum elsewhere."""
-    return torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
 
 
 def _load_dir_sha(directory: Path) -> str | None:
@@ -587,7 +112,10 @@ class TransformersBackend:
     ``reused_tokens`` (prompt tokens taken from the prefix cache instead), and, for packed
     scoring, ``trie_tokens`` (continuation-trie nodes run through the model) and
     ``head_rows`` (positions the LM head normalised); ``onednn_linears`` counts the linear
-    layers routed through oneDNN (:func:`use_onednn_linears`).
+    layers routed through oneDNN (:func:`use_onednn_linears`). ``prefix_store`` is the
+    :class:`~harness.backends.prefix.PrefixStore` behind ``prefix_cache="on"``, ``eos_ids``
+    the token ids that end a reply, and ``plain_head`` the answer of :meth:`head_is_plain`
+    (None until first asked).
     """
 
     def __init__(
@@ -605,7 +133,7 @@ class TransformersBackend:
         self.prefix_cache = prefix_cache
         if linear_layers not in LINEAR_LAYERS:
             raise ValueError(f"unknown linear_layers {linear_layers!r}; choose one of: {', '.join(LINEAR_LAYERS)}")
-        self._store = _PrefixStore(_PREFIX_ENTRIES)
+        self.prefix_store = PrefixStore(PREFIX_ENTRIES)
         #: Tokens read (prompts, and continuations scored) and written (replies), for usage per step.
         self.token_usage = TokenCounter()
         self.prefilled_tokens = 0
@@ -634,15 +162,15 @@ class TransformersBackend:
         path = self.source.path
         try:
             if self.source.format == "gguf":
-                self.converted, self.weights_sha256, self.conversion = _converted(path)
-                model_dir = self.converted
+                self.converted, self.weights_sha256, self.conversion = cached_conversion(path)
+                directory = self.converted
             else:
-                model_dir = path
-            self.tokenizer, notes = _load_tokenizer(model_dir)
+                directory = path
+            self.tokenizer, notes = load_directory_tokenizer(directory)
             if notes and not self.conversion:
                 self.conversion = {"tokenizer_fixes": notes}
             self.model = AutoModelForCausalLM.from_pretrained(
-                str(model_dir), dtype=DTYPES[dtype], local_files_only=True
+                str(directory), dtype=DTYPES[dtype], local_files_only=True
             )
             self.model.to(self.device).eval()
             self.onednn_linears = use_onednn_linears(self.model) if linear_layers == "onednn" else 0
@@ -656,7 +184,7 @@ class TransformersBackend:
 
         tok = self.tokenizer
         #: Prompt rendering and tokenization, shared with the other backends.
-        self.renderer = Renderer.of_tokenizer(tok, source=str(model_dir))
+        self.renderer = Renderer.of_tokenizer(tok, source=str(directory))
         self._prefix_ids: list[int] = self.renderer.prefix_ids
         self._pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
         eos: set[int] = set()
@@ -667,17 +195,17 @@ class TransformersBackend:
             eos.add(gen_eos)
         elif isinstance(gen_eos, (list, tuple)):
             eos.update(int(i) for i in gen_eos)
-        self._eos_ids = eos
+        self.eos_ids = eos
         self._vocab = int(self.model.get_output_embeddings().weight.shape[0])
         params = inspect.signature(self.model.forward).parameters
         self._accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
         self._accepts = set(params)
         # Older architectures (GPT-Neo, Bloom...) compute logits for every position.
         self._keep = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
-        self._plain_head: bool | None = None  # whether logits are exactly hidden @ head.T (checked on first use)
+        self.plain_head: bool | None = None  # whether logits are exactly hidden @ head.T (checked on first use)
 
-    def _forward(self, logits_to_keep: int | torch.Tensor = 0, **kwargs: Any) -> Any:
-        """Call the model with the arguments its ``forward`` takes."""
+    def forward(self, logits_to_keep: int | torch.Tensor = 0, **kwargs: Any) -> Any:
+        """Call the model with the arguments its ``forward`` takes (``logits_to_keep`` where it has one)."""
         if not self._accepts_any:
             kwargs = {k: v for k, v in kwargs.items() if k in self._accepts}
         if self._keep and (isinstance(logits_to_keep, torch.Tensor) or logits_to_keep):
@@ -686,56 +214,41 @@ class TransformersBackend:
 
     # -- LM head -----------------------------------------------------------------------
 
-    def _head_is_plain(self) -> bool:
+    def head_is_plain(self) -> bool:
         """Whether the model's logits are its output embeddings times the last hidden state.
 
         True for most causal LMs (Llama, Gemma 3, Qwen...); False where the forward also
         scales or soft-caps them (Gemma 2, Cohere, Granite) or has no ``get_decoder``.
         Checked once, numerically, on a few tokens: packed scoring then runs the decoder
-        and normalises with :func:`_logsumexp_rows` instead of materialising the logits.
+        and normalises with :func:`~harness.backends.onednn.logsumexp_rows` instead of materialising the logits.
         """
-        if self._plain_head is None:
-            self._plain_head = False
+        if self.plain_head is None:
+            self.plain_head = False
             head = self.model.get_output_embeddings()
             decoder = getattr(self.model, "get_decoder", lambda: None)()
             if decoder is not None and getattr(head, "bias", None) is None and head.weight.dim() == 2:
                 ids = torch.tensor([(self._prefix_ids + self.encode("The cat sat on"))[-4:]], device=self.device)
                 try:
                     with torch.inference_mode():
-                        want = self._forward(input_ids=ids, logits_to_keep=1).logits[0, -1].float()
+                        want = self.forward(input_ids=ids, logits_to_keep=1).logits[0, -1].float()
                         hidden = decoder(input_ids=ids).last_hidden_state[0, -1:]
                         got = (head.weight @ hidden.t())[:, 0].float()
-                    self._plain_head = bool(torch.allclose(got, want, rtol=1e-3, atol=1e-3 * float(want.abs().max())))
+                    self.plain_head = bool(torch.allclose(got, want, rtol=1e-3, atol=1e-3 * float(want.abs().max())))
                 except Exception as exc:  # an architecture this path does not know: use the model's own logits
                     log.debug("packed scoring keeps the model's logits: %s", exc)
-        return self._plain_head
+        return self.plain_head
 
     # -- prefix cache --------------------------------------------------------------------
-
-    @staticmethod
-    def _cache_of(kv: _KV, length: int) -> Any:
-        """A ``DynamicCache`` holding the first ``length`` positions of ``kv``.
-
-        Its layers hold views of ``kv``, not copies; the pass that extends it concatenates
-        (``torch.cat`` in ``DynamicLayer.update``), which is the one copy of the prefix.
-        Every layer keeps all its keys (no sliding-window eviction): the attention masks,
-        the model's own or a packed one, apply any window.
-        """
-        cache = DynamicCache()
-        for i, (keys, values) in enumerate(kv):
-            cache.update(keys[:, :, :0], values[:, :, :0], i)  # creates layer i
-            cache.layers[i].keys, cache.layers[i].values = keys[:, :, :length], values[:, :, :length]
-        return cache
 
     def _reusable(self, ids: list[int]) -> tuple[int, Any]:
         """Leading tokens of prompt ``ids`` whose cache is stored (never the last), and a cache holding them.
 
         With ``prefix_cache="off"``: none, and an empty cache. Counts the prompt's tokens.
         """
-        n, kv = self._store.match(ids, len(ids) - 1) if self.prefix_cache == "on" else (0, None)
+        n, kv = self.prefix_store.match(ids, len(ids) - 1) if self.prefix_cache == "on" else (0, None)
         self.reused_tokens += n
         self.prefilled_tokens += len(ids) - n
-        return n, self._cache_of(kv or [], n)
+        return n, cache_of(kv or [], n)
 
     def _remember(self, ids: list[int], cache: Any, row: int = 0, start: int = 0) -> None:
         """Store the cache of ``ids``: positions ``start...`` of batch row ``row`` of ``cache``."""
@@ -743,7 +256,7 @@ class TransformersBackend:
             return
         end = start + len(ids)
         assert cache.get_seq_length() >= end, (cache.get_seq_length(), end)
-        self._store.add(ids, [(layer.keys[row : row + 1, :, start:end], layer.values[row : row + 1, :, start:end])
+        self.prefix_store.add(ids, [(layer.keys[row : row + 1, :, start:end], layer.values[row : row + 1, :, start:end])
                               for layer in cache.layers])
 
     # -- tokens ------------------------------------------------------------------------
@@ -756,7 +269,8 @@ class TransformersBackend:
         """The tokens ``continuation`` takes after ``prompt`` (:meth:`Renderer.continuation`)."""
         return list(self.renderer.continuation(prompt, continuation, prompt_ids).ids)
 
-    def _prompt_ids(self, prompt: str) -> list[int]:
+    def prompt_ids(self, prompt: str) -> list[int]:
+        """Token ids of a formatted prompt (:meth:`encode`); an empty prompt is the BOS alone."""
         ids = self.encode(prompt)
         if not ids and self.tokenizer.bos_token_id is not None:
             ids = [int(self.tokenizer.bos_token_id)]  # an empty prompt: start from BOS
@@ -771,7 +285,7 @@ class TransformersBackend:
         in front of ``text`` is not reported. Offsets come from decoding the token prefix,
         so they are exact for text that decodes back to itself.
         """
-        ids = self._prompt_ids(text)
+        ids = self.prompt_ids(text)
         added = 1 if self._prefix_ids and ids[: len(self._prefix_ids)] == self._prefix_ids and not (
             self.tokenizer.bos_token and text.startswith(self.tokenizer.bos_token)) else 0
         return self._token_logprobs(ids, added)
@@ -792,7 +306,7 @@ class TransformersBackend:
     def _token_logprobs(self, ids: list[int], added: int) -> list[TokenLogprob]:
         """Tokens ``added...`` of ``ids`` with their offsets and log-probabilities."""
         with torch.inference_mode():
-            logits = self._forward(input_ids=torch.tensor([ids], device=self.device)).logits[0]
+            logits = self.forward(input_ids=torch.tensor([ids], device=self.device)).logits[0]
             targets = torch.tensor(ids[1:], device=self.device)
             picked = logits[:-1].float()
             lps = (picked.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(picked, dim=-1)).tolist()
@@ -848,14 +362,14 @@ class TransformersBackend:
         time where the model's logits are plainly its head times the hidden state.
         ``scoring="cached"``: the prompt runs once and its cache is repeated for the
         continuations, which run as one right-padded batch. Both keep at most
-        ``_LOGIT_BUDGET`` logits at once and agree to float rounding. Packed scoring with
+        ``LOGIT_BUDGET`` logits at once and agree to float rounding. Packed scoring with
         ``prefix_cache="on"`` runs only the prompt's tokens after its longest stored prefix.
         """
         with torch.inference_mode():
             prepared = [self._tokens_of(r) for r in requests]
             self.token_usage.add(sum(len(p) + sum(map(len, c)) for p, c in prepared))
             scores: list[list[ContinuationScore] | None] = [None] * len(prepared)
-            if self.prompt_batch > 1 and self.scoring == "packed" and self._head_is_plain():
+            if self.prompt_batch > 1 and self.scoring == "packed" and self.head_is_plain():
                 batchable = [i for i, (p, c) in enumerate(prepared) if c and self._packable(len(p), max(map(len, c)))
                              and len(self._pass_groups(c)) == 1]
                 for start in range(0, len(batchable), self.prompt_batch):
@@ -868,7 +382,7 @@ class TransformersBackend:
         """The request's prompt ids and each continuation's ids (none without continuations)."""
         if not request.continuations:
             return [], []
-        prompt_ids = self._prompt_ids(request.prompt)
+        prompt_ids = self.prompt_ids(request.prompt)
         return prompt_ids, [self.continuation_ids(request.prompt, c, prompt_ids) for c in request.continuations]
 
     def _score_tokens(self, prompt_ids: list[int], conts: list[list[int]]) -> list[ContinuationScore]:
@@ -889,10 +403,10 @@ class TransformersBackend:
         return not window or n_prompt + depth <= int(window)
 
     def _pass_groups(self, conts: list[list[int]]) -> list[list[int]]:
-        """Continuations (by index) per packed pass: at most ``_LOGIT_BUDGET`` logits of LM-head rows each."""
+        """Continuations (by index) per packed pass: at most ``LOGIT_BUDGET`` logits of LM-head rows each."""
         groups: list[list[int]] = [[]]
         heads, seen = 1, set()  # LM-head rows of the current group: the prompt's last position + inner nodes
-        limit = max(1, _LOGIT_BUDGET // self._vocab)
+        limit = max(1, LOGIT_BUDGET // self._vocab)
         for i, c in enumerate(conts):
             inner = {tuple(c[:k]) for k in range(1, len(c))} - seen
             if groups[-1] and heads + len(inner) > limit:
@@ -913,7 +427,7 @@ class TransformersBackend:
         return [ContinuationScore(logprob=t, n_tokens=len(c)) for t, c in zip(totals, conts)]
 
     def _packed_forward(self, prompt_ids: list[int], conts: list[list[int]]) -> list[float]:
-        lay = _TrieLayout.of(prompt_ids, conts)
+        lay = TrieLayout.of(prompt_ids, conts)
         dev = self.device
         self.trie_tokens += lay.fed
         self.head_rows += len(lay.source)
@@ -922,25 +436,25 @@ class TransformersBackend:
         keep = self.prefix_cache == "on"
         inputs = dict(
             input_ids=torch.tensor([lay.sequence[reused:]], device=dev),
-            attention_mask=_additive_mask(lay.allowed[reused:], self.model.dtype)[None, None].to(dev),
+            attention_mask=additive_mask(lay.allowed[reused:], self.model.dtype)[None, None].to(dev),
             position_ids=torch.tensor([lay.positions[reused:]], device=dev),
             past_key_values=past if keep else None,
             use_cache=keep,
         )
         keep_rows = torch.tensor([pos - reused for pos in lay.source], device=dev)
-        if self._head_is_plain():
+        if self.head_is_plain():
             # The decoder's hidden states, and the head applied one vocabulary slice at a
             # time: the node logits and each row's normaliser, never all the logits at once.
             node_lp = self._node_logprobs([self.model.get_decoder()(**inputs).last_hidden_state[0, keep_rows]], [lay])[0]
         else:
-            logits = self._forward(**inputs, logits_to_keep=keep_rows).logits[0].float()
+            logits = self.forward(**inputs, logits_to_keep=keep_rows).logits[0].float()
             rows, targets = torch.tensor(lay.rows, device=dev), torch.tensor(lay.targets, device=dev)
             node_lp = (logits[rows, targets] - torch.logsumexp(logits, dim=-1)[rows]).double().tolist()
         if keep:  # the prompt's positions come first, and attend to the prompt only
             self._remember(prompt_ids, past)
         return [sum(node_lp[n] for n in path) for path in lay.paths]
 
-    def _node_logprobs(self, hidden: list[torch.Tensor], lays: list[_TrieLayout]) -> list[list[float]]:
+    def _node_logprobs(self, hidden: list[torch.Tensor], lays: list[TrieLayout]) -> list[list[float]]:
         """Each trie node's log-probability, from the hidden states at each layout's head rows.
 
         The head runs once over all the layouts' rows, one vocabulary slice at a time.
@@ -954,7 +468,7 @@ class TransformersBackend:
         targets = torch.tensor([t for lay in lays for t in lay.targets], device=dev)
         every = torch.cat(hidden)
         picked = (every[rows] * weight[targets]).sum(-1).float()
-        normaliser = _logsumexp_rows(weight, every, onednn=self.onednn_linears > 0)
+        normaliser = logsumexp_rows(weight, every, onednn=self.onednn_linears > 0, budget=LOGIT_BUDGET)
         flat = (picked - normaliser[rows]).double().tolist()
         out, at = [], 0
         for lay in lays:
@@ -966,9 +480,9 @@ class TransformersBackend:
         """Several prompts' packed sequences, right-padded into one batch (``prompt_batch``).
 
         Each row keeps its own tree mask; a pad position attends only to itself. No prefix
-        cache: whole prompts run. Needs a plain head (see :meth:`_head_is_plain`).
+        cache: whole prompts run. Needs a plain head (see :meth:`head_is_plain`).
         """
-        lays = [_TrieLayout.of(prompt_ids, conts) for prompt_ids, conts in items]
+        lays = [TrieLayout.of(prompt_ids, conts) for prompt_ids, conts in items]
         dev, dtype = self.device, self.model.dtype
         width = max(len(lay.sequence) for lay in lays)
         ids = torch.full((len(lays), width), self._pad_id, dtype=torch.long)
@@ -982,7 +496,7 @@ class TransformersBackend:
             self.trie_tokens += lay.fed
             self.head_rows += len(lay.source)
             self.prefilled_tokens += lay.n_prompt
-        mask = _additive_mask(allowed, dtype).unsqueeze(1)
+        mask = additive_mask(allowed, dtype).unsqueeze(1)
         hidden = self.model.get_decoder()(input_ids=ids.to(dev), attention_mask=mask.to(dev),
                                           position_ids=positions.to(dev), use_cache=False).last_hidden_state
         rows = [hidden[b, torch.tensor(lay.source, device=dev)] for b, lay in enumerate(lays)]
@@ -991,7 +505,7 @@ class TransformersBackend:
                 for lay, lp, (_, conts) in zip(lays, node_lps, items)]
 
     def _score_cached(self, prompt_ids: list[int], conts: list[list[int]]) -> list[ContinuationScore]:
-        out = self._forward(
+        out = self.forward(
             input_ids=torch.tensor([prompt_ids], device=self.device), use_cache=True, logits_to_keep=1
         )
         first = out.logits[0, -1].float()
@@ -1002,7 +516,7 @@ class TransformersBackend:
             cache = out.past_key_values
             n_prompt = len(prompt_ids)
             width = max(len(conts[i]) for i in rows) - 1
-            per_chunk = max(1, _LOGIT_BUDGET // (width * self._vocab))
+            per_chunk = max(1, LOGIT_BUDGET // (width * self._vocab))
             for start in range(0, len(rows), per_chunk):
                 chunk = rows[start : start + per_chunk]
                 last = start + per_chunk >= len(rows)
@@ -1030,7 +544,7 @@ class TransformersBackend:
         positions = torch.arange(n_prompt, n_prompt + width, device=dev)
         if n > 1:
             cache.batch_repeat_interleave(n)
-        logits = self._forward(
+        logits = self.forward(
             input_ids=inputs,
             attention_mask=mask,
             position_ids=positions.unsqueeze(0).expand(n, -1),
@@ -1067,7 +581,7 @@ class TransformersBackend:
 
     def _generate(self, prompts: Sequence[str], options: GenerateOptions) -> list[str]:
         dev = self.device
-        ids = [self._prompt_ids(p) for p in prompts]
+        ids = [self.prompt_ids(p) for p in prompts]
         n, width = len(ids), max(len(i) for i in ids)
         inputs = torch.full((n, width), self._pad_id, dtype=torch.long, device=dev)
         mask = torch.zeros((n, width), dtype=torch.long, device=dev)
@@ -1092,7 +606,7 @@ class TransformersBackend:
             last, cache = self._prefill_rows(ids, width)
         else:
             self.prefilled_tokens += sum(map(len, ids))
-            out = self._forward(
+            out = self.forward(
                 input_ids=inputs, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
             )
             last, cache = out.logits[:, -1], out.past_key_values
@@ -1110,7 +624,7 @@ class TransformersBackend:
             for r in range(n):
                 if done[r]:
                     continue
-                if chosen[r] in self._eos_ids:
+                if chosen[r] in self.eos_ids:
                     done[r] = True
                     continue
                 new[r].append(chosen[r])
@@ -1126,7 +640,7 @@ class TransformersBackend:
             fed = [f if done[r] else f + 1 for r, f in enumerate(fed)]
             mask = torch.cat([mask, torch.ones((n, 1), dtype=torch.long, device=dev)], dim=1)
             positions = positions[:, -1:] + 1
-            last = self._forward(
+            last = self.forward(
                 input_ids=step_ids,
                 attention_mask=mask,
                 position_ids=positions,
@@ -1154,7 +668,7 @@ class TransformersBackend:
         last, rows = [], []
         for row in ids:
             reused, past = self._reusable(row)
-            last.append(self._forward(
+            last.append(self.forward(
                 input_ids=torch.tensor([row[reused:]], device=self.device),
                 position_ids=torch.arange(reused, len(row), device=self.device).unsqueeze(0),
                 past_key_values=past,
@@ -1166,7 +680,7 @@ class TransformersBackend:
         pad = [(0, 0, width - len(row), 0) for row in ids]
         kv = [tuple(torch.cat([torch.nn.functional.pad(r[i][j], p) for r, p in zip(rows, pad)]) for j in (0, 1))
               for i in range(len(rows[0]))]
-        return torch.cat(last), self._cache_of(kv, width)
+        return torch.cat(last), cache_of(kv, width)
 
     def close(self) -> None:
         """Drop the model and tokenizer."""

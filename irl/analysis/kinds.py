@@ -3,7 +3,8 @@
 Each kind names the capability of :mod:`textenvs.capabilities` it needs, the function that
 loads, fits and scores a run directory (``(run_dir, settings) -> analysis``), the figure of
 its report, and the distance its stability and encoding consistency use. The first kind
-whose capability the environment has decides; an environment with none gets no fit.
+whose capability the environment has decides, kinds of higher ``priority`` tried first
+(ties: in the order registered); an environment with none gets no fit.
 ``zso irl``, ``zso compare``, the study and its report all ask :func:`fit_kind_of`.
 
 Adding a kind is one function that returns an analysis (see :mod:`irl.analysis.report`) and
@@ -21,18 +22,24 @@ __all__ = ["FIT_KINDS", "register_fit_kind", "fit_kind_of", "fit_kind_for"]
 
 #: name -> ``(run_dir, settings) -> _Analysis``. Metadata: ``needs`` (a capability),
 #: ``plot`` (``(report, path, aggregate) -> path``, or a lazy ``"module:function"``),
-#: ``distance`` (``"starc"`` or ``"pearson"``), ``what`` (how footnotes name its runs).
+#: ``distance`` (``"starc"`` or ``"pearson"``), ``what`` (how footnotes name its runs), ``priority``.
 FIT_KINDS: Registry[Any] = Registry("fit kind")
 
 
-def register_fit_kind(name: str, analyse: Any, *, needs: str, plot: Any, distance: str, what: str, description: str = "") -> None:
-    """Register a fit kind (see the module docstring); targets may be lazy ``"module:function"`` strings."""
-    FIT_KINDS.register(name, analyse, description, needs=needs, plot=plot, distance=distance, what=what)
+def register_fit_kind(name: str, analyse: Any, *, needs: str, plot: Any, distance: str, what: str, description: str = "",
+                      priority: int = 0) -> None:
+    """Register a fit kind (see the module docstring); targets may be lazy ``"module:function"`` strings.
+
+    A kind of higher ``priority`` is tried before the others, so that it can take over the
+    environments it needs from a broader kind (the built-in kinds have 0).
+    """
+    FIT_KINDS.register(name, analyse, description, needs=needs, plot=plot, distance=distance, what=what, priority=priority)
 
 
 def fit_kind_for(capabilities: frozenset[str] | set[str]) -> Entry[Any] | None:
-    """The first registered kind whose capability is among ``capabilities``, or ``None``."""
-    return next((kind for kind in FIT_KINDS if kind.metadata["needs"] in capabilities), None)
+    """The first kind whose capability is among ``capabilities`` (highest ``priority`` first), or ``None``."""
+    ordered = sorted(FIT_KINDS, key=lambda kind: -kind.metadata.get("priority", 0))  # stable: registration order within a priority
+    return next((kind for kind in ordered if kind.metadata["needs"] in capabilities), None)
 
 
 def fit_kind_of(env: str, variant: str | None = None, options: dict[str, Any] | None = None) -> Entry[Any] | None:
