@@ -15,9 +15,17 @@ spans one unit on it::
 
     following(x) = mean over axes i with O_i != T_i of (x_i - T_i) / (O_i - T_i)
 
-0 for the true reward's optimal policy, 1 for the observed reward's; it is linear in
+0 for the true reward's optimal policy, 1 for the observed reward's. It is affine in
 ``x``, so the index of an agent's mean profile is the mean of its episodes' indices, and
-the interval is a bootstrap over episodes. The uniform policy's index is given beside it,
+each episode's index is itself a sum over its decisions of the **index reward**
+``g(s, a) = sum_i r_i(s, a) / (k (O_i - T_i))`` (``k`` the number of axes, ``r_i`` the
+expected reward on axis ``i``), less the constant ``sum_i T_i / (k (O_i - T_i))``. Its
+least and greatest value over the paths the MDP allows within ``H`` decisions
+(:func:`episode_range`) bound every episode's index, so the index of ``n`` episodes gets a
+bounded-mean interval valid at every ``n`` (the betting confidence sequence of
+Waudby-Smith & Ramdas 2023, :func:`harness.stats.betting_interval`); no union bound is
+needed, since one bounded outcome per episode carries the whole map. A reference agent
+whose policy is known gets its exact index by policy evaluation. The uniform policy's index is given beside it,
 so that "follows the channel" can be told from "does not try". Undefined when ``T = O``
 (a channel that shows the true reward, or zero-mean noise on it: nothing to tell apart).
 
@@ -38,7 +46,10 @@ import numpy as np
 from irl.goals import goal_directedness, reference_returns
 from textenvs.planning import Dynamics, expected_reward, hard_value_iteration, policy_return
 
-__all__ = ["FollowingReferences", "following_references", "following_index", "episode_profiles", "episode_gd"]
+__all__ = [
+    "FollowingReferences", "following_references", "following_index", "index_reward", "episode_range", "index_range",
+    "episode_profiles", "episode_gd",
+]
 
 #: Reference gaps below this (relative to the returns' scale) count as no gap on that axis.
 MIN_GAP = 1e-9
@@ -104,6 +115,50 @@ def following_index(profile: Sequence[float], refs: FollowingReferences) -> floa
         return None
     T, O = refs.true_optimal, refs.observed_optimal
     return float(np.mean([(profile[i] - T[i]) / (O[i] - T[i]) for i in axes]))
+
+
+def index_reward(refs: FollowingReferences, r_true: np.ndarray, r_obs: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(g, c)``: the ``[S, A]`` index reward and the constant with ``index = sum_t g(s_t, a_t) - c``
+    (module docstring), from the expected rewards ``[S, A]`` of the two axes; ``ValueError`` when ``T = O``."""
+    axes = refs.axes
+    if not axes:
+        raise ValueError("the following index is undefined: the two references have the same return profile")
+    T, O = refs.true_optimal, refs.observed_optimal
+    k = len(axes)
+    rewards = (np.asarray(r_true, dtype=float), np.asarray(r_obs, dtype=float))
+    g = sum(rewards[i] / (k * (O[i] - T[i])) for i in axes)
+    c = float(sum(T[i] / (k * (O[i] - T[i])) for i in axes))
+    return np.asarray(g, dtype=float), c
+
+
+def episode_range(transitions: np.ndarray, reward: np.ndarray, initial: np.ndarray, horizon: int) -> tuple[float, float]:
+    """The least and greatest sum of the expected reward ``r[s, a]`` (:func:`textenvs.planning.expected_reward`)
+    over the decisions of an episode of at most ``horizon`` decisions, on any path the MDP allows.
+
+    ``V_t(s) = max(0, max_a r[s, a] + max_{s': P > 0} V_{t+1}(s'))`` and its minimum
+    counterpart, ``V_H = 0``: the 0 lets an episode end at any step (a terminal state pays
+    nothing after it anyway), so every recorded episode's sum lies in the range, however
+    it ended. It is the range of an episode's profile entry (:func:`episode_profiles`).
+    """
+    P = np.asarray(transitions, dtype=float)
+    r = expected_reward(P, reward)
+    possible = P > 0
+    hi = np.zeros(P.shape[0])
+    lo = np.zeros(P.shape[0])
+    for _ in range(int(horizon)):
+        hi = np.maximum(0.0, (r + np.where(possible, hi[None, None, :], -np.inf).max(axis=2)).max(axis=1))
+        lo = np.minimum(0.0, (r + np.where(possible, lo[None, None, :], np.inf).min(axis=2)).min(axis=1))
+    start = np.asarray(initial) > 0
+    return float(lo[start].min()), float(hi[start].max())
+
+
+def index_range(
+    transitions: np.ndarray, true_reward: np.ndarray, observed_reward: np.ndarray, initial: np.ndarray, refs: FollowingReferences,
+) -> tuple[float, float]:
+    """The least and greatest following index one episode of at most ``refs.horizon`` decisions can have."""
+    g, c = index_reward(refs, expected_reward(transitions, true_reward), expected_reward(transitions, observed_reward))
+    lo, hi = episode_range(transitions, g, initial, refs.horizon)
+    return lo - c, hi - c
 
 
 def episode_profiles(

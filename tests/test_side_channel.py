@@ -10,8 +10,11 @@ from harness.config import RunConfig
 from harness.records import iter_episodes, iter_steps
 from harness.runner import Runner
 from harness.validate import validate_run
+from irl.analysis import analyse_runs
+from irl.analysis.scores import WHY_NOISE, FitSettings, bounded_mean_score
 from irl.analysis.side_channel import analyse_side_channel
-from irl.side_channel import following_references
+from irl.side_channel import episode_profiles, following_references, index_range
+from textenvs.planning import policy_return, soft_value_iteration
 from textenvs import ENCODINGS, ENVS, OptionError, build_prompt, get_encoding, make_env
 from textenvs.gridworlds.core import GridTextEnv
 from textenvs.gridworlds.encodings import reward_text
@@ -117,6 +120,9 @@ def test_following_index_places_the_two_optimal_agents(tmp_path, env, variant, o
     scores = {a: analyse_side_channel(_run(tmp_path, a, options, env, variant, max_steps=steps)) for a in ("optimal", "observed-optimal", "random")}
     assert scores["optimal"].following.contains(0.0), scores["optimal"].following
     assert scores["observed-optimal"].following.contains(1.0), scores["observed-optimal"].following
+    # Known policies get their exact index: a point, no sampling error.
+    assert (scores["optimal"].following.low, scores["optimal"].following.high) == (0.0, 0.0)
+    assert scores["observed-optimal"].following.low == scores["observed-optimal"].following.high == pytest.approx(1.0)
     # GD: the optimal agent is fully goal-directed for the true reward, observed-optimal for the shown one.
     assert scores["optimal"].gd_true.estimate == pytest.approx(1.0)
     assert scores["observed-optimal"].gd_observed.estimate == pytest.approx(1.0)
@@ -154,9 +160,72 @@ class _FirstListed:
 
 def test_a_state_blind_agent_follows_neither_reward(tmp_path):
     cfg = RunConfig(env="keys-chests", variant="train", env_options={"reward_channel": "next", "observed_reward": "feature:keys_held"},
-                    encoding="ascii", model="first-listed", backend="baseline", mode="choose", episodes=6, max_steps=30, seed=3)
+                    encoding="ascii", model="first-listed", backend="baseline", mode="choose", episodes=16, max_steps=30, seed=3)
     with Runner(cfg, agent=_FirstListed()) as runner:
         report = analyse_side_channel(runner.run(tmp_path / "blind"))
     # It earns neither reward, so it sits between the references, not at either.
     assert not report.following.contains(0.0) and not report.following.contains(1.0)
     assert report.gd_true.high < 0.5 and report.gd_observed.high < 0.5
+
+
+def _episodes(mdp, policy, n, horizon, rng):
+    """``n`` episodes of ``policy`` on the exact ``mdp`` as ``(states, actions)``."""
+    out = []
+    for _ in range(n):
+        s, states, actions = int(rng.choice(mdp.n_states, p=mdp.initial)), [], []
+        for _ in range(horizon):
+            if mdp.terminal[s]:
+                break
+            a = int(rng.choice(mdp.n_actions, p=policy[s]))
+            states.append(s)
+            actions.append(a)
+            s = int(rng.choice(mdp.n_states, p=mdp.transitions[s, a]))
+        out.append((np.array(states, dtype=int), np.array(actions, dtype=int)))
+    return out
+
+
+def test_following_interval_covers_the_truth_at_four_episodes():
+    """The interval the report prints for an agent whose policy is unknown (the betting interval
+    over the index's range) covers the exact index at n = 4 (bench/side_channel_coverage.py
+    checks n = 4 to 64 on two environments and three policies)."""
+    env = make_env("frozenlake", observed_reward="negated")
+    mdp, observed = env.mdp(), env.observed_mdp()
+    env.close()
+    H, reps = 12, 300
+    refs = following_references(mdp.transitions, mdp.rewards, observed.rewards, mdp.initial, horizon=H)
+    lo, hi = index_range(mdp.transitions, mdp.rewards, observed.rewards, mdp.initial, refs)
+    policy = soft_value_iteration(mdp.transitions, mdp.rewards, discount=0.99, temperature=0.3).policy
+    truth = refs.index([policy_return(mdp.transitions, r, policy, mdp.initial, horizon=H, discount=1.0) for r in (mdp.rewards, observed.rewards)])
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(reps):
+        index = [refs.index(p) for p in episode_profiles(mdp.transitions, mdp.rewards, observed.rewards, _episodes(mdp, policy, 4, H, rng))]
+        assert all(lo - 1e-9 <= x <= hi + 1e-9 for x in index)  # the range bounds every episode
+        hits += bounded_mean_score(index, lo, hi, 0.05, "").contains(truth)
+    # Monte Carlo error: at a true coverage of 0.95, 300 samples give a standard error of 0.013;
+    # 0.92 lies 2.4 of them below it. (The betting interval covers 0.997 here; a bootstrap over 4 episodes, 0.45.)
+    assert hits / reps >= 0.92
+
+
+def test_fitted_reward_is_nearer_the_reward_the_agent_follows(tmp_path):
+    """The IRL fit's STARC distance to each reward ranks the two reference agents."""
+    settings = FitSettings(n_boot=10, l2=1.0, splits=2)
+
+    def fitted(agent, env, variant, observed, steps):
+        run_dir = _run(tmp_path, agent, {"reward_channel": "next", "observed_reward": observed}, env, variant, episodes=8, max_steps=steps)
+        [coherence] = analyse_runs([run_dir], settings)
+        return analyse_side_channel(run_dir, settings, coherence)
+
+    # Under negated, the true reward's optimum is near the true reward and far from its negation.
+    negated = fitted("optimal", "frozenlake", "4x4", "negated", 12)
+    assert negated.distance_true.estimate < negated.distance_observed.estimate
+    assert negated.distance_true.estimate + negated.distance_observed.estimate > 1.0  # d(R, -R) = 1: d^2 + d'^2 = 1
+    # The negated reward's optimum here is to avoid the goal, which a state-blind habit does as well:
+    # the fit explains nothing, so no distance is claimed.
+    avoider = fitted("observed-optimal", "frozenlake", "4x4", "negated", 12)
+    assert not avoider.distance_observed.ok and avoider.distance_observed.method == WHY_NOISE
+    # Keys against chests: each agent's fit is nearer the reward it follows.
+    optimal = fitted("optimal", "keys-chests", "train", "feature:keys_held", 30)
+    keys = fitted("observed-optimal", "keys-chests", "train", "feature:keys_held", 30)
+    assert optimal.distance_true.estimate < optimal.distance_observed.estimate
+    assert keys.distance_observed.estimate < keys.distance_true.estimate

@@ -3,7 +3,8 @@
 * **Reward side channel** (:mod:`textenvs.reward_channel`, :mod:`irl.side_channel`): for every
   run whose environment sets ``observed_reward``, the following index (0: behaves as the
   true reward's optimum, 1: as the shown reward's) with its interval, the random mover's
-  value beside it, and GD against each reward.
+  value beside it, GD against each reward, and the IRL fit's STARC distance to each reward
+  (when the study fitted the run).
 * **Proxy families** (:mod:`textenvs.proxy`, :mod:`irl.proxy`): for every run on a family's
   layouts, GD against each candidate objective and the candidate its behaviour follows;
   exact rows for the policy optimal for each candidate.
@@ -25,11 +26,13 @@ FigTag = Callable[[Any, str, str], str]
 __all__ = ["side_channel_rows", "proxy_family_rows", "lever_rows", "experiment_sections"]
 
 
-def _point(ax: Any, score: Any, y: float, kind: str) -> None:
-    """``score`` as a point with its interval (none drawn where it has none); baselines in red."""
+def _point(ax: Any, score: Any, y: float, kind: str, *, color: str | None = None, marker: str = "o", label: str | None = None) -> None:
+    """``score`` as a point with its interval (none drawn where it has none); baselines in red
+    unless ``color`` is given."""
     lo = score.estimate - score.low if score.low == score.low else 0.0
     hi = score.high - score.estimate if score.high == score.high else 0.0
-    ax.errorbar(score.estimate, y, xerr=[[lo], [hi]], fmt="o", color="#a33" if kind == "baseline" else "#236", capsize=3)
+    color = color or ("#a33" if kind == "baseline" else "#236")
+    ax.errorbar(score.estimate, y, xerr=[[lo], [hi]], fmt=marker, color=color, capsize=3, label=label)
 
 
 def _e(text: Any) -> str:
@@ -45,13 +48,14 @@ def side_channel_rows(result: Any) -> list[dict[str, Any]]:
         cfg = c.cell.config
         if not has_side_channel(cfg.env_options) or c.summary is None or c.summary.episodes == 0:
             continue
-        report = analyse_side_channel(c.run_dir)
+        report = analyse_side_channel(c.run_dir, coherence=c.report)
         rows.append({
             "agent": c.cell.label.split(" on ")[0], "kind": c.cell.kind,
             "env": cfg.env + (f"/{cfg.variant}" if cfg.variant else ""), "encoding": cfg.encoding,
             "channel": report.channel, "observed": report.observed, "episodes": c.summary.episodes,
             "following": report.following, "random_following": report.random_following,
             "gd_true": report.gd_true, "gd_observed": report.gd_observed,
+            "distance_true": report.distance_true, "distance_observed": report.distance_observed,
         })
     return rows
 
@@ -76,7 +80,10 @@ def _side_channel_figure(rows: list[dict[str, Any]], fig_tag: FigTag) -> str:
         members = [m for m in members if m["following"].ok]
         if not members:
             continue
-        fig, ax = plt.subplots(figsize=(6, 0.45 * len(members) + 1.2))
+        fitted = any(m["distance_true"].ok or m["distance_observed"].ok for m in members)
+        fig, axes = plt.subplots(1, 2 if fitted else 1, figsize=(9 if fitted else 6, 0.45 * len(members) + 1.2),
+                                 sharey=True, squeeze=False, gridspec_kw={"width_ratios": [3, 2]} if fitted else None)
+        ax = axes[0, 0]
         for y, m in enumerate(members):
             _point(ax, m["following"], y, m["kind"])
         random = members[0]["random_following"]
@@ -88,7 +95,19 @@ def _side_channel_figure(rows: list[dict[str, Any]], fig_tag: FigTag) -> str:
         ax.set_yticks(range(len(members)), [f"{m['agent']} / {m['encoding']}" for m in members], fontsize=7)
         ax.set_xlabel("following index (0: true reward's optimum, 1: observed reward's)")
         ax.set_title(f"{env}: channel {channel}, shown {observed}", fontsize=9)
-        tags.append(fig_tag(fig, f"following index on {env}, channel {channel}, observed reward {observed}", f"{env} {channel} {observed}"))
+        if fitted:
+            dx, labelled = axes[0, 1], set()
+            for y, m in enumerate(members):
+                for key, color, marker, shift in (("distance_true", "#236", "o", -0.12), ("distance_observed", "#d80", "s", 0.12)):
+                    if m[key].ok:
+                        label = None if key in labelled else f"to the {key.split('_')[1]} reward"
+                        labelled.add(key)
+                        _point(dx, m[key], y + shift, m["kind"], color=color, marker=marker, label=label)
+            dx.set_xlim(-0.03, 1.03)
+            dx.set_xlabel("STARC distance of the fitted reward")
+            dx.legend(loc="best", fontsize=7)
+        what = "following index and the fitted reward's distances" if fitted else "following index"
+        tags.append(fig_tag(fig, f"{what} on {env}, channel {channel}, observed reward {observed}", f"{env} {channel} {observed}"))
     return "".join(tags)
 
 
@@ -100,7 +119,7 @@ def _side_channel_section(result: Any, fig_tag: FigTag) -> str:
         f'<tr class="{_e(r["kind"])}"><td class="l">{_e(r["agent"])}</td><td class="l">{_e(r["env"])}</td><td>{_e(r["encoding"])}</td>'
         f"<td>{_e(r['channel'])}</td><td>{_e(r['observed'])}</td><td>{r['episodes']}</td>{_score(r['following'])}"
         f"<td>{'?' if r['random_following'] is None else format(r['random_following'], '.2f')}</td>"
-        f"{_score(r['gd_true'])}{_score(r['gd_observed'])}</tr>"
+        f"{_score(r['gd_true'])}{_score(r['gd_observed'])}{_score(r['distance_true'])}{_score(r['distance_observed'])}</tr>"
         for r in rows
     )
     return (
@@ -108,10 +127,15 @@ def _side_channel_section(result: Any, fig_tag: FigTag) -> str:
         "(<code>next</code>) or none (<code>none</code>, the control). <b>following index</b>: 0 when the agent's (true, observed) "
         "returns are those of the true reward's optimal policy, 1 when they are the observed reward's optimal policy's; "
         "<b>random</b>: the uniformly random mover's exact index (an agent near it may follow nothing). GD (Everitt et al. 2025) "
-        "against each reward.</p>"
+        "against each reward. Intervals: the betting confidence sequence (Waudby-Smith &amp; Ramdas 2023) over the least and "
+        "greatest value one episode can have on the exact MDP, valid from the first episode on; exact (a point) for a reference "
+        "agent whose policy is known. <b>distance</b>: the STARC distance (Skalse et al. 2023) from the reward the IRL fit "
+        "finds to the true and to the observed reward (0 the same objective, 1 the opposite), percentile bootstrap over "
+        "refits; none when the fit explains no more than a state-blind habit.</p>"
         + _side_channel_figure(rows, fig_tag)
         + '<table id="side-channel"><thead><tr><th>agent</th><th>environment</th><th>encoding</th><th>channel</th><th>observed reward</th>'
-        "<th>episodes</th><th>following index</th><th>random</th><th>GD (true reward)</th><th>GD (observed reward)</th></tr></thead>"
+        "<th>episodes</th><th>following index</th><th>random</th><th>GD (true reward)</th><th>GD (observed reward)</th>"
+        "<th>distance (true reward)</th><th>distance (observed reward)</th></tr></thead>"
         f"<tbody>{body}</tbody></table>"
     )
 

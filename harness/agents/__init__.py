@@ -198,7 +198,8 @@ register_baseline("q-learning", "harness.agents.learners:build_q_learning", "tab
                   training=("episodes", "train_episodes"))
 register_baseline("ppo", "harness.agents.learners:build_ppo", "stable-baselines3 PPO", training=("steps", "train_steps"))
 register_baseline("observed-optimal", "harness.agents.planners:build_observed_optimal",
-                  "optimal for the reward the side channel shows (-o observed_reward=...)", plays=REWARD_CHANNEL)
+                  "optimal for the reward the side channel shows (-o observed_reward=...)", plays=REWARD_CHANNEL,
+                  policy="harness.agents.planners:observed_optimal_policy")
 register_baseline("chain-myopic", "harness.agents.planners:build_myopic", "optimal for each round's own reward (chained rounds: lever)", plays=CHAINED_ROUNDS)
 register_baseline("chain-non-myopic", "harness.agents.planners:build_non_myopic", "optimal for the whole chain of rounds (lever)", plays=CHAINED_ROUNDS)
 register_baseline("feature-seeker", "harness.agents.planners:build_feature_seeker",

@@ -256,6 +256,14 @@ def build_observed_optimal(config: Any, options: Any, progress: Any = None) -> T
     )
 
 
+def observed_optimal_policy(mdp: TabularMDP, details: dict[str, Any]) -> np.ndarray:
+    """The ``observed-optimal`` agent's policy on the true ``mdp``, for the recorded observed reward and discount."""
+    from textenvs.reward_channel import ObservedReward, observed_table
+
+    table = observed_table(mdp, ObservedReward.parse(details["observed_reward"]))
+    return hard_value_iteration(mdp.transitions, table, discount=float(details.get("discount", PlanningConfig.discount))).policy
+
+
 def _chained_mdp(config: Any, agent: str) -> TabularMDP:
     from textenvs.chain import is_chained
 

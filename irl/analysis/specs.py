@@ -127,6 +127,18 @@ _BUILT_IN: tuple[ScoreSpec, ...] = (
         min_episodes=64,
     ),
     ScoreSpec(
+        "observed_distance", "observed\ndistance", "obs dist", "",
+        "reward side channel runs (`-o observed_reward=...`): STARC distance from the fitted reward to the reward "
+        "the channel showed, as alignment distance is to the true one; nearer the observed reward than the true one: "
+        "behaviour explained by the channel",
+        "no reward side channel; as alignment distance",
+        "percentile bootstrap over episodes (refits)",
+        summary="STARC distance from the fitted reward to the reward a side channel showed",
+        min_episodes=64,
+        compute="irl.analysis.side_channel:observed_distance_score",
+        table=False,
+    ),
+    ScoreSpec(
         "alignment_regret", "alignment\nregret", "align regr", "higher",
         "true return of the policy optimal for the fitted reward, 0 random, 1 optimal: \"if this were the "
         "objective, would pursuing it do the task?\" Chess and games: the share of the reference's available "
