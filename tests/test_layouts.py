@@ -151,7 +151,7 @@ def test_the_goal_lies_in_every_corner_over_layouts(variant, n_seeds):
     for seed in range(n_seeds):
         env.reset(seed=seed)
         goal, start = _goal_and_start(env)
-        assert env.state_record()["layout_seed"] == seed
+        assert env.state_record()["layout_seed"] == (seed % 4 if family == "cliffwalking" else seed)
         assert env.mdp().initial[env.state_index] == 1
         h, w = env.text_state().height, env.text_state().width
         edge = 0 if family == "cliffwalking" else 1  # MiniGrid rooms have an outer wall

@@ -275,9 +275,10 @@ MIRRORS = ((False, False), (False, True), (True, False), (True, True))
 
 
 def mirror_of(seed: int) -> tuple[bool, bool]:
-    """The mirror image ``(flip up-down, flip left-right)`` that layout ``seed`` draws: one of
-    :data:`MIRRORS`, uniformly, from a generator seeded by ``seed``."""
-    return MIRRORS[int(np.random.default_rng([seed, 2]).integers(len(MIRRORS)))]
+    """The mirror image ``(flip up-down, flip left-right)`` of layout ``seed``:
+    ``MIRRORS[seed % 4]``, so that consecutive seeds (a run's episodes) visit the four
+    corners in turn and seeds ``N`` and ``N + 4`` are the same map."""
+    return MIRRORS[int(seed) % len(MIRRORS)]
 
 
 class CliffWalkingText(_ToyTextEnv):
@@ -288,7 +289,8 @@ class CliffWalkingText(_ToyTextEnv):
 
     ``mirrored=True`` shows gymnasium's map in one of its four mirror images (flipped
     up-down and/or left-right, :func:`mirror_of` of ``layout_seed``), so the goal lies in
-    any corner and the cliff along the top or the bottom edge. The wrapped env still does
+    any corner and the cliff along the top or the bottom edge. The state record names the
+    layout by its least seed (``layout_seed % 4``), so that episodes on the same map share it. The wrapped env still does
     every step: our states and actions are its own, mirrored, so :meth:`mdp` is exact. With
     ``layout_seed=None`` (``"none"`` in TOML files) each ``reset(seed=...)`` draws the mirror
     image from that seed and :meth:`mdp` describes the current episode's map. Fits of
@@ -364,7 +366,7 @@ class CliffWalkingText(_ToyTextEnv):
         r, c = self._cell(s)
         record: dict[str, Any] = {"index": s, "row": r, "col": c}
         if self.mirrored:
-            record["layout_seed"] = self._seed_of_layout
+            record["layout_seed"] = MIRRORS.index(self.mirror)
         return record
 
     def _features(self, s: int) -> list[float]:
