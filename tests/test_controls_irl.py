@@ -91,7 +91,9 @@ def test_a_planted_objective_with_a_label_bias_is_still_found():
 @pytest.mark.parametrize("env, variant, features, temps, n_layouts, episodes, max_steps", [
     ("frozenlake", "random", ("at_goal", "in_hole"), (0.01, 0.03, 0.1), 40, 80, 20),
     pytest.param("keys-chests", "train", ("keys_held", "chests_opened"), (0.01, 0.05, 0.2), 12, 24, 40, marks=pytest.mark.slow),
-], ids=["frozenlake-random", "keys-chests-layouts"])
+    # One feature: every fit has the true reward's direction (distance 0), GD and explained fall.
+    ("minigrid", "random-goal-5x5", ("at_goal",), (0.01, 0.03, 0.1), 20, 40, 20),
+], ids=["frozenlake-random", "keys-chests-layouts", "minigrid-random-goal"])
 def test_calibration_ladder_on_layout_randomised_variants(env, variant, features, temps, n_layouts, episodes, max_steps):
     parts = layouts(env, variant, n_layouts)
     policies = {"optimal": per_layout(parts, lambda m: hard_value_iteration(m.transitions, m.rewards, discount=0.99).policy)}
