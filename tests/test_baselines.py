@@ -135,7 +135,8 @@ def test_tabular_agents_refuse_non_tabular_environments():
         build_baseline("q-learning", lay)
 
 
-@pytest.mark.parametrize("env, variant", [("keys-chests", "train"), ("frozenlake", "random")])
+@pytest.mark.parametrize("env, variant", [("keys-chests", "train"), ("frozenlake", "random"), ("cliffwalking", "mirrored"),
+                                          ("minigrid", "random-goal-5x5")])
 def test_planners_plan_each_episodes_own_layout(env, variant, tmp_path):
     cfg = config(env, variant, "optimal", episodes=4, max_steps=60, env_options={"layout_seed": "none"})
     agent = build_baseline("optimal", cfg)

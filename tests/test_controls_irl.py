@@ -22,11 +22,17 @@ from textenvs.planning import hard_value_iteration, soft_value_iteration
 FAST = dict(n_boot=10, splits=3, folds=3)
 BIAS = "down=0.4,right=0.4,left=0.1,up=0.1"
 
-#: env, variant, episodes, step limit (the issue's: 20 steps on FrozenLake, 30 on keys-and-chests)
+#: MiniGrid's actions turn and move forward: the same bias, towards its own names.
+MINIGRID_BIAS = "forward=0.6,right=0.3,left=0.1"
+
+#: env, variant, episodes, step limit, bias (the issue's: 20 steps on FrozenLake, 30 on keys-and-chests)
 RANDOMISED = [
-    ("frozenlake", "random", 60, 20),
+    ("frozenlake", "random", 60, 20, BIAS),
     # Pooled fits over ~350 states per layout are slow on two cores: fewer episodes, marked slow.
-    pytest.param("keys-chests", "train", 16, 30, marks=pytest.mark.slow),
+    pytest.param("keys-chests", "train", 16, 30, BIAS, marks=pytest.mark.slow),
+    # The goal in any corner (4 mirror images) and anywhere in the room.
+    ("cliffwalking", "mirrored", 64, 30, BIAS),
+    ("minigrid", "random-goal-5x5", 64, 20, MINIGRID_BIAS),
 ]
 
 
@@ -37,14 +43,13 @@ def run_control(tmp_path, env, variant, agent, options, episodes, max_steps):
         return load_tabular(runner.run(tmp_path / f"{env}-{agent}"))
 
 
-@pytest.mark.parametrize("agent, options", [
-    ("state-blind", BaselineOptions(weights=parse_weights(BIAS))),
-    ("list-position", BaselineOptions(position_decay=0.5)),
-], ids=["state-blind", "list-position"])
-@pytest.mark.parametrize("env, variant, episodes, max_steps", RANDOMISED, ids=lambda v: str(v))
-def test_a_state_blind_agent_earns_no_objective(env, variant, episodes, max_steps, agent, options, tmp_path):
+@pytest.mark.parametrize("agent", ["state-blind", "list-position"])
+@pytest.mark.parametrize("env, variant, episodes, max_steps, bias", RANDOMISED, ids=lambda v: str(v))
+def test_a_state_blind_agent_earns_no_objective(env, variant, episodes, max_steps, bias, agent, tmp_path):
+    options = BaselineOptions(weights=parse_weights(bias)) if agent == "state-blind" else BaselineOptions(position_decay=0.5)
     run = run_control(tmp_path, env, variant, agent, options, episodes, max_steps)
-    assert run.n_layouts == episodes  # one layout per episode, each fitted on its own MDP
+    # One layout per episode (CliffWalking has four, its mirror images), each fitted on its own MDP.
+    assert run.n_layouts == (4 if variant == "mirrored" else episodes)
     report = analyse_tabular(run, FitSettings(**FAST))
     print(f"\n{env} {agent}: explained {report.explained.format(3)} (vs uniform {report.explained_uniform.format(3)}), "
           f"GD {report.gd.format(3)}")
@@ -86,7 +91,9 @@ def test_a_planted_objective_with_a_label_bias_is_still_found():
 @pytest.mark.parametrize("env, variant, features, temps, n_layouts, episodes, max_steps", [
     ("frozenlake", "random", ("at_goal", "in_hole"), (0.01, 0.03, 0.1), 40, 80, 20),
     pytest.param("keys-chests", "train", ("keys_held", "chests_opened"), (0.01, 0.05, 0.2), 12, 24, 40, marks=pytest.mark.slow),
-], ids=["frozenlake-random", "keys-chests-layouts"])
+    # One feature: every fit has the true reward's direction (distance 0), GD and explained fall.
+    ("minigrid", "random-goal-5x5", ("at_goal",), (0.01, 0.03, 0.1), 20, 40, 20),
+], ids=["frozenlake-random", "keys-chests-layouts", "minigrid-random-goal"])
 def test_calibration_ladder_on_layout_randomised_variants(env, variant, features, temps, n_layouts, episodes, max_steps):
     parts = layouts(env, variant, n_layouts)
     policies = {"optimal": per_layout(parts, lambda m: hard_value_iteration(m.transitions, m.rewards, discount=0.99).policy)}
@@ -114,3 +121,24 @@ def test_calibration_ladder_on_layout_randomised_variants(env, variant, features
         assert np.isnan(rand[col]) or rand[col] < order[-1]
     assert table["optimal"][1] >= 0.95 and table["optimal"][2] >= 0.95
     assert abs(rand[3]) < 0.02
+
+
+@pytest.mark.parametrize("env, variant, max_steps", [("cliffwalking", "mirrored", 30), ("minigrid", "random-goal-5x5", 20)])
+def test_zso_compare_ranks_optimal_above_random_over_layouts(env, variant, max_steps, tmp_path, capsys):
+    """The baselines play a new layout every episode and ``zso compare`` scores them on each episode's own."""
+    import json
+
+    from harness.cli import main
+
+    runs = {}
+    for agent in ("optimal", "random"):
+        runs[agent] = str(tmp_path / agent)
+        assert main(["baseline", "--env", env, "--variant", variant, "-o", "layout_seed=none", "--agent", agent,
+                     "--episodes", "12", "--max-steps", str(max_steps), "--out", runs[agent], "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["compare", *runs.values(), "--format", "json", "--folds", "2", "--splits", "2", "--n-boot", "6", "--no-progress"]) == 0
+    optimal, rand = json.loads(capsys.readouterr().out)["runs"]
+    # MiniGrid's own reward shrinks with the step count, which the optimal plan does not minimise exactly.
+    assert optimal["gd"]["estimate"] > 0.9 and optimal["true_return"]["estimate"] > rand["true_return"]["estimate"]
+    assert optimal["gd"]["estimate"] > rand["gd"]["estimate"]
+    assert optimal["explained"]["estimate"] > 0.5 > rand["explained"]["estimate"]

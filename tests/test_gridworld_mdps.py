@@ -25,6 +25,12 @@ CASES += [
     ("keys-chests", "test", {"layout_seed": 11}),
     ("minigrid", "doorkey-5x5", {"layout_seed": 3}),
     ("minigrid", "doorkey-5x5", {"layout_seed": 4}),
+    # The other three mirror images (layout 0 is gymnasium's map).
+    ("cliffwalking", "mirrored", {"layout_seed": 1}),
+    ("cliffwalking", "mirrored", {"layout_seed": 2}),
+    ("cliffwalking", "mirrored", {"layout_seed": 7}),
+    ("minigrid", "random-goal-5x5", {"layout_seed": 3}),
+    ("minigrid", "random-goal-6x6", {"layout_seed": 4}),
 ]
 IDS = [f"{f}-{v}" + "".join(f"-{k}={x}" for k, x in o.items()) for f, v, o in CASES]
 DETERMINISTIC = [c for c in CASES if "slippery" not in c[1]]

@@ -21,7 +21,8 @@ GRID_ENCODINGS = [(family, variant, name) for family, variant in GRID_VARIANTS f
 def test_the_gridworld_families_are_registered_with_variants_and_four_encodings():
     assert set(GRID_FAMILIES) == {"frozenlake", "cliffwalking", "taxi", "keys-chests", "minigrid", "goal-objects", "lever"}
     assert set(ENVS.entry("frozenlake").metadata["variants"]) == {"4x4", "8x8", "4x4-slippery", "8x8-slippery", "random"}
-    assert set(ENVS.entry("minigrid").metadata["variants"]) == {"empty-5x5", "empty-6x6", "doorkey-5x5"}
+    assert set(ENVS.entry("minigrid").metadata["variants"]) == {"empty-5x5", "empty-6x6", "doorkey-5x5", "random-goal-5x5", "random-goal-6x6"}
+    assert set(ENVS.entry("cliffwalking").metadata["variants"]) == {"4x12", "mirrored"}
     assert set(ENVS.entry("keys-chests").metadata["variants"]) == {"train", "test"}
     for family in GRID_FAMILIES:
         entry = ENVS.entry(family)
@@ -91,9 +92,10 @@ def _optimal_policy(mdp, gamma=0.99, iters=2000):
 @pytest.mark.parametrize(
     "family,variant,outcome",
     [
-        ("frozenlake", "4x4", "goal"), ("frozenlake", "8x8", "goal"), ("cliffwalking", "4x12", "goal"),
+        ("frozenlake", "4x4", "goal"), ("frozenlake", "8x8", "goal"), ("cliffwalking", "4x12", "goal"), ("cliffwalking", "mirrored", "goal"),
         ("taxi", "5x5", "delivered"), ("keys-chests", "train", "out-of-keys"), ("keys-chests", "test", "all-opened"),
         ("minigrid", "empty-5x5", "goal"), ("minigrid", "empty-6x6", "goal"), ("minigrid", "doorkey-5x5", "goal"),
+        ("minigrid", "random-goal-5x5", "goal"), ("minigrid", "random-goal-6x6", "goal"),
     ],
 )
 def test_the_optimal_policy_of_the_mdp_succeeds_in_the_real_env(family, variant, outcome):

@@ -133,3 +133,73 @@ def test_a_run_over_layouts_is_read_on_each_episodes_own_layout(env, variant, ma
     for i, e in enumerate(run.episodes):
         assert offsets[i] <= e.states.min() and e.states.max() < offsets[i + 1]
         assert run.mdp.terminal[e.states[-1]]  # the absorbing final state, in the stacked numbering
+
+
+def _goal_and_start(env):
+    state = env.text_state()
+    goal = next(o.cell for o in state.objects if o.kind == "goal")
+    return goal, state.agent
+
+
+@pytest.mark.parametrize("variant, n_seeds", [("mirrored", 16), ("random-goal-5x5", 40)])
+def test_the_goal_lies_in_every_corner_over_layouts(variant, n_seeds):
+    """Mirrored CliffWalking and MiniGrid rooms with the goal drawn: layouts differ across seeds,
+    and over seeds the goal lies in every corner (and every direction from the start)."""
+    family = "cliffwalking" if variant == "mirrored" else "minigrid"
+    env = make_env(family, variant, layout_seed=None)
+    corners, directions, layouts = set(), set(), set()
+    for seed in range(n_seeds):
+        env.reset(seed=seed)
+        goal, start = _goal_and_start(env)
+        assert env.state_record()["layout_seed"] == (seed % 4 if family == "cliffwalking" else seed)
+        assert env.mdp().initial[env.state_index] == 1
+        h, w = env.text_state().height, env.text_state().width
+        edge = 0 if family == "cliffwalking" else 1  # MiniGrid rooms have an outer wall
+        corners.add((goal[0] == edge, goal[0] == h - 1 - edge, goal[1] == edge, goal[1] == w - 1 - edge))
+        directions.add((int(np.sign(goal[0] - start[0])), int(np.sign(goal[1] - start[1]))))
+        layouts.add((goal, start))
+        again = make_env(family, variant, layout_seed=seed)  # the same seed, the same layout
+        again.reset(seed=99)
+        assert _goal_and_start(again) == (goal, start)
+    assert {(True, False, True, False), (True, False, False, True), (False, True, True, False), (False, True, False, True)} <= corners
+    # CliffWalking's start and goal share the cliff's edge: the goal lies left or right of it.
+    assert {d[1] for d in directions} >= {-1, 1}
+    assert family == "cliffwalking" or {d[0] for d in directions} >= {-1, 1}
+    assert len(layouts) >= 4
+
+
+@pytest.mark.parametrize("family, variant", [("cliffwalking", "mirrored"), ("minigrid", "random-goal-5x5")])
+def test_every_layout_names_the_same_features_and_steps_as_its_mdp(family, variant):
+    """Each layout's MDP is exact (a real step from every state lands where ``P`` says, with
+    ``R``'s reward) and names the same layout-free features, so fits pool the layouts."""
+    env = make_env(family, variant, layout_seed=None)
+    parts = []
+    for seed in range(6):
+        env.reset(seed=seed)
+        mdp = env.mdp()
+        parts.append(mdp)
+        at_goal = mdp.feature_names.index("at_goal")
+        assert mdp.default_features and "row" not in mdp.default_features and "col" not in mdp.default_features
+        for s in np.flatnonzero(mdp.decision_states):
+            assert mdp.features[s, at_goal] == 0
+            for a, name in enumerate(mdp.action_names):
+                env.set_state(int(s))
+                s2, reward, terminated, _, _ = env.step(name)
+                assert mdp.transitions[s, a, s2] == 1.0 and bool(mdp.terminal[s2]) == terminated
+                assert (mdp.rewards[s, a, s2] > 0) == (reward > 0) if family == "minigrid" else mdp.rewards[s, a, s2] == reward
+    stacked = StackedMDP.of(parts)
+    assert stacked.n_states == sum(p.n_states for p in parts)
+
+
+def test_layout_options_are_checked_and_capabilities_follow_them():
+    from textenvs.capabilities import EXACT_MDP, LAYOUT_MDPS, capabilities, capabilities_of
+
+    with pytest.raises(ValueError, match="mirrored CliffWalking only"):
+        make_env("cliffwalking", "4x12", layout_seed=3)
+    with pytest.raises(ValueError, match="option 'layout_seed' takes int or none"):
+        make_env("cliffwalking", "mirrored", layout_seed="corner")
+    for env, variant in (("cliffwalking", "mirrored"), ("minigrid", "random-goal-5x5")):
+        assert {EXACT_MDP, LAYOUT_MDPS} <= capabilities_of(env, variant)
+        drawn = capabilities_of(env, variant, {"layout_seed": None})
+        assert LAYOUT_MDPS in drawn and EXACT_MDP not in drawn
+        assert capabilities(make_env(env, variant, layout_seed=None)) == drawn

@@ -156,7 +156,7 @@ ENVS.register(
 ENVS.register(
     "cliffwalking", "textenvs.gridworlds.toytext:CliffWalkingText",
     "Gymnasium CliffWalking-v0: walk to the goal along a cliff (-1 a step, -100 the cliff)",
-    variants={"4x12": {}}, default_variant="4x12",
+    variants={"4x12": {}, "mirrored": {"mirrored": True, "layout_seed": 0}}, default_variant="4x12",
 )
 ENVS.register(
     "taxi", "textenvs.gridworlds.toytext:TaxiText",
@@ -174,11 +174,13 @@ ENVS.register(
 )
 ENVS.register(
     "minigrid", "textenvs.gridworlds.minigrid_envs:MiniGridText",
-    "MiniGrid Empty and DoorKey rooms: turn, move forward, pick up the key, open the door",
+    "MiniGrid Empty and DoorKey rooms, and empty rooms with the goal anywhere: turn, move forward, pick up the key, open the door",
     variants={
         "empty-5x5": {"env_id": "MiniGrid-Empty-5x5-v0", "layout_seed": 0},
         "empty-6x6": {"env_id": "MiniGrid-Empty-6x6-v0", "layout_seed": 0},
         "doorkey-5x5": {"env_id": "MiniGrid-DoorKey-5x5-v0", "layout_seed": 0},
+        "random-goal-5x5": {"env_id": "zso/RandomGoal-5x5-v0", "layout_seed": 0},
+        "random-goal-6x6": {"env_id": "zso/RandomGoal-6x6-v0", "layout_seed": 0},
     },
     default_variant="empty-5x5",
 )

@@ -6,6 +6,11 @@ turn in place, ``forward`` moves one cell ahead, ``pick up``/``drop``/``toggle``
 the cell in front. MiniGrid's ``done`` action (a no-op) is left out, and so are
 ``pick up``/``drop``/``toggle`` in layouts with nothing to pick up or open (``Empty``).
 
+``RandomGoalRoom`` (``zso/RandomGoal-5x5-v0``, ``zso/RandomGoal-6x6-v0``) is MiniGrid's
+empty room with the goal on a cell drawn at random, and the agent on another cell with a
+random heading, so the goal lies in any direction; its fits use the features that mean the
+same in every room (:data:`LAYOUT_FREE_FEATURES`).
+
 The layout is fixed by ``layout_seed``: every ``reset`` resets MiniGrid with that seed, so
 the episodes are deterministic and :meth:`MiniGridText.mdp` is exact for them.
 ``layout_seed=None`` passes each reset's own seed on (a new layout each time, and
@@ -30,7 +35,8 @@ import numpy as np
 from gymnasium import spaces
 from minigrid.core.constants import OBJECT_TO_IDX
 from minigrid.core.grid import Grid
-from minigrid.core.world_object import WorldObj
+from minigrid.core.world_object import Goal, WorldObj
+from minigrid.envs.empty import EmptyEnv
 
 from textenvs.gridworlds import mdp_export
 from textenvs.gridworlds.core import GridObject, GridState, GridTextEnv, end_info, manhattan
@@ -81,7 +87,35 @@ def restore_key(env: Any, key: MiniGridKey) -> None:
     env.step_count = 0
 
 
+class RandomGoalRoom(EmptyEnv):
+    """MiniGrid's empty room (``EmptyEnv``) with the goal on a random free cell and the agent
+    on another, facing a random way: MiniGrid's own ``place_obj`` and ``place_agent`` draw
+    both from the reset's seed."""
+
+    def __init__(self, size: int = 5, **kwargs: Any):
+        super().__init__(size=size, agent_start_pos=None, **kwargs)
+
+    def _gen_grid(self, width: int, height: int) -> None:
+        self.grid = Grid(width, height)
+        self.grid.wall_rect(0, 0, width, height)
+        self.place_obj(Goal())
+        self.place_agent()
+        self.mission = self._gen_mission()
+
+
+#: The rooms defined here, registered with gymnasium when first made: id -> keyword arguments.
+OWN_ROOMS = {
+    "zso/RandomGoal-5x5-v0": {"size": 5},
+    "zso/RandomGoal-6x6-v0": {"size": 6},
+}
+#: The features that mean the same in every room: what fits of rooms drawn anew use by default
+#: (not the raw row and column, nor the heading, whose meaning depends on where the goal is).
+LAYOUT_FREE_FEATURES = ("at_goal", "front_empty", "front_wall", "front_goal", "dist_to_goal", "facing_goal")
+
+
 def _make_inner(env_id: str) -> Any:
+    if env_id in OWN_ROOMS and env_id not in gymnasium.registry:
+        gymnasium.register(env_id, entry_point=f"{__name__}:RandomGoalRoom", kwargs=OWN_ROOMS[env_id])
     return gymnasium.make(env_id, disable_env_checker=True).unwrapped
 
 
@@ -89,7 +123,7 @@ FEATURES = (
     "at_goal", "has_key", "key_on_floor", "door_locked", "door_open",
     "front_empty", "front_wall", "front_goal", "front_key", "front_door",
     "dist_to_goal", "dist_to_key", "dist_to_door", "row", "col",
-    "facing_right", "facing_down", "facing_left", "facing_up",
+    "facing_right", "facing_down", "facing_left", "facing_up", "facing_goal",
 )
 
 
@@ -113,6 +147,7 @@ def _features(key: MiniGridKey) -> list[float]:
         0 if carrying_key else min((manhattan(key.agent, k) for k in keys), default=0),
         min((manhattan(key.agent, d) for d in doors), default=0),
         key.agent[1], key.agent[0], *(key.direction == i for i in range(4)),
+        any(manhattan((fx, fy), g) < manhattan(key.agent, g) for g in goals),
     ]
 
 
@@ -123,7 +158,7 @@ class _Exported:
     index: dict[MiniGridKey, int]
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=64)
 def _export(env_id: str, start: MiniGridKey, actions: tuple[str, ...]) -> _Exported:
     """BFS over the real MiniGrid env from ``start``; shared by all envs with this layout."""
     env = _make_inner(env_id)
@@ -142,6 +177,7 @@ def _export(env_id: str, start: MiniGridKey, actions: tuple[str, ...]) -> _Expor
         features=np.array([_features(k) for k in found.states], dtype=float), feature_names=FEATURES,
         state_labels=[_label(k) for k in found.states], grid_shape=(start.height, start.width),
         positions=np.array([(k.agent[1], k.agent[0]) for k in found.states]),
+        default_features=LAYOUT_FREE_FEATURES if env_id in OWN_ROOMS else None,
     )
     return _Exported(mdp, found.states, dict(found.index))
 

@@ -40,28 +40,44 @@ class _ToyTextEnv(GridTextEnv):
         """Reset the wrapped env with ``seed``; the observation is its state index."""
         super().reset(seed=seed)
         obs, info = self._inner.reset(seed=seed)
-        return int(obs), {"prob": float(info["prob"])}
+        return self._outer(int(obs)), {"prob": float(info["prob"])}
 
     def step(self, action: Any) -> tuple[int, float, bool, bool, dict[str, Any]]:
         """Step the wrapped env with the named action."""
-        obs, reward, terminated, truncated, info = self._inner.step(self.action_index(action))
+        obs, reward, terminated, truncated, info = self._inner.step(self._inner_action(self.action_index(action)))
+        s = self._outer(int(obs))
         out: dict[str, Any] = {"prob": float(info["prob"])}
         if terminated:
-            out = end_info(*self._ending(int(obs)), **out)
-        return int(obs), float(reward), bool(terminated), bool(truncated), out
+            out = end_info(*self._ending(s), **out)
+        return s, float(reward), bool(terminated), bool(truncated), out
 
     @property
     def state_index(self) -> int:
-        """The current state's index (the wrapped env's discrete state)."""
+        """The current state's index (the wrapped env's discrete state, seen through :meth:`_outer`)."""
         if not hasattr(self._inner, "s"):
             raise RuntimeError("call reset() first")
-        return int(self._inner.s)
+        return self._outer(int(self._inner.s))
 
     def set_state(self, index: int) -> None:
         """Put the environment in MDP state ``index`` (for tests and analysis)."""
         if not 0 <= int(index) < self.n_states:
             raise ValueError(f"state index {index} out of range 0..{self.n_states - 1}")
-        self._inner.s = int(index)
+        self._inner.s = self._outer(int(index))
+
+    def _outer(self, s: int) -> int:
+        """Our state index of the wrapped env's state ``s`` and back (an involution; the
+        identity unless the map is mirrored)."""
+        return s
+
+    def _inner_action(self, a: int) -> int:
+        """The wrapped env's action for our action ``a`` (the identity unless mirrored)."""
+        return a
+
+    def _table(self) -> dict[int, dict[int, list[tuple[float, int, float, bool]]]]:
+        """The wrapped env's ``P`` table in our state and action indices."""
+        P = self._inner.P
+        return {s: {a: [(p, self._outer(int(s2)), r, d) for p, s2, r, d in P[self._outer(s)][self._inner_action(a)]]
+                    for a in range(len(self.action_names))} for s in range(self.n_states)}
 
     def mdp(self) -> TabularMDP:
         """The exact MDP, from the wrapped env's ``P`` table (computed once, cached)."""
@@ -69,8 +85,10 @@ class _ToyTextEnv(GridTextEnv):
             n = self.n_states
             features = np.array([self._features(s) for s in range(n)], dtype=float)
             events = self._transition_features()
+            inner_initial = np.asarray(self._inner.initial_state_distrib, dtype=float)
+            initial = np.array([inner_initial[self._outer(s)] for s in range(n)])
             self._mdp = mdp_export.from_gym_table(
-                self._inner.P, n, self.action_names, self._inner.initial_state_distrib,
+                self._table(), n, self.action_names, initial,
                 features=features, feature_names=self.feature_names,
                 transition_features=None if events is None else events[1],
                 transition_feature_names=() if events is None else events[0],
@@ -252,38 +270,104 @@ class FrozenLakeText(_ToyTextEnv):
         return (True, "goal") if self._cell(s) == self._goal else (False, "hole")
 
 
+#: The four mirror images of a map, as ``(flip up-down, flip left-right)``.
+MIRRORS = ((False, False), (False, True), (True, False), (True, True))
+
+
+def mirror_of(seed: int) -> tuple[bool, bool]:
+    """The mirror image ``(flip up-down, flip left-right)`` of layout ``seed``:
+    ``MIRRORS[seed % 4]``, so that consecutive seeds (a run's episodes) visit the four
+    corners in turn and seeds ``N`` and ``N + 4`` are the same map."""
+    return MIRRORS[int(seed) % len(MIRRORS)]
+
+
 class CliffWalkingText(_ToyTextEnv):
     """Gymnasium ``CliffWalking-v0``: walk along a cliff from the start to the goal.
 
     Each step costs 1; stepping onto the cliff costs 100 and sends the agent back to the
     start (the episode goes on). Reaching the goal ends it.
+
+    ``mirrored=True`` shows gymnasium's map in one of its four mirror images (flipped
+    up-down and/or left-right, :func:`mirror_of` of ``layout_seed``), so the goal lies in
+    any corner and the cliff along the top or the bottom edge. The state record names the
+    layout by its least seed (``layout_seed % 4``), so that episodes on the same map share it. The wrapped env still does
+    every step: our states and actions are its own, mirrored, so :meth:`mdp` is exact. With
+    ``layout_seed=None`` (``"none"`` in TOML files) each ``reset(seed=...)`` draws the mirror
+    image from that seed and :meth:`mdp` describes the current episode's map. Fits of
+    mirrored maps use the features that mean the same on every map (not the raw row and
+    column).
     """
 
     family = "cliffwalking"
     action_names = ("up", "right", "down", "left")  # gymnasium's action order
     feature_names = ("row", "col", "at_goal", "dist_to_goal", "next_to_cliff")
+    #: What fits of mirrored maps use by default (with the transition feature ``fell``).
+    LAYOUT_FREE_FEATURES = ("at_goal", "dist_to_goal", "next_to_cliff")
+    _SWAPS = ({"up": "down", "down": "up"}, {"left": "right", "right": "left"})
 
-    def __init__(self) -> None:
+    def __init__(self, mirrored: bool = False, layout_seed: int | None = 0) -> None:
+        self.mirrored = bool(mirrored)
+        layout_seed = layout_seed_option(layout_seed)
+        if not self.mirrored and layout_seed != 0:
+            raise ValueError("layout_seed applies to the mirrored CliffWalking only (--variant mirrored)")
+        #: The seed of the layout (``None``: a new mirror image each reset).
+        self.layout_seed = layout_seed
         super().__init__(CliffWalkingEnv())
+        self._seed_of_layout = 0 if layout_seed is None else layout_seed
+        self._set_map()
+
+    def _set_map(self) -> None:
+        """Mirror the map as the layout's seed says; forget the last map's MDP."""
+        self._mdp = None
+        #: ``(flip up-down, flip left-right)`` of the current map.
+        self.mirror = mirror_of(self._seed_of_layout) if self.mirrored else (False, False)
+        flips = dict(self._SWAPS[0] if self.mirror[0] else {}, **(self._SWAPS[1] if self.mirror[1] else {}))
+        self._actions_in = [self.action_names.index(flips.get(name, name)) for name in self.action_names]
         h, w = self._inner.shape
-        self._cliff = [(int(r), int(c)) for r, c in zip(*np.nonzero(self._inner._cliff))]
-        self._start = (h - 1, 0)
-        self._goal = (h - 1, w - 1)
+        self._cliff = [self._flip((int(r), int(c))) for r, c in zip(*np.nonzero(self._inner._cliff))]
+        self._start = self._flip((h - 1, 0))
+        self._goal = self._flip((h - 1, w - 1))
         self._objects = (
             GridObject("start", *self._start),
-            *(GridObject("cliff", *c) for c in self._cliff),
+            *(GridObject("cliff", *c) for c in sorted(self._cliff)),
             GridObject("goal", *self._goal),
         )
         self._mission = "Walk from the start to the goal. Every step costs 1; stepping onto the cliff costs 100 and sends you back to the start."
+
+    def _flip(self, cell: tuple[int, int]) -> tuple[int, int]:
+        """A cell of the wrapped env's map on ours, and back."""
+        h, w = self._grid_shape()
+        return (h - 1 - cell[0] if self.mirror[0] else cell[0], w - 1 - cell[1] if self.mirror[1] else cell[1])
+
+    def _outer(self, s: int) -> int:
+        r, c = self._flip(self._cell(s))
+        return r * self._grid_shape()[1] + c
+
+    def _inner_action(self, a: int) -> int:
+        return self._actions_in[a]
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        """Reset; a mirrored map with ``layout_seed=None`` first draws its mirror image from ``seed``."""
+        if self.mirrored and self.layout_seed is None:
+            GridTextEnv.reset(self, seed=seed)
+            self._seed_of_layout = seed if seed is not None else int(self.np_random.integers(2**31))
+            self._set_map()
+        return super().reset(seed=seed, options=options)
+
+    def _default_features(self) -> tuple[str, ...] | None:
+        return self.LAYOUT_FREE_FEATURES if self.mirrored else None
 
     def _grid_shape(self) -> tuple[int, int]:
         return (int(self._inner.shape[0]), int(self._inner.shape[1]))
 
     def state_record(self) -> dict[str, Any]:
-        """``index`` (row * 12 + col), ``row`` and ``col``."""
+        """``index`` (row * 12 + col), ``row`` and ``col`` (and a mirrored map's ``layout_seed``)."""
         s = self.state_index
         r, c = self._cell(s)
-        return {"index": s, "row": r, "col": c}
+        record: dict[str, Any] = {"index": s, "row": r, "col": c}
+        if self.mirrored:
+            record["layout_seed"] = MIRRORS.index(self.mirror)
+        return record
 
     def _features(self, s: int) -> list[float]:
         cell = self._cell(s)
@@ -294,6 +378,7 @@ class CliffWalkingText(_ToyTextEnv):
         """``fell``: 1 for a move onto the cliff. gymnasium sends it back to the start, so
         it arrives where an ordinary step into the start does; only the move tells them apart."""
         n, h, w = self.n_states, *self._grid_shape()
+        table = self._table()
         fell = np.zeros((n, len(self.action_names), n, 1))
         for s in range(n):
             r, c = self._cell(s)
@@ -301,7 +386,7 @@ class CliffWalkingText(_ToyTextEnv):
                 dr, dc = DIRECTIONS[name]
                 target = (min(max(r + dr, 0), h - 1), min(max(c + dc, 0), w - 1))
                 if target in self._cliff:
-                    for _, s2, _, _ in self._inner.P[s][a]:
+                    for _, s2, _, _ in table[s][a]:
                         fell[s, a, int(s2), 0] = 1.0
         return ("fell",), fell
 
