@@ -269,7 +269,17 @@ class UsageTotals:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "UsageTotals":
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        """Read ``manifest.usage``; raises ``TypeError`` naming a missing or mistyped total."""
+        values = {}
+        for f in fields(cls):
+            value = data.get(f.name)
+            whole = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            number = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+            if not (number if f.name == "wall_s" else whole):
+                raise TypeError(f"usage.{f.name}: expected a {'number' if f.name == 'wall_s' else 'whole number'} >= 0, "
+                                f"got {value!r}")
+            values[f.name] = float(value) if f.name == "wall_s" else value
+        return cls(**values)
 
 
 def totals_of_steps(steps: Iterable[dict[str, Any]]) -> UsageTotals:

@@ -15,7 +15,7 @@ from harness.backends.chat import ChatBackend
 from harness.backends.openai import OpenAIBackend
 from harness.config import RunConfig
 from harness.records import (
-    EPISODES, MANIFEST, STEPS, Attempt, RunWriter, Timing, UsageTotals, iter_episodes, iter_steps, load_manifest, load_steps,
+    EPISODES, MANIFEST, STEPS, Attempt, ResultsError, RunWriter, Timing, UsageTotals, iter_episodes, iter_steps, load_manifest, load_steps,
     prepare_resume, totals_of_steps,
 )
 from harness.runner import Runner
@@ -114,6 +114,14 @@ def test_the_manifest_totals_are_recomputed_from_the_steps_over_a_resume(tmp_pat
     assert totals == UsageTotals(200, 40, 10, decisions=6, counted_decisions=2, wall_s=3.0)
     assert totals == totals_of_steps(iter_steps(run)) and totals.usage == Usage(200, 40, 10)
     assert validate_run(run) == []
+    raw = json.loads((run / MANIFEST).read_text())
+    raw["usage"]["prompt_tokens"] += 1
+    (run / MANIFEST).write_text(json.dumps(raw))
+    assert any("usage totals" in p for p in validate_run(run))
+    raw["usage"]["prompt_tokens"] = "many"
+    (run / MANIFEST).write_text(json.dumps(raw))
+    with pytest.raises(ResultsError, match="usage.prompt_tokens: expected a whole number"):
+        load_manifest(run)
 
 
 def test_files_written_before_finish_reasons_and_totals_still_read(tmp_path):
