@@ -192,7 +192,7 @@ def test_server_backends_take_the_servers_finish_reason(smollm2_backend):
 def test_a_tagged_run_records_finish_reasons_reasoning_and_totals(smollm2_backend, tmp_path):
     from textenvs.tagged import reasoning_text
 
-    cfg = RunConfig(env="frozenlake", encoding="ascii", mode="tagged", episodes=2, max_steps=4, max_new_tokens=48,
+    cfg = RunConfig(env="frozenlake", encoding="ascii", mode="tagged", episodes=2, max_steps=2, max_new_tokens=24,
                     batch_size=2, model=NAME)
     run = Runner(cfg, smollm2_backend).run(tmp_path / "tagged")
     assert validate_run(run) == []
