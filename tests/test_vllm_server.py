@@ -80,6 +80,11 @@ def test_greedy_replies_are_identical(vllm_server, smollm2_backend, tmp_path, ru
     pairs += [(la["reply"], ra["reply"]) for lr, rr in zip(local, remote) for la, ra in zip(lr["attempts"], rr["attempts"])]
     assert len(pairs) >= len(local) and all(r for r, _ in pairs)
     assert [r for _, r in pairs] == [l for l, _ in pairs]
+    # vLLM's finish_reason for each reply is the one the in-process backend computes.
+    ends = [(lr["finish_reason"], rr["finish_reason"]) for lr, rr in zip(local, remote)]
+    ends += [(la["finish_reason"], ra["finish_reason"]) for lr, rr in zip(local, remote)
+             for la, ra in zip(lr["attempts"], rr["attempts"])]
+    assert all(l in ("stop", "length") for l, _ in ends) and [r for _, r in ends] == [l for l, _ in ends]
 
 
 def test_concurrency_gives_the_same_scores(vllm_server, smollm2_backend):
