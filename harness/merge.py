@@ -15,7 +15,7 @@ from typing import Sequence
 from harness.config import parse_shard
 from harness.records import (
     ResultsError, check_new_run_dir, iter_episodes, iter_steps, load_manifest, merged_manifest, run_status,
-    shard_config_differences, write_run_files,
+    shard_config_differences, totals_of_steps, write_run_files,
 )
 from harness.validate import validate_run
 
@@ -62,5 +62,6 @@ def merge_shards(out: str | Path, shard_dirs: Sequence[str | Path]) -> Path:
     manifest = merged_manifest(manifests, out)
     manifest.finished = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     manifest.counts = {"episodes": len(episodes), "steps": len(steps)}
+    manifest.usage = totals_of_steps(steps)
     write_run_files(out, manifest, steps, episodes)
     return out

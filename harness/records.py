@@ -26,7 +26,7 @@ import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Sequence
+from typing import Any, BinaryIO, Iterable, Iterator, Sequence
 
 # BASELINE_BACKEND and load_schema are also read from here.
 from harness.config import BASELINE_BACKEND, ConfigError, RunConfig, load_schema, validate_config  # noqa: F401
@@ -37,8 +37,9 @@ from harness.backends.base import Usage
 
 #: Version of the files written; readers refuse newer major versions.
 #: 1.1: the manifest records the episode seed rule, not every seed; 1.2: the config records
-#: who played (``config.agent``); a 1.0 baseline run is read as one.
-FORMAT_VERSION = "1.2"
+#: who played (``config.agent``); a 1.0 baseline run is read as one; 1.3: steps (and their
+#: refused attempts) record the backend's ``finish_reason``, the manifest its ``usage`` totals.
+FORMAT_VERSION = "1.3"
 MANIFEST = "manifest.json"
 STEPS = "steps.jsonl"
 EPISODES = "episodes.jsonl"
@@ -58,6 +59,9 @@ class Attempt:
     reply: str
     error_kind: str
     error: str
+    #: Why the backend says the reply ended (``stop``, ``length``), or None; absent in files
+    #: written before format 1.3.
+    finish_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,10 @@ class StepRecord:
     #: Tokens this decision's backend calls read and wrote, all attempts (its share of a
     #: batch's), or None where the backend counts none; absent in files written before.
     usage: Usage | None = None
+    #: Why the backend says ``reply`` ended: ``stop`` (end of sequence or a stop string) or
+    #: ``length`` (``max_new_tokens``); None in choose mode, where the backend does not say,
+    #: and in files written before format 1.3.
+    finish_reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -228,6 +236,73 @@ class EnvironmentIdentity:
         return str((self.description or {}).get("rules", "standard"))
 
 
+@dataclass(frozen=True)
+class UsageTotals:
+    """What a run's decisions cost, summed over its steps file (``manifest.usage``).
+
+    Recomputed from ``steps.jsonl`` whenever the run ends (:func:`usage_totals`), never
+    carried in memory, so it stays right over resumes and merged shards.
+    """
+
+    #: Tokens read, written, and of those written spent reasoning, over the decisions whose
+    #: backend counted them.
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    #: Every decision of the steps file.
+    decisions: int
+    #: The decisions whose backend counted tokens (reference agents count none).
+    counted_decisions: int
+    #: Seconds the decisions took (their ``timing.total_s``: each one's share of its batch's
+    #: backend time plus its environment time): the run's working time, pauses left out.
+    wall_s: float
+
+    @property
+    def usage(self) -> Usage | None:
+        """The token totals, or None when no decision's backend counted any."""
+        if not self.counted_decisions:
+            return None
+        return Usage(self.prompt_tokens, self.completion_tokens, self.reasoning_tokens)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "UsageTotals":
+        """Read ``manifest.usage``; raises ``TypeError`` naming a missing or mistyped total."""
+        values = {}
+        for f in fields(cls):
+            value = data.get(f.name)
+            whole = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            number = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+            if not (number if f.name == "wall_s" else whole):
+                raise TypeError(f"usage.{f.name}: expected a {'number' if f.name == 'wall_s' else 'whole number'} >= 0, "
+                                f"got {value!r}")
+            values[f.name] = float(value) if f.name == "wall_s" else value
+        return cls(**values)
+
+
+def totals_of_steps(steps: Iterable[dict[str, Any]]) -> UsageTotals:
+    """The :class:`UsageTotals` of step records as ``steps.jsonl`` holds them."""
+    prompt = completion = reasoning = decisions = counted = 0
+    wall = 0.0
+    for step in steps:
+        decisions += 1
+        wall += float((step.get("timing") or {}).get("total_s", 0.0))
+        usage = step.get("usage")
+        if usage:
+            counted += 1
+            prompt += int(usage.get("prompt_tokens", 0))
+            completion += int(usage.get("completion_tokens", 0))
+            reasoning += int(usage.get("reasoning_tokens", 0))
+    return UsageTotals(prompt, completion, reasoning, decisions, counted, round(wall, 6))
+
+
+def usage_totals(run_dir: str | Path) -> UsageTotals:
+    """The :class:`UsageTotals` of ``run_dir``'s steps file, read from disk."""
+    return totals_of_steps(iter_steps(run_dir))
+
+
 @dataclass
 class Manifest:
     """The header of a run; rewritten when the run's status changes."""
@@ -250,6 +325,9 @@ class Manifest:
     resumes: list[dict[str, Any]] = field(default_factory=list)
     #: Runs with an episode target: where the stopping rule stands (:class:`harness.stopping.Stopping`).
     stopping: dict[str, Any] | None = None
+    #: Totals over the steps file, recomputed when the run ends; None while it runs and in
+    #: files written before format 1.3.
+    usage: UsageTotals | None = None
 
     def __post_init__(self) -> None:
         # Plain JSON objects (as a manifest.json holds them) become the typed values.
@@ -259,9 +337,12 @@ class Manifest:
             self.model = ModelIdentity.from_json(self.model)
         if isinstance(self.environment, dict):
             self.environment = EnvironmentIdentity.from_json(self.environment, self.config)
+        if isinstance(self.usage, dict):
+            self.usage = UsageTotals.from_json(self.usage)
 
     def to_json(self) -> dict[str, Any]:
-        typed = {"config": self.config.to_json(), "model": self.model.to_json(), "environment": self.environment.to_json()}
+        typed = {"config": self.config.to_json(), "model": self.model.to_json(), "environment": self.environment.to_json(),
+                 "usage": None if self.usage is None else self.usage.to_json()}
         return {f.name: typed[f.name] if f.name in typed else _copy_json(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
@@ -285,13 +366,15 @@ class Manifest:
             if not isinstance(data.get(key, {}), dict):
                 raise ResultsError(f"{source}: {key}: expected a JSON object, got {type(data[key]).__name__}")
         known = {f.name for f in fields(cls)} - {"config", "model", "environment"}
+        if data.get("usage") is not None and not isinstance(data["usage"], dict):
+            raise ResultsError(f"{source}: usage: expected a JSON object, got {type(data['usage']).__name__}")
         try:
             return cls(**{
                 **{k: v for k, v in data.items() if k in known},
                 "config": config, "model": ModelIdentity.from_json(data.get("model", {})),
                 "environment": EnvironmentIdentity.from_json(data.get("environment", {}), config),
             })
-        except TypeError as exc:
+        except (TypeError, KeyError) as exc:
             raise ResultsError(f"{source}: {exc}") from None
 
     @property
@@ -313,7 +396,7 @@ def shard_config_differences(a: Manifest, b: Manifest) -> list[str]:
 
 
 #: Manifest fields that may differ between the shards of one run.
-_PER_SHARD = ("run_id", "created", "finished", "counts", "resumes", "host", "status")
+_PER_SHARD = ("run_id", "created", "finished", "counts", "resumes", "host", "status", "usage")
 
 
 def merged_manifest(manifests: Sequence[Manifest], out: str | Path) -> Manifest:
@@ -327,7 +410,7 @@ def merged_manifest(manifests: Sequence[Manifest], out: str | Path) -> Manifest:
     return replace(
         first, run_id=out.name, created=min(m.created for m in manifests), config=replace(first.config, shard=None, out=str(out)),
         host={"shards": [_copy_json(m.host) for m in manifests]}, status="complete", finished=None, counts={"episodes": 0, "steps": 0},
-        resumes=[], packages=_copy_json(first.packages), code=_copy_json(first.code), seeds=_copy_json(first.seeds),
+        resumes=[], packages=_copy_json(first.packages), code=_copy_json(first.code), seeds=_copy_json(first.seeds), usage=None,
     )
 
 
@@ -419,6 +502,9 @@ class RunWriter:
                     handle.close()
             self.manifest.status = status
             self.manifest.finished = finished
+            with contextlib.suppress(ResultsError, OSError, ValueError, TypeError):  # the files decide; a damaged one leaves none
+                self.manifest.usage = None
+                self.manifest.usage = usage_totals(self.dir)
             self.write_manifest()
         finally:
             self._lock.close()

@@ -183,6 +183,7 @@ class Runner:
         if resume is not None:
             manifest = replace(resume.manifest, counts=dict(resume.manifest.counts), resumes=list(resume.manifest.resumes))
             manifest.status, manifest.finished = "running", None
+            manifest.usage = None  # recomputed from the steps file when the run ends
             manifest.counts = {"episodes": len(finished), "steps": resume.steps}
             manifest.resumes = [*manifest.resumes, {
                 "at": _now(), "status_before": resume.status_before, "episodes_kept": len(finished),
@@ -330,6 +331,7 @@ class Runner:
             attempts=list(choice.attempts), reward=float(reward), terminated=bool(terminated),
             truncated=truncated, info=info,
             timing=Timing(choice.backend_s, env_s, choice.backend_s + env_s), usage=choice.usage,
+            finish_reason=choice.finish_reason,
         ))
         if choice.action is not None and not terminated and not truncated:
             return None

@@ -16,7 +16,8 @@ client:
   score an answer. ``stream=true`` is refused with 400: replies are not streamed.
 
 Every answer reports ``usage`` (prompt and completion tokens; completion tokens are the
-reply's tokens as the tokenizer reads its text back). Requests are bounded: a body over
+reply's tokens as the tokenizer reads its text back) and each choice the model's own
+``finish_reason``: ``stop`` (end of sequence or a stop string) or ``length``. Requests are bounded: a body over
 ``max_body_bytes`` (413), ``max_tokens`` over ``max_tokens``, more than
 :data:`MAX_PROMPTS` prompts, a prompt over ``max_prompt_tokens`` tokens (at most the
 model's context, less ``max_tokens``), or more than :data:`MAX_REQUEST_TOKENS` prompt
@@ -36,7 +37,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from harness.backends.base import GenerateOptions
+from harness.backends.base import GenerateOptions, Reply, finish_reason_of
 
 #: Largest request body accepted, in bytes (a larger one is refused with 413).
 MAX_BODY_BYTES = 1 << 20
@@ -161,7 +162,7 @@ class CompletionsServer(ThreadingHTTPServer):
             else:
                 texts = self.backend.generate(prompts, options)
                 completion = [len(renderer.plain_ids(t)) for t in texts]
-                choices = [{"index": i, "text": t, "logprobs": None, "finish_reason": self._finish(n, options)}
+                choices = [{"index": i, "text": t, "logprobs": None, "finish_reason": _finish(t, n, options)}
                            for i, (t, n) in enumerate(zip(texts, completion))]
         return {"id": f"cmpl-{time.time_ns()}", "object": "text_completion", "created": int(time.time()),
                 "model": self.model_name, "choices": choices, "usage": _usage(sum(lengths), sum(completion))}
@@ -198,19 +199,15 @@ class CompletionsServer(ThreadingHTTPServer):
                 ]
                 text = ""
             else:
-                text = self.backend.generate([prompt], options)[0] if options.max_new_tokens else ""
+                text = self.backend.generate([prompt], options)[0] if options.max_new_tokens else Reply("", "length")
         n = len(renderer.plain_ids(text)) if text else 0
         return {
             "id": f"chatcmpl-{time.time_ns()}", "object": "chat.completion", "created": int(time.time()),
             "model": self.model_name,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "logprobs": None, "finish_reason": self._finish(n, options)}],
+                         "logprobs": None, "finish_reason": _finish(text, n, options)}],
             "usage": _usage(len(ids), n), "prompt_logprobs": prompt_logprobs,
         }
-
-    @staticmethod
-    def _finish(n_tokens: int, options: GenerateOptions) -> str:
-        return "length" if n_tokens >= options.max_new_tokens else "stop"
 
     def _echo(self, index: int, prompt: str | list[int]) -> dict[str, Any]:
         if isinstance(prompt, str):
@@ -227,6 +224,12 @@ class CompletionsServer(ThreadingHTTPServer):
                 "top_logprobs": None,
             },
         }
+
+
+def _finish(reply: str, n_tokens: int, options: GenerateOptions) -> str:
+    """The backend's own finish reason for ``reply``; for a backend that gives none, ``length``
+    when the reply took every token it could."""
+    return finish_reason_of(reply) or ("length" if n_tokens >= options.max_new_tokens else "stop")
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:

@@ -73,9 +73,14 @@ class RunSummary:
     stopped_adaptively: bool = False
     #: Runs with an episode target: how many episodes it played and why it stopped.
     stopping: Stopping | None = None
-    #: Tokens read and written over the finished episodes' decisions, or None when the
-    #: backend counted none.
+    #: Tokens read and written (and spent reasoning): the manifest's totals where the run
+    #: recorded them, else summed over the finished episodes' steps; None when the backend
+    #: counted none.
     usage: Usage | None = None
+    #: Where ``usage`` came from: ``"manifest"`` (its totals) or ``"steps"`` (summed here).
+    usage_source: str = "steps"
+    #: The decisions ``usage`` covers (its per-decision means divide by this).
+    usage_decisions: int = 0
 
 
 def _rate(k: int, n: int) -> Interval | None:
@@ -176,8 +181,16 @@ def summarize(run_dir: str | Path) -> RunSummary:
         return_range=bounds,
         stopped_adaptively=adaptive,
         stopping=Stopping.from_json(manifest.stopping) if manifest.stopping else None,
-        usage=usage,
+        **_usage_fields(manifest, usage, decisions),
     )
+
+
+def _usage_fields(manifest: Manifest, summed: Usage | None, decisions: int) -> dict[str, Any]:
+    """The manifest's usage totals where it has them, else those summed over the steps."""
+    totals = manifest.usage
+    if totals is not None:
+        return {"usage": totals.usage, "usage_source": "manifest", "usage_decisions": totals.decisions}
+    return {"usage": summed, "usage_source": "steps", "usage_decisions": decisions}
 
 
 def _episode_metrics(per_episode: dict[int, dict[str, list[float]]], rates: frozenset[str] = frozenset(_RATE_METRICS)) -> dict[str, Interval]:
@@ -229,14 +242,15 @@ class Prices:
 
 
 def _per_decision(s: RunSummary, value: float) -> str:
-    return f"{value / s.decisions:,.1f}" if s.decisions else "-"
+    return f"{value / s.usage_decisions:,.1f}" if s.usage_decisions else "-"
 
 
 def print_summaries(summaries: Sequence[RunSummary], console: Console, prices: Prices | None = None) -> None:
     """One table, a column per run and a row per figure; intervals are 95%.
 
-    Runs with counted tokens add their totals and means per decision, and with ``prices``
-    the cost per run and per decision.
+    Runs with counted tokens add their totals (the manifest's, when the run recorded them;
+    a row says which) and means per decision, and with ``prices`` the cost per run and per
+    decision.
     """
     metric_names = sorted({m for s in summaries for m in s.metrics})
     table = Table(title="results (95% confidence intervals)")
@@ -269,16 +283,17 @@ def print_summaries(summaries: Sequence[RunSummary], console: Console, prices: P
             value = getattr(s.usage, key)
             return f"{value:,} ({_per_decision(s, value)} / decision)"
 
-        rows += [("prompt tokens", lambda s: tokens(s, "prompt_tokens")),
-                 ("completion tokens", lambda s: tokens(s, "completion_tokens"))]
-        if any(s.usage is not None and s.usage.reasoning_tokens for s in summaries):
-            rows.append(("reasoning tokens", lambda s: tokens(s, "reasoning_tokens")))
+        rows += [("tokens counted in", lambda s: "-" if s.usage is None else
+                  "manifest totals" if s.usage_source == "manifest" else "steps (summed)"),
+                 ("prompt tokens", lambda s: tokens(s, "prompt_tokens")),
+                 ("completion tokens", lambda s: tokens(s, "completion_tokens")),
+                 ("reasoning tokens", lambda s: tokens(s, "reasoning_tokens"))]
         if prices is not None:
             def cost(s: RunSummary) -> str:
                 if s.usage is None:
                     return "-"
                 total = prices.cost(s.usage)
-                return f"{total:.4g} ({total / s.decisions:.3g} / decision)" if s.decisions else f"{total:.4g}"
+                return f"{total:.4g} ({total / s.usage_decisions:.3g} / decision)" if s.usage_decisions else f"{total:.4g}"
 
             rows.append(("cost", cost))
     for label, cell in rows:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -12,7 +13,7 @@ import jsonschema
 
 from harness.config import schema
 from harness.records import (
-    EPISODES, MANIFEST, STEPS, Manifest, ResultsError, TornLineWarning, iter_jsonl, read_manifest, run_status,
+    EPISODES, MANIFEST, STEPS, Manifest, ResultsError, TornLineWarning, iter_jsonl, read_manifest, run_status, usage_totals,
 )
 
 
@@ -57,7 +58,7 @@ def validate_run(run_dir: str | Path, max_problems: int = 50) -> list[str]:
     Checks each file against its schema (and that every number is finite), then consistency: steps of an episode are
     numbered 0, 1, ...; each action is one of the recorded legal actions; choose-mode
     distributions sum to 1; each finished episode has as many steps as it says; a
-    ``complete`` run has all its episodes.
+    ``complete`` run has all its episodes; the manifest's usage totals are its steps'.
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TornLineWarning)
@@ -127,4 +128,9 @@ def _problems(run_dir: Path, max_problems: int) -> list[str]:
         problems.append(f"{STEPS}: steps of episode(s) {orphans[:5]} that never finished")
     if manifest is not None and manifest.status == "complete" and expected is not None and len(episodes) != expected:
         problems.append(f"{MANIFEST}: status is complete but {len(episodes)} of {expected} episodes are recorded")
+    if manifest is not None and manifest.usage is not None:
+        recorded, actual = manifest.usage, usage_totals(run_dir)
+        if replace(recorded, wall_s=0.0) != replace(actual, wall_s=0.0) or not math.isclose(
+                recorded.wall_s, actual.wall_s, rel_tol=1e-6, abs_tol=1e-3):
+            problems.append(f"{MANIFEST}: usage totals {recorded.to_json()} are not those of {STEPS} {actual.to_json()}")
     return problems[:max_problems]

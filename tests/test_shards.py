@@ -10,7 +10,7 @@ import pytest
 from harness.agents import build_baseline, BaselineOptions
 from harness.cli import main
 from harness.config import ConfigError, RunConfig
-from harness.records import iter_episodes, iter_steps, read_manifest
+from harness.records import iter_episodes, iter_steps, load_manifest, read_manifest, totals_of_steps
 from harness.runner import Runner
 from harness.validate import validate_run
 
@@ -43,6 +43,9 @@ def test_shards_split_the_episodes_and_merge_into_the_unsharded_run(tmp_path):
     manifest = read_manifest(merged)
     assert manifest["status"] == "complete" and manifest["config"]["shard"] is None
     assert manifest["counts"] == read_manifest(whole)["counts"]
+    totals = load_manifest(merged).usage  # recomputed over the merged steps, not copied from a shard
+    assert totals == totals_of_steps(iter_steps(merged)) and totals.decisions == manifest["counts"]["steps"]
+    assert totals.decisions == load_manifest(whole).usage.decisions and totals.usage is None  # reference agents count no tokens
 
 
 def test_merge_refuses_what_is_not_one_runs_shards(tmp_path, capsys):

@@ -11,7 +11,7 @@ import pytest
 from textenvs.base import match_named_action
 from textenvs.chess.notation import parse_move
 from textenvs.errors import ActionError
-from textenvs.tagged import parse_tagged, split_tagged
+from textenvs.tagged import parse_tagged, reasoning_text, split_tagged
 
 START = chess.STARTING_FEN
 ITALIAN = "r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R w KQkq - 2 3"
@@ -29,7 +29,7 @@ def _parser(env: str):
 def _outcome(env: str, reply: str, truncated: bool = False) -> str:
     tag, parse = _parser(env)
     try:
-        return parse_tagged(reply, tag, parse, env, truncated)[0]
+        return parse_tagged(reply, tag, parse, env, "length" if truncated else None)[0]
     except ActionError as error:
         return error.kind
 
@@ -106,6 +106,36 @@ def test_real_smollm2_replies(index):
     assert _outcome(row["env"], row["reply"], row["truncated"]) == REAL[index]
 
 
+def _finished(reply: str, finish: str | None) -> str:
+    tag, parse = _parser(START)
+    try:
+        return parse_tagged(reply, tag, parse, START, finish)[0]
+    except ActionError as error:
+        return error.kind
+
+
+#: reply -> its outcome when the backend says it ended at a stop ("stop"), at max_new_tokens
+#: ("length"), or does not say (None: guessed from the text).
+FINISHED = {
+    "<think>e4 is popular, and d4": ("no_tag", "cut_off", "cut_off"),
+    "I weigh e2e4 against d2d4 and": ("no_tag", "cut_off", "no_tag"),
+    "After all that, Move:": ("unparseable", "cut_off", "cut_off"),
+    "Move: e2e": ("unparseable", "cut_off", "unparseable"),
+    "e4 or d4? Move: e2e4": ("e2e4", "e2e4", "e2e4"),
+}
+
+
+@pytest.mark.parametrize("reply", FINISHED, ids=range(len(FINISHED)))
+def test_the_finish_reason_decides_what_is_cut_off(reply):
+    assert tuple(_finished(reply, f) for f in ("stop", "length", None)) == FINISHED[reply]
+
+
+def test_reasoning_text_is_all_of_a_reply_without_an_answer():
+    assert reasoning_text("<think>e4?</think>\nThe centre.\nMove: e2e4", "Move") == "e4?\n\nThe centre."
+    assert reasoning_text("Move: e2e4", "Move") == ""
+    assert reasoning_text("  I weigh e4 and d4 ", "Move") == "I weigh e4 and d4"
+
+
 def test_reasoning_is_kept_apart_from_the_answer():
     split = split_tagged("<think>e4 or d4?</think>\nI like the centre: e4.\nMove: e2e4", "Move")
     assert split.answer == "e2e4"
@@ -120,7 +150,7 @@ def test_the_retry_reason_names_the_kind():
                                     ("Move: e2e4 d2d4", False, "final answer 'e2e4 d2d4': reply names 2"),
                                     ("Move: e2e5", False, "final answer 'e2e5'")]:
         with pytest.raises(ActionError) as info:
-            parse_tagged(reply, tag, parse, START, truncated)
+            parse_tagged(reply, tag, parse, START, "length" if truncated else None)
         assert words in info.value.reason
 
 

@@ -13,7 +13,6 @@ import math
 import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 import pytest
@@ -24,6 +23,8 @@ from harness.config import RunConfig
 from harness.records import iter_steps
 from harness.runner import Runner
 from harness.validate import validate_run
+
+from fault_servers import FaultProxy
 
 pytestmark = pytest.mark.model
 
@@ -79,6 +80,11 @@ def test_greedy_replies_are_identical(vllm_server, smollm2_backend, tmp_path, ru
     pairs += [(la["reply"], ra["reply"]) for lr, rr in zip(local, remote) for la, ra in zip(lr["attempts"], rr["attempts"])]
     assert len(pairs) >= len(local) and all(r for r, _ in pairs)
     assert [r for _, r in pairs] == [l for l, _ in pairs]
+    # vLLM's finish_reason for each reply is the one the in-process backend computes.
+    ends = [(lr["finish_reason"], rr["finish_reason"]) for lr, rr in zip(local, remote)]
+    ends += [(la["finish_reason"], ra["finish_reason"]) for lr, rr in zip(local, remote)
+             for la, ra in zip(lr["attempts"], rr["attempts"])]
+    assert all(l in ("stop", "length") for l, _ in ends) and [r for _, r in ends] == [l for l, _ in ends]
 
 
 def test_concurrency_gives_the_same_scores(vllm_server, smollm2_backend):
@@ -100,80 +106,12 @@ def test_a_different_tokenizer_is_caught(vllm_server, gemma_backend):
 # -- faults -----------------------------------------------------------------------------
 
 
-class FaultProxy(ThreadingHTTPServer):
-    """Passes requests to ``upstream``; the first ones get the listed faults instead.
-
-    Faults: an HTTP status (429, 500...), ``"drop"`` (close without answering),
-    ``"stall"`` (answer after ``stall_s``), or a function that rewrites the upstream's answer.
-    """
-
-    daemon_threads = True
-
-    def __init__(self, upstream: str, faults: list[Any], stall_s: float = 3.0):
-        self.upstream = upstream
-        self.faults = list(faults)
-        self.stall_s = stall_s
-        self.seen = 0
-        self.lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _ProxyHandler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that gave up (a time-out test) is expected here
-
-    def next_fault(self) -> Any:
-        with self.lock:
-            self.seen += 1
-            return self.faults.pop(0) if self.faults else None
-
-    def close(self) -> None:
-        self.shutdown()
-        self.server_close()
-
-
-class _ProxyHandler(BaseHTTPRequestHandler):
-    server: FaultProxy
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _answer(self, code: int, data: bytes, headers: dict[str, str] | None = None) -> None:
-        self.send_response(code)
-        for key, value in {"Content-Type": "application/json", "Content-Length": str(len(data)), **(headers or {})}.items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        fault = self.server.next_fault()
-        if fault == "drop":
-            self.close_connection = True
-            return
-        if isinstance(fault, int):
-            self._answer(fault, json.dumps({"error": {"message": f"injected {fault}"}}).encode(), {"Retry-After": "0"})
-            return
-        if fault == "stall":
-            time.sleep(self.server.stall_s)
-        request = urllib.request.Request(self.server.upstream + self.path.removeprefix("/v1"), data=body,
-                                         headers={"Content-Type": "application/json"}, method="POST")
-        with urllib.request.urlopen(request, timeout=300) as response:
-            answer = json.loads(response.read())
-        if callable(fault):
-            fault(answer)
-        self._answer(200, json.dumps(answer).encode())
-
-
 @pytest.fixture
 def proxy(vllm_server):
     made: list[FaultProxy] = []
 
     def make(faults: list[Any], stall_s: float = 3.0) -> FaultProxy:
-        made.append(FaultProxy(vllm_server.url, faults, stall_s))
+        made.append(FaultProxy(vllm_server.url, faults, stall_s=stall_s, retry_after="0"))
         return made[-1]
 
     yield make

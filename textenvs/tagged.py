@@ -11,10 +11,16 @@ model to end with one line ``TAG: answer``, and :func:`split_tagged` reads
   ``</think>`` ends reasoning that began in the prompt, as reasoning models' templates do).
 
 The invalid kinds stay apart (:mod:`textenvs.errors`): no tag (:class:`MissingTagError`),
-a reply cut off before its tag or inside it (:class:`CutOffReplyError`: an unclosed think
-block, a tag with nothing after it at the very end, or, when the backend says the reply hit
-``max_new_tokens``, a missing or unparseable final answer), and a final answer that is
-illegal, unparseable or ambiguous (the encoding's own errors, on the answer alone).
+a reply cut off before its tag or inside it (:class:`CutOffReplyError`), and a final answer
+that is illegal, unparseable or ambiguous (the encoding's own errors, on the answer alone).
+Whether a reply was cut off is read from the backend's finish reason, when it gives one:
+
+* ``"length"`` (``max_new_tokens`` reached): a missing tag, an empty answer, or an answer
+  at the very end that does not parse is ``cut_off``;
+* ``"stop"`` (the model ended the reply itself): nothing is ``cut_off``; a missing tag,
+  even inside an unclosed think block, is ``no_tag``, and an empty answer is unparseable;
+* ``None`` (a record or backend without one): guessed from the text alone: an unclosed
+  think block, or a tag with nothing after it at the very end, is ``cut_off``.
 Every step is a regular expression scan, linear in the reply's length.
 """
 
@@ -24,9 +30,9 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from textenvs.errors import ActionError, CutOffReplyError, MissingTagError
+from textenvs.errors import ActionError, CutOffReplyError, MissingTagError, UnparseableActionError
 
-__all__ = ["TaggedReply", "parse_tagged", "split_tagged", "tag_pattern"]
+__all__ = ["TaggedReply", "parse_tagged", "reasoning_text", "split_tagged", "tag_pattern"]
 
 _THINK = re.compile(r"<think>(.*?)</think>", re.S | re.I)
 _OPEN = re.compile(r"<think>", re.I)
@@ -52,12 +58,14 @@ def tag_pattern(tag: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![A-Za-z0-9]){re.escape(tag)}[*_]*[ \t]*:[*_]*[ \t]*([^\n]*)", re.I)
 
 
-def split_tagged(reply: str, tag: str, state: str = "", truncated: bool = False) -> TaggedReply:
+def split_tagged(reply: str, tag: str, state: str = "", finish_reason: str | None = None) -> TaggedReply:
     """The final answer and the reasoning of ``reply`` (see the module docstring).
 
-    ``truncated``: the backend reports that the reply stopped at ``max_new_tokens``.
-    Raises :class:`MissingTagError` or :class:`CutOffReplyError`.
+    ``finish_reason``: why the reply ended, as the backend says (``"stop"``, ``"length"``),
+    or ``None`` where it does not. Raises :class:`MissingTagError`, :class:`CutOffReplyError`
+    or (an empty answer after a reply that ended itself) :class:`UnparseableActionError`.
     """
+    truncated, stopped = finish_reason == "length", finish_reason == "stop"
     thoughts: list[str] = []
 
     def keep(match: re.Match[str]) -> str:
@@ -80,7 +88,7 @@ def split_tagged(reply: str, tag: str, state: str = "", truncated: bool = False)
     for last in tag_pattern(tag).finditer(visible):
         pass
     if last is None:
-        if cut_thinking or truncated:
+        if truncated or (cut_thinking and not stopped):
             where = "while thinking" if cut_thinking else "at max_new_tokens"
             raise CutOffReplyError(f"cut off {where}, before the final '{tag}:' line", reply, state)
         raise MissingTagError(f"no final '{tag}: ...' line", reply, state)
@@ -91,6 +99,8 @@ def split_tagged(reply: str, tag: str, state: str = "", truncated: bool = False)
         answer = following.strip(_WRAP).rstrip(".").strip(_WRAP)
         rest = rest.lstrip("\n")[len(following):]
     if not answer:
+        if stopped:
+            raise UnparseableActionError(f"nothing after the final '{tag}:'", reply, state)
         raise CutOffReplyError(f"cut off right after '{tag}:', before the answer", reply, state)
     before = visible[: last.start()].strip()
     reasoning = "\n\n".join(t for t in [*thoughts, before] if t)
@@ -98,17 +108,27 @@ def split_tagged(reply: str, tag: str, state: str = "", truncated: bool = False)
 
 
 def parse_tagged(reply: str, tag: str, parse: Callable[[str], str], state: str = "",
-                 truncated: bool = False) -> tuple[str, TaggedReply]:
+                 finish_reason: str | None = None) -> tuple[str, TaggedReply]:
     """The action of ``reply``'s final tagged answer, read by ``parse`` (the encoding's parser), and the split.
 
     An answer that ``parse`` refuses raises the same kind of error, its reason naming the
-    final answer; with ``truncated`` an answer at the very end that does not parse is
-    :class:`CutOffReplyError` (the reply stopped inside it).
+    final answer; when the reply ended at ``max_new_tokens`` (``finish_reason="length"``)
+    an answer at the very end that does not parse is :class:`CutOffReplyError` (the reply
+    stopped inside it).
     """
-    split = split_tagged(reply, tag, state, truncated)
+    split = split_tagged(reply, tag, state, finish_reason)
     try:
         return parse(split.answer), split
     except ActionError as error:
-        if truncated and split.at_end:
+        if finish_reason == "length" and split.at_end:
             raise CutOffReplyError(f"cut off inside the final answer {split.answer!r}", reply, state) from None
         raise type(error)(f"final answer {split.answer!r}: {error.reason}", reply, state) from None
+
+
+def reasoning_text(reply: str, tag: str) -> str:
+    """The reasoning of ``reply``: what :func:`split_tagged` keeps as reasoning, or, for a
+    reply with no final answer (no tag, or cut off), the whole reply."""
+    try:
+        return split_tagged(reply, tag).reasoning
+    except ActionError:
+        return reply.strip()

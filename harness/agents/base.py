@@ -58,6 +58,9 @@ class Choice:
     #: This decision's share of the tokens its batch's backend calls read and wrote (all
     #: attempts), or None when the backend counts none (reference agents).
     usage: Usage | None = None
+    #: Why the backend says ``reply`` ended (``stop``, ``length``), or None (choose mode, or
+    #: a backend that does not say).
+    finish_reason: str | None = None
 
 
 class Agent(Protocol):

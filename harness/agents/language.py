@@ -10,16 +10,17 @@ reply is kept.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
 
 from harness.agents.base import Choice, Decision, listed_actions
-from harness.backends.base import Backend, GenerateOptions, ScoreRequest, Usage
+from harness.backends.base import Backend, GenerateOptions, ScoreRequest, Usage, finish_reason_of
 from harness.records import Attempt
 from textenvs import ActionError, Encoding, build_prompt
 from textenvs.prompting import feedback_text
-from textenvs.tagged import parse_tagged
+from textenvs.tagged import parse_tagged, reasoning_text
 
 FALLBACKS = ("random", "forfeit")
 #: Characters of reply kept per requested token: no vocabulary's token is longer, so a
@@ -56,6 +57,12 @@ def _shares(backend: Backend, before: Usage | None, n: int) -> list[Usage | None
     if before is None or after is None:
         return [None] * n
     return (after - before).split(n)
+
+
+def _count_tokens(backend: Backend, text: str) -> int | None:
+    """Tokens of ``text`` by the backend's own tokenizer (its ``renderer``), or None when it has none."""
+    renderer = getattr(backend, "renderer", None)
+    return renderer.count_tokens(text) if renderer is not None else None
 
 
 def _separator(formatted_prompt: str) -> str:
@@ -132,10 +139,11 @@ class GenerateAgent:
         n = len(decisions)
         feedback = [""] * n
         attempts: list[list[Attempt]] = [[] for _ in range(n)]
-        accepted: dict[int, tuple[str, str, str]] = {}  # index -> (action, prompt, reply)
-        last: dict[int, tuple[str, str]] = {}
+        accepted: dict[int, tuple[str, str, str, str | None]] = {}  # index -> (action, prompt, reply, finish)
+        last: dict[int, tuple[str, str, str | None]] = {}
         backend_s = 0.0
         used: list[Usage | None] = [Usage()] * n
+        thought: list[int | None] = [0] * n  # reasoning tokens by the backend's tokenizer
         pending = list(range(n))
         for _round in range(self.max_retries + 1):
             if not pending:
@@ -147,38 +155,54 @@ class GenerateAgent:
             options = self._call_options([decisions[i] for i in pending])
             start, before = time.perf_counter(), _usage_now(self.backend)
             replies = self.backend.generate([self.backend.format_prompt(p) for p in prompts], options)
-            replies = [bound_reply(reply, options.max_new_tokens) for reply in replies]
+            finishes = [finish_reason_of(reply) for reply in replies]
+            replies = [bound_reply(str(reply), options.max_new_tokens) for reply in replies]
             backend_s += time.perf_counter() - start
             for i, usage in zip(pending, _shares(self.backend, before, len(pending))):
                 used[i] = None if usage is None or used[i] is None else used[i] + usage
             still = []
-            for i, prompt, reply in zip(pending, prompts, replies):
+            for i, prompt, reply, finish in zip(pending, prompts, replies, finishes):
                 d = decisions[i]
+                counted = thought[i]
+                reasoning = self._reasoning(reply)
+                if counted is not None and reasoning:
+                    tokens = _count_tokens(self.backend, reasoning)
+                    thought[i] = None if tokens is None else counted + tokens
                 try:
-                    action = self._parse(d, reply, options.max_new_tokens)
+                    action = self._parse(d, reply, finish)
                 except ActionError as error:
-                    attempts[i].append(Attempt(prompt, reply, error.kind, str(error)))
+                    attempts[i].append(Attempt(prompt, reply, error.kind, str(error), finish))
                     feedback[i] = feedback_text(reply, error)
-                    last[i] = (prompt, reply)
+                    last[i] = (prompt, reply, finish)
                     still.append(i)
                 else:
-                    accepted[i] = (action, prompt, reply)
+                    accepted[i] = (action, prompt, reply, finish)
             pending = still
         share = backend_s / max(n, 1)
         choices = []
         for i, d in enumerate(decisions):
+            usage, counted = used[i], thought[i]
+            if usage is not None and not usage.reasoning_tokens and counted:
+                usage = replace(usage, reasoning_tokens=counted)  # the server reported none
             if i in accepted:
-                action, prompt, reply = accepted[i]
-                choices.append(Choice(action, "model", prompt, reply, None, None, tuple(attempts[i]), share, used[i]))
+                action, prompt, reply, finish = accepted[i]
+                choices.append(Choice(action, "model", prompt, reply, None, None, tuple(attempts[i]), share, usage, finish))
             else:
-                prompt, reply = last[i]
+                prompt, reply, finish = last[i]
                 action = str(d.rng.choice(list(d.legal))) if self.fallback == "random" else None
-                choices.append(Choice(action, "fallback", prompt, reply, None, None, tuple(attempts[i]), share, used[i]))
+                choices.append(Choice(action, "fallback", prompt, reply, None, None, tuple(attempts[i]), share, usage, finish))
         return choices
 
-    def _parse(self, d: Decision, reply: str, max_new_tokens: int) -> str:
-        """The legal action ``reply`` names; raises :class:`~textenvs.ActionError`."""
+    def _parse(self, d: Decision, reply: str, finish_reason: str | None) -> str:
+        """The legal action ``reply`` names; raises :class:`~textenvs.ActionError`.
+
+        ``finish_reason``: why the backend says the reply ended (``stop``, ``length``) or None.
+        """
         return self.encoding.parse_action(d.state, reply, d.legal)
+
+    def _reasoning(self, reply: str) -> str:
+        """The part of ``reply`` spent reasoning (none: a generate reply is only its answer)."""
+        return ""
 
     def _call_options(self, decisions: Sequence[Decision]) -> GenerateOptions:
         """Options of one backend call; sampled replies get one seed each, from their episode's stream.
@@ -199,16 +223,22 @@ class TaggedAgent(GenerateAgent):
     (the encoding's ``answer_tag``); :func:`textenvs.tagged.parse_tagged` reads it, so moves
     weighed while reasoning are never taken for the answer, and refusals say whether the tag
     was missing, the reply was cut off, or the final answer was illegal or ambiguous. The
-    whole reply, reasoning included, is kept in the step record. Replies are not cut at a
-    newline: ``stop`` is empty.
+    whole reply, reasoning included, is kept in the step record, and a reply that the
+    backend says hit ``max_new_tokens`` before its tag is ``cut_off``. The reasoning's tokens
+    (think blocks and text before the tag; a reply with no final answer is all reasoning),
+    counted with the backend's tokenizer, are the step's ``usage.reasoning_tokens`` where
+    the server reports none. Replies are not cut at a newline: ``stop`` is empty.
     """
 
     mode = "tagged"
 
-    def _parse(self, d: Decision, reply: str, max_new_tokens: int) -> str:
+    def _parse(self, d: Decision, reply: str, finish_reason: str | None) -> str:
         label = self.encoding.state_label(d.state)
         return parse_tagged(reply, self.encoding.answer_tag, lambda text: self.encoding.parse_action(d.state, text, d.legal),
-                            label)[0]
+                            label, finish_reason)[0]
+
+    def _reasoning(self, reply: str) -> str:
+        return reasoning_text(reply, self.encoding.answer_tag)
 
 
 def build_choose(config: Any, backend: Backend, encoding: Encoding[Any]) -> ChooseAgent:

@@ -50,6 +50,36 @@ class GenerateOptions:
         return list(self.seeds)
 
 
+#: Why a generated reply ended: ``stop`` (a stop string or end-of-sequence) or ``length``
+#: (``max_new_tokens`` reached), the values of OpenAI's ``finish_reason``.
+FINISH_REASONS = ("stop", "length")
+
+
+class Reply(str):
+    """A generated reply: its text (a ``Reply`` is a ``str``) and why generation ended.
+
+    ``finish_reason`` is one of :data:`FINISH_REASONS`, or ``None`` where the backend cannot
+    say (a plain ``str`` from a backend that does not know reads the same way: see
+    :func:`finish_reason_of`).
+    """
+
+    finish_reason: str | None
+
+    def __new__(cls, text: str, finish_reason: str | None = None) -> "Reply":
+        reply = super().__new__(cls, text)
+        reply.finish_reason = finish_reason if finish_reason in FINISH_REASONS else None
+        return reply
+
+    def with_text(self, text: str) -> "Reply":
+        """Another text (cut, cleaned) that ended the same way."""
+        return Reply(text, self.finish_reason)
+
+
+def finish_reason_of(reply: str) -> str | None:
+    """Why ``reply`` ended (:data:`FINISH_REASONS`), or ``None`` when its backend did not say."""
+    return getattr(reply, "finish_reason", None)
+
+
 @dataclass(frozen=True)
 class ScoreRequest:
     """Score each continuation after one shared prompt (already formatted)."""
@@ -88,7 +118,9 @@ class Usage:
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    #: Of the completion tokens, those a server reports as reasoning (0 when it reports none).
+    #: Of the completion tokens, those spent reasoning: the server's count where it reports
+    #: one (``completion_tokens_details.reasoning_tokens``), else, in ``--mode tagged``, the
+    #: reasoning text's tokens by the model's tokenizer (0 when neither says).
     reasoning_tokens: int = 0
 
     def __add__(self, other: "Usage") -> "Usage":
@@ -150,7 +182,8 @@ class Backend(Protocol):
         ...
 
     def generate(self, prompts: Sequence[str], options: GenerateOptions) -> list[str]:
-        """One reply per formatted prompt, all in one batch."""
+        """One reply per formatted prompt, all in one batch: :class:`Reply` values where the
+        backend knows why each ended (every backend here does), else plain text."""
         ...
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:

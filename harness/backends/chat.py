@@ -12,7 +12,8 @@ environment variable named by ``api_key_env`` and is never written.
   model spent every token thinking). A separate reasoning field (``reasoning``, or
   ``reasoning_content``, as vLLM's reasoning parsers give it) goes before the reply as a
   ``<think>`` block (option ``reasoning="inline"``), so the step record keeps it and
-  ``--mode tagged`` reads the answer after it. Every answer's ``usage`` is added to
+  ``--mode tagged`` reads the answer after it. Each reply carries the server's
+  ``finish_reason`` (``stop`` or ``length``). Every answer's ``usage`` is added to
   :attr:`ChatBackend.token_usage`.
 * ``score`` (choose mode) needs a server that returns the prompt's log-probabilities on
   the chat route (vLLM and ``zso serve`` do, with ``prompt_logprobs``; OpenAI, Anthropic,
@@ -32,10 +33,12 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.backends.base import BackendError, ContinuationScore, GenerateOptions, ModelInfo, ScoreRequest, TokenCounter
+from harness.backends.base import (
+    BackendError, ContinuationScore, GenerateOptions, ModelInfo, Reply, ScoreRequest, TokenCounter,
+)
 from harness.backends.openai import answer_choices, clean_text, count_usage, renderer_of
 from harness.backends.rendering import Renderer
-from harness.backends.wire import Endpoint, Pool, bounded_reply
+from harness.backends.wire import Endpoint, Pool, bounded_reply, finite_logprob
 
 __all__ = ["REASONING", "ChatBackend"]
 
@@ -106,7 +109,8 @@ class ChatBackend:
     # -- Backend --------------------------------------------------------------------------
 
     def generate(self, prompts: Sequence[str], options: GenerateOptions) -> list[str]:
-        """One reply per prompt, one request each, ``concurrency`` at a time."""
+        """One :class:`~harness.backends.base.Reply` per prompt (the server's ``finish_reason``),
+        one request each, ``concurrency`` at a time."""
         if not prompts:
             return []
         body: dict[str, Any] = {"model": self.model, "max_tokens": options.max_new_tokens,
@@ -115,23 +119,26 @@ class ChatBackend:
             body["stop"] = list(options.stop)
         seeds = options.prompt_seeds(len(prompts))
 
-        def one(i: int) -> str:
+        def one(i: int) -> Reply:
             seed = seeds[i]
             request = {**body, "messages": self.messages(prompts[i]), **({"seed": seed} if seed is not None else {})}
             answer = self._post(request)
-            message = answer_choices(answer, 1, self.url)[0].get("message")
+            choice = answer_choices(answer, 1, self.url)[0]
+            message = choice.get("message")
             content = message.get("content") if isinstance(message, dict) else None
             if content is None and isinstance(message, dict):
                 content = ""  # a reasoning model that used every token thinking
             if not isinstance(content, str):
                 raise BackendError(f"{self.url} returned no message content: {str(message)[:200]}")
             content = bounded_reply(content, options.max_new_tokens)
+            finish = choice.get("finish_reason")
             for stop in options.stop:  # servers differ in whether they cut at stop strings
-                content = content.split(stop, 1)[0] if stop else content
+                if stop and stop in content:
+                    content, finish = content.split(stop, 1)[0], "stop"
             thought = message.get("reasoning") or message.get("reasoning_content")
             if self.reasoning == "inline" and isinstance(thought, str) and thought.strip():
                 content = f"<think>{bounded_reply(thought, options.max_new_tokens)}</think>\n{content}"
-            return clean_text(content)
+            return Reply(clean_text(content), finish)
 
         return self._pool.map(one, list(range(len(prompts))))
 
@@ -183,12 +190,7 @@ class ChatBackend:
         for token, entry in zip(full[-len(tokens.ids):], entries[-len(tokens.ids):]):
             value = entry.get(str(token)) if isinstance(entry, dict) else None
             logprob = value.get("logprob") if isinstance(value, dict) else value
-            try:
-                number = float(logprob)
-            except (TypeError, ValueError):
-                raise BackendError(f"{self.url} gave no log-probability for token id {token} of {cont!r}") from None
-            if not math.isfinite(number):
-                raise BackendError(f"{self.url} gave a non-finite log-probability ({number}) for {cont!r}")
+            number = finite_logprob(logprob, f"token id {token} of {cont!r}", self.url)
             total += number
         return ContinuationScore(total, len(tokens.ids))
 

@@ -9,7 +9,8 @@ default) takes the served model name when it is an embedded model or a model dir
 a path or embedded name names it; ``"none"`` sends prompts as they are. With no tokenizer
 the rendering cannot be checked against the in-process one, and a warning says so.
 
-* ``generate`` sends one request per prompt;
+* ``generate`` sends one request per prompt; each reply carries the server's
+  ``finish_reason`` (``stop`` or ``length``; ``None`` where it gives neither);
 * ``score`` sends one request per prompt with ``prompt + continuation`` for each
   continuation, ``echo=true``, ``logprobs=0`` and ``max_tokens=1``. With a tokenizer the
   continuation is its tokens after the prompt's, counted as the in-process backend counts
@@ -41,14 +42,15 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.backends.base import BackendError, ContinuationScore, GenerateOptions, ModelInfo, ScoreRequest, TokenCounter
+from harness.backends.base import (
+    BackendError, ContinuationScore, GenerateOptions, ModelInfo, Reply, ScoreRequest, TokenCounter,
+)
 from harness.backends.rendering import Renderer, load_renderer
-from harness.backends.wire import Endpoint, Pool, bounded_reply
+from harness.backends.wire import Endpoint, Pool, bounded_reply, finite_logprob
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +165,8 @@ class OpenAIBackend:
     # -- Backend --------------------------------------------------------------------------
 
     def generate(self, prompts: Sequence[str], options: GenerateOptions) -> list[str]:
-        """One reply per formatted prompt, one request each, ``concurrency`` at a time."""
+        """One :class:`~harness.backends.base.Reply` per formatted prompt (the server's
+        ``finish_reason``), one request each, ``concurrency`` at a time."""
         if not prompts:
             return []
         body: dict[str, Any] = {
@@ -172,7 +175,7 @@ class OpenAIBackend:
         }
         seeds = options.prompt_seeds(len(prompts))
 
-        def one(i: int) -> str:
+        def one(i: int) -> Reply:
             seed = seeds[i]
             request = {**body, "prompt": self.wire_text(prompts[i]), **({"seed": seed} if seed is not None else {})}
             choice = self._choices(self._post("/completions", request), 1)[0]
@@ -180,9 +183,11 @@ class OpenAIBackend:
             if not isinstance(text, str):
                 raise BackendError(f"{self.base_url}/completions returned no text: {str(choice)[:200]}")
             text = bounded_reply(text, options.max_new_tokens)
+            finish = choice.get("finish_reason")
             for stop in options.stop:  # servers differ in whether they cut at stop strings
-                text = text.split(stop, 1)[0] if stop else text
-            return clean_text(text)
+                if stop and stop in text:
+                    text, finish = text.split(stop, 1)[0], "stop"
+            return Reply(clean_text(text), finish)
 
         return self._map(one, list(range(len(prompts))))
 
@@ -274,7 +279,7 @@ class OpenAIBackend:
                         f"{self.base_url}/completions gave no log-probability for token id {token}: scoring='trie' "
                         "needs vLLM's logprob_token_ids (use scoring='echo' with other servers)"
                     )
-                logprobs[path, token] = _finite(value, f"token id {token}", self.base_url)
+                logprobs[path, token] = finite_logprob(value, f"token id {token}", f"{self.base_url}/completions")
 
     def close(self) -> None:
         """Stop the request threads."""
@@ -373,16 +378,6 @@ def clean_text(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def _finite(value: Any, what: str, url: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise BackendError(f"{url}/completions gave a log-probability {value!r} for {what}") from None
-    if not math.isfinite(number):
-        raise BackendError(f"{url}/completions gave a non-finite log-probability ({number}) for {what}")
-    return number
-
-
 def _counted_logprob(choice: dict[str, Any], n_full: int, n_cont: int, cont: str, url: str) -> ContinuationScore:
     """The last ``n_cont`` of the ``n_full`` echoed prompt tokens (a generated token may follow)."""
     values = (choice.get("logprobs") or {}).get("token_logprobs")
@@ -394,7 +389,7 @@ def _counted_logprob(choice: dict[str, Any], n_full: int, n_cont: int, cont: str
             "the server tokenizes differently (is it serving the same model and tokenizer?)"
         )
     picked = values[n_full - n_cont: n_full]
-    total = sum(_finite(v, f"continuation {cont!r}", url) for v in picked)
+    total = sum(finite_logprob(v, f"continuation {cont!r}", f"{url}/completions") for v in picked)
     return ContinuationScore(total, n_cont)
 
 
@@ -412,7 +407,7 @@ def _offset_logprob(choice: dict[str, Any], start: int, end: int, url: str) -> C
         if offset >= end:  # the generated token after the echo
             break
         if token_end > start and value is not None:
-            total += _finite(value, "a continuation", url)
+            total += finite_logprob(value, "a continuation", f"{url}/completions")
             count += 1
     if count == 0:
         raise BackendError(f"{url}/completions: no echoed token covers the continuation")

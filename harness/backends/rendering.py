@@ -192,6 +192,10 @@ class Renderer:
         """Token ids of ``text`` with nothing added."""
         return list(self.tokenize(text, False))
 
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` takes alone (a reply's reasoning, say)."""
+        return len(self.plain_ids(text)) if text else 0
+
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``: the tokenizer's BOS first, unless the text starts with its text."""
         ids = self.plain_ids(text)

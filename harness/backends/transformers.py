@@ -22,6 +22,7 @@ from harness.backends.base import (
     BackendError,
     ContinuationScore,
     GenerateOptions,
+    Reply,
     MissingDependencyError,
     ModelInfo,
     ScoreRequest,
@@ -566,7 +567,9 @@ class TransformersBackend:
 
         Greedy when ``options.temperature == 0``, else sampled with a generator seeded
         from ``options.seed``, or one per prompt seeded from ``options.seeds``. A reply ends at EOS, after ``max_new_tokens``, or at the
-        first stop string, which is cut off; only the new text is returned.
+        first stop string, which is cut off; only the new text is returned, as a
+        :class:`~harness.backends.base.Reply` whose ``finish_reason`` says which:
+        ``stop`` (EOS or a stop string) or ``length`` (``max_new_tokens`` spent).
         """
         if not prompts:
             return []
@@ -575,11 +578,11 @@ class TransformersBackend:
         if options.temperature < 0:
             raise ValueError(f"temperature must be >= 0, not {options.temperature}")
         if options.max_new_tokens == 0:
-            return ["" for _ in prompts]
+            return [Reply("", "length") for _ in prompts]
         with torch.inference_mode():
             return self._generate(prompts, options)
 
-    def _generate(self, prompts: Sequence[str], options: GenerateOptions) -> list[str]:
+    def _generate(self, prompts: Sequence[str], options: GenerateOptions) -> list[Reply]:
         dev = self.device
         ids = [self.prompt_ids(p) for p in prompts]
         n, width = len(ids), max(len(i) for i in ids)
@@ -654,7 +657,7 @@ class TransformersBackend:
         for r in range(n):
             text = self.tokenizer.decode(new[r], skip_special_tokens=True, clean_up_tokenization_spaces=False)
             cut = min((text.find(s) for s in stops if s in text), default=-1)
-            replies.append(text[:cut] if cut >= 0 else text)
+            replies.append(Reply(text[:cut] if cut >= 0 else text, "stop" if done[r] else "length"))
         self.token_usage.add(sum(map(len, ids)), sum(map(len, new)))
         return replies
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from harness.backends.base import ContinuationScore, GenerateOptions, MissingDependencyError, ModelInfo, ScoreRequest, regroup
+from harness.backends.base import (
+    ContinuationScore, GenerateOptions, MissingDependencyError, ModelInfo, Reply, ScoreRequest, TokenCounter, regroup,
+)
 from harness.backends.rendering import Renderer
 
 INSTALL_HINT = (
@@ -41,6 +43,8 @@ class VLLMBackend:
         #: Prompt rendering and tokenization, shared with the other backends.
         self.renderer = Renderer.of_tokenizer(self.tokenizer, source=model)
         self.options: dict[str, Any] = {"dtype": dtype, "tensor_parallel_size": tensor_parallel_size}
+        #: Tokens read and written (prompt and completion tokens of every request).
+        self.token_usage = TokenCounter()
 
     def info(self) -> ModelInfo:
         return ModelInfo(self.model, "vllm", self.model, None, bool(getattr(self.tokenizer, "chat_template", None)),
@@ -58,7 +62,11 @@ class VLLMBackend:
             stop=list(options.stop) or None,
         ) for seed in options.prompt_seeds(len(prompts))]
         inputs = [{"prompt_token_ids": self._encode(p)} for p in prompts]
-        return [out.outputs[0].text for out in self.llm.generate(inputs, params, use_tqdm=False)]
+        outputs = self.llm.generate(inputs, params, use_tqdm=False) if inputs else []
+        self.token_usage.add(sum(len(out.prompt_token_ids) for out in outputs),
+                             sum(len(out.outputs[0].token_ids) for out in outputs))
+        # vLLM's finish_reason: "stop" (EOS or a stop string), "length" (max_tokens) or "abort".
+        return [Reply(out.outputs[0].text, out.outputs[0].finish_reason) for out in outputs]
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:
         inputs, spans = [], []
@@ -72,6 +80,7 @@ class VLLMBackend:
                 spans.append((len(prompt_ids), len(full)))
         params = self._vllm.SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)
         outputs = self.llm.generate(inputs, params, use_tqdm=False) if inputs else []
+        self.token_usage.add(sum(len(i["prompt_token_ids"]) for i in inputs))
         flat = []
         for out, (start, end) in zip(outputs, spans):
             ids = out.prompt_token_ids

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import socket
 import threading
 import time
@@ -26,7 +27,8 @@ from typing import Any
 
 from harness.backends.base import BackendError
 
-__all__ = ["MAX_CHARS_PER_TOKEN", "MAX_PAUSE_S", "MAX_REPLY_BYTES", "MAX_RETRY_AFTER_S", "Endpoint", "Pool", "bounded_reply"]
+__all__ = ["MAX_CHARS_PER_TOKEN", "MAX_PAUSE_S", "MAX_REPLY_BYTES", "MAX_RETRY_AFTER_S", "Endpoint", "Pool", "bounded_reply",
+           "finite_logprob"]
 
 #: Longest pause between two attempts, in seconds (without ``Retry-After``).
 MAX_PAUSE_S = 8.0
@@ -44,6 +46,21 @@ MAX_CHARS_PER_TOKEN = 32
 def bounded_reply(text: str, max_tokens: int) -> str:
     """``text`` cut to :data:`MAX_CHARS_PER_TOKEN` characters per token asked for."""
     return text[: max(max_tokens, 1) * MAX_CHARS_PER_TOKEN]
+
+
+def finite_logprob(value: Any, what: str, url: str) -> float:
+    """A server's log-probability ``value`` (for ``what``) as a finite float.
+
+    ``url`` is the endpoint that gave it (``.../completions``, ``.../chat/completions``):
+    a missing, non-numeric or non-finite value raises :class:`BackendError` naming it.
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise BackendError(f"{url} gave no log-probability ({value!r}) for {what}") from None
+    if not math.isfinite(number):
+        raise BackendError(f"{url} gave a non-finite log-probability ({number}) for {what}")
+    return number
 
 
 class _Deadline(Exception):
