@@ -89,7 +89,7 @@ def test_a_cell_asks_ray_for_its_gpu_or_its_cpu_share():
     base = RunConfig(env="frozenlake", variant="4x4", encoding="ascii", model="smollm2-135m-instruct", mode="choose")
 
     def model(backend: str, **options: object) -> Cell:
-        return Cell("c", "model", RunConfig(**{**base.to_json(), "backend": backend, "backend_options": options}))
+        return Cell("c", RunConfig(**{**base.to_json(), "backend": backend, "backend_options": options}))
 
     assert cell_resources(model("transformers", threads=4)) == {"num_cpus": 4.0}
     assert cell_resources(model("transformers", device="cuda:0"), gpus_per_model=0.5) == {"num_cpus": 1.0, "num_gpus": 0.5}
