@@ -502,7 +502,10 @@ class RunWriter:
                     handle.close()
             self.manifest.status = status
             self.manifest.finished = finished
-            with contextlib.suppress(ResultsError, OSError, ValueError, TypeError):  # the files decide; a damaged one leaves none
+            with contextlib.suppress(ResultsError, OSError, ValueError, TypeError), warnings.catch_warnings():
+                # The files decide; a damaged one leaves none. A line cut short (a full disk)
+                # is not counted, and the error that cut it is the one the user reads.
+                warnings.simplefilter("ignore", TornLineWarning)
                 self.manifest.usage = None
                 self.manifest.usage = usage_totals(self.dir)
             self.write_manifest()
