@@ -260,6 +260,18 @@ def _chess_control(tmp_path, name):
         return runner.run(tmp_path / name)
 
 
+def test_the_chess_prior_reads_the_move_and_its_place_only():
+    import chess
+
+    from irl.analysis.priors import CHESS_MOVE_NAMES, chess_move_features
+
+    board = chess.Board()
+    x = chess_move_features(board, [chess.Move.from_uci("e2e4"), chess.Move.from_uci("g1f3")])
+    on = [{CHESS_MOVE_NAMES[j] for j in np.flatnonzero(row)} for row in x]
+    assert on == [{"piece=p", "from_file=e", "from_rank=2", "to_file=e", "to_rank=4", "from=e2", "to=e4"},
+                  {"piece=n", "from_file=g", "from_rank=1", "to_file=f", "to_rank=3", "from=g1", "to=f3"}]
+
+
 def test_chess_controls_earn_no_objective_beyond_the_position_blind_prior(material_run, tmp_path):
     settings = FitSettings(chess_alignment=False, **FAST)
     seeker = analyse_chess(load_chess(material_run, targets="actions"), settings)

@@ -16,11 +16,13 @@ of the position (chess's moving piece is named by the move's SAN, as the label s
     1 for the move labelled ``L``: one column per label met in the run (the action names of
     a gridworld's prior). Labels of several ``:``-separated fields (take-away's ``heap:count``)
     add one column per field value, ``field2=3`` (every move taking 3, from any heap).
-``piece=P``, ``promotion``, ``from_file=f``, ``from_rank=r``, ``to_file=f``, ``to_rank=r`` (chess)
-    the moving piece's type, a promotion, and the squares' files and ranks as labels, in
-    place of a column per move label (a run meets hundreds of UCI labels, and fits with a
-    column each are too slow): a preference for exact move strings is absorbed only as far
-    as these features describe it.
+``piece=P``, ``promotion``, ``from_file=f``, ``from_rank=r``, ``to_file=f``, ``to_rank=r``, ``from=sq``, ``to=sq`` (chess)
+    the moving piece's type, a promotion, the files and ranks of the from and to squares,
+    and the squares themselves, as labels, in place of a column per move label (a run meets
+    hundreds of UCI labels, and fits with a column each are too slow): a preference for
+    exact move strings is absorbed as far as a preference per piece, file, rank and square
+    describes it. Files and ranks repeat what the squares say, so that a preference for a
+    whole file costs the L2 prior one weight, not eight.
 """
 
 from __future__ import annotations
@@ -84,18 +86,21 @@ def label_prior(legal: Sequence[Sequence[str]], extra_names: Sequence[str] = (),
 
 _PIECES = "pnbrqk"
 _FILES = "abcdefgh"
+_SQUARES = tuple(f + str(r) for r in range(1, 9) for f in _FILES)  # a1, b1, ..., h8: python-chess's square order
 #: The names of :func:`chess_move_features`' columns.
 CHESS_MOVE_NAMES: tuple[str, ...] = (
     tuple(f"piece={p}" for p in _PIECES) + ("promotion",)
     + tuple(f"from_file={f}" for f in _FILES) + tuple(f"from_rank={r}" for r in range(1, 9))
     + tuple(f"to_file={f}" for f in _FILES) + tuple(f"to_rank={r}" for r in range(1, 9))
+    + tuple(f"from={q}" for q in _SQUARES) + tuple(f"to={q}" for q in _SQUARES)
 )
 
 
 def chess_move_features(board: Any, legal: Sequence[Any]) -> np.ndarray:
-    """``[n_legal, len(CHESS_MOVE_NAMES)]``: the moving piece's type, a promotion, and the
-    squares' files and ranks of chess moves (``chess.Move`` objects) played from ``board``
-    (read for the moving piece's type only, which a move's SAN names)."""
+    """``[n_legal, len(CHESS_MOVE_NAMES)]``: the moving piece's type, a promotion, the files
+    and ranks of the from and to squares, and the squares themselves, of chess moves
+    (``chess.Move`` objects) played from ``board`` (read for the moving piece's type only,
+    which a move's SAN names)."""
     import chess
 
     x = np.zeros((len(legal), len(CHESS_MOVE_NAMES)))
@@ -107,4 +112,6 @@ def chess_move_features(board: Any, legal: Sequence[Any]) -> np.ndarray:
         x[i, 15 + chess.square_rank(move.from_square)] = 1.0
         x[i, 23 + chess.square_file(move.to_square)] = 1.0
         x[i, 31 + chess.square_rank(move.to_square)] = 1.0
+        x[i, 39 + move.from_square] = 1.0
+        x[i, 103 + move.to_square] = 1.0
     return x
