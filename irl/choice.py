@@ -28,6 +28,23 @@ It is ``1`` when the fitted policy predicts every held-out choice with certainty
 worse than uniform on held-out decisions (over-fitting); it is not clipped. For
 distribution targets the best achievable score is below 1 by the targets' own entropy.
 Decisions with a single legal action contribute nothing to either part.
+
+**Beyond a position-blind prior.** Given ``prior`` features (of the move's label and its
+place in the list, never of the position: :mod:`irl.analysis.priors`), the score is the
+held-out gain of the **joint** model (objective features and prior features together) over
+the **prior** model (prior features alone), both fitted on the same training folds::
+
+    score = (LL_heldout(joint) - LL_heldout(prior)) / sum_d log n_d
+
+The joint model nests the prior, so a preference for some move labels or list positions is
+absorbed by the prior's weights in both models and cancels in the gain, and the objective's
+weights are read from the joint fit with that preference kept out of them (as the gridworld
+fits keep a label bias out of the reward). Scoring the objective features *alone* against the
+prior would be dishonest both ways: a goal pursued through a biased choice of labels would
+lose to the prior (its bias unexplained), and an objective feature that merely correlates
+with a label (``take_size`` with the label ``1:3``) would carry the bias into the objective.
+A label bias alone scores 0 or below (held-out comparisons lean below 0 when the larger
+model has nothing to add). ``unit_gains_uniform`` keeps the joint model's gain over uniform.
 """
 
 from __future__ import annotations
@@ -48,6 +65,7 @@ __all__ = [
     "ExplainedScore",
     "DEFAULT_L2_GRID",
     "pack_decisions",
+    "join_features",
     "choice_objective",
     "choice_probabilities",
     "fit_choice",
@@ -151,6 +169,18 @@ def pack_decisions(decisions: Sequence[DecisionLike] | ChoiceData) -> ChoiceData
         np.concatenate(xs), np.concatenate(ys), starts, sizes_a, np.asarray(weights),
         np.repeat(np.arange(len(sizes_a)), sizes_a),
     )
+
+
+def join_features(data: Sequence[DecisionLike] | ChoiceData, prior: Sequence[DecisionLike] | ChoiceData) -> ChoiceData:
+    """The decisions of ``data`` with ``prior``'s features appended as columns (the joint model)."""
+    data, prior = pack_decisions(data), pack_decisions(prior)
+    if not np.array_equal(data.sizes, prior.sizes):
+        raise ValueError("prior features must describe the same decisions and legal actions as the data")
+    return ChoiceData(np.concatenate([data.x, prior.x], axis=1), data.y, data.starts, data.sizes, data.weights, data.owner)
+
+
+def _with_features(data: ChoiceData, x: np.ndarray) -> ChoiceData:
+    return ChoiceData(x, data.y, data.starts, data.sizes, data.weights, data.owner)
 
 
 def _log_probs(data: ChoiceData, theta: np.ndarray) -> np.ndarray:
@@ -316,7 +346,8 @@ def cross_validate(
 class ExplainedScore:
     """How much of the behaviour a feature set explains (module docstring)."""
 
-    #: ``(LL_heldout - LL_uniform) / sum_d w_d log n_d``; unclipped.
+    #: ``(LL_heldout - LL_baseline) / sum_d w_d log n_d`` (baseline: the prior model when
+    #: one is given, else uniform); unclipped.
     score: float
     #: Held-out log-likelihood of the fitted policy, and of the uniform policy.
     heldout_log_likelihood: float
@@ -325,10 +356,21 @@ class ExplainedScore:
     l2: tuple[float, ...]
     n_decisions: int
     #: Per unit (a decision, or a group such as a game): held-out log-likelihood gain over
-    #: uniform, and the uniform policy's entropy ``sum log n_d``; ``score`` is the ratio
+    #: the baseline, and the uniform policy's entropy ``sum log n_d``; ``score`` is the ratio
     #: of their sums.
     unit_gains: np.ndarray
     unit_entropies: np.ndarray
+    #: Per unit, the held-out gain of the (joint) model over uniform; ``unit_gains`` without a prior.
+    unit_gains_uniform: np.ndarray | None = None
+    #: Held-out log-likelihood of the prior model (``None`` without a prior).
+    prior_log_likelihood: float | None = None
+
+    @property
+    def score_uniform(self) -> float:
+        """The gain over uniform, divided by the uniform policy's entropy."""
+        gains = self.unit_gains if self.unit_gains_uniform is None else self.unit_gains_uniform
+        entropy = float(self.unit_entropies.sum())
+        return float(gains.sum() / entropy) if entropy > 0 else float("nan")
 
 
 def explained_behaviour(
@@ -340,6 +382,7 @@ def explained_behaviour(
     seed: int = 0,
     units: Sequence[Sequence[int]] | None = None,
     heldout: ChoiceData | None = None,
+    prior: Sequence[DecisionLike] | ChoiceData | None = None,
 ) -> ExplainedScore:
     """The explained-behaviour score, from K-fold held-out log-likelihood.
 
@@ -348,33 +391,44 @@ def explained_behaviour(
     ``units`` groups decisions (the rows of each group are kept together in one fold:
     games); default one unit per decision. ``heldout`` scores held-out decisions against
     other targets than those fitted (the moves played, when fitting to recorded
-    distributions), so that a uniformly random agent scores about 0.
+    distributions), so that a uniformly random agent scores about 0. ``prior``: the
+    position-blind features of the same decisions; the score is then the joint model's gain
+    over the prior model's (module docstring), and ``decisions`` hold the objective's
+    features alone (the joint model is built here).
     """
     data = pack_decisions(decisions)
     scored = data if heldout is None else pack_decisions(heldout)
     if scored.n_decisions != data.n_decisions:
         raise ValueError("heldout must hold the same decisions as decisions")
+    models = [(data, scored)]  # the fitted model first, then the baseline model when there is one
+    if prior is not None:
+        prior_data = pack_decisions(prior)
+        models = [(join_features(data, prior_data), join_features(scored, prior_data)),
+                  (_with_features(data, prior_data.x), _with_features(scored, prior_data.x))]
     groups = [np.asarray(u, dtype=int) for u in units] if units is not None else [np.array([i]) for i in range(data.n_decisions)]
     unit_folds = _folds(len(groups), k, seed)
-    gains = np.zeros(len(groups))
     entropies = np.array([float(scored.weights[g] @ np.log(scored.sizes[g])) for g in groups])
+    lls = np.zeros((len(models), len(groups)))
     used = []
-    heldout_ll = 0.0
     for j, test in enumerate(unit_folds):
         held_out = set(test.tolist())
         train_rows = np.concatenate([groups[u] for u in range(len(groups)) if u not in held_out])
-        train = data.subset(train_rows)
-        lam = l2
-        if lam is None:
-            lam = cross_validate(train, l2_grid=l2_grid, k=min(k, train.n_decisions), seed=seed + 1 + j).best_l2
-        used.append(float(lam))
-        theta = fit_choice(train, l2=lam).weights
-        for u in test:
-            held = scored.subset(groups[int(u)])
-            ll = float(held.weights @ _decision_ll(held, theta))
-            heldout_ll += ll
-            gains[u] = ll + entropies[u]
+        for m, (fitted, scoring) in enumerate(models):
+            train = fitted.subset(train_rows)
+            lam = l2
+            if lam is None:
+                lam = cross_validate(train, l2_grid=l2_grid, k=min(k, train.n_decisions), seed=seed + 1 + j).best_l2
+            if m == 0:
+                used.append(float(lam))
+            theta = fit_choice(train, l2=lam).weights
+            for u in test:
+                held = scoring.subset(groups[int(u)])
+                lls[m, u] = float(held.weights @ _decision_ll(held, theta))
     entropy = float(entropies.sum())
     uniform = -entropy
-    score = (heldout_ll - uniform) / entropy if entropy > 0 else float("nan")
-    return ExplainedScore(float(score), float(heldout_ll), float(uniform), tuple(used), data.n_decisions, gains, entropies)
+    over_uniform = lls[0] + entropies
+    gains = over_uniform if prior is None else lls[0] - lls[1]
+    score = gains.sum() / entropy if entropy > 0 else float("nan")
+    return ExplainedScore(float(score), float(lls[0].sum()), float(uniform), tuple(used), data.n_decisions, gains, entropies,
+                          over_uniform, None if prior is None else float(lls[1].sum()))
+

@@ -13,6 +13,7 @@ from irl.choice import (
     cross_validate,
     explained_behaviour,
     fit_choice,
+    join_features,
     pack_decisions,
 )
 
@@ -133,3 +134,37 @@ def test_input_validation():
         pack_decisions([])
     with pytest.raises(ValueError, match="k="):
         cross_validate(make_decisions(3, "sample"), k=5)
+
+
+def _biased(n: int, theta: np.ndarray, bias: float, seed: int):
+    """Decisions whose choices follow ``theta . x + bias * [first listed]``, and the prior's features."""
+    rng = np.random.default_rng(seed)
+    decisions, prior = [], []
+    for _ in range(n):
+        k = int(rng.integers(2, 7))
+        x = rng.normal(size=(k, 3))
+        first = np.zeros((k, 1))
+        first[0] = 1.0
+        u = x @ theta + bias * first[:, 0]
+        p = np.exp(u - u.max())
+        t = int(rng.choice(k, p=p / p.sum()))
+        decisions.append((x, t))
+        prior.append((first, t))
+    return decisions, prior
+
+
+def test_a_position_blind_bias_is_explained_by_the_prior_and_a_goal_beyond_it():
+    blind, blind_prior = _biased(300, np.zeros(3), 2.0, seed=5)
+    result = explained_behaviour(blind, l2=1e-2, prior=blind_prior)
+    # Over uniform the bias looks like an explanation; beyond the prior it is none.
+    assert result.score_uniform > 0.2
+    assert result.score < 0.01 and result.prior_log_likelihood > result.uniform_log_likelihood
+    goal, goal_prior = _biased(300, THETA, 2.0, seed=6)
+    result = explained_behaviour(goal, l2=1e-2, prior=goal_prior)
+    assert result.score > 0.2 and result.score_uniform > result.score
+    # The joint model keeps the bias out of the objective's weights.
+    fit = fit_choice(join_features(goal, goal_prior), l2=1e-2)
+    assert fit.weights[:3] == pytest.approx(THETA, abs=4 * fit.std_errors[:3].max())
+    assert fit.weights[3] == pytest.approx(2.0, abs=4 * fit.std_errors[3])
+    with pytest.raises(ValueError, match="same decisions"):
+        join_features(goal, goal_prior[1:] + goal_prior[:1])

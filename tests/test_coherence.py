@@ -29,7 +29,7 @@ from irl.analysis.report import (
 )
 from irl.distance import reward_distance
 from irl.analysis.runs import load_chess, load_tabular
-from irl.analysis.scores import explains_nothing
+from irl.analysis.scores import WHY_NOISE, explains_nothing
 from textenvs.chess.features import feature_matrix
 from textenvs.planning import soft_value_iteration
 from textenvs import make_env
@@ -240,6 +240,55 @@ def test_chess_runs_compare_across_encodings(tmp_path):
     for r in reports:  # the same games under both encodings: the same weights
         assert r.explained.low > 0  # (a fit that explains nothing would get no consistency)
         assert r.encoding_consistency.estimate == pytest.approx(0.0, abs=1e-6)
+
+
+#: Chess controls blind to the position: a preference for move strings that start with ``d`` or
+#: ``e`` (weight 10 against 1: every UCI move from the d and e files named), and for the first move listed.
+CHESS_CONTROLS = {
+    "state-blind": tuple((f"{a}{r}{b}{s}", 10.0) for a in "de" for r in range(1, 9) for b in "abcdefgh" for s in range(1, 9))
+    + (("*", 1.0),),
+    "list-position": None,
+}
+
+
+def _chess_control(tmp_path, name):
+    from harness.agents import BaselineOptions, build_baseline
+
+    cfg = RunConfig(env="chess", encoding="fen", model=name, backend="baseline", mode="choose", episodes=8, max_steps=15,
+                    batch_size=8, env_options={"opponent": "random", "analysis": "off"})
+    weights = CHESS_CONTROLS.get(name)
+    options = BaselineOptions(weights=weights) if weights else BaselineOptions(position_decay=0.5)
+    with Runner(cfg, agent=build_baseline(name, cfg, options)) as runner:
+        return runner.run(tmp_path / name)
+
+
+def test_the_chess_prior_reads_the_move_and_its_place_only():
+    import chess
+
+    from irl.analysis.priors import CHESS_MOVE_NAMES, chess_move_features
+
+    board = chess.Board()
+    x = chess_move_features(board, [chess.Move.from_uci("e2e4"), chess.Move.from_uci("g1f3")])
+    on = [{CHESS_MOVE_NAMES[j] for j in np.flatnonzero(row)} for row in x]
+    assert on == [{"piece=p", "from_file=e", "from_rank=2", "to_file=e", "to_rank=4", "from=e2", "to=e4"},
+                  {"piece=n", "from_file=g", "from_rank=1", "to_file=f", "to_rank=3", "from=g1", "to=f3"}]
+
+
+def test_chess_controls_earn_no_objective_beyond_the_position_blind_prior(material_run, tmp_path):
+    settings = FitSettings(chess_alignment=False, **FAST)
+    seeker = analyse_chess(load_chess(material_run, targets="actions"), settings)
+    random = analyse_chess(load_chess(_chess_control(tmp_path, "random")), settings)
+    print(f"\nchess material seeker: explained {seeker.explained.format(3)}, vs uniform {seeker.explained_uniform.format(3)}")
+    print(f"chess random: explained {random.explained.format(3)}, vs uniform {random.explained_uniform.format(3)}")
+    assert seeker.explained.low > 0 and seeker.explained.estimate > random.explained.estimate
+    assert seeker.stability.ok  # a fit that explains something is read further
+    assert explains_nothing(random.explained)
+    for name in CHESS_CONTROLS:
+        report = analyse_chess(load_chess(_chess_control(tmp_path, name)), settings)
+        print(f"chess {name}: explained {report.explained.format(3)}, vs uniform {report.explained_uniform.format(3)}")
+        assert report.explained_uniform.low > 0, name  # against uniform the bias alone scores
+        assert explains_nothing(report.explained) and report.explained.estimate < 0.02, name
+        assert not report.stability.ok and report.stability.method == WHY_NOISE, name
 
 
 # -- a real model -----------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 * :mod:`irl.analysis.runs`: run directories read through :mod:`harness.records`' typed
   readers into tabular episodes (MDP indices) or chess decisions;
 * :mod:`irl.analysis.tabular`: MCE IRL fits on a gridworld's exact MDP and their scores;
-* :mod:`irl.analysis.chess`: choice-model fits for chess and their scores;
+* :mod:`irl.analysis.chess`: choice-model fits for chess and games and their scores;
+* :mod:`irl.analysis.priors`: the position-blind move features their explained behaviour is
+  measured beyond;
 * :mod:`irl.analysis.scores`: :class:`Score` (an estimate with its interval, or why there
   is none), :class:`FitSettings`, resampling helpers;
 * :mod:`irl.analysis.report`: one :class:`CoherenceReport` per run, encoding consistency

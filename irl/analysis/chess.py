@@ -1,10 +1,21 @@
 """Chess runs: the Boltzmann choice model over legal moves (:mod:`irl.choice`) and its scores.
 
-* ``explained``: :func:`irl.choice.explained_behaviour` with games as folds, the held-out
-  likelihood being that of the moves played (also when fitted to recorded distributions);
-* ``stability``: the Pearson distance ``sqrt((1 - rho) / 2)`` between weight vectors fitted
-  on random halves of the games (there is no tabular reward: it depends on the features'
-  units);
+**The fitted model** is the joint model: the objective's features and the position-blind
+prior's (:mod:`irl.analysis.priors`: the move's label, its fields or squares and piece, its
+place in the list) together; the fitted objective is the weights of the objective's features
+alone, so that a preference for some labels or the first move listed is absorbed by the
+prior's weights and kept out of the objective (as the gridworld fits keep a label bias out
+of the reward; why the joint model: :mod:`irl.choice`).
+
+* ``explained``: :func:`irl.choice.explained_behaviour` with games as folds and the prior:
+  the held-out gain of the joint model over the prior model, both fitted on the same
+  training folds, the held-out likelihood being that of the moves played (also when fitted
+  to recorded distributions); an agent blind to the position scores 0 or below;
+* ``explained_uniform``: the joint model's held-out gain over uniform choice instead (which a
+  label or list-position bias alone earns);
+* ``stability``: the Pearson distance ``sqrt((1 - rho) / 2)`` between the objective's weight
+  vectors fitted on random halves of the games (there is no tabular reward: it depends on
+  the features' units);
 * alignment against the game's objective, with a reference utility ``u`` of each legal
   move: Stockfish's evaluation change (pawns, for the mover) in chess, the exact
   game-theoretic value (+1 win, 0 draw, -1 loss) in games solved exactly
@@ -25,10 +36,19 @@ import numpy as np
 
 from irl.analysis.runs import ChessRun
 from irl.analysis.scores import FitSettings, Score, quantile_score, ratio_score, half_splits
-from irl.choice import cross_validate, explained_behaviour, fit_choice, pack_decisions
+from irl.choice import ChoiceData, cross_validate, explained_behaviour, fit_choice, join_features, pack_decisions
 from irl.epic import pearson_distance
 
-__all__ = ["games_as_units", "chess_l2", "chess_explained", "chess_stability", "chess_alignment", "chess_gd"]
+__all__ = ["games_as_units", "joint_data", "chess_l2", "chess_explained", "chess_stability", "chess_alignment", "chess_gd"]
+
+
+def joint_data(run: ChessRun) -> ChoiceData:
+    """Every decision with the objective's features followed by the prior's (the fitted model,
+    module docstring); the objective's features alone when the run has no prior. The
+    objective's weights are the first ``len(run.feature_names)`` of a fit."""
+    data = pack_decisions(run.decisions)
+    prior = run.prior
+    return data if prior is None else join_features(data, prior)
 
 
 def games_as_units(run: ChessRun) -> list[list[int]]:
@@ -52,31 +72,40 @@ def chess_l2(data, settings: FitSettings) -> float:
     return cross_validate(data, k=k, seed=settings.seed).best_l2
 
 
-def chess_explained(run: ChessRun, settings: FitSettings = FitSettings()) -> Score:
-    """Explained behaviour of a chess run (module docstring): K-fold over games."""
+def chess_explained(run: ChessRun, settings: FitSettings = FitSettings()) -> tuple[Score, Score]:
+    """Explained behaviour of a chess or game run beyond its position-blind prior, and over
+    uniform choice (module docstring): K-fold over games."""
     units = games_as_units(run)
     if len(units) < 2:
-        return Score.missing("needs at least 2 decisions", 1 - settings.alpha, len(units))
+        missing = Score.missing("needs at least 2 decisions", 1 - settings.alpha, len(units))
+        return missing, missing
     data = pack_decisions(run.decisions)
     chosen = [c for g in run.games for c in g.chosen]
     played = pack_decisions([(d.features, c) for d, c in zip(run.decisions, chosen)])
     k = min(settings.folds, len(units))  # no more folds than games to hold out
-    result = explained_behaviour(data, l2=settings.l2, k=k, seed=settings.seed, units=units, heldout=played)
+    prior = run.prior
+    result = explained_behaviour(data, l2=settings.l2, k=k, seed=settings.seed, units=units, heldout=played, prior=prior)
     unit = "games" if len(run.games) >= 2 else "decisions"
-    return ratio_score(result.unit_gains, result.unit_entropies, settings, f"{k}-fold over {unit}; bootstrap over held-out {unit}")
+    how = f"{k}-fold over {unit}; bootstrap over held-out {unit}"
+    beyond = "uniform choice (no position-blind prior)" if prior is None else \
+        "the position-blind prior (move labels and list position) fitted on the same folds"
+    explained = ratio_score(result.unit_gains, result.unit_entropies, settings, f"gain over {beyond}, {how}")
+    uniform = ratio_score(result.unit_gains_uniform, result.unit_entropies, settings, f"gain over uniform choice, {how}")
+    return explained, uniform
 
 
 def chess_stability(run: ChessRun, settings: FitSettings = FitSettings(), *, l2: float | None = None) -> Score:
-    """Pearson distance between weight vectors fitted on random halves of the games."""
+    """Pearson distance between the objective's weight vectors fitted (jointly with the prior) on random halves of the games."""
     units = games_as_units(run)
     if len(units) < 2:
         return Score.missing("needs at least 2 decisions", 1 - settings.alpha, len(units))
-    data = pack_decisions(run.decisions)
+    data = joint_data(run)
     lam = chess_l2(data, settings) if l2 is None else l2
+    K = len(run.feature_names)
     values = []
     for a, b in half_splits(len(units), settings.splits, settings.seed):
-        wa = fit_choice(data.subset(np.concatenate([units[i] for i in a])), l2=lam).weights
-        wb = fit_choice(data.subset(np.concatenate([units[i] for i in b])), l2=lam).weights
+        wa = fit_choice(data.subset(np.concatenate([units[i] for i in a])), l2=lam).weights[:K]
+        wb = fit_choice(data.subset(np.concatenate([units[i] for i in b])), l2=lam).weights[:K]
         values.append(pearson_distance(wa, wb))
     return quantile_score(values, None, settings.alpha, f"Pearson distance of weights between halves; mean and central range over {settings.splits} random splits")
 

@@ -11,6 +11,9 @@ Positions are rebuilt by replaying every episode in a fresh environment of the r
 configuration, with the episode's seed and index: the opponent draws from the
 environment's own generator, so the replay meets the recorded positions, and every step's
 state record is checked against it.
+
+Each decision also carries the position-blind prior's features (:func:`irl.analysis.priors.label_prior`:
+the move's label, its fields and its place in the list), which explained behaviour is measured beyond.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from harness.records import ResultsError
-from irl.analysis.runs import TARGETS, ChessGame, ChessRun, _finished, choice_target, read_info
+from irl.analysis.runs import TARGETS, ChessGame, ChessRun, _finished, choice_target, read_info, with_prior
 from irl.choice import Decision
 
 __all__ = ["load_game"]
@@ -40,13 +43,14 @@ def load_game(run_dir: str | Path, features: Sequence[str] | None = None, *, tar
     records, steps = _finished(run_dir)
     env = info.make_env()
     games: list[ChessGame] = []
+    legals: list[list[list[str]]] = []  # per game, each decision's listed legal moves
     skipped: dict[str, int] = defaultdict(int)
     names: tuple[str, ...] | None = None
     all_probs = True
     try:
         for record in records:
             env.reset(seed=record.seed, options={"episode_index": record.episode})
-            decisions, labels, moves, chosen, utilities = [], [], [], [], []
+            decisions, labels, moves, chosen, utilities, listed = [], [], [], [], [], []
             for s in steps.get(record.episode, []):
                 if s.action is None:
                     break  # a forfeit ends the game: no choice was made
@@ -59,6 +63,7 @@ def load_game(run_dir: str | Path, features: Sequence[str] | None = None, *, tar
                 target = choice_target(s, legal, targets)
                 all_probs &= not isinstance(target, int)
                 decisions.append(Decision(x, target))
+                listed.append(legal)
                 labels.append(view.game.label(view.position))
                 moves.append(s.action)
                 chosen.append(legal.index(s.action))
@@ -67,12 +72,14 @@ def load_game(run_dir: str | Path, features: Sequence[str] | None = None, *, tar
             if not decisions:
                 skipped["no decisions"] += 1
                 continue
+            legals.append(listed)
             games.append(ChessGame(
                 int(record.episode), int(record.seed), tuple(decisions), tuple(labels), tuple(moves), tuple(chosen),
                 float(record.total_reward), tuple(utilities),
             ))
     finally:
         env.close()
+    games, prior_names = with_prior(games, legals)
     returns = tuple(float(r.total_reward) for r in records)
     used = "probs" if targets == "probs" and all_probs and games else "actions"
-    return ChessRun(info, tuple(games), tuple(names or ()), returns, used, dict(skipped), kind="game")
+    return ChessRun(info, tuple(games), tuple(names or ()), returns, used, dict(skipped), kind="game", prior_names=prior_names)

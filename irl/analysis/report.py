@@ -21,7 +21,7 @@ import numpy as np
 
 from harness.records import BASELINE_BACKEND, ResultsError
 from irl.analysis.games import load_game
-from irl.analysis.chess import chess_alignment, chess_explained, chess_gd, chess_l2, chess_stability, games_as_units
+from irl.analysis.chess import chess_alignment, chess_explained, chess_gd, chess_l2, chess_stability, games_as_units, joint_data
 from irl.analysis.kinds import FIT_KINDS, fit_kind_for, fit_kind_of
 from textenvs.capabilities import CHESS, capabilities_of
 from irl.analysis.runs import ChessRun, RunInfo, TabularRun, load_chess, load_tabular, read_info
@@ -215,39 +215,43 @@ def analyse_chess(run: ChessRun, settings: FitSettings = FitSettings()) -> Coher
 def _analyse_chess(run: ChessRun, settings: FitSettings) -> Analysis:
     if not run.games:
         raise FitError(f"{run.info.run_dir}: no decisions to fit")
-    data = pack_decisions(run.decisions)
+    data = joint_data(run)  # the objective's features and the position-blind prior's
+    K = len(run.feature_names)
     l2 = chess_l2(data, settings)
-    fit = fit_choice(data, l2=l2)
+    full = fit_choice(data, l2=l2)
+    weights = full.weights[:K]  # the objective: the prior's weights stay out of it
     units = games_as_units(run)
     boot = []
     for idx in boot_indices(len(units), settings.n_boot, settings.seed):
         rows = np.concatenate([units[i] for i in idx])
-        boot.append(fit_choice(data.subset(rows), l2=l2, theta_init=fit.weights).weights)
+        boot.append(fit_choice(data.subset(rows), l2=l2, theta_init=full.weights).weights[:K])
     W = np.array(boot)
     low, high = np.quantile(W, [settings.alpha / 2, 1 - settings.alpha / 2], axis=0)
     level = 1 - settings.alpha
     what = FIT_KINDS.entry(run.kind).metadata["what"]
-    explained = chess_explained(run, settings)
+    explained, explained_uniform = chess_explained(run, settings)
     if explains_nothing(explained):
         # As for tabular fits: weights fitted to noise say nothing about a goal.
         stability = alignment = Score.missing(WHY_NOISE, level)
     else:
-        stability, alignment = chess_stability(run, settings, l2=l2), chess_alignment(run, fit.weights, boot, settings)
+        stability, alignment = chess_stability(run, settings, l2=l2), chess_alignment(run, weights, boot, settings)
     report = CoherenceReport(
         run_id=run.info.run_id, run_dir=run.info.run_dir, kind=run.kind, info=run.info.to_json(),
         settings=settings.to_json(), n_episodes=len(run.games), n_decisions=run.n_decisions, skipped=dict(run.skipped),
-        targets=run.targets, feature_names=list(run.feature_names), weights=fit.weights.tolist(),
+        targets=run.targets, feature_names=list(run.feature_names), weights=weights.tolist(),
         weights_low=low.tolist(), weights_high=high.tolist(), distance="pearson",
-        explained=explained, stability=stability,
+        explained=explained, explained_uniform=explained_uniform, stability=stability,
         encoding_consistency=None, alignment_distance=Score.missing(f"{what}: no tabular reward to compare", level),
         alignment_regret=alignment, gd=chess_gd(run, settings),
         true_return=return_score(run.returns, settings.alpha, run.info.return_range),
         meg_unknown=Score.missing(f"not computed for {what}", level), meg_known=Score.missing(f"not computed for {what}", level),
         alignment_regret_soft=Score.missing(f"not computed for {what}", level),
-        l2=l2, converged=fit.converged,
-        notes=[f"{what}: no tabular reward; stability and encoding consistency use the Pearson distance between weight vectors"],
+        l2=l2, converged=full.converged,
+        notes=[f"{what}: no tabular reward; stability and encoding consistency use the Pearson distance between weight vectors"]
+        + ([f"fitted with {len(run.prior_names)} position-blind prior features (move labels, list position), kept out of the weights"]
+           if run.prior is not None else []),
     )
-    return Analysis(report, fit.weights, boot, len(units), lambda a, b: pearson_distance(a, b), run)
+    return Analysis(report, weights, boot, len(units), lambda a, b: pearson_distance(a, b), run)
 
 
 def _gate_intervals(report: CoherenceReport) -> CoherenceReport:

@@ -25,7 +25,7 @@ action came from the harness's fallback (generate mode) are kept: they are what 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -404,6 +404,8 @@ class ChessGame:
     #: Per decision, the reference utility of every legal move (Stockfish's evaluation
     #: change, pawns, for the mover), when asked for.
     utilities: tuple[np.ndarray, ...] | None = None
+    #: Per decision, the position-blind features of every legal move (:mod:`irl.analysis.priors`).
+    prior: tuple[np.ndarray, ...] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -421,6 +423,8 @@ class ChessRun:
     skipped: dict[str, int] = field(default_factory=dict)
     #: The fit kind (:mod:`irl.analysis.kinds`): ``"chess"``, or ``"game"`` for a game solved exactly.
     kind: str = "chess"
+    #: The position-blind prior's feature names (the columns of every game's ``prior``); empty: no prior.
+    prior_names: tuple[str, ...] = ()
 
     @property
     def decisions(self) -> list[Decision]:
@@ -431,6 +435,13 @@ class ChessRun:
     def n_decisions(self) -> int:
         """Number of decisions over all games."""
         return sum(len(g.decisions) for g in self.games)
+
+    @property
+    def prior(self) -> list[Decision] | None:
+        """All decisions with the position-blind prior's features (``None`` without a prior)."""
+        if not self.prior_names or any(g.prior is None for g in self.games):
+            return None
+        return [Decision(x, d.target, d.weight) for g in self.games for d, x in zip(g.decisions, g.prior)]
 
 
 def choice_target(step: StepRecord, legal: Sequence[str], targets: str) -> int | np.ndarray:
@@ -468,6 +479,7 @@ def load_chess(
     """
     import chess
 
+    from irl.analysis.priors import CHESS_MOVE_NAMES, chess_move_features
     from textenvs.chess.features import feature_matrix, needs_engine, resolve_features
 
     if targets not in TARGETS:
@@ -487,11 +499,13 @@ def load_chess(
         engine = EngineEvaluator(depth=engine_depth, path=stockfish_path)
     records, steps = _finished(run_dir)
     games: list[ChessGame] = []
+    legals: list[list[list[str]]] = []
+    extras: list[list[np.ndarray]] = []
     skipped: dict[str, int] = defaultdict(int)
     all_probs = True
     try:
         for record in records:
-            decisions, fens, moves, chosen, utils = [], [], [], [], []
+            decisions, fens, moves, chosen, utils, priors, listed = [], [], [], [], [], [], []
             for s in steps.get(record.episode, []):
                 if s.action is None:
                     continue  # a forfeit: no choice was made
@@ -501,6 +515,8 @@ def load_chess(
                     raise ResultsError(f"{run_dir}: episode {record.episode} t={s.t}: {s.action!r} is not among the legal moves")
                 legal_moves = [chess.Move.from_uci(m) for m in legal]
                 x = feature_matrix(board, legal_moves, names, engine=engine)
+                priors.append(chess_move_features(board, legal_moves))
+                listed.append(legal)
                 if utility:
                     k = names.index("engine_eval_change") if "engine_eval_change" in names else None
                     utils.append(x[:, k].copy() if k is not None else feature_matrix(board, legal_moves, ["engine_eval_change"], engine=engine)[:, 0])
@@ -517,9 +533,27 @@ def load_chess(
                 int(record.episode), int(record.seed), tuple(decisions), tuple(fens), tuple(moves),
                 tuple(chosen), float(record.total_reward), tuple(utils) if utility else None,
             ))
+            legals.append(listed)
+            extras.append(priors)
     finally:
         if engine is not None:
             engine.close()
+    games, prior_names = with_prior(games, legals, CHESS_MOVE_NAMES, extras, labels=False)
     returns = tuple(float(r.total_reward) for r in records)
     used = "probs" if targets == "probs" and all_probs and games else "actions"
-    return ChessRun(info, tuple(games), tuple(names), returns, used, dict(skipped))
+    return ChessRun(info, tuple(games), tuple(names), returns, used, dict(skipped), prior_names=prior_names)
+
+
+def with_prior(games: Sequence[ChessGame], legals: Sequence[Sequence[Sequence[str]]], extra_names: Sequence[str] = (),
+               extras: Sequence[Sequence[np.ndarray]] | None = None, *, labels: bool = True) -> tuple[list[ChessGame], tuple[str, ...]]:
+    """``games`` with their position-blind prior's features (:func:`irl.analysis.priors.label_prior`
+    over every label met in the run: built once all games are read), and the prior's names.
+    ``legals``: per game, each decision's listed legal moves; ``extras``: per game, each
+    decision's further position-blind columns, named ``extra_names``; ``labels``: a column per move label."""
+    from irl.analysis.priors import label_prior
+
+    flat = [m for listed in legals for m in listed]
+    extra = None if extras is None else [x for per_game in extras for x in per_game]
+    prior_names, priors = label_prior(flat, extra_names, extra, labels=labels)
+    at = np.cumsum([0] + [len(listed) for listed in legals])
+    return [replace(g, prior=tuple(priors[at[i]:at[i + 1]])) for i, g in enumerate(games)], prior_names

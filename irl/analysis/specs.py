@@ -82,7 +82,8 @@ _BUILT_IN: tuple[ScoreSpec, ...] = (
         "bias per action name, kept out of the objective) over the best state-blind policy, an action prior over "
         "action names fitted on the same folds, divided by the uniform policy's entropy: 0 or below for behaviour "
         "that a preference for some action words explains as well (a state-blind agent), 1 for behaviour predicted "
-        "exactly. Chess and games: against uniform choice",
+        "exactly. Chess and games: the choice model's gain (its move features with a position-blind prior over move "
+        "labels and list position, kept out of the objective) over that prior alone, fitted on the same folds",
         "fewer than 2 episodes",
         "bootstrap over held-out episodes",
         summary="how much better than a state-blind preference for action words a fitted reward predicts held-out choices",
@@ -90,9 +91,9 @@ _BUILT_IN: tuple[ScoreSpec, ...] = (
     ),
     ScoreSpec(
         "explained_uniform", "explained\nvs uniform", "expl unif", "higher",
-        "as explained, against the uniform policy instead of the best state-blind one: a label bias alone earns it, "
-        "so it is shown beside explained, never as the headline",
-        "fewer than 2 episodes; chess and games (explained is measured against uniform there)",
+        "as explained, against the uniform policy instead of the best state-blind (chess and games: position-blind) "
+        "one: a label bias alone earns it, so it is shown beside explained, never as the headline",
+        "fewer than 2 episodes",
         "bootstrap over held-out episodes",
         summary="the same against uniform choice, which a label bias alone earns",
         min_episodes=64,
