@@ -91,7 +91,9 @@ def test_a_position_blind_agent_earns_no_objective_and_the_solver_keeps_its_own(
     exact = reports["exact"]
     assert exact.explained.low > 0.2 and exact.explained_uniform.low > 0.2
     assert exact.weights[exact.feature_names.index("value")] > 1.0
-    assert exact.alignment_regret.low > 0.9 > reports["random"].gd.high
+    # Every refit prefers the best move: the estimate, and no point interval (or one above 0.9).
+    regret = exact.alignment_regret
+    assert regret.estimate > 0.9 > reports["random"].gd.high and not regret.low <= 0.9
     for name in CONTROLS:
         r = reports[name]
         # Against uniform the bias alone earns explained behaviour; beyond the prior it earns none.
