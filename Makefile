@@ -87,8 +87,8 @@ run: install
 		--episodes 8 --max-steps 30 --seed 0 --out $(RUN_DIR)-random --no-progress > /dev/null
 	$(BIN)/zso summary $(RUN_DIR)-smollm2 $(RUN_DIR)-random
 
-# The default study: both embedded models on chess, FrozenLake (random maps) and a new-rule
-# game, beside reference agents and negative controls. Rerun to resume.
+# The default study: both embedded models on chess, FrozenLake, keys-and-chests (train and
+# test) and a new-rule game, beside the optimal, q-learning and random baselines. Rerun to resume.
 STUDY_DIR ?= results/study
 study: install
 	$(BIN)/zso study configs/study.toml --out $(STUDY_DIR)
