@@ -192,6 +192,10 @@ class RewardChannelEnv(gymnasium.Wrapper):
         """The true MDP (the channel changes what is shown, not the task)."""
         return self.env.mdp()  # type: ignore[attr-defined]
 
+    def return_range(self, max_steps: int) -> tuple[float, float]:
+        """The true reward's least and greatest return within ``max_steps`` (the recorded return is the true one)."""
+        return self.env.return_range(max_steps)  # type: ignore[attr-defined]
+
     def text_state(self) -> Any:
         """The wrapped environment's :class:`~textenvs.gridworlds.core.GridState`, with what the channel shows."""
         from textenvs.gridworlds.core import ShownReward
