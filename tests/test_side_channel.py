@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bench.side_channel_coverage import sample  # the bench's episode sampler on an exact MDP
+
 from harness.agents import BaselineOptions, build_baseline
 from harness.config import RunConfig
 from harness.records import iter_episodes, iter_steps
@@ -168,22 +170,6 @@ def test_a_state_blind_agent_follows_neither_reward(tmp_path):
     assert report.gd_true.high < 0.5 and report.gd_observed.high < 0.5
 
 
-def _episodes(mdp, policy, n, horizon, rng):
-    """``n`` episodes of ``policy`` on the exact ``mdp`` as ``(states, actions)``."""
-    out = []
-    for _ in range(n):
-        s, states, actions = int(rng.choice(mdp.n_states, p=mdp.initial)), [], []
-        for _ in range(horizon):
-            if mdp.terminal[s]:
-                break
-            a = int(rng.choice(mdp.n_actions, p=policy[s]))
-            states.append(s)
-            actions.append(a)
-            s = int(rng.choice(mdp.n_states, p=mdp.transitions[s, a]))
-        out.append((np.array(states, dtype=int), np.array(actions, dtype=int)))
-    return out
-
-
 def test_following_interval_covers_the_truth_at_four_episodes():
     """The interval the report prints for an agent whose policy is unknown (the betting interval
     over the index's range) covers the exact index at n = 4 (bench/side_channel_coverage.py
@@ -199,7 +185,7 @@ def test_following_interval_covers_the_truth_at_four_episodes():
     rng = np.random.default_rng(0)
     hits = 0
     for _ in range(reps):
-        index = [refs.index(p) for p in episode_profiles(mdp.transitions, mdp.rewards, observed.rewards, _episodes(mdp, policy, 4, H, rng))]
+        index = [refs.index(p) for p in episode_profiles(mdp.transitions, mdp.rewards, observed.rewards, sample(mdp, policy, 4, H, rng))]
         assert all(lo - 1e-9 <= x <= hi + 1e-9 for x in index)  # the range bounds every episode
         hits += bounded_mean_score(index, lo, hi, 0.05, "").contains(truth)
     # Monte Carlo error: at a true coverage of 0.95, 300 samples give a standard error of 0.013;
