@@ -36,6 +36,7 @@ __all__ = [
     "mce_likelihood_irl",
     "likelihood_objective",
     "decision_counts",
+    "DecisionSummary",
     "trajectory_log_likelihood",
     "fisher_information",
 ]
@@ -152,11 +153,36 @@ def decision_counts(
     return counts
 
 
+@dataclass(frozen=True, eq=False)
+class DecisionSummary:
+    """What :func:`likelihood_objective` needs of decision counts ``N``, computed once per fit
+    rather than once per evaluation (``N`` is fixed while the weights move)."""
+
+    #: Where ``N > 0``, and ``N`` there: the log-likelihood only reads those entries.
+    support: tuple[np.ndarray, ...]
+    counts: np.ndarray
+    #: ``n_t[s] = sum_a N_t[s, a]``: ``[H, S]`` or ``[S]``.
+    visits: np.ndarray
+    #: Finite horizon: ``sum_t N_t[s, a]`` and ``gamma * push(N_t)`` per step (``[H, S]``).
+    total: np.ndarray | None
+    pushed: np.ndarray | None
+
+    @classmethod
+    def of(cls, counts: np.ndarray, dyn: Dynamics, discount: float) -> DecisionSummary:
+        counts = np.asarray(counts, dtype=float)
+        support = np.nonzero(counts)
+        visits = counts.sum(axis=-1)
+        if counts.ndim == 3:
+            pushed = np.stack([discount * dyn.push(c) for c in counts])
+            return cls(support, counts[support], visits, counts.sum(axis=0), pushed)
+        return cls(support, counts[support], visits, None, None)
+
+
 def likelihood_objective(
     weights: np.ndarray,
     transitions: np.ndarray | Dynamics,
     features: np.ndarray,
-    counts: np.ndarray,
+    counts: np.ndarray | DecisionSummary,
     *,
     n_demonstrations: float,
     horizon: int | None = None,
@@ -167,31 +193,34 @@ def likelihood_objective(
     """``-(1 / n) sum_{t,s,a} N_t[s, a] log pi^w_t(a | s) + (l2 / 2n) ||w||^2`` and its gradient.
 
     ``pi^w`` is the soft-optimal policy (temperature 1) of ``features @ weights`` and
-    ``N`` are :func:`decision_counts` over ``n`` demonstrations. The gradient is exact: a
+    ``N`` are :func:`decision_counts` over ``n`` demonstrations (or their
+    :class:`DecisionSummary`, which repeated evaluations share). The gradient is exact: a
     forward (adjoint) pass through the soft Bellman backups, the cost of one occupancy
     measure. Returns ``(value, gradient, values)`` with the soft :class:`Values` solved.
     """
     dyn = Dynamics(transitions)
     phi = np.asarray(features, dtype=float)
     w = np.asarray(weights, dtype=float)
+    summary = counts if isinstance(counts, DecisionSummary) else DecisionSummary.of(counts, dyn, discount)
     values = soft_value_iteration(dyn, phi @ w, horizon=horizon, discount=discount, tol=1e-11, v_init=v_init)
     if horizon is None and not values.converged:
         raise RuntimeError("soft value iteration did not converge; raise max_iter or tol")
     pi = values.policy
-    logp = np.log(np.maximum(pi, np.finfo(float).tiny))
-    loglik = float(np.sum(counts * logp))
+    loglik = float(summary.counts @ np.log(np.maximum(pi[summary.support], np.finfo(float).tiny)))
     # dL/dQ_t(s, a) = N_t[s, a] - n_t[s] pi_t(a|s) + pi_t(a|s) lam_t(s), where lam_t(s') is
     # what V_t(s') contributes through the Q-values of the step before:
     # lam_{t+1} = gamma * sum_{s,a} P(s'|s,a) dL/dQ_t(s, a); dL/dr = sum_t dL/dQ_t.
-    direct = counts - counts.sum(axis=-1, keepdims=True) * pi
     if horizon is not None:
-        g = np.zeros(pi.shape[1:])
+        # Summed over t, the N_t terms are constants (summary.total, summary.pushed).
+        g = summary.total.copy()
         lam = np.zeros(dyn.n_states)
         for t in range(int(horizon)):
-            wq = direct[t] + pi[t] * lam[:, None]
+            wq = pi[t] * (lam - summary.visits[t])[:, None]
             g += wq
-            lam = discount * dyn.push(wq)
+            lam = summary.pushed[t] + discount * dyn.push(wq)
     else:
+        direct = summary.visits[:, None] * -pi
+        direct[summary.support] += summary.counts
         p_pi = policy_transitions(dyn, pi)
         rhs = discount * dyn.push(direct)
         S = dyn.n_states
@@ -260,10 +289,11 @@ def mce_likelihood_irl(
     n = float(len(trajectories))
     K = phi.shape[-1]
     cache: dict[str, np.ndarray | None] = {"v": None}
+    summary = DecisionSummary.of(counts, dyn, discount)
 
     def fun(w: np.ndarray) -> tuple[float, np.ndarray]:
         value, grad, values = likelihood_objective(
-            w, dyn, phi, counts, n_demonstrations=n, horizon=horizon, discount=discount, l2=l2, v_init=cache["v"]
+            w, dyn, phi, summary, n_demonstrations=n, horizon=horizon, discount=discount, l2=l2, v_init=cache["v"]
         )
         if horizon is None:
             cache["v"] = values.v
@@ -274,7 +304,7 @@ def mce_likelihood_irl(
         res = lbfgs(fun, w0, max_iter, gtol)
         w = res.x
         value, _, values = likelihood_objective(
-            w, dyn, phi, counts, n_demonstrations=n, horizon=horizon, discount=discount, l2=l2, v_init=cache["v"]
+            w, dyn, phi, summary, n_demonstrations=n, horizon=horizon, discount=discount, l2=l2, v_init=cache["v"]
         )
         occ = occupancy_measures(dyn, values.policy, initial, discount=discount)
     if counts.ndim == 3:
