@@ -11,6 +11,7 @@ from irl.choice import (
     choice_objective,
     choice_probabilities,
     cross_validate,
+    cross_validate_l2,
     explained_behaviour,
     fit_choice,
     join_features,
@@ -168,3 +169,23 @@ def test_a_position_blind_bias_is_explained_by_the_prior_and_a_goal_beyond_it():
     assert fit.weights[3] == pytest.approx(2.0, abs=4 * fit.std_errors[3])
     with pytest.raises(ValueError, match="same decisions"):
         join_features(goal, goal_prior[1:] + goal_prior[:1])
+
+
+def test_cross_validation_walks_the_grid_until_it_stops_improving():
+    calls = []
+
+    def heldout(l2, folds):
+        calls.append(l2)
+        return -(np.log10(l2) - 1.0) ** 2  # one peak, at l2 = 10
+
+    grid = (1e3, 1e2, 10.0, 1.0, 0.1, 1e-2, 1e-3)
+    cv = cross_validate_l2(heldout, 20, l2_grid=grid, k=4, seed=0)
+    assert cv.best_l2 == 10.0
+    assert calls == [1e3, 1e2, 10.0, 1.0, 0.1] and cv.l2_grid == tuple(calls)  # two short of the best: stop
+    calls.clear()
+    whole = cross_validate_l2(heldout, 20, l2_grid=grid, k=4, seed=0, patience=None)
+    assert whole.best_l2 == cv.best_l2 and calls == list(grid)
+    # A later, higher peak is found only by the whole walk: patience assumes one peak.
+    twin = lambda l2, folds: {1e3: 0.0, 1e2: -1.0, 10.0: -2.0, 1.0: 5.0}.get(l2, -9.0)
+    assert cross_validate_l2(twin, 20, l2_grid=grid, k=4).best_l2 == 1e3
+    assert cross_validate_l2(twin, 20, l2_grid=grid, k=4, patience=None).best_l2 == 1.0

@@ -304,7 +304,7 @@ def test_l2_is_cross_validated_over_episodes_unless_fixed():
         # likelihood stops growing at l2 = 0.01: the bias takes up part of the path).
         report = analyse_tabular(run, FitSettings(features=("keys_held", "chests_opened"), step=False, label_bias=False, **SETTINGS))
         sel = report.l2_selection
-        assert sel["grid"] == list(TABULAR_L2_GRID) and sel["folds"] == SETTINGS["folds"]
+        assert sel["grid"] == list(TABULAR_L2_GRID)[: len(sel["grid"])] and sel["folds"] == SETTINGS["folds"]
         assert report.l2 == sel["grid"][int(np.argmax(sel["heldout_log_likelihood"]))]
         chosen[name] = report.l2
         fixed = analyse_tabular(run, FitSettings(features=("keys_held", "chests_opened"), step=False, l2=0.5, **SETTINGS))

@@ -55,15 +55,15 @@ through a biased choice of words is still found.
   the best policy that ignores the state, an action prior over action names
   (:func:`irl.goals.action_prior`: each name's frequency). Both are fitted on the same
   training folds, the first with the run's ``l2`` (without
-  ``label_bias``, the reward-and-bias model is fitted apart, its ``l2`` the best of the grid
-  on the held-out folds); the first can express the second (nearly: through per-action
+  ``label_bias``, the reward-and-bias model is fitted apart, its ``l2`` chosen on the
+  held-out folds as the run's is); the first can express the second (nearly: through per-action
   rewards), so a label bias alone (an agent that prefers ``down`` and ``right`` whatever
   the state) explains 0 or less (a held-out comparison leans below 0 when the larger model
   has nothing to add), though on a map whose goal lies down and right a reward "approach the goal"
   predicts it better than uniform choice does, while a goal pursued through a label bias
   still counts. With a
   cross-validated ``l2``, the folds are those that chose it (not nested: the gain is the
-  best of the grid's held-out gains, an optimism of choosing one value of nine);
+  best of the grid's held-out gains, an optimism of choosing one value of up to nine);
 * ``explained_uniform``: the run's fit's gain over the uniform policy instead (the former
   headline; with ``label_bias`` the fit includes the bias, so a biased agent scores here);
 * ``meg_unknown``: the gain of ``explained`` in nats per episode, not divided: MEG over
@@ -306,16 +306,20 @@ class TabularProblem:
             extra = [names] if "step" in self.features.names else [names, level]
             joint_phi = np.ascontiguousarray(np.concatenate([self.features.phi, *extra], axis=2))
             grid = TABULAR_L2_GRID if self.l2_selection is not None else (self.l2,)
-            best, warm = None, {}
-            for l2 in grid:
-                joint = np.zeros(n)
-                for j, (test, train, held) in enumerate(zip(self.parts, trains, helds)):
+            joint: dict[float, np.ndarray] = {}
+            warm: dict[int, np.ndarray] = {}
+
+            def heldout(l2: float, parts: Sequence[np.ndarray]) -> float:
+                gains = np.zeros(n)
+                for j, (test, train, held) in enumerate(zip(parts, trains, helds)):
                     fit = self.fit(train, warm.get(j), l2=l2, phi=joint_phi)
                     warm[j] = fit.weights
-                    joint[test] = episode_log_ratios(fit.policy, held)
-                if best is None or joint.sum() > best.sum():
-                    best = joint
-            self._beyond = best - blind
+                    gains[test] = episode_log_ratios(fit.policy, held)
+                joint[l2] = gains
+                return float(gains.sum())
+
+            best = cross_validate_l2(heldout, n, l2_grid=grid, k=len(self.parts), seed=self.settings.seed).best_l2
+            self._beyond = joint[best] - blind
         return self._beyond
 
     def trajectories(self, indices: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
