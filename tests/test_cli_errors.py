@@ -49,6 +49,9 @@ def _setup(tmp: Path) -> None:
     (tmp / "nocells.toml").write_text('name = "x"\n[[envs]]\nenv = "frozenlake"\n')
     (tmp / "features.toml").write_text('name = "x"\n[[envs]]\nenv = "frozenlake"\n[baselines]\nagents = ["random"]\n'
                                        '[irl]\nfeatures = "at_goal,nope"\n')
+    for name, env in (("chess", 'env = "chess"'), ("game", 'env = "take-away"\nvariant = "seeded"')):
+        (tmp / f"{name}-features.toml").write_text(f'name = "x"\n[[envs]]\n{env}\n[baselines]\nagents = ["random"]\n'
+                                                   '[irl]\nfeatures = "nope"\n')
 
 
 CASES = [
@@ -88,6 +91,8 @@ CASES = [
     (["study", "latin1.toml", "--out", "s"], "latin1.toml: not UTF-8 text"),
     (["study", "nocells.toml", "--out", "s"], "nocells.toml: the study has no cells"),
     (["study", "features.toml", "--out", "s"], "features.toml: [irl]: frozenlake: unknown features ['nope']"),
+    (["study", "chess-features.toml", "--out", "s"], "[irl]: chess: unknown chess feature 'nope'"),
+    (["study", "game-features.toml", "--out", "s"], "[irl]: take-away: unknown game feature 'nope'"),
 ]
 if os.geteuid() != 0:  # root writes anywhere
     CASES.append((["run", "--env", "frozenlake", "--out", "locked/run"], "locked is not writable"))

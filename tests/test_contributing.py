@@ -135,6 +135,7 @@ def compare_report(run_dir, capsys) -> dict:
 
 
 def test_the_fit_kind_example_takes_over_the_fixed_layouts(myopic, tmp_path, capsys):
+    from irl.analysis import FitError, FitSettings, check_features
     from irl.analysis.kinds import FIT_KINDS, fit_kind_of
 
     out = tmp_path / "myopic"
@@ -148,6 +149,10 @@ def test_the_fit_kind_example_takes_over_the_fixed_layouts(myopic, tmp_path, cap
         # Random layouts have no one MDP: they keep the tabular kind.
         assert fit_kind_of("frozenlake", "4x4", {"layout_seed": None}).name == "tabular"
         free = compare_report(out, capsys)
+        # A kind registered without a features check takes only the default set.
+        check_features("corridor", None, {}, FitSettings())
+        with pytest.raises(FitError, match="the free-reward fit takes no feature names"):
+            check_features("corridor", None, {}, FitSettings(features=("progress",)))
     finally:
         FIT_KINDS.unregister("free-reward")
     assert free["settings"]["features"] == "onehot" and named["settings"]["features"] == "named"

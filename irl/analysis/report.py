@@ -11,18 +11,19 @@ identical behaviour gives exactly 0).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from harness.records import BASELINE_BACKEND, ResultsError
 from irl.analysis.games import load_game
 from irl.analysis.chess import chess_alignment, chess_explained, chess_gd, chess_l2, chess_stability, games_as_units, joint_data
-from irl.analysis.kinds import FIT_KINDS, fit_kind_for, fit_kind_of
+from irl.analysis.kinds import FIT_KINDS, features_check_of, fit_kind_for, fit_kind_of
 from textenvs.capabilities import CHESS, capabilities_of
 from irl.analysis.runs import ChessRun, RunInfo, TabularRun, load_chess, load_tabular, read_info
 from irl.analysis.specs import score_specs, table_specs
@@ -332,10 +333,38 @@ def analyse_chess_dir(run_dir: str | Path, settings: FitSettings) -> Analysis:
     return _analyse_chess(run, settings)
 
 
+def check_tabular_features(open_env: Any, settings: FitSettings) -> None:
+    """The ``tabular`` kind's check: the features resolve on the environment's exact MDP."""
+    from irl.analysis.tabular import tabular_features
+
+    with open_env() as instance:
+        tabular_features(instance.mdp(), settings.features, settings.form, step=settings.step)
+
+
+def check_game_features(open_env: Any, settings: FitSettings) -> None:
+    """The ``game`` kind's check: the move features exist for the game the rules draw."""
+    from textenvs.games.features import resolve_features
+
+    names = _choice_features(settings, "games")
+    if names is not None:
+        with open_env() as instance:
+            resolve_features(instance.game, names)
+
+
+def check_chess_features(open_env: Any, settings: FitSettings) -> None:
+    """The ``chess`` kind's check: the move features are chess's (no environment needed)."""
+    from textenvs.chess.features import resolve_features
+
+    names = _choice_features(settings, "chess")
+    if names is not None:
+        resolve_features(names)
+
+
 def check_features(env: str, variant: str | None, options: dict[str, Any], settings: FitSettings) -> None:
     """Raise :class:`FitError` when ``settings.features`` names a feature the fits of ``env`` do not have.
 
-    Made before anything is played (a study checks its ``[irl]`` table with it), on the
+    Made before anything is played (a study checks its ``[irl]`` table with it), by the
+    ``features`` check of the environment's fit kind (:mod:`irl.analysis.kinds`), on the
     environment built as the runs will build it. An environment with no fit passes.
     """
     from harness.config import make_run_env
@@ -344,30 +373,18 @@ def check_features(env: str, variant: str | None, options: dict[str, Any], setti
     kind = fit_kind_of(env, variant, options)
     if kind is None:
         return
-    names = settings.features
-    if kind.name != "tabular" and isinstance(names, str):
-        if names != "named":
-            raise FitError(f"features {names!r} do not apply to {kind.metadata['what']}; give feature names")
-        return
-    try:
-        if kind.name == "chess":
-            from textenvs.chess.features import resolve_features
 
-            resolve_features(names)
-            return
+    @contextlib.contextmanager
+    def open_env() -> Iterator[Any]:
         instance = make_run_env(env, variant, options)
         try:
             instance.reset(seed=0)  # seeded games draw their rules, random layouts their map, at reset
-            if kind.name == "game":
-                from textenvs.games.features import resolve_features as resolve_game_features
-
-                resolve_game_features(instance.game, names)
-            else:
-                from irl.analysis.tabular import tabular_features
-
-                tabular_features(instance.mdp(), names, settings.form, step=settings.step)
+            yield instance
         finally:
             instance.close()
+
+    try:
+        features_check_of(kind.name)(open_env, settings)
     except UserError as exc:
         raise FitError(f"{env}: {exc}") from None
 
