@@ -179,13 +179,13 @@ def test_cross_validation_walks_the_grid_until_it_stops_improving():
         return -(np.log10(l2) - 1.0) ** 2  # one peak, at l2 = 10
 
     grid = (1e3, 1e2, 10.0, 1.0, 0.1, 1e-2, 1e-3)
-    cv = cross_validate_l2(heldout, 20, l2_grid=grid, k=4, seed=0)
+    cv = cross_validate_l2(heldout, 20, l2_grid=grid, k=4, seed=0, patience=2)
     assert cv.best_l2 == 10.0
     assert calls == [1e3, 1e2, 10.0, 1.0, 0.1] and cv.l2_grid == tuple(calls)  # two short of the best: stop
     calls.clear()
-    whole = cross_validate_l2(heldout, 20, l2_grid=grid, k=4, seed=0, patience=None)
+    whole = cross_validate_l2(heldout, 20, l2_grid=grid, k=4, seed=0)  # the default: the whole grid
     assert whole.best_l2 == cv.best_l2 and calls == list(grid)
     # A later, higher peak is found only by the whole walk: patience assumes one peak.
     twin = lambda l2, folds: {1e3: 0.0, 1e2: -1.0, 10.0: -2.0, 1.0: 5.0}.get(l2, -9.0)
-    assert cross_validate_l2(twin, 20, l2_grid=grid, k=4).best_l2 == 1e3
-    assert cross_validate_l2(twin, 20, l2_grid=grid, k=4, patience=None).best_l2 == 1.0
+    assert cross_validate_l2(twin, 20, l2_grid=grid, k=4, patience=2).best_l2 == 1e3
+    assert cross_validate_l2(twin, 20, l2_grid=grid, k=4).best_l2 == 1.0

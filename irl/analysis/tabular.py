@@ -31,7 +31,8 @@ with the number of episodes), so one-hot fits stay finite. Unless fixed
 (``FitSettings.l2``), it is chosen per run by K-fold cross-validation over episodes
 (:func:`irl.choice.cross_validate_l2`, the mechanism the choice model uses): the value of
 :data:`TABULAR_L2_GRID` whose fits give the held-out episodes the largest likelihood (ties:
-the strongest prior). A deterministic agent's weights grow without bound as the prior
+the strongest prior), walking the grid from the strongest prior and stopping two values past
+the best (:data:`irl.choice.CV_PATIENCE`). A deterministic agent's weights grow without bound as the prior
 weakens, and so does its held-out likelihood, so its prior becomes the weakest of the grid
 and the fitted direction goes as far towards the limit the data point to as the optimiser's
 tolerance allows (below about 1e-6 the tolerance, not the prior, stops such a fit), rather
@@ -123,7 +124,7 @@ from irl.goals import (
     reference_returns,
     regret_alignment,
 )
-from irl.choice import CVResult, cross_validate_l2
+from irl.choice import CV_PATIENCE, CVResult, cross_validate_l2
 from irl.mce import mce_likelihood_irl
 from harness.stats import BETTING_METHOD
 from harness.stopping import gd_interval
@@ -262,7 +263,7 @@ class TabularProblem:
             self.l2 = TABULAR_L2
         else:
             cv = cross_validate_l2(lambda l2, parts: float(self._heldout(l2, parts).sum()), n,
-                                   l2_grid=TABULAR_L2_GRID, k=len(self.parts), seed=settings.seed)
+                                   l2_grid=TABULAR_L2_GRID, k=len(self.parts), seed=settings.seed, patience=CV_PATIENCE)
             self.l2 = cv.best_l2
             self.l2_selection = cv
 
@@ -318,7 +319,7 @@ class TabularProblem:
                 joint[l2] = gains
                 return float(gains.sum())
 
-            best = cross_validate_l2(heldout, n, l2_grid=grid, k=len(self.parts), seed=self.settings.seed).best_l2
+            best = cross_validate_l2(heldout, n, l2_grid=grid, k=len(self.parts), seed=self.settings.seed, patience=CV_PATIENCE).best_l2
             self._beyond = joint[best] - blind
         return self._beyond
 
