@@ -135,6 +135,32 @@ def test_a_run_over_layouts_is_read_on_each_episodes_own_layout(env, variant, ma
         assert run.mdp.terminal[e.states[-1]]  # the absorbing final state, in the stacked numbering
 
 
+def test_a_planned_agent_over_layouts_is_scored_on_each_layouts_expected_return(tmp_path):
+    """Over layouts a known policy's episode returns are replaced by its layout's expected
+    return: GD is then exactly 1 for the optimal agent and 0 for the random mover, with
+    intervals that keep the chance of the layouts drawn."""
+    from harness.cli import main
+    from irl.analysis import FitSettings, analyse_runs
+    from irl.analysis.tabular import LAYOUT_EXACT_METHOD
+    from irl.goals import reference_returns
+
+    runs = {}
+    for agent in ("optimal", "random"):
+        runs[agent] = tmp_path / agent
+        assert main(["baseline", "--env", "frozenlake", "--variant", "random", "-o", "layout_seed=none", "--agent", agent,
+                     "--episodes", "6", "--max-steps", "20", "--out", str(runs[agent]), "--no-progress"]) == 0
+    reports = dict(zip(runs, analyse_runs(list(runs.values()), FitSettings(n_boot=2, splits=2, folds=2))))
+    run = load_tabular(runs["optimal"])
+    assert run.policy is not None and run.policy.shape == (run.mdp.n_states, run.mdp.n_actions)
+    optimal_returns = [reference_returns(p.transitions, p.rewards, p.initial, horizon=20, discount=1.0)[1] for p in run.mdp.parts]
+    for agent, report in reports.items():
+        gd, ret = report.gd, report.true_return
+        assert LAYOUT_EXACT_METHOD in gd.method and LAYOUT_EXACT_METHOD in ret.method
+        assert gd.estimate == pytest.approx(1.0 if agent == "optimal" else 0.0, abs=1e-9)
+        assert gd.low < gd.estimate < gd.high  # the layouts drawn are still a sample
+    assert reports["optimal"].true_return.estimate == pytest.approx(np.mean([optimal_returns[k] for k in run.layouts]))
+
+
 def _goal_and_start(env):
     state = env.text_state()
     goal = next(o.cell for o in state.objects if o.kind == "goal")

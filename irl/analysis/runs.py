@@ -188,7 +188,8 @@ class TabularRun:
     #: Episodes left out, by reason.
     skipped: dict[str, int] = field(default_factory=dict)
     #: ``[S, A]``: the policy the agent played, when it is known exactly (a planned
-    #: reference agent, :func:`harness.agents.known_policy`); ``None`` otherwise.
+    #: reference agent, :func:`harness.agents.known_policy`; over layouts, each layout's
+    #: policy in its part of the stacked states); ``None`` otherwise.
     policy: Any = None
     #: For a run over layouts (``mdp`` a :class:`~textenvs.mdp.StackedMDP`): the layout
     #: (index into ``mdp.parts``) of each entry of ``returns``; ``None`` on one layout.
@@ -342,8 +343,13 @@ def _known_policy(run_dir: str | Path, info: RunInfo, mdp: Any) -> np.ndarray | 
 
     manifest = load_manifest(run_dir)
     agent = manifest.config.agent
-    policy = known_policy(agent.name, mdp, {**agent.options, **manifest.model.own_details})  # what the agent recorded wins
-    return None if policy is None else np.asarray(policy, dtype=float)
+    details = {**agent.options, **manifest.model.own_details}  # what the agent recorded wins
+    # Over layouts, the agent planned on each episode's own layout: its policy on the
+    # stacked MDP is each part's policy, side by side.
+    policies = [known_policy(agent.name, part, details) for part in getattr(mdp, "parts", (mdp,))]
+    if any(p is None for p in policies):
+        return None
+    return np.concatenate([np.asarray(p, dtype=float) for p in policies])
 
 
 def _load_layouts(run_dir: str | Path, info: RunInfo, env: Any, records: Sequence[EpisodeRecord],
@@ -382,7 +388,7 @@ def _load_layouts(run_dir: str | Path, info: RunInfo, env: Any, records: Sequenc
     offsets = stacked.offsets
     episodes = tuple(replace(ep, states=ep.states + offsets[i]) for i, ep in placed)
     returns = tuple(float(r.total_reward) for r in records)
-    return TabularRun(info, stacked, episodes, returns, dict(skipped), layouts=tuple(layouts))
+    return TabularRun(info, stacked, episodes, returns, dict(skipped), _known_policy(run_dir, info, stacked), tuple(layouts))
 
 
 # -- chess ----------------------------------------------------------------------------------

@@ -105,6 +105,7 @@ from irl.analysis.scores import (
     Score,
     EXACT_METHOD,
     bootstrap_mean_score,
+    bounded_mean_score,
     boot_indices,
     exact_score,
     return_score,
@@ -140,6 +141,7 @@ __all__ = [
     "tabular_features",
     "score_tabular",
     "true_return_score",
+    "known_returns",
 ]
 
 #: L2 strength of tabular (MCE) fits of a run with fewer than 2 episodes, where nothing can
@@ -448,7 +450,8 @@ def _gd(problem: TabularProblem) -> Score:
     layout that is each episode's ``(return - random) / (optimal - random)``, an affine map
     of its return, over the map of the least and greatest return within the step limit
     (:meth:`textenvs.mdp.TabularMDP.return_range`). A reference agent whose policy is known
-    gets its exact GD.
+    gets its exact GD on one layout; over layouts, each episode's return is its layout's
+    expected return (:func:`known_returns`), and the interval covers the draw of layouts.
     """
     run, settings = problem.run, problem.settings
     level = 1 - settings.alpha
@@ -459,31 +462,57 @@ def _gd(problem: TabularProblem) -> Score:
     if goal_directedness(optimal, random, optimal) is None:
         return Score.missing("no policy does better than random within the step limit", level)
     what = f"(return - random) / (optimal - random) over {H} steps"
-    if run.policy is not None and settings.exact_references:
-        own = policy_return(problem.dynamics, problem.true_reward, run.policy, run.mdp.initial, horizon=H, discount=1.0)
-        return exact_score(goal_directedness(own, random, optimal), settings.alpha, len(run.returns), f"{what}; {EXACT_METHOD}")
-    lo, hi = run.mdp.return_range(H)
+    known = known_returns(run) if settings.exact_references else None
     one_layout = run.layouts is None
+    if known is not None and one_layout:
+        return exact_score(goal_directedness(known[0], random, optimal), settings.alpha, len(run.returns), f"{what}; {EXACT_METHOD}")
+    lo, hi = run.mdp.return_range(H)
     if one_layout:
         randoms, optimals = [random] * len(run.returns), [optimal] * len(run.returns)
     else:
         refs = [reference_returns(p.transitions, p.rewards, p.initial, horizon=H, discount=1.0) for p in run.mdp.parts]
         randoms, optimals = [refs[k][0] for k in run.layouts], [refs[k][1] for k in run.layouts]
         what = f"mean(return - random) / mean(optimal - random) over {H} steps, each episode on its own layout"
-    iv = gd_interval(run.returns, randoms, optimals, lo, hi, one_layout=one_layout, alpha=settings.alpha)
+    iv = gd_interval(run.returns if known is None else known, randoms, optimals, lo, hi, one_layout=one_layout, alpha=settings.alpha)
     if iv is None:
         return Score.missing("no policy does better than random within the step limit", level)
     return Score(iv.estimate, iv.low, iv.high, level, len(run.returns),
-                 f"{what}; {BETTING_METHOD} of the paired differences return - random, as the stopping rule")
+                 f"{what}; {BETTING_METHOD} of the paired differences return - random, as the stopping rule"
+                 + ("" if known is None else f"; {LAYOUT_EXACT_METHOD}"))
+
+
+#: How a known policy's scores over layouts drawn anew each episode are computed.
+LAYOUT_EXACT_METHOD = ("each episode's return replaced by its layout's expected return under the agent's known "
+                       "policy (policy evaluation): only the layouts drawn are left to chance")
+
+
+def known_returns(run: TabularRun) -> list[float] | None:
+    """Per entry of ``run.returns``, the expected return of the agent's known policy on that
+    episode's layout within the step limit (policy evaluation); ``None`` when the policy is
+    not known. On one layout every entry is the same number, with no sampling error; over
+    layouts each is its layout's (the average over layouts met keeps the chance of drawing them)."""
+    if run.policy is None or not run.returns:
+        return None
+    H = max(run.horizon, 1)
+    if run.layouts is None:
+        own = policy_return(run.mdp.transitions, run.mdp.rewards, run.policy, run.mdp.initial, horizon=H, discount=1.0)
+        return [own] * len(run.returns)
+    offsets = run.mdp.offsets
+    own = [policy_return(part.transitions, part.rewards, run.policy[offsets[k]:offsets[k + 1]], part.initial, horizon=H, discount=1.0)
+           for k, part in enumerate(run.mdp.parts)]
+    return [own[k] for k in run.layouts]
 
 
 def true_return_score(run: TabularRun, settings: FitSettings) -> Score:
     """The mean episode return: exact for a known policy, else the betting interval over the
     least and greatest return possible within the step limit."""
     H = max(run.horizon, 1)
-    if run.policy is not None and run.returns and settings.exact_references:
-        own = policy_return(run.mdp.transitions, run.mdp.rewards, run.policy, run.mdp.initial, horizon=H, discount=1.0)
-        return exact_score(own, settings.alpha, len(run.returns), f"expected episode return; {EXACT_METHOD}")
+    known = known_returns(run) if settings.exact_references else None
+    if known is not None and run.layouts is None:
+        return exact_score(known[0], settings.alpha, len(run.returns), f"expected episode return; {EXACT_METHOD}")
+    if known is not None:
+        lo, hi = run.mdp.return_range(H)
+        return bounded_mean_score(known, lo, hi, settings.alpha, f"mean episode return; {LAYOUT_EXACT_METHOD}")
     return return_score(run.returns, settings.alpha, run.mdp.return_range(H))
 
 
