@@ -18,7 +18,6 @@ Run::
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import platform
@@ -57,7 +56,7 @@ def play(agent: str, episodes: int, root: Path) -> Path:
 def analyse(run: Path, settings, patience: int | None) -> tuple[float, object]:
     """Seconds to analyse ``run``, with the grid walk stopped after ``patience`` (``None``: whole grid)."""
     original = tabular.cross_validate_l2
-    tabular.cross_validate_l2 = functools.partial(cross_validate_l2, patience=patience)
+    tabular.cross_validate_l2 = lambda *args, **kwargs: cross_validate_l2(*args, **{**kwargs, "patience": patience})
     try:
         start = time.perf_counter()
         report = analyse_runs([run], settings)[0]
