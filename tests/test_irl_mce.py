@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from irl.mce import likelihood_objective, mce_likelihood_irl, trajectory_log_likelihood
-from textenvs.planning import soft_value_iteration
+from irl.mce import DecisionSummary, likelihood_objective, mce_likelihood_irl, trajectory_log_likelihood
+from textenvs.planning import Dynamics, soft_value_iteration
 from textenvs.mdp import TabularMDP
 
 MOVES = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
@@ -103,6 +103,10 @@ def test_likelihood_gradient_matches_finite_differences(horizon, state_action):
     numeric = [(likelihood_objective(w + e, P, phi, counts, **kw)[0] - likelihood_objective(w - e, P, phi, counts, **kw)[0]) / (2 * eps)
                for e in np.eye(K) * eps]
     assert grad == pytest.approx(numeric, abs=1e-6)
+    # What a fit computes once from the counts gives the same value and gradient.
+    summary = DecisionSummary.of(counts, Dynamics(P), 0.9)
+    value, again, _ = likelihood_objective(w, P, phi, summary, **kw)
+    assert value == likelihood_objective(w, P, phi, counts, **kw)[0] and np.array_equal(again, grad)
 
 
 def test_likelihood_fit_maximises_the_recorded_actions_likelihood():
