@@ -264,17 +264,24 @@ class TabularProblem:
         elif n < 2:
             self.l2 = TABULAR_L2
         else:
-            cv = cross_validate_l2(lambda l2, parts: float(self._heldout(l2, parts).sum()), n,
-                                   l2_grid=TABULAR_L2_GRID, k=len(self.parts), seed=settings.seed, patience=CV_PATIENCE)
+            cv = self._choose_l2(self._heldout, TABULAR_L2_GRID)
             self.l2 = cv.best_l2
             self.l2_selection = cv
 
-    def _heldout(self, l2: float, parts: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    def _choose_l2(self, heldout: Any, grid: Sequence[float]) -> CVResult:
+        """:func:`irl.choice.cross_validate_l2` over ``grid`` on the problem's own folds, walked
+        with :data:`irl.choice.CV_PATIENCE`; ``heldout(l2)`` gives each episode's held-out gain."""
+        def total(l2: float, parts: Sequence[np.ndarray]) -> float:
+            if len(parts) != len(self.parts) or any(not np.array_equal(a, b) for a, b in zip(parts, self.parts)):
+                raise ValueError("held-out gains are computed on the problem's own folds")
+            return float(heldout(l2).sum())
+
+        return cross_validate_l2(total, len(self.run.episodes), l2_grid=grid, k=len(self.parts),
+                                 seed=self.settings.seed, patience=CV_PATIENCE)
+
+    def _heldout(self, l2: float) -> np.ndarray:
         """Per episode, the held-out log-likelihood gain over uniform of fits with ``l2``
         on the other folds (cached; weaker priors start from the last stronger one)."""
-        parts = self.parts if parts is None else parts
-        if len(parts) != len(self.parts) or any(not np.array_equal(a, b) for a, b in zip(parts, self.parts)):
-            raise ValueError("held-out gains are computed on the problem's own folds")
         if l2 not in self._gains:
             n = len(self.run.episodes)
             warm = self._warm
@@ -312,17 +319,16 @@ class TabularProblem:
             joint: dict[float, np.ndarray] = {}
             warm: dict[int, np.ndarray] = {}
 
-            def heldout(l2: float, parts: Sequence[np.ndarray]) -> float:
+            def heldout(l2: float) -> np.ndarray:
                 gains = np.zeros(n)
-                for j, (test, train, held) in enumerate(zip(parts, trains, helds)):
+                for j, (test, train, held) in enumerate(zip(self.parts, trains, helds)):
                     fit = self.fit(train, warm.get(j), l2=l2, phi=joint_phi)
                     warm[j] = fit.weights
                     gains[test] = episode_log_ratios(fit.policy, held)
                 joint[l2] = gains
-                return float(gains.sum())
+                return gains
 
-            best = cross_validate_l2(heldout, n, l2_grid=grid, k=len(self.parts), seed=self.settings.seed, patience=CV_PATIENCE).best_l2
-            self._beyond = joint[best] - blind
+            self._beyond = joint[self._choose_l2(heldout, grid).best_l2] - blind
         return self._beyond
 
     def trajectories(self, indices: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
